@@ -1,0 +1,337 @@
+"""Runs A2A ``AgentExecutor``s as task runners: the request context they read and the event
+queue they write, both backed by the worker's durable log.
+
+Event mapping (the ProcessGPT contract, seed 000):
+
+* ``TaskStatusUpdateEvent`` → one ``events`` row: ``event_type`` from metadata ``event_type``,
+  else from the state (submitted→task_started, working→task_working,
+  completed→task_completed, failed/rejected→error, input-required/auth-required→human_asked,
+  canceled→task_cancelled); ``crew_type``, ``job_id`` (default: the task id) and ``status``
+  from metadata; ``data`` = the message text parsed as JSON when it is JSON, else the text.
+* ``TaskArtifactUpdateEvent`` → the task's result: ``last_chunk`` marks it final, earlier
+  chunks update the draft.
+* ``Message`` → a ``task_working`` event; a run that produced only messages completes with
+  the last one as its result (A2A's "immediate response").
+* ``Task`` → nothing (A2A executors enqueue it before their first update).
+
+Both a2a-sdk 1.x protobuf types and 0.3-style pydantic types (``a2a.compat.v0_3.types``) are
+accepted. ``enqueue_event`` queues the event before it returns, so executors that forget to
+await it lose nothing; awaiting it applies backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import uuid
+from collections.abc import Awaitable
+from typing import Any
+
+from a2a.compat.v0_3 import conversions as v03
+from a2a.compat.v0_3 import types as t03
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.context import ServerCallContext
+from a2a.server.events import EventQueue
+from a2a.types import (
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    Task,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatusUpdateEvent,
+)
+from google.protobuf import json_format
+
+from processgpt.domain.errors import (
+    ContextPreparationError,
+    ExecutorReturnedWithoutResult,
+    InvalidInput,
+    LeaseLost,
+)
+from processgpt.domain.events import EventRecord, EventType, parse_text
+from processgpt.runtime.run import Outcome, RunResult, TaskRun
+
+STATE_EVENT_TYPES: dict[int, EventType] = {
+    TaskState.TASK_STATE_SUBMITTED: EventType.TASK_STARTED,
+    TaskState.TASK_STATE_WORKING: EventType.TASK_WORKING,
+    TaskState.TASK_STATE_COMPLETED: EventType.TASK_COMPLETED,
+    TaskState.TASK_STATE_FAILED: EventType.ERROR,
+    TaskState.TASK_STATE_REJECTED: EventType.ERROR,
+    TaskState.TASK_STATE_INPUT_REQUIRED: EventType.HUMAN_ASKED,
+    TaskState.TASK_STATE_AUTH_REQUIRED: EventType.HUMAN_ASKED,
+    TaskState.TASK_STATE_CANCELED: EventType.TASK_CANCELLED,
+}
+
+_FINAL_STATES: dict[int, Outcome] = {
+    TaskState.TASK_STATE_COMPLETED: Outcome.COMPLETED,
+    TaskState.TASK_STATE_FAILED: Outcome.FAILED,
+    TaskState.TASK_STATE_REJECTED: Outcome.FAILED,
+    TaskState.TASK_STATE_CANCELED: Outcome.CANCELLED,
+    TaskState.TASK_STATE_INPUT_REQUIRED: Outcome.INPUT_REQUIRED,
+    TaskState.TASK_STATE_AUTH_REQUIRED: Outcome.INPUT_REQUIRED,
+}
+
+
+def jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The task row with ids and timestamps as strings, as executors written for the
+    Supabase-based SDK expect."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, uuid.UUID) or hasattr(value, "isoformat"):
+            out[key] = str(value) if isinstance(value, uuid.UUID) else value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+class ProcessGPTRequestContext(RequestContext):
+    """The A2A request context of a task, plus ProcessGPT's ``get_context_data()``:
+    ``{"row": <todolist row>, "extras": {form_fields, users, agents, tenant_mcp, sources,
+    human_response, …}}``."""
+
+    def __init__(self, run: TaskRun) -> None:
+        row = jsonable_row(run.row)
+        task_id = row["id"]
+        context_id = row.get("proc_inst_id") or task_id
+        message = Message(
+            message_id=f"{task_id}:{run.attempt}",
+            role=Role.ROLE_USER,
+            parts=[Part(text=row.get("query") or "")],
+            task_id=task_id,
+            context_id=context_id,
+        )
+        super().__init__(
+            ServerCallContext(tenant=row["tenant_id"]),
+            SendMessageRequest(message=message),
+            task_id=task_id,
+            context_id=context_id,
+        )
+        self.row = row
+        self.extras = run.context
+
+    def get_context_data(self) -> dict[str, Any]:
+        return {"row": self.row, "extras": self.extras}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {**self.extras, "row": self.row}
+
+
+class _Result:
+    """What the events of one run said about how it ended."""
+
+    def __init__(self) -> None:
+        self.outcome: Outcome | None = None
+        self.message: str | None = None
+        self.output: Any = None
+        self.has_output = False
+        self.last_message: Any = None
+        self.draft_text: list[str] = []
+
+
+class ProcessGPTEventQueue(EventQueue):
+    """The event queue handed to an executor: every event goes to the task's durable log."""
+
+    def __init__(self, run: TaskRun) -> None:
+        self._run = run
+        self._result = _Result()
+        self._lock = threading.Lock()
+
+    @property
+    def result(self) -> _Result:
+        return self._result
+
+    def enqueue_event(self, event: Any) -> Awaitable[None]:  # type: ignore[override]
+        """Queue ``event`` durably (the write is batched). Awaiting the return value is
+        optional; it waits while the writer is saturated."""
+        core = _to_core(event)
+        with self._lock:
+            if isinstance(core, TaskStatusUpdateEvent):
+                return self._status(core)
+            if isinstance(core, TaskArtifactUpdateEvent):
+                self._artifact(core)
+            elif isinstance(core, Message):
+                return self._message(core)
+        return _Immediate()
+
+    async def close(self) -> None:
+        """Nothing to release: the worker's writer owns the durable part."""
+
+    def _status(self, event: TaskStatusUpdateEvent) -> Awaitable[None]:
+        meta = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
+        state = event.status.state
+        text = _message_text(event.status.message) if event.status.HasField("message") else ""
+        data = parse_text(text) if text else {}
+        event_type = meta.get("event_type") or STATE_EVENT_TYPES.get(state, EventType.TASK_WORKING)
+        record, encoded = EventRecord.build(
+            str(event_type),
+            data,
+            job_id=str(meta.get("job_id") or self._run.row["id"]),
+            crew_type=_opt_str(meta.get("crew_type")),
+            status=_opt_str(meta.get("status")),
+        )
+        outcome = _FINAL_STATES.get(state)
+        if outcome is not None:
+            self._result.outcome = outcome
+            self._result.message = text or None
+            if outcome is Outcome.COMPLETED and not self._result.has_output and text:
+                self._result.output = data
+        return self._run.emit(record, encoded)
+
+    def _artifact(self, event: TaskArtifactUpdateEvent) -> None:
+        content = _parts_content(event.artifact.parts)
+        if event.last_chunk:
+            if event.append and isinstance(content, str) and self._result.draft_text:
+                content = parse_text("".join([*self._result.draft_text, content]))
+            self._result.output = content
+            self._result.has_output = True
+            if self._result.outcome is None:
+                self._result.outcome = Outcome.COMPLETED
+            return
+        if event.append and isinstance(content, str):
+            self._result.draft_text.append(content)
+            self._run.set_draft("".join(self._result.draft_text))
+        else:
+            self._result.draft_text = [content] if isinstance(content, str) else []
+            self._run.set_draft(content)
+
+    def _message(self, message: Message) -> Awaitable[None]:
+        text = _message_text(message)
+        data = parse_text(text) if text else _parts_content(message.parts)
+        self._result.last_message = data
+        record, encoded = EventRecord.build(
+            EventType.TASK_WORKING, data, job_id=str(self._run.row["id"])
+        )
+        return self._run.emit(record, encoded)
+
+
+class _Immediate:
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+def _to_core(event: Any) -> Any:
+    """Normalise an event to a2a-sdk 1.x protobuf types."""
+    if isinstance(event, t03.TaskStatusUpdateEvent):
+        return v03.to_core_task_status_update_event(event)
+    if isinstance(event, t03.TaskArtifactUpdateEvent):
+        return v03.to_core_task_artifact_update_event(event)
+    if isinstance(event, t03.Message):
+        return v03.to_core_message(event)
+    if isinstance(event, t03.Task):
+        return v03.to_core_task(event)
+    if isinstance(event, TaskStatusUpdateEvent | TaskArtifactUpdateEvent | Message | Task):
+        return event
+    raise InvalidInput(f"cannot enqueue an event of type {type(event).__name__}")
+
+
+def _message_text(message: Message) -> str:
+    return "\n".join(p.text for p in message.parts if p.WhichOneof("content") == "text")
+
+
+def _parts_content(parts: Any) -> Any:
+    """Text parts joined (and parsed when JSON); a lone data part as its value."""
+    texts = [p.text for p in parts if p.WhichOneof("content") == "text"]
+    data = [json_format.MessageToDict(p.data) if hasattr(p.data, "DESCRIPTOR") else p.data
+            for p in parts if p.WhichOneof("content") == "data"]
+    if texts:
+        return parse_text("\n".join(texts))
+    if len(data) == 1:
+        return data[0]
+    return data or None
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def store_as_form_result(output: Any, form_id: str | None) -> Any:
+    """ProcessGPT stores a form task's result as ``{<form_id>: {field: value}}``."""
+    if form_id and isinstance(output, dict) and not (len(output) == 1 and form_id in output):
+        return {form_id: output}
+    return output
+
+
+class A2ATaskRunner:
+    """Adapts an A2A ``AgentExecutor`` to the worker's runner interface.
+
+    Executors whose ``execute`` is a plain function, or that set ``blocking = True``, run in a
+    thread (with their own event loop when ``execute`` is async) so they never stall the
+    worker's loop, its heartbeats or other tasks.
+    """
+
+    def __init__(self, executor: AgentExecutor, *, blocking: bool | None = None) -> None:
+        self.executor = executor
+        is_async = inspect.iscoroutinefunction(executor.execute)
+        self.blocking = (
+            blocking if blocking is not None
+            else bool(getattr(executor, "blocking", False)) or not is_async
+        )
+        self._is_async = is_async
+        self._contexts: dict[uuid.UUID, tuple[ProcessGPTRequestContext, ProcessGPTEventQueue]] = {}
+        self._threads: dict[uuid.UUID, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
+
+    async def run(self, task: TaskRun) -> RunResult:
+        try:
+            context = ProcessGPTRequestContext(task)
+        except Exception as exc:
+            raise ContextPreparationError(exc) from exc
+        queue = ProcessGPTEventQueue(task)
+        self._contexts[task.id] = (context, queue)
+        try:
+            if not self.blocking:
+                await self.executor.execute(context, queue)
+            elif self._is_async:
+                await asyncio.to_thread(self._run_in_thread, task.id, context, queue)
+            else:
+                await asyncio.to_thread(self.executor.execute, context, queue)
+        finally:
+            self._contexts.pop(task.id, None)
+        return _result_of(queue.result, context.extras.get("form_id"))
+
+    def _run_in_thread(
+        self, task_id: uuid.UUID, context: ProcessGPTRequestContext, queue: ProcessGPTEventQueue
+    ) -> None:
+        async def main() -> None:
+            current = asyncio.current_task()
+            assert current is not None
+            self._threads[task_id] = (asyncio.get_running_loop(), current)
+            try:
+                await self.executor.execute(context, queue)
+            finally:
+                self._threads.pop(task_id, None)
+
+        asyncio.run(main())
+
+    async def cancel(self, task: TaskRun) -> None:
+        pair = self._contexts.get(task.id)
+        thread = self._threads.get(task.id)
+        if thread is not None:
+            loop, inner = thread
+            loop.call_soon_threadsafe(inner.cancel)
+        if pair is not None:
+            context, queue = pair
+            # Writes after a stop are refused: the cancellation itself is already durable.
+            with contextlib.suppress(LeaseLost):
+                await self.executor.cancel(context, queue)
+
+
+def _result_of(result: _Result, form_id: str | None) -> RunResult:
+    outcome = result.outcome
+    if outcome is None and result.last_message is not None:
+        return RunResult(Outcome.COMPLETED, store_as_form_result(result.last_message, form_id))
+    if outcome is None:
+        raise ExecutorReturnedWithoutResult(
+            "the executor returned without a final artifact, a terminal state or a request "
+            "for input"
+        )
+    if outcome is Outcome.COMPLETED:
+        output = result.output if result.has_output else result.output or result.last_message
+        return RunResult(outcome, store_as_form_result(output, form_id))
+    return RunResult(outcome, message=result.message)

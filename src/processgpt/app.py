@@ -1,0 +1,181 @@
+"""The composition root: opening the database (embedded or not) and wiring the Python API
+and the agent server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.config import Settings
+from processgpt.db.database import Database, redact_dsn
+from processgpt.db.embedded import EmbeddedPostgres
+from processgpt.db.follow import follow_task
+from processgpt.db.migrate import migrate
+from processgpt.db.tasks import TaskRepository
+from processgpt.domain.events import Event
+from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
+from processgpt.runtime.run import TaskRunner
+from processgpt.runtime.worker import Worker, WorkerOptions
+
+log = logging.getLogger(__name__)
+
+
+async def open_database(
+    settings: Settings, *, run_migrations: bool = True, pool_size: int | None = None
+) -> tuple[Database, EmbeddedPostgres | None]:
+    """Connect to ``DATABASE_URL``, or start the embedded Postgres when it is unset."""
+    embedded = None
+    dsn = settings.database_url
+    if not dsn:
+        embedded = await asyncio.to_thread(EmbeddedPostgres, settings.data_dir)
+        dsn = embedded.dsn
+    db = await Database.connect(dsn, max_size=pool_size or settings.pool_size)
+    log.info("database connected dsn=%s embedded=%s", redact_dsn(dsn), embedded is not None)
+    if run_migrations:
+        await migrate(db)
+    return db, embedded
+
+
+def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
+    values: dict[str, Any] = {
+        "concurrency": settings.concurrency,
+        "lease_seconds": settings.lease_seconds,
+        "poll_interval": settings.poll_interval,
+        "shutdown_grace": settings.shutdown_grace,
+        "flush_interval": settings.flush_interval,
+        "retry": RetryPolicy(
+            base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay
+        ),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return WorkerOptions(**values)
+
+
+class ProcessGPT:
+    """The Python API of the runtime: submit tasks, manage them, follow their events.
+
+    ``async with await ProcessGPT.connect() as pg: task = await pg.submit("demo", "hi")``.
+    """
+
+    def __init__(self, db: Database, *, embedded: EmbeddedPostgres | None = None,
+                 tenant_id: str = "default") -> None:
+        self.db = db
+        self.tasks = TaskRepository(db)
+        self.tenant_id = tenant_id
+        self._embedded = embedded
+
+    @classmethod
+    async def connect(cls, database_url: str | None = None, *, tenant_id: str = "default",
+                      run_migrations: bool = True) -> ProcessGPT:
+        settings = Settings()
+        if database_url:
+            settings = settings.model_copy(update={"database_url": database_url})
+        db, embedded = await open_database(settings, run_migrations=run_migrations)
+        return cls(db, embedded=embedded, tenant_id=tenant_id)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> ProcessGPT:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def submit(self, agent_orch: str, query: str = "", **fields: Any) -> Task:
+        """Submit a task (see :class:`TaskSubmission` for the fields). With an
+        ``idempotency_key`` already used, the earlier task is returned."""
+        sub = TaskSubmission(agent_orch=agent_orch, query=query, **fields)
+        task, _ = await self.tasks.submit(self.tenant_id, sub)
+        return task
+
+    async def get(self, task_id: uuid.UUID) -> Task:
+        return await self.tasks.get(self.tenant_id, task_id)
+
+    async def cancel(self, task_id: uuid.UUID) -> Task:
+        return await self.tasks.cancel(self.tenant_id, task_id)
+
+    async def requeue(self, task_id: uuid.UUID) -> Task:
+        return await self.tasks.requeue(self.tenant_id, task_id)
+
+    async def answer(self, task_id: uuid.UUID, answer: Any) -> Task:
+        return await self.tasks.answer(self.tenant_id, task_id, answer)
+
+    async def list_failed(self, limit: int = 50) -> list[Task]:
+        """The dead letters: tasks that used up their attempts."""
+        return await self.tasks.list(self.tenant_id, status=TaskStatus.FAILED, limit=limit)
+
+    async def events(self, task_id: uuid.UUID, after: int = 0) -> list[Event]:
+        return await self.tasks.events(self.tenant_id, task_id, after=after)
+
+    def follow(self, task_id: uuid.UUID, after: int = 0) -> AsyncIterator[Event]:
+        return follow_task(self.db, self.tenant_id, task_id, after=after)
+
+
+class AgentServer:
+    """Runs one A2A ``AgentExecutor`` as the worker of an orchestrator.
+
+    ``await AgentServer(MyExecutor(), "my-agent", concurrency=20).run()`` serves tasks whose
+    ``agent_orch`` is ``"my-agent"`` until :meth:`stop` (or SIGTERM/SIGINT when run in the main
+    thread), then shuts down gracefully.
+    """
+
+    def __init__(self, executor: Any, agent_type: str, *, concurrency: int | None = None,
+                 database_url: str | None = None, blocking: bool | None = None,
+                 run_migrations: bool = True, **options: Any) -> None:
+        self.settings = Settings()
+        if database_url:
+            self.settings = self.settings.model_copy(update={"database_url": database_url})
+        self.runners: dict[str, TaskRunner] = {agent_type: A2ATaskRunner(executor, blocking=blocking)}
+        self._options = worker_options(self.settings, concurrency=concurrency, **options)
+        self._run_migrations = run_migrations
+        self._worker: Worker | None = None
+        self._stop_requested = False
+
+    async def run(self) -> None:
+        db, _embedded = await open_database(
+            self.settings, run_migrations=self._run_migrations,
+            pool_size=max(self.settings.pool_size, 4),
+        )
+        try:
+            self._worker = Worker(db, self.runners, self._options)
+            if self._stop_requested:
+                self._worker.stop()
+            with _signals_stop(self._worker):
+                await self._worker.run()
+        finally:
+            await db.close()
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self._worker is not None:
+            self._worker.stop()
+
+
+class _signals_stop:  # noqa: N801 - used as a context manager
+    """SIGTERM/SIGINT stop the worker gracefully while inside this block (main thread only)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._installed = False
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._worker.stop)
+            self._installed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)

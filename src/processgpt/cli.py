@@ -1,0 +1,293 @@
+"""The ``processgpt`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from processgpt import logs
+from processgpt.agents import registry
+from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.app import ProcessGPT, _signals_stop, open_database, worker_options
+from processgpt.config import Settings
+from processgpt.db.database import Database, redact_dsn
+from processgpt.db.migrate import current_version, migrate
+from processgpt.domain.errors import ProcessGPTError
+from processgpt.domain.events import Event
+from processgpt.domain.task import Task, TaskStatus
+from processgpt.runtime.run import TaskRunner
+from processgpt.runtime.worker import Worker
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``error: <code>: <message>``, exit status 2."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CliError("invalid_json", f"not valid JSON: {exc}") from None
+
+
+def _task_json(task: Task) -> str:
+    return task.model_dump_json(indent=2)
+
+
+def _event_line(event: Event) -> str:
+    data = json.dumps(event.data, ensure_ascii=False)
+    if len(data) > 200:
+        data = data[:197] + "..."
+    return f"{event.seq:>4} {event.timestamp:%H:%M:%S.%f} {event.event_type:<18} {data}"
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    db, _embedded = await open_database(settings, run_migrations=False)
+    try:
+        applied = await migrate(db)
+        version = await current_version(db)
+        print(f"schema at version {version} ({len(applied)} migration(s) applied)")
+    finally:
+        await db.close()
+    return 0
+
+
+def _runners(agents: Sequence[str], executor: str | None,
+             blocking: bool | None) -> tuple[dict[str, TaskRunner], dict[str, str]]:
+    runners: dict[str, TaskRunner] = {}
+    descriptions: dict[str, str] = {}
+    if executor:
+        if len(agents) != 1:
+            raise CliError("invalid_input", "--executor needs exactly one --agent NAME")
+        runners[agents[0]] = A2ATaskRunner(registry.create_executor(executor), blocking=blocking)
+        return runners, descriptions
+    for name in agents:
+        runners[name] = A2ATaskRunner(registry.create_executor(name), blocking=blocking)
+        descriptions[name] = registry.describe(name)
+    return runners, descriptions
+
+
+async def _serve(settings: Settings, db: Database, runners: dict[str, TaskRunner],
+                 descriptions: dict[str, str], args: argparse.Namespace) -> int:
+    options = worker_options(
+        settings, concurrency=args.concurrency, lease_seconds=args.lease_seconds,
+        shutdown_grace=args.shutdown_grace,
+    )
+    worker = Worker(db, runners, options, descriptions=descriptions)
+    with _signals_stop(worker):
+        await worker.run()
+    return 0
+
+
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    agents = args.agent or []
+    if not agents:
+        raise CliError("invalid_input", "name at least one --agent")
+    runners, descriptions = _runners(agents, args.executor, args.blocking)
+    db, _embedded = await open_database(
+        settings, run_migrations=not args.no_migrate, pool_size=max(settings.pool_size, 4)
+    )
+    try:
+        return await _serve(settings, db, runners, descriptions, args)
+    finally:
+        await db.close()
+
+
+async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    names = sorted(registry.available())
+    runners, descriptions = _runners(names, None, None)
+    db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
+    where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
+    print(f"processgpt is up\n  database: {where}\n  agents:   {', '.join(names)}"
+          f" (concurrency {args.concurrency or settings.concurrency})\n"
+          f"  try:      processgpt submit --agent demo \"hello world\" --follow\n"
+          f"  stop:     Ctrl-C (running tasks finish or are handed back)", flush=True)
+    try:
+        return await _serve(settings, db, runners, descriptions, args)
+    finally:
+        await db.close()
+
+
+async def _with_api(settings: Settings, args: argparse.Namespace,
+                    body: Callable[[ProcessGPT], Awaitable[int]]) -> int:
+    db, embedded = await open_database(settings)
+    pg = ProcessGPT(db, embedded=embedded, tenant_id=args.tenant)
+    try:
+        return await body(pg)
+    finally:
+        await pg.close()
+
+
+async def _print_follow(pg: ProcessGPT, task_id: uuid.UUID) -> int:
+    async for event in pg.follow(task_id):
+        print(_event_line(event), flush=True)
+    task = await pg.get(task_id)
+    print(f"task {task.id} {task.status}")
+    if task.output is not None:
+        print(json.dumps(task.output, ensure_ascii=False, indent=2))
+    if task.error is not None:
+        print(json.dumps(task.error, ensure_ascii=False, indent=2))
+    return 0 if task.status in (TaskStatus.DONE, TaskStatus.INPUT_REQUIRED) else 1
+
+
+async def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    fields: dict[str, Any] = {
+        "input": _json_arg(args.input) if args.input is not None else {},
+        "priority": args.priority,
+        "max_attempts": args.max_attempts,
+        "idempotency_key": args.idempotency_key,
+    }
+    if args.run_at:
+        try:
+            fields["run_at"] = datetime.fromisoformat(args.run_at)
+        except ValueError:
+            raise CliError("invalid_input", "--run-at must be an ISO 8601 time") from None
+
+    async def body(pg: ProcessGPT) -> int:
+        task = await pg.submit(args.agent, args.query, **fields)
+        print(f"task {task.id} {task.status}", flush=True)
+        if args.follow:
+            return await _print_follow(pg, task.id)
+        return 0
+
+    return await _with_api(settings, args, body)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise CliError("invalid_input", f"{text!r} is not a task id") from None
+
+
+async def cmd_tasks(settings: Settings, args: argparse.Namespace) -> int:
+    async def body(pg: ProcessGPT) -> int:
+        action = args.action
+        if action == "list":
+            status = TaskStatus(args.status) if args.status else None
+            tasks = await pg.tasks.list(pg.tenant_id, status=status, agent_orch=args.agent,
+                                        limit=args.limit)
+            for t in tasks:
+                print(f"{t.id}  {t.status:<14} {t.agent_orch:<16} attempts={t.attempts}/"
+                      f"{t.max_attempts}  {t.created_at:%Y-%m-%d %H:%M:%S}  {t.query[:40]!r}")
+            return 0
+        task_id = _uuid(args.task_id)
+        if action == "show":
+            print(_task_json(await pg.get(task_id)))
+            for event in await pg.events(task_id):
+                print(_event_line(event))
+        elif action == "follow":
+            return await _print_follow(pg, task_id)
+        elif action == "cancel":
+            print(f"task {task_id} {(await pg.cancel(task_id)).status}")
+        elif action == "requeue":
+            print(f"task {task_id} {(await pg.requeue(task_id)).status}")
+        elif action == "answer":
+            answer = _json_arg(args.answer) if args.json else args.answer
+            print(f"task {task_id} {(await pg.answer(task_id, answer)).status}")
+        return 0
+
+    return await _with_api(settings, args, body)
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="processgpt", description=__doc__)
+    parser.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="apply database migrations")
+
+    def serving(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--concurrency", type=int, help="tasks run at once by this process")
+        p.add_argument("--lease-seconds", type=float, help="lease length (heartbeat: a third)")
+        p.add_argument("--shutdown-grace", type=float, help="seconds to let tasks finish on stop")
+
+    up = sub.add_parser("up", help="database + migrations + workers for the built-in agents")
+    serving(up)
+
+    worker = sub.add_parser("worker", help="run a worker for one or more orchestrators")
+    worker.add_argument("--agent", action="append", help="orchestrator name (repeatable)")
+    worker.add_argument("--executor", help="package.module:Class of your own executor")
+    worker.add_argument("--blocking", action="store_true", default=None,
+                        help="run the executor in a thread (for blocking code)")
+    worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    serving(worker)
+
+    submit = sub.add_parser("submit", help="submit a task")
+    submit.add_argument("--agent", required=True, help="orchestrator name (agent_orch)")
+    submit.add_argument("query", nargs="?", default="")
+    submit.add_argument("--input", help="JSON object given to the agent")
+    submit.add_argument("--priority", type=int, default=0)
+    submit.add_argument("--max-attempts", type=int, default=3)
+    submit.add_argument("--idempotency-key")
+    submit.add_argument("--run-at", help="ISO 8601 time before which the task does not run")
+    submit.add_argument("--follow", action="store_true", help="print the task's events live")
+
+    tasks = sub.add_parser("tasks", help="list, show, follow, cancel, requeue or answer tasks")
+    actions = tasks.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list")
+    listing.add_argument("--status", choices=[s.value for s in TaskStatus])
+    listing.add_argument("--agent")
+    listing.add_argument("--limit", type=int, default=50)
+    for name in ("show", "follow", "cancel", "requeue"):
+        actions.add_parser(name).add_argument("task_id")
+    answer = actions.add_parser("answer", help="answer a task waiting for input")
+    answer.add_argument("task_id")
+    answer.add_argument("answer")
+    answer.add_argument("--json", action="store_true", help="the answer is JSON")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+    "migrate": cmd_migrate,
+    "up": cmd_up,
+    "worker": cmd_worker,
+    "submit": cmd_submit,
+    "tasks": cmd_tasks,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: invalid_configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+              file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(COMMANDS[args.command](settings, args))
+    except CliError as exc:
+        print(f"error: {exc.code}: {exc}", file=sys.stderr)
+    except ProcessGPTError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        print(f"error: invalid_input: {where}: {first['msg']}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Postgres adapter: the only package that holds SQL."""

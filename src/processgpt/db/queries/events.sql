@@ -1,0 +1,58 @@
+-- name: apply_batch
+-- One worker write batch, as one statement (one implicit transaction, one NOTIFY):
+-- per-task updates ($1..$9) fenced by (id, fence), then the events ($10..$16) of the tasks
+-- whose fence held. Returns the tasks whose writes were accepted.
+--
+-- Re-running the same batch after an unknown commit outcome is harmless: events carry
+-- their seq (ON CONFLICT DO NOTHING), values are absolute, and a task already moved to the
+-- requested status under the same fence still counts as accepted.
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::todo_status[],
+                         $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::int[])
+        AS u(id, fence, last_seq, status, output, draft, error, run_at, attempts)
+), owned AS (
+    UPDATE todolist t
+    SET last_seq = GREATEST(t.last_seq, u.last_seq),
+        status = COALESCE(u.status, t.status),
+        output = COALESCE(u.output::jsonb, t.output),
+        draft = COALESCE(u.draft::jsonb, t.draft),
+        error = CASE WHEN u.status IS NULL THEN t.error
+                     WHEN u.status = 'DONE' THEN NULL
+                     ELSE COALESCE(u.error::jsonb, t.error) END,
+        run_at = COALESCE(u.run_at, t.run_at),
+        attempts = COALESCE(u.attempts, t.attempts),
+        consumer = CASE WHEN u.status IS NULL OR u.status = 'IN_PROGRESS' THEN t.consumer END,
+        lease_until = CASE WHEN u.status IS NULL OR u.status = 'IN_PROGRESS' THEN t.lease_until END,
+        finished_at = CASE WHEN u.status IN ('DONE', 'FAILED', 'CANCELLED') THEN now()
+                           WHEN u.status IS NULL THEN t.finished_at END,
+        updated_at = now()
+    FROM u
+    WHERE t.id = u.id AND t.fence = u.fence
+      AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq
+), ins AS (
+    INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
+                        status, data)
+    SELECT o.tenant_id, e.todo_id, e.seq, o.proc_inst_id, e.job_id, e.event_type, e.crew_type,
+           e.status, e.data::jsonb
+    FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],
+                $16::text[]) AS e(todo_id, seq, job_id, event_type, crew_type, status, data)
+    JOIN owned o ON o.id = e.todo_id
+    ON CONFLICT (todo_id, seq) DO NOTHING
+), notified AS (
+    -- One notification per batch ("<todo id>:<last seq>,..."), split below the 8000-byte
+    -- payload limit.
+    SELECT pg_notify('processgpt_events', string_agg(id::text || ':' || last_seq, ','))
+    FROM (SELECT id, last_seq, (row_number() OVER ()) / 150 AS chunk FROM owned) c
+    GROUP BY chunk
+)
+SELECT o.id, (SELECT count(*) FROM notified) AS notifications FROM owned o;
+
+-- name: list_events
+-- A page of one task's log after a sequence number, for the task's tenant.
+SELECT e.id, e.todo_id, e.seq, e.event_type, e.job_id, e.crew_type, e.status, e.data,
+       e.proc_inst_id, e."timestamp"
+FROM events e
+WHERE e.todo_id = $1 AND e.tenant_id = $2 AND e.seq > $3
+ORDER BY e.seq
+LIMIT $4;

@@ -1,0 +1,195 @@
+-- name: insert_task
+-- Insert a PENDING task, or return the task already stored under the same idempotency key.
+-- `created` tells which. No row when proc_inst_id names another tenant's (or no) instance.
+WITH ins AS (
+    INSERT INTO todolist (tenant_id, agent_orch, query, input, priority, run_at, max_attempts,
+                          idempotency_key, proc_inst_id, activity_id, activity_name, user_id,
+                          tool, description)
+    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14
+    WHERE $9::uuid IS NULL
+       OR EXISTS (SELECT 1 FROM bpm_proc_inst p WHERE p.proc_inst_id = $9 AND p.tenant_id = $1)
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING *
+)
+SELECT ins.*, true AS created FROM ins
+UNION ALL
+SELECT t.*, false AS created FROM todolist t
+WHERE $8::text IS NOT NULL AND t.tenant_id = $1 AND t.idempotency_key = $8
+  AND NOT EXISTS (SELECT 1 FROM ins);
+
+-- name: get_task
+SELECT * FROM todolist WHERE id = $1 AND tenant_id = $2;
+
+-- name: list_tasks
+-- Newest first; the cursor is the (created_at, id) of the last row of the previous page.
+SELECT * FROM todolist
+WHERE tenant_id = $1
+  AND ($2::todo_status IS NULL OR status = $2)
+  AND ($3::text IS NULL OR agent_orch = $3)
+  AND ($4::uuid IS NULL OR proc_inst_id = $4)
+  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $7;
+
+-- name: claim_tasks
+-- Claim up to $2 claimable tasks of the given orchestrators in one statement: highest
+-- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
+WITH picked AS (
+    SELECT id FROM todolist
+    WHERE status = 'PENDING' AND agent_orch = ANY($1::text[]) AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE todolist t
+SET status = 'IN_PROGRESS', consumer = $3, lease_until = now() + make_interval(secs => $4),
+    fence = t.fence + 1, attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now()),
+    updated_at = now()
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: next_run_at
+-- When the next delayed task of these orchestrators becomes claimable (NULL: none waiting).
+SELECT min(run_at) FROM todolist
+WHERE status = 'PENDING' AND agent_orch = ANY($1::text[]) AND run_at > now();
+
+-- name: extend_leases
+-- Heartbeat: extend the leases a worker still holds; missing ids are leases it lost.
+UPDATE todolist t SET lease_until = now() + make_interval(secs => $3)
+FROM unnest($1::uuid[], $2::bigint[]) AS u(id, fence)
+WHERE t.id = u.id AND t.fence = u.fence AND t.status = 'IN_PROGRESS'
+RETURNING t.id;
+
+-- name: recover_expired
+-- Tasks whose worker stopped renewing its lease (crashed or frozen): back to PENDING, or
+-- FAILED once attempts are used up. Each gets an event; listeners are notified.
+WITH expired AS (
+    SELECT id FROM todolist
+    WHERE status = 'IN_PROGRESS' AND lease_until < now()
+    ORDER BY lease_until
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE todolist t
+    SET status = CASE WHEN t.attempts >= t.max_attempts THEN 'FAILED' ELSE 'PENDING' END::todo_status,
+        consumer = NULL, lease_until = NULL, fence = t.fence + 1, last_seq = t.last_seq + 1,
+        run_at = now(), updated_at = now(),
+        finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
+        error = CASE WHEN t.attempts >= t.max_attempts
+                THEN jsonb_build_object('code', 'lease_expired', 'message',
+                     'the worker running the task stopped renewing its lease',
+                     'attempt', t.attempts, 'consumer', t.consumer)
+                ELSE t.error END
+    FROM expired
+    WHERE t.id = expired.id
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, t.attempts, t.consumer
+), ins AS (
+    INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
+    SELECT tenant_id, id, last_seq, proc_inst_id,
+           CASE WHEN status = 'FAILED' THEN 'TASK_ERROR' ELSE 'TASK_REQUEUED' END,
+           CASE WHEN status = 'FAILED' THEN 'error' ELSE 'task_requeued' END,
+           'agent',
+           jsonb_build_object('reason', 'lease_expired', 'attempt', attempts,
+                              'message', 'the worker running the task stopped renewing its lease')
+    FROM upd
+)
+SELECT upd.id, upd.last_seq, upd.status,
+       (SELECT pg_notify('processgpt_events', string_agg(u2.id::text || ':' || u2.last_seq, ','))
+        FROM upd u2) AS notified
+FROM upd;
+
+-- name: cancel_task
+-- Cancel a task that has not ended; bumps the fence so its worker can write nothing more,
+-- and tells that worker at once.
+WITH upd AS (
+    UPDATE todolist t
+    SET status = 'CANCELLED', consumer = NULL, lease_until = NULL, fence = t.fence + 1,
+        last_seq = t.last_seq + 1, finished_at = now(), updated_at = now()
+    WHERE t.id = $1 AND t.tenant_id = $2
+      AND t.status IN ('PENDING', 'IN_PROGRESS', 'INPUT_REQUIRED')
+    RETURNING t.*
+), ins AS (
+    INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
+    SELECT tenant_id, id, last_seq, proc_inst_id, 'TASK_CANCELLED', 'task_cancelled', 'agent',
+           jsonb_build_object('reason', $3::text)
+    FROM upd
+)
+SELECT upd.*, pg_notify('processgpt_control', 'cancel:' || upd.id::text),
+       pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq)
+FROM upd;
+
+-- name: requeue_task
+-- Put a FAILED or CANCELLED task back in the queue with its attempts reset.
+WITH upd AS (
+    UPDATE todolist t
+    SET status = 'PENDING', attempts = 0, run_at = now(), error = NULL, finished_at = NULL,
+        fence = t.fence + 1, last_seq = t.last_seq + 1, updated_at = now()
+    WHERE t.id = $1 AND t.tenant_id = $2 AND t.status IN ('FAILED', 'CANCELLED')
+    RETURNING t.*
+), ins AS (
+    INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
+    SELECT tenant_id, id, last_seq, proc_inst_id, 'TASK_REQUEUED', 'task_requeued', 'agent',
+           jsonb_build_object('reason', 'requeued')
+    FROM upd
+)
+SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq) FROM upd;
+
+-- name: answer_task
+-- A person answers a task waiting for input: the answer is stored, logged as a
+-- human_response (same job_id as the question) and the task is queued again.
+WITH asked AS (
+    SELECT e.job_id FROM events e
+    WHERE e.todo_id = $1 AND e.event_type = 'human_asked'
+    ORDER BY e.seq DESC LIMIT 1
+), upd AS (
+    UPDATE todolist t
+    SET status = 'PENDING', attempts = 0, run_at = now(), human_response = $3::jsonb,
+        fence = t.fence + 1, last_seq = t.last_seq + 1, updated_at = now()
+    WHERE t.id = $1 AND t.tenant_id = $2 AND t.status = 'INPUT_REQUIRED'
+    RETURNING t.*
+), ins AS (
+    INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
+                        status, data)
+    SELECT tenant_id, id, last_seq, proc_inst_id,
+           COALESCE((SELECT job_id FROM asked), 'human_response'), 'human_response', 'agent',
+           'APPROVED', $3::jsonb
+    FROM upd
+)
+SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq) FROM upd;
+
+-- name: set_feedback
+UPDATE todolist SET feedback = $3::jsonb, updated_at = now()
+WHERE id = $1 AND tenant_id = $2
+RETURNING *;
+
+-- name: load_contexts
+-- Everything an executor's context needs, for a batch of claimed tasks, in one round trip.
+SELECT t.id,
+       (SELECT to_jsonb(f) FROM form_def f
+        WHERE f.tenant_id = t.tenant_id
+          AND f.id = CASE WHEN position(':' IN t.tool) > 0
+                          THEN split_part(t.tool, ':', 2) ELSE t.tool END) AS form,
+       (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u
+        WHERE u.tenant_id = t.tenant_id
+          AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list))) AS users,
+       (SELECT n.mcp FROM tenants n WHERE n.id = t.tenant_id) AS tenant_mcp,
+       (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
+        FROM proc_inst_source s WHERE s.proc_inst_id = t.proc_inst_id) AS sources
+FROM todolist t
+CROSS JOIN LATERAL (
+    SELECT COALESCE(array_agg(btrim(x)) FILTER (WHERE btrim(x) <> ''), '{}') AS list
+    FROM unnest(string_to_array(COALESCE(t.user_id, ''), ',')) AS x
+) ids
+WHERE t.id = ANY ($1::uuid[]);
+
+-- name: register_orchestrators
+INSERT INTO orchestrators (name, description)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (name) DO UPDATE SET last_seen_at = now(), description = EXCLUDED.description;
+
+-- name: orchestrator_exists
+SELECT EXISTS (SELECT 1 FROM orchestrators WHERE name = $1);
+
+-- name: list_orchestrators
+SELECT name, description, registered_at, last_seen_at FROM orchestrators ORDER BY name;

@@ -1,0 +1,118 @@
+"""The task repository: every read and state change of ``todolist`` outside a worker batch."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from processgpt.db.database import Database
+from processgpt.db.sql import QUERIES
+from processgpt.domain.events import Event
+from processgpt.domain.errors import InvalidInput, InvalidTransition, TaskNotFound, UnknownAgent
+from processgpt.domain.task import Task, TaskStatus, TaskSubmission
+
+_TASK_FIELDS = frozenset(Task.model_fields)
+
+
+def to_task(row: asyncpg.Record) -> Task:
+    return Task.model_validate({k: v for k, v in row.items() if k in _TASK_FIELDS})
+
+
+class TaskRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def submit(
+        self, tenant_id: str, sub: TaskSubmission, *, known_agents: frozenset[str] = frozenset()
+    ) -> tuple[Task, bool]:
+        """Insert a PENDING task; return it and whether it was created (False: an earlier task
+        with the same idempotency key is returned instead). Nothing is written on error."""
+        if sub.agent_orch not in known_agents and not await self.db.fetchval(
+            QUERIES["orchestrator_exists"], sub.agent_orch
+        ):
+            raise UnknownAgent(sub.agent_orch)
+        args = (
+            tenant_id, sub.agent_orch, sub.query, sub.input, sub.priority, sub.run_at,
+            sub.max_attempts, sub.idempotency_key, sub.proc_inst_id, sub.activity_id,
+            sub.activity_name, sub.user_id, sub.tool, sub.description,
+        )
+        try:
+            # A concurrent insert with the same key may commit after our snapshot: the second
+            # round then sees it.
+            for _ in range(2):
+                row = await self.db.fetchrow(QUERIES["insert_task"], *args)
+                if row is not None:
+                    return to_task(row), bool(row["created"])
+                if sub.idempotency_key is None:
+                    break
+        except asyncpg.exceptions.ForeignKeyViolationError:
+            raise InvalidInput(f"tenant {tenant_id!r} does not exist", field="tenant_id") from None
+        except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
+            raise InvalidInput(f"task refused by the schema: {exc.__class__.__name__}") from None
+        raise InvalidInput(
+            f"process instance {sub.proc_inst_id} not found", field="proc_inst_id"
+        )
+
+    async def get(self, tenant_id: str, task_id: uuid.UUID) -> Task:
+        row = await self.db.fetchrow(QUERIES["get_task"], task_id, tenant_id)
+        if row is None:
+            raise TaskNotFound(task_id)
+        return to_task(row)
+
+    async def list(
+        self,
+        tenant_id: str,
+        *,
+        status: TaskStatus | None = None,
+        agent_orch: str | None = None,
+        proc_inst_id: uuid.UUID | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        rows = await self.db.fetch(
+            QUERIES["list_tasks"], tenant_id, status, agent_orch, proc_inst_id,
+            before[0] if before else None, before[1] if before else None, limit,
+        )
+        return [to_task(r) for r in rows]
+
+    async def _transition(
+        self, query: str, action: str, tenant_id: str, task_id: uuid.UUID, *args: Any
+    ) -> Task:
+        row = await self.db.fetchrow(QUERIES[query], task_id, tenant_id, *args)
+        if row is None:
+            current = await self.get(tenant_id, task_id)  # raises TaskNotFound
+            raise InvalidTransition(task_id, current.status, action)
+        return to_task(row)
+
+    async def cancel(self, tenant_id: str, task_id: uuid.UUID, reason: str = "cancelled") -> Task:
+        """Cancel a task that has not ended. A running executor is told at once (NOTIFY)."""
+        return await self._transition("cancel_task", "cancel", tenant_id, task_id, reason)
+
+    async def requeue(self, tenant_id: str, task_id: uuid.UUID) -> Task:
+        """Queue a FAILED or CANCELLED task again, attempts reset."""
+        return await self._transition("requeue_task", "requeue", tenant_id, task_id)
+
+    async def answer(self, tenant_id: str, task_id: uuid.UUID, answer: Any) -> Task:
+        """Answer a task waiting for human input; it is queued again with the answer."""
+        return await self._transition("answer_task", "answer", tenant_id, task_id, answer)
+
+    async def set_feedback(self, tenant_id: str, task_id: uuid.UUID, feedback: Any) -> Task:
+        row = await self.db.fetchrow(QUERIES["set_feedback"], task_id, tenant_id, feedback)
+        if row is None:
+            raise TaskNotFound(task_id)
+        return to_task(row)
+
+    async def events(
+        self, tenant_id: str, task_id: uuid.UUID, *, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """A page of a task's event log, in order, after sequence number ``after``."""
+        rows = await self.db.fetch(QUERIES["list_events"], task_id, tenant_id, after, limit)
+        if not rows:
+            await self.get(tenant_id, task_id)  # raises TaskNotFound for another tenant's task
+        return [Event.model_validate(dict(r)) for r in rows]
+
+    async def orchestrators(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.db.fetch(QUERIES["list_orchestrators"])]

@@ -1,0 +1,104 @@
+"""The statements a worker runs: claim, heartbeat, lease recovery, context loading and the
+batched, fenced write of events and results."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from processgpt.db.database import Database
+from processgpt.db.sql import QUERIES
+from processgpt.domain.task import TaskStatus
+
+
+@dataclass(slots=True)
+class EventRow:
+    """An event with its sequence number, its data already JSON-encoded."""
+
+    seq: int
+    job_id: str
+    event_type: str
+    crew_type: str | None
+    status: str | None
+    data_json: str
+
+
+@dataclass(slots=True)
+class TaskWrite:
+    """Everything one batch writes for one task, fenced by ``fence``. ``None`` fields are left
+    unchanged; ``status`` set means the attempt ends (the lease is released)."""
+
+    todo_id: uuid.UUID
+    fence: int
+    events: list[EventRow] = field(default_factory=list)
+    status: TaskStatus | None = None
+    output_json: str | None = None
+    draft_json: str | None = None
+    error_json: str | None = None
+    run_at: datetime | None = None
+    attempts: int | None = None
+
+
+class WorkerQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(
+        self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
+    ) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
+        )
+
+    async def next_run_at(self, agent_orchs: list[str]) -> datetime | None:
+        value: datetime | None = await self.db.fetchval(QUERIES["next_run_at"], agent_orchs)
+        return value
+
+    async def extend_leases(
+        self, leases: list[tuple[uuid.UUID, int]], lease_seconds: float
+    ) -> set[uuid.UUID]:
+        """Extend the given leases; return the ids whose lease is still held."""
+        rows = await self.db.fetch(
+            QUERIES["extend_leases"],
+            [t for t, _ in leases], [f for _, f in leases], lease_seconds,
+        )
+        return {r["id"] for r in rows}
+
+    async def recover_expired(self, limit: int = 100) -> list[asyncpg.Record]:
+        return await self.db.fetch(QUERIES["recover_expired"], limit)
+
+    async def load_contexts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        rows = await self.db.fetch(QUERIES["load_contexts"], ids)
+        return {r["id"]: dict(r) for r in rows}
+
+    async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+        """Write a batch in one statement; return the tasks whose fence held (their writes
+        are durable). The others lost their lease and nothing of theirs was written."""
+        events = [(w.todo_id, e) for w in writes for e in w.events]
+        rows = await self.db.fetch(
+            QUERIES["apply_batch"],
+            [w.todo_id for w in writes],
+            [w.fence for w in writes],
+            [w.events[-1].seq if w.events else None for w in writes],
+            [w.status for w in writes],
+            [w.output_json for w in writes],
+            [w.draft_json for w in writes],
+            [w.error_json for w in writes],
+            [w.run_at for w in writes],
+            [w.attempts for w in writes],
+            [t for t, _ in events],
+            [e.seq for _, e in events],
+            [e.job_id for _, e in events],
+            [e.event_type for _, e in events],
+            [e.crew_type for _, e in events],
+            [e.status for _, e in events],
+            [e.data_json for _, e in events],
+        )
+        return {r["id"] for r in rows}
+
+    async def register_orchestrators(self, names: dict[str, str]) -> None:
+        await self.db.execute(QUERIES["register_orchestrators"], list(names), list(names.values()))

@@ -1,0 +1,1 @@
+"""Pure data and rules of the runtime: tasks, events, errors. No I/O lives here."""

@@ -1,0 +1,130 @@
+"""The error hierarchy shared by every layer and transport.
+
+Every error the product raises on purpose derives from :class:`ProcessGPTError` and carries a
+stable ``code``; :data:`ERROR_STATUS` maps each code to the HTTP status used by the API (and the
+same code is used by the WebSocket and A2A transports). Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ProcessGPTError(Exception):
+    """Base of all errors raised on purpose by processgpt."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ProcessGPTError):
+    """The caller sent something the runtime refuses; nothing was written."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownAgent(InvalidInput):
+    """No orchestrator of that name is registered."""
+
+    code = "unknown_agent"
+
+    def __init__(self, agent_orch: str) -> None:
+        super().__init__(f"no agent orchestrator named {agent_orch!r} is registered", field="agent_orch")
+        self.agent_orch = agent_orch
+
+
+class PayloadTooLarge(InvalidInput):
+    """A field or event exceeds its size limit."""
+
+    code = "payload_too_large"
+
+
+class TaskNotFound(ProcessGPTError):
+    """No task with that id exists for the caller's tenant."""
+
+    code = "task_not_found"
+
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+
+class InvalidTransition(ProcessGPTError):
+    """The task is not in a state that allows the requested change."""
+
+    code = "invalid_state"
+
+    def __init__(self, task_id: object, status: str, action: str) -> None:
+        super().__init__(f"task {task_id} is {status}; cannot {action}")
+        self.task_id = task_id
+        self.status = status
+        self.action = action
+
+
+class LeaseLost(ProcessGPTError):
+    """A worker tried to write for a task it no longer owns (fencing rejected the write)."""
+
+    code = "lease_lost"
+
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"lease on task {task_id} was lost; the write was rejected")
+        self.task_id = task_id
+
+
+class EventBufferFull(ProcessGPTError):
+    """An executor produced events faster than they can be written and did not await them."""
+
+    code = "event_buffer_full"
+
+
+class ExecutorReturnedWithoutResult(ProcessGPTError):
+    """The executor returned without a final artifact, a completed state or a request for input."""
+
+    code = "no_result"
+
+
+class RetryLater(ProcessGPTError):
+    """Raised by an executor to ask for a retry after ``delay`` seconds (counts as an attempt)."""
+
+    code = "retry_later"
+
+    def __init__(self, reason: str, *, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+ERROR_STATUS: dict[str, int] = {
+    InvalidInput.code: 422,
+    UnknownAgent.code: 422,
+    PayloadTooLarge.code: 413,
+    TaskNotFound.code: 404,
+    InvalidTransition.code: 409,
+    LeaseLost.code: 409,
+    EventBufferFull.code: 503,
+    ExecutorReturnedWithoutResult.code: 500,
+    RetryLater.code: 503,
+    ProcessGPTError.code: 500,
+}
+"""Stable error code → HTTP status, the one table every transport uses."""
+
+
+class ContextPreparationError(ProcessGPTError):
+    """Preparing a task's context failed (process-gpt-agent-sdk name). ``original`` is the cause;
+    ``friendly`` an optional message for people."""
+
+    code = "context_preparation_failed"
+
+    def __init__(self, original: Exception, friendly: str | None = None) -> None:
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
+        self.friendly = friendly
+
+
+ERROR_STATUS[ContextPreparationError.code] = 500

@@ -1,0 +1,132 @@
+"""Events: the durable, ordered log of what happened in a task.
+
+An :class:`EventRecord` is what an executor's event becomes before it is written; the log
+assigns it a per-task sequence number (``seq``, gap-free from 1) when it is accepted.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from processgpt.domain.errors import InvalidInput, PayloadTooLarge
+
+MAX_EVENT_DATA_BYTES = 1_000_000
+"""Largest accepted event payload once encoded as JSON."""
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_JOB_ID_MAX = 200
+
+
+class EventType(enum.StrEnum):
+    """Event types the runtime writes itself or maps A2A states to. The ProcessGPT contract's
+    values come first; executors may also name their own (``^[a-z][a-z0-9_]{0,63}$``)."""
+
+    TASK_STARTED = "task_started"
+    TASK_WORKING = "task_working"
+    TASK_COMPLETED = "task_completed"
+    TOOL_USAGE_STARTED = "tool_usage_started"
+    TOOL_USAGE_FINISHED = "tool_usage_finished"
+    CREW_COMPLETED = "crew_completed"
+    HUMAN_ASKED = "human_asked"
+    HUMAN_RESPONSE = "human_response"
+    HUMAN_CHECKED = "human_checked"
+    ERROR = "error"
+    # Added by this runtime:
+    TASK_REQUEUED = "task_requeued"
+    TASK_CANCELLED = "task_cancelled"
+
+
+class EventStatus(enum.StrEnum):
+    """The ``status`` column of an event (ProcessGPT contract)."""
+
+    ASKED = "ASKED"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+def encode_json(value: Any) -> str:
+    """JSON text safe for a ``jsonb`` column: Postgres refuses the NUL code point, so it is
+    replaced by U+FFFD rather than failing a whole batch later."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text.replace("\\u0000", "\\ufffd")
+
+
+def parse_text(text: str) -> Any:
+    """The ProcessGPT rule: a message text that is JSON is stored as that JSON, else as text."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            return text
+    return text
+
+
+class EventRecord(BaseModel):
+    """One event, validated, before it has a sequence number."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_type: str
+    job_id: str
+    data: Any
+    crew_type: str | None = None
+    status: EventStatus | None = None
+
+    @classmethod
+    def build(
+        cls,
+        event_type: str,
+        data: Any,
+        *,
+        job_id: str,
+        crew_type: str | None = None,
+        status: str | None = None,
+    ) -> tuple[EventRecord, str]:
+        """Validate an event and return it with its JSON-encoded ``data``.
+
+        Raises :class:`InvalidInput` for a malformed type, job id or status and
+        :class:`PayloadTooLarge` when ``data`` is over :data:`MAX_EVENT_DATA_BYTES`.
+        """
+        if not _NAME.match(event_type):
+            raise InvalidInput(f"event_type {event_type!r} is not a valid name", field="event_type")
+        if not job_id or len(job_id) > _JOB_ID_MAX:
+            raise InvalidInput("job_id must be 1-200 characters", field="job_id")
+        if crew_type is not None and len(crew_type) > 100:
+            raise InvalidInput("crew_type must be at most 100 characters", field="crew_type")
+        try:
+            parsed_status = EventStatus(status) if status else None
+        except ValueError:
+            raise InvalidInput(
+                f"event status {status!r} is not one of ASKED, APPROVED, REJECTED", field="status"
+            ) from None
+        encoded = encode_json(data)
+        if len(encoded.encode()) > MAX_EVENT_DATA_BYTES:
+            raise PayloadTooLarge(f"event data is over {MAX_EVENT_DATA_BYTES} bytes")
+        record = cls(
+            event_type=event_type, job_id=job_id, data=data, crew_type=crew_type, status=parsed_status
+        )
+        return record, encoded
+
+
+class Event(BaseModel):
+    """An event as stored in the log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    todo_id: uuid.UUID
+    seq: int
+    event_type: str
+    job_id: str
+    crew_type: str | None
+    status: str | None
+    data: Any
+    proc_inst_id: uuid.UUID | None
+    timestamp: datetime

@@ -1,0 +1,130 @@
+"""Tasks: their states, what a submission may contain, and the retry policy."""
+
+from __future__ import annotations
+
+import enum
+import random
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUERY_CHARS = 100_000
+"""Largest accepted ``query`` (characters); the schema enforces the same limit."""
+MAX_INPUT_BYTES = 1_000_000
+"""Largest accepted ``input`` once encoded as JSON."""
+AGENT_ORCH_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+"""What an orchestrator name may look like; the schema enforces the same pattern."""
+
+
+class TaskStatus(enum.StrEnum):
+    """States of a task (the ``todo_status`` enum in the schema).
+
+    PENDING → IN_PROGRESS → DONE | FAILED | CANCELLED | INPUT_REQUIRED; IN_PROGRESS may go back
+    to PENDING (retry, lost lease, hand-back on shutdown), INPUT_REQUIRED back to PENDING when a
+    person answers, FAILED/CANCELLED back to PENDING when re-queued.
+    """
+
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    INPUT_REQUIRED = "INPUT_REQUIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class TaskSubmission(BaseModel):
+    """What a caller may give when submitting a task. Validation here is the first gate;
+    the schema's CHECK constraints are the last."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_orch: str
+    query: str = Field(default="", max_length=MAX_QUERY_CHARS)
+    input: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    run_at: datetime | None = None
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    proc_inst_id: uuid.UUID | None = None
+    activity_id: str | None = Field(default=None, max_length=200)
+    activity_name: str | None = Field(default=None, max_length=500)
+    user_id: str | None = Field(default=None, max_length=2000)
+    tool: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=MAX_QUERY_CHARS)
+
+    @field_validator("agent_orch")
+    @classmethod
+    def _agent_orch_shape(cls, value: str) -> str:
+        if not AGENT_ORCH_PATTERN.match(value):
+            raise ValueError(
+                "agent_orch must be 1-64 characters of a-z, 0-9, '_', '.', ':' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("query", "description")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+        return value
+
+
+class Task(BaseModel):
+    """A task as stored in ``todolist`` (the columns a caller may rely on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID
+    tenant_id: str
+    agent_orch: str
+    status: TaskStatus
+    query: str
+    input: dict[str, Any]
+    priority: int
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    proc_inst_id: uuid.UUID | None = None
+    activity_id: str | None = None
+    activity_name: str | None = None
+    user_id: str | None = None
+    tool: str | None = None
+    description: str | None = None
+    consumer: str | None = None
+    lease_until: datetime | None = None
+    last_seq: int = 0
+    output: Any = None
+    draft: Any = None
+    error: dict[str, Any] | None = None
+    feedback: Any = None
+    human_response: Any = None
+    idempotency_key: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff with full jitter: attempt n waits a random time in
+    ``[base·2^(n-1)·(1-jitter), base·2^(n-1)]``, capped at ``max_delay`` seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_delay: float = Field(default=1.0, gt=0)
+    max_delay: float = Field(default=300.0, gt=0)
+    jitter: float = Field(default=0.5, ge=0, le=1)
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` after attempt ``attempt`` failed."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempt - 1))
+        r = (rng or random).random()
+        return ceiling * (1 - self.jitter * r)

@@ -1,0 +1,1 @@
+"""The engine: claiming, leases, fencing, retries, cancellation, shutdown, the event sink."""

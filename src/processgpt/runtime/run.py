@@ -1,0 +1,149 @@
+"""A claimed task while a worker runs it: its identity, fence, context and event sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+import uuid
+from collections.abc import Awaitable, Generator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from processgpt.db.worker_queries import EventRow
+from processgpt.domain.errors import LeaseLost
+from processgpt.domain.events import EventRecord, encode_json
+from processgpt.runtime.writer import BatchWriter
+
+
+class StopReason(enum.StrEnum):
+    CANCELLED = "cancelled"  # a person cancelled the task
+    LEASE_LOST = "lease_lost"  # another worker owns it now, or the fence moved
+    SHUTDOWN = "shutdown"  # this worker is stopping and hands the task back
+
+
+class Outcome(enum.StrEnum):
+    """How an executor's run ended (decided by the agent adapter)."""
+
+    COMPLETED = "completed"
+    INPUT_REQUIRED = "input_required"
+    FAILED = "failed"  # the agent declared failure: no retry
+    CANCELLED = "cancelled"  # the agent cancelled itself
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    output: Any = None
+    message: str | None = None
+
+
+class TaskRunner(Protocol):
+    """What the worker runs for each task: the agent adapter implements it.
+
+    ``run`` returns how the run ended; raising an exception means the attempt failed and the
+    retry policy applies. ``cancel`` is called when the run must stop early, before the
+    asyncio task running ``run`` is cancelled.
+    """
+
+    async def run(self, task: TaskRun) -> RunResult: ...
+
+    async def cancel(self, task: TaskRun) -> None: ...
+
+
+class _Accepted:
+    """What :meth:`TaskRun.emit` returns: the event is already queued; awaiting this waits
+    until the writer has room (backpressure). Not awaiting it is allowed."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: BatchWriter | None) -> None:
+        self._writer = writer
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._writer is not None:
+            yield from self._writer.wait_for_room().__await__()
+
+
+@dataclass
+class TaskRun:
+    """One attempt at a claimed task. Events emitted here get the next sequence numbers and
+    go to the process's :class:`BatchWriter`, fenced by this attempt's token."""
+
+    row: dict[str, Any]
+    context: dict[str, Any]
+    writer: BatchWriter
+    loop: asyncio.AbstractEventLoop
+    stop_reason: StopReason | None = None
+    _next_seq: int = field(init=False)
+    _thread: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next_seq = int(self.row["last_seq"]) + 1
+        self._thread = threading.get_ident()
+
+    @property
+    def id(self) -> uuid.UUID:
+        task_id: uuid.UUID = self.row["id"]
+        return task_id
+
+    @property
+    def fence(self) -> int:
+        return int(self.row["fence"])
+
+    @property
+    def attempt(self) -> int:
+        return int(self.row["attempts"])
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest event queued so far."""
+        return self._next_seq - 1
+
+    def take_seq(self) -> int:
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    def emit(self, record: EventRecord, data_json: str | None = None) -> Awaitable[None]:
+        """Queue an event. Safe from any thread: from a thread other than the worker's event
+        loop it blocks until the event is queued. Raises :class:`LeaseLost` once the run was
+        stopped (its writes would be rejected anyway)."""
+        encoded = data_json if data_json is not None else encode_json(record.data)
+        if threading.get_ident() != self._thread:
+            future = asyncio.run_coroutine_threadsafe(self._emit_async(record, encoded), self.loop)
+            future.result()
+            return _Accepted(None)
+        return self._emit(record, encoded)
+
+    async def _emit_async(self, record: EventRecord, encoded: str) -> None:
+        await self._emit(record, encoded)
+
+    def _emit(self, record: EventRecord, encoded: str) -> _Accepted:
+        if self.stop_reason is not None:
+            raise LeaseLost(self.id)
+        row = EventRow(
+            self.take_seq(),
+            record.job_id,
+            record.event_type,
+            record.crew_type,
+            record.status.value if record.status else None,
+            encoded,
+        )
+        self.writer.append_event(self.id, self.fence, row)
+        return _Accepted(self.writer)
+
+    def set_draft(self, draft: Any) -> None:
+        """Queue an update of the task's partial result."""
+        if threading.get_ident() != self._thread:
+            self.loop.call_soon_threadsafe(self.set_draft, draft)
+            return
+        if self.stop_reason is None:
+            self.writer.set_draft(self.id, self.fence, encode_json(draft))
+
+    def event_row(self, record: EventRecord) -> EventRow:
+        """A final event with the next sequence number, for the attempt's last write."""
+        return EventRow(
+            self.take_seq(), record.job_id, record.event_type, record.crew_type,
+            record.status.value if record.status else None, encode_json(record.data),
+        )

@@ -1,0 +1,470 @@
+"""The worker: claims tasks, runs them concurrently, keeps their leases, and ends each attempt.
+
+One :class:`Worker` per process serves one or more orchestrators (``agent_orch`` names) with
+up to ``concurrency`` tasks at once. It wakes on NOTIFY when work arrives (polling only as a
+fallback), claims up to its free capacity in one statement, renews all its leases in one
+statement per heartbeat, and writes through one :class:`BatchWriter`.
+
+Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
+tasks finish within ``shutdown_grace`` seconds, then hands the rest back: PENDING at once, the
+attempt not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from processgpt.db.database import Database, is_transient
+from processgpt.db.listen import Listener
+from processgpt.db.worker_queries import WorkerQueries
+from processgpt.domain.errors import (
+    ExecutorReturnedWithoutResult,
+    InvalidInput,
+    LeaseLost,
+    RetryLater,
+)
+from processgpt.domain.events import EventRecord, EventType, encode_json
+from processgpt.domain.task import RetryPolicy, TaskStatus
+from processgpt.runtime.context import build_extras
+from processgpt.runtime.run import Outcome, RunResult, StopReason, TaskRun, TaskRunner
+from processgpt.runtime.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+_NOT_RETRIED = (InvalidInput, ExecutorReturnedWithoutResult)
+"""Errors a new attempt cannot fix: the task fails at once."""
+_MAX_ERROR_CHARS = 2000
+
+
+def default_consumer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 10
+    lease_seconds: float = 30.0
+    poll_interval: float = 1.0
+    shutdown_grace: float = 30.0
+    flush_interval: float = 0.002
+    cancel_timeout: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    consumer: str = field(default_factory=default_consumer)
+
+
+@dataclass
+class _Active:
+    run: TaskRun
+    runner: TaskRunner
+    task: asyncio.Task[None] | None = None
+    finishing: bool = False
+
+
+class Worker:
+    """Runs the tasks of the orchestrators in ``runners`` (``agent_orch`` → runner)."""
+
+    def __init__(
+        self,
+        db: Database,
+        runners: Mapping[str, TaskRunner],
+        options: WorkerOptions | None = None,
+        *,
+        descriptions: Mapping[str, str] | None = None,
+    ) -> None:
+        if not runners:
+            raise ValueError("a worker needs at least one orchestrator to run")
+        self.db = db
+        self.options = options or WorkerOptions()
+        self._runners = dict(runners)
+        self._descriptions = dict(descriptions or {})
+        self._orchs = sorted(self._runners)
+        self._queries = WorkerQueries(db)
+        self._writer = BatchWriter(
+            self._queries,
+            on_lease_lost=lambda tid: self._stop_run(tid, StopReason.LEASE_LOST),
+            flush_interval=self.options.flush_interval,
+        )
+        self._active: dict[uuid.UUID, _Active] = {}
+        self._helpers: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.started = asyncio.Event()
+        self.stats: dict[str, int] = {
+            "claimed": 0, "done": 0, "failed": 0, "retried": 0, "handed_back": 0,
+            "input_required": 0, "cancelled": 0, "lease_lost": 0,
+        }
+
+    # -- public ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Begin a graceful stop (safe to call more than once)."""
+        if not self._stopping.is_set():
+            log.info("worker stopping running=%d grace=%.1fs", len(self._active),
+                     self.options.shutdown_grace)
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._active)
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop`, then shut down gracefully and return."""
+        listener = Listener(self.db.dsn)
+        listener.subscribe("processgpt_tasks", self._on_task_notification)
+        listener.subscribe("processgpt_control", self._on_control_notification)
+        listener.on_reconnect(self._wake.set)
+        await self._retry_transient(
+            lambda: self._queries.register_orchestrators(
+                {name: self._descriptions.get(name, "") for name in self._orchs}
+            )
+        )
+        background = [
+            asyncio.create_task(listener.run(), name="listener"),
+            asyncio.create_task(self._writer.run(), name="writer"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._recovery_loop(), name="recovery"),
+        ]
+        log.info(
+            "worker started consumer=%s agents=%s concurrency=%d",
+            self.options.consumer, ",".join(self._orchs), self.options.concurrency,
+        )
+        try:
+            await asyncio.wait_for(listener.connected.wait(), timeout=30)
+            self.started.set()
+            claim_loop = asyncio.create_task(self._claim_loop(), name="claim")
+            stopping = asyncio.create_task(self._stopping.wait())
+            done, _ = await asyncio.wait(
+                [claim_loop, stopping, *background], return_when=asyncio.FIRST_COMPLETED
+            )
+            stopping.cancel()
+            for task in done:
+                if task is not stopping and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            await claim_loop
+            await self._shutdown()
+        finally:
+            for task in background:
+                task.cancel()
+            for task in list(self._helpers):
+                task.cancel()
+            for active in list(self._active.values()):
+                if active.task is not None:
+                    active.task.cancel()
+            await asyncio.gather(
+                *background, *self._helpers,
+                *(a.task for a in self._active.values() if a.task is not None),
+                return_exceptions=True,
+            )
+            log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def _on_task_notification(self, payload: str) -> None:
+        if payload in self._runners:
+            self._wake.set()
+
+    def _on_control_notification(self, payload: str) -> None:
+        action, _, raw_id = payload.partition(":")
+        if action != "cancel":
+            return
+        try:
+            task_id = uuid.UUID(raw_id)
+        except ValueError:
+            log.warning("malformed control notification payload=%r", payload[:100])
+            return
+        self._stop_run(task_id, StopReason.CANCELLED)
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.options.concurrency - len(self._active)
+            timeout = self.options.poll_interval
+            if free > 0:
+                self._wake.clear()
+                claimed = await self._claim(free)
+                if claimed == free:
+                    continue
+                if claimed == 0:
+                    timeout = await self._until_next_run_at(timeout)
+            else:
+                self._slot_freed.clear()
+            await self._wait_for_work(timeout, need_slot=free <= 0)
+
+    async def _wait_for_work(self, timeout: float, *, need_slot: bool) -> None:
+        event = self._slot_freed if need_slot else self._wake
+        waiters = [asyncio.create_task(event.wait()), asyncio.create_task(self._stopping.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _until_next_run_at(self, default: float) -> float:
+        try:
+            next_at = await self._queries.next_run_at(self._orchs)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return default
+        if next_at is None:
+            return default
+        return max(0.0, min(default, (next_at - datetime.now(UTC)).total_seconds()))
+
+    async def _claim(self, limit: int) -> int:
+        try:
+            rows = await self._queries.claim(
+                self._orchs, limit, self.options.consumer, self.options.lease_seconds
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("claim failed, will retry error=%s", type(exc).__name__)
+            await asyncio.sleep(min(1.0, self.options.poll_interval))
+            return 0
+        if not rows:
+            return 0
+        loop = asyncio.get_running_loop()
+        runs = []
+        for record in rows:
+            row = dict(record)
+            run = TaskRun(row, {}, self._writer, loop)
+            self._active[run.id] = _Active(run, self._runners[row["agent_orch"]])
+            runs.append(run)
+        self.stats["claimed"] += len(runs)
+        contexts = await self._retry_transient(
+            lambda: self._queries.load_contexts([r.id for r in runs])
+        )
+        for run in runs:
+            run.context = build_extras(run.row, contexts.get(run.id))
+            active = self._active[run.id]
+            active.task = asyncio.create_task(self._execute(active), name=f"task:{run.id}")
+        return len(runs)
+
+    # -- running one task -----------------------------------------------------------------
+
+    async def _execute(self, active: _Active) -> None:
+        run = active.run
+        try:
+            if run.stop_reason is not None:  # stopped before it started
+                await self._after_stop(active)
+                return
+            try:
+                result = await active.runner.run(run)
+            except asyncio.CancelledError:
+                if run.stop_reason is None:
+                    raise
+                await self._after_stop(active)
+                return
+            except Exception as exc:
+                if run.stop_reason is not None:
+                    await self._after_stop(active)
+                else:
+                    await self._fail_attempt(active, exc)
+                return
+            if run.stop_reason is not None:
+                await self._after_stop(active)
+            else:
+                await self._complete(active, result)
+        except LeaseLost:
+            self.stats["lease_lost"] += 1
+            log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
+        finally:
+            self._active.pop(run.id, None)
+            self._slot_freed.set()
+
+    async def _finish(self, active: _Active, status: TaskStatus, *events: EventRecord,
+                      output: Any = None, error: dict[str, Any] | None = None,
+                      run_at: datetime | None = None, attempts: int | None = None) -> None:
+        active.finishing = True
+        run = active.run
+        await self._writer.finish(
+            run.id, run.fence, status,
+            final_events=[run.event_row(e) for e in events],
+            output_json=None if output is None else encode_json(output),
+            error_json=None if error is None else encode_json(error),
+            run_at=run_at, attempts=attempts,
+        )
+
+    async def _complete(self, active: _Active, result: RunResult) -> None:
+        run = active.run
+        if result.outcome is Outcome.COMPLETED:
+            await self._finish(
+                active, TaskStatus.DONE,
+                _event(EventType.CREW_COMPLETED, {"status": "completed"}, "CREW_FINISHED", "crew"),
+                output=result.output,
+            )
+            self.stats["done"] += 1
+            log.info("task done task=%s attempt=%d", run.id, run.attempt)
+        elif result.outcome is Outcome.INPUT_REQUIRED:
+            await self._finish(active, TaskStatus.INPUT_REQUIRED)
+            self.stats["input_required"] += 1
+            log.info("task waits for input task=%s", run.id)
+        elif result.outcome is Outcome.CANCELLED:
+            await self._finish(
+                active, TaskStatus.CANCELLED,
+                _event(EventType.TASK_CANCELLED, {"reason": result.message or "agent cancelled"},
+                       "TASK_CANCELLED"),
+            )
+            self.stats["cancelled"] += 1
+        else:
+            message = result.message or "the agent reported failure"
+            error = {"code": "agent_failed", "message": message, "attempt": run.attempt}
+            await self._finish(
+                active, TaskStatus.FAILED,
+                _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
+                error=error,
+            )
+            self.stats["failed"] += 1
+            log.info("task failed by agent task=%s", run.id)
+
+    async def _fail_attempt(self, active: _Active, exc: Exception) -> None:
+        run = active.run
+        code = getattr(exc, "code", "executor_error")
+        message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+        retrying = run.attempt < int(run.row["max_attempts"]) and not isinstance(exc, _NOT_RETRIED)
+        error: dict[str, Any] = {"code": code, "message": message, "attempt": run.attempt}
+        if retrying:
+            delay = (
+                exc.delay if isinstance(exc, RetryLater) and exc.delay is not None
+                else self.options.retry.delay(run.attempt)
+            )
+            run_at = datetime.now(UTC) + timedelta(seconds=delay)
+            await self._finish(
+                active, TaskStatus.PENDING,
+                _event(EventType.ERROR,
+                       {**error, "retrying": True, "retry_at": run_at.isoformat()}, "TASK_ERROR"),
+                error=error, run_at=run_at,
+            )
+            self.stats["retried"] += 1
+            log.warning("task attempt failed, retrying task=%s attempt=%d delay=%.2fs error=%s",
+                        run.id, run.attempt, delay, type(exc).__name__)
+        else:
+            await self._finish(
+                active, TaskStatus.FAILED,
+                _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
+                error=error,
+            )
+            self.stats["failed"] += 1
+            log.warning("task failed task=%s attempt=%d error=%s",
+                        run.id, run.attempt, type(exc).__name__)
+
+    async def _after_stop(self, active: _Active) -> None:
+        run = active.run
+        if run.stop_reason is StopReason.SHUTDOWN:
+            await self._finish(
+                active, TaskStatus.PENDING,
+                _event(EventType.TASK_REQUEUED, {"reason": "shutdown", "attempt": run.attempt},
+                       "TASK_REQUEUED"),
+                run_at=datetime.now(UTC), attempts=run.attempt - 1,
+            )
+            self.stats["handed_back"] += 1
+            log.info("task handed back task=%s", run.id)
+        elif run.stop_reason is StopReason.CANCELLED:
+            self.stats["cancelled"] += 1
+            log.info("task cancelled task=%s", run.id)
+        else:
+            self.stats["lease_lost"] += 1
+            log.warning("task stopped: lease lost task=%s attempt=%d", run.id, run.attempt)
+
+    def _stop_run(self, task_id: uuid.UUID, reason: StopReason) -> None:
+        """Stop a running task early: tell its executor, then cancel it."""
+        active = self._active.get(task_id)
+        if active is None or active.finishing or active.run.stop_reason is not None:
+            return
+        active.run.stop_reason = reason
+        self._spawn(self._cancel_executor(active))
+        if active.task is not None:
+            active.task.cancel()
+
+    async def _cancel_executor(self, active: _Active) -> None:
+        try:
+            await asyncio.wait_for(active.runner.cancel(active.run), self.options.cancel_timeout)
+        except Exception as exc:
+            log.warning("executor cancel() failed task=%s error=%s", active.run.id,
+                        type(exc).__name__)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.options.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = [a for a in self._active.values()
+                    if not a.finishing and a.run.stop_reason is None]
+            if not held:
+                continue
+            try:
+                kept = await self._queries.extend_leases(
+                    [(a.run.id, a.run.fence) for a in held], self.options.lease_seconds
+                )
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("lease renewal failed, will retry error=%s", type(exc).__name__)
+                continue
+            for active in held:
+                if active.run.id not in kept:
+                    self._stop_run(active.run.id, StopReason.LEASE_LOST)
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_interval)
+            try:
+                recovered = await self._queries.recover_expired()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                continue
+            for row in recovered:
+                log.warning("recovered task with expired lease task=%s now=%s",
+                            row["id"], row["status"])
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
+        for task_id in list(self._active):
+            self._stop_run(task_id, StopReason.SHUTDOWN)
+        remaining = [a.task for a in self._active.values() if a.task is not None]
+        if remaining:
+            await asyncio.wait(remaining)
+        await self._writer.drain()
+        if self._helpers:
+            await asyncio.wait(list(self._helpers), timeout=self.options.cancel_timeout)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+
+    async def _retry_transient(self, make: Any) -> Any:
+        delay = 0.05
+        while True:
+            try:
+                return await make()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("database unavailable, retrying error=%s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+def _event(event_type: EventType, data: Any, job_id: str, crew_type: str = "agent") -> EventRecord:
+    record, _ = EventRecord.build(event_type, data, job_id=job_id, crew_type=crew_type)
+    return record

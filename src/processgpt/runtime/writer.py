@@ -1,0 +1,238 @@
+"""The durable event sink: one writer per worker process.
+
+Every write a worker makes for its running tasks (events, drafts, final results and states)
+goes through :class:`BatchWriter`, which groups whatever arrived within ``flush_interval`` into
+one fenced statement: one transaction and one NOTIFY per batch, however many tasks and events
+it holds. One batch is in flight at a time, so a task's writes are durable in the order they
+were made, and a task's final write commits together with its last events.
+
+A batch that fails on a lost connection is retried (with backoff) until it commits; it is
+never dropped. A batch refused by the database for another reason is split per task, so one
+bad write fails one task, not its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from processgpt.db.database import is_transient
+from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
+from processgpt.domain.errors import EventBufferFull, LeaseLost
+from processgpt.domain.events import EventType, encode_json
+from processgpt.domain.task import TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Pending:
+    write: TaskWrite
+    done: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class BatchWriter:
+    """Groups the writes of all running tasks of a process into few transactions.
+
+    Bounded: at most ``max_pending_events`` events wait; :meth:`wait_for_room` blocks
+    producers above ``high_water`` events, and an event offered above the hard limit is
+    refused with :class:`EventBufferFull`.
+    """
+
+    def __init__(
+        self,
+        queries: WorkerQueries,
+        *,
+        on_lease_lost: Callable[[uuid.UUID], None],
+        flush_interval: float = 0.002,
+        max_batch_events: int = 2000,
+        high_water: int = 5000,
+        max_pending_events: int = 20000,
+    ) -> None:
+        self._queries = queries
+        self._on_lease_lost = on_lease_lost
+        self._flush_interval = flush_interval
+        self._max_batch_events = max_batch_events
+        self._high_water = high_water
+        self._max_pending = max_pending_events
+        self._pending: dict[uuid.UUID, _Pending] = {}
+        self._pending_events = 0
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self.batches = 0
+        self.rows = 0
+
+    # -- producers (event loop thread only) ---------------------------------------------
+
+    def _entry(self, todo_id: uuid.UUID, fence: int) -> _Pending:
+        entry = self._pending.get(todo_id)
+        if entry is None:
+            entry = self._pending[todo_id] = _Pending(TaskWrite(todo_id, fence))
+            self._wakeup.set()
+        return entry
+
+    def append_event(self, todo_id: uuid.UUID, fence: int, event: EventRow) -> None:
+        """Queue an event (its seq already assigned by the task's run)."""
+        if self._pending_events >= self._max_pending:
+            raise EventBufferFull(
+                f"{self._pending_events} events are waiting to be written; await enqueue_event "
+                "to let the writer keep up"
+            )
+        self._entry(todo_id, fence).write.events.append(event)
+        self._pending_events += 1
+        if self._pending_events >= self._high_water:
+            self._room.clear()
+
+    def set_draft(self, todo_id: uuid.UUID, fence: int, draft_json: str) -> None:
+        """Queue an update of the task's draft (a partial result)."""
+        self._entry(todo_id, fence).write.draft_json = draft_json
+
+    async def wait_for_room(self) -> None:
+        """Return once fewer than ``high_water`` events wait (producer backpressure)."""
+        await self._room.wait()
+
+    async def finish(
+        self,
+        todo_id: uuid.UUID,
+        fence: int,
+        status: TaskStatus,
+        *,
+        final_events: list[EventRow],
+        output_json: str | None = None,
+        error_json: str | None = None,
+        run_at: datetime | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        """End the attempt: write the last events, the result and the state together and
+        return once durable. Raises :class:`LeaseLost` when the fence no longer holds."""
+        entry = self._entry(todo_id, fence)
+        write = entry.write
+        write.events.extend(final_events)
+        self._pending_events += len(final_events)
+        write.status = status
+        write.output_json = output_json
+        write.error_json = error_json
+        write.run_at = run_at
+        write.attempts = attempts
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry.done.append(done)
+        await done
+
+    async def flush(self, todo_id: uuid.UUID, fence: int) -> None:
+        """Return once everything queued so far for the task is durable."""
+        entry = self._entry(todo_id, fence)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry.done.append(done)
+        await done
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending
+
+    # -- the flush loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Flush batches until cancelled. Cancel only once producers are done (see
+        :meth:`drain`)."""
+        while True:
+            await self._wakeup.wait()
+            if self._pending_events < self._max_batch_events and self._flush_interval > 0:
+                await asyncio.sleep(self._flush_interval)
+            batch = self._take_batch()
+            if not self._pending:
+                self._wakeup.clear()
+            if batch:
+                await self._write(batch)
+
+    async def drain(self) -> None:
+        """Write everything queued, then return."""
+        while self._pending:
+            batch = self._take_batch()
+            await self._write(batch)
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        events = 0
+        while self._pending and events < self._max_batch_events:
+            todo_id = next(iter(self._pending))
+            entry = self._pending.pop(todo_id)
+            batch.append(entry)
+            events += len(entry.write.events)
+        return batch
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        accepted = await self._apply_with_retry([e.write for e in batch])
+        count = sum(len(e.write.events) for e in batch)
+        self._pending_events -= count
+        if self._pending_events < self._high_water:
+            self._room.set()
+        self.batches += 1
+        self.rows += count
+        for entry in batch:
+            todo_id = entry.write.todo_id
+            if todo_id in accepted:
+                for fut in entry.done:
+                    if not fut.done():
+                        fut.set_result(None)
+            else:
+                self._on_lease_lost(todo_id)
+                for fut in entry.done:
+                    if not fut.done():
+                        fut.set_exception(LeaseLost(todo_id))
+
+    async def _apply_with_retry(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+        delay = 0.05
+        while True:
+            try:
+                return await self._queries.apply_batch(writes)
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning(
+                        "event batch not written, retrying tasks=%d error=%s delay=%.2fs",
+                        len(writes), type(exc).__name__, delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                if len(writes) > 1:
+                    return await self._apply_one_by_one(writes)
+                return await self._replace_with_failure(writes[0], exc)
+
+    async def _apply_one_by_one(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+        accepted: set[uuid.UUID] = set()
+        for write in writes:
+            accepted |= await self._apply_with_retry([write])
+        return accepted
+
+    async def _replace_with_failure(self, write: TaskWrite, exc: Exception) -> set[uuid.UUID]:
+        """The database refused this task's write for a reason other than a lost connection
+        (a bug: inputs are validated before they get here). Fail the task with an error event
+        in place of the refused events, keeping its sequence gap-free."""
+        log.error(
+            "task write refused by the database todo_id=%s error=%s",
+            write.todo_id, type(exc).__name__,
+        )
+        first_seq = write.events[0].seq if write.events else None
+        message = f"the task's events could not be stored ({type(exc).__name__})"
+        replacement = TaskWrite(
+            write.todo_id,
+            write.fence,
+            status=TaskStatus.FAILED,
+            error_json=encode_json({"code": "storage_error", "message": message}),
+        )
+        if first_seq is not None:
+            replacement.events.append(
+                EventRow(first_seq, "TASK_ERROR", EventType.ERROR, "agent", None,
+                         encode_json({"message": message}))
+            )
+        # The replacement is plain data; if even it is refused the bug is ours and loud.
+        accepted = await self._queries.apply_batch([replacement])
+        if write.todo_id in accepted:
+            # The run learns from LeaseLost-like handling that it may write nothing more.
+            self._on_lease_lost(write.todo_id)
+        return set()
