@@ -1,0 +1,156 @@
+"""Test support: a real Postgres server, per-test databases, and real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from processgpt.db.database import Database
+from processgpt.db.embedded import EmbeddedPostgres
+from processgpt.db.migrate import migrate
+
+TEMPLATE = "processgpt_template"
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+class PostgresServer:
+    """The server the tests use: ``PROCESSGPT_TEST_DATABASE_URL`` if set, else an embedded
+    Postgres in ``data_dir`` (created on first use, tuned for tests: no fsync)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.embedded: EmbeddedPostgres | None = None
+        url = os.environ.get("PROCESSGPT_TEST_DATABASE_URL")
+        if url:
+            self.dsn = url
+        else:
+            self.embedded = EmbeddedPostgres(data_dir)
+            self.dsn = self.embedded.dsn
+
+    async def admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn)
+
+    async def tune_for_tests(self) -> None:
+        if self.embedded is None:
+            return
+        conn = await self.admin()
+        try:
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                await conn.execute(f"ALTER SYSTEM SET {setting} = off")
+            await conn.execute("ALTER SYSTEM SET max_connections = 300")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    async def create_template(self) -> None:
+        conn = await self.admin()
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await conn.close()
+        db = await Database.connect(with_database(self.dsn, TEMPLATE), max_size=2)
+        try:
+            await migrate(db)
+        finally:
+            await db.close()
+
+    async def create_database(self, empty: bool = False) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = await self.admin()
+        try:
+            template = "template0" if empty else TEMPLATE
+            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        finally:
+            await conn.close()
+        return with_database(self.dsn, name)
+
+    async def drop_database(self, dsn: str) -> None:
+        name = urlsplit(dsn).path.lstrip("/")
+        conn = await self.admin()
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+
+class ProcessGPTProcess:
+    """A real ``processgpt`` process; its stderr goes to a log file the test can read."""
+
+    def __init__(self, args: list[str], *, dsn: str, log_path: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        full_env = {**os.environ, "DATABASE_URL": dsn, "PROCESSGPT_LOG_LEVEL": "INFO",
+                    **(env or {})}
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "processgpt.cli", *args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"process exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged within {timeout}s:\n{self.log()}")
+            await asyncio.sleep(0.05)
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    async def wait(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"process did not exit within {timeout}s:\n{self.log()}")
+            await asyncio.sleep(0.05)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Await ``predicate()`` (sync or async) until truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def assert_gap_free(db: Database, task_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The task's events are numbered 1..n without gaps or repeats and last_seq is n."""
+    rows = await db.fetch("SELECT seq, event_type, data FROM events WHERE todo_id = $1 ORDER BY seq",
+                          task_id)
+    seqs = [r["seq"] for r in rows]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    last = await db.fetchval("SELECT last_seq FROM todolist WHERE id = $1", task_id)
+    assert last == len(seqs)
+    return rows
