@@ -90,15 +90,22 @@ class PostgresServer:
 class ProcessGPTProcess:
     """A real ``processgpt`` process; its stderr goes to a log file the test can read."""
 
-    def __init__(self, args: list[str], *, dsn: str, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], *, dsn: str, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = log_path
-        full_env = {**os.environ, "DATABASE_URL": dsn, "PROCESSGPT_LOG_LEVEL": "INFO",
-                    **(env or {})}
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "PROCESSGPT_LOG_LEVEL": "INFO",
+            **(env or {}),
+        }
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "processgpt.cli", *args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
         )
 
     def log(self) -> str:
@@ -147,8 +154,9 @@ async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.
 
 async def assert_gap_free(db: Database, task_id: uuid.UUID) -> list[asyncpg.Record]:
     """The task's events are numbered 1..n without gaps or repeats and last_seq is n."""
-    rows = await db.fetch("SELECT seq, event_type, data FROM events WHERE todo_id = $1 ORDER BY seq",
-                          task_id)
+    rows = await db.fetch(
+        "SELECT seq, event_type, data FROM events WHERE todo_id = $1 ORDER BY seq", task_id
+    )
     seqs = [r["seq"] for r in rows]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
     last = await db.fetchval("SELECT last_seq FROM todolist WHERE id = $1", task_id)

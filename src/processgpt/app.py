@@ -64,16 +64,22 @@ class ProcessGPT:
     ``async with await ProcessGPT.connect() as pg: task = await pg.submit("demo", "hi")``.
     """
 
-    def __init__(self, db: Database, *, embedded: EmbeddedPostgres | None = None,
-                 tenant_id: str = "default") -> None:
+    def __init__(
+        self, db: Database, *, embedded: EmbeddedPostgres | None = None, tenant_id: str = "default"
+    ) -> None:
         self.db = db
         self.tasks = TaskRepository(db)
         self.tenant_id = tenant_id
         self._embedded = embedded
 
     @classmethod
-    async def connect(cls, database_url: str | None = None, *, tenant_id: str = "default",
-                      run_migrations: bool = True) -> ProcessGPT:
+    async def connect(
+        cls,
+        database_url: str | None = None,
+        *,
+        tenant_id: str = "default",
+        run_migrations: bool = True,
+    ) -> ProcessGPT:
         settings = Settings()
         if database_url:
             settings = settings.model_copy(update={"database_url": database_url})
@@ -86,8 +92,12 @@ class ProcessGPT:
     async def __aenter__(self) -> ProcessGPT:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def submit(self, agent_orch: str, query: str = "", **fields: Any) -> Task:
@@ -111,7 +121,7 @@ class ProcessGPT:
 
     async def list_failed(self, limit: int = 50) -> list[Task]:
         """The dead letters: tasks that used up their attempts."""
-        return await self.tasks.list(self.tenant_id, status=TaskStatus.FAILED, limit=limit)
+        return await self.tasks.list_tasks(self.tenant_id, status=TaskStatus.FAILED, limit=limit)
 
     async def events(self, task_id: uuid.UUID, after: int = 0) -> list[Event]:
         return await self.tasks.events(self.tenant_id, task_id, after=after)
@@ -128,13 +138,23 @@ class AgentServer:
     thread), then shuts down gracefully.
     """
 
-    def __init__(self, executor: Any, agent_type: str, *, concurrency: int | None = None,
-                 database_url: str | None = None, blocking: bool | None = None,
-                 run_migrations: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        executor: Any,
+        agent_type: str,
+        *,
+        concurrency: int | None = None,
+        database_url: str | None = None,
+        blocking: bool | None = None,
+        run_migrations: bool = True,
+        **options: Any,
+    ) -> None:
         self.settings = Settings()
         if database_url:
             self.settings = self.settings.model_copy(update={"database_url": database_url})
-        self.runners: dict[str, TaskRunner] = {agent_type: A2ATaskRunner(executor, blocking=blocking)}
+        self.runners: dict[str, TaskRunner] = {
+            agent_type: A2ATaskRunner(executor, blocking=blocking)
+        }
         self._options = worker_options(self.settings, concurrency=concurrency, **options)
         self._run_migrations = run_migrations
         self._worker: Worker | None = None
@@ -142,7 +162,8 @@ class AgentServer:
 
     async def run(self) -> None:
         db, _embedded = await open_database(
-            self.settings, run_migrations=self._run_migrations,
+            self.settings,
+            run_migrations=self._run_migrations,
             pool_size=max(self.settings.pool_size, 4),
         )
         try:
@@ -160,7 +181,7 @@ class AgentServer:
             self._worker.stop()
 
 
-class _signals_stop:  # noqa: N801 - used as a context manager
+class _signals_stop:
     """SIGTERM/SIGINT stop the worker gracefully while inside this block (main thread only)."""
 
     def __init__(self, worker: Worker) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -67,8 +67,9 @@ async def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _runners(agents: Sequence[str], executor: str | None,
-             blocking: bool | None) -> tuple[dict[str, TaskRunner], dict[str, str]]:
+def _runners(
+    agents: Sequence[str], executor: str | None, blocking: bool | None
+) -> tuple[dict[str, TaskRunner], dict[str, str]]:
     runners: dict[str, TaskRunner] = {}
     descriptions: dict[str, str] = {}
     if executor:
@@ -82,10 +83,17 @@ def _runners(agents: Sequence[str], executor: str | None,
     return runners, descriptions
 
 
-async def _serve(settings: Settings, db: Database, runners: dict[str, TaskRunner],
-                 descriptions: dict[str, str], args: argparse.Namespace) -> int:
+async def _serve(
+    settings: Settings,
+    db: Database,
+    runners: dict[str, TaskRunner],
+    descriptions: dict[str, str],
+    args: argparse.Namespace,
+) -> int:
     options = worker_options(
-        settings, concurrency=args.concurrency, lease_seconds=args.lease_seconds,
+        settings,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds,
         shutdown_grace=args.shutdown_grace,
     )
     worker = Worker(db, runners, options, descriptions=descriptions)
@@ -113,18 +121,22 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     runners, descriptions = _runners(names, None, None)
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
     where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
-    print(f"processgpt is up\n  database: {where}\n  agents:   {', '.join(names)}"
-          f" (concurrency {args.concurrency or settings.concurrency})\n"
-          f"  try:      processgpt submit --agent demo \"hello world\" --follow\n"
-          f"  stop:     Ctrl-C (running tasks finish or are handed back)", flush=True)
+    print(
+        f"processgpt is up\n  database: {where}\n  agents:   {', '.join(names)}"
+        f" (concurrency {args.concurrency or settings.concurrency})\n"
+        f'  try:      processgpt submit --agent demo "hello world" --follow\n'
+        f"  stop:     Ctrl-C (running tasks finish or are handed back)",
+        flush=True,
+    )
     try:
         return await _serve(settings, db, runners, descriptions, args)
     finally:
         await db.close()
 
 
-async def _with_api(settings: Settings, args: argparse.Namespace,
-                    body: Callable[[ProcessGPT], Awaitable[int]]) -> int:
+async def _with_api(
+    settings: Settings, args: argparse.Namespace, body: Callable[[ProcessGPT], Awaitable[int]]
+) -> int:
     db, embedded = await open_database(settings)
     pg = ProcessGPT(db, embedded=embedded, tenant_id=args.tenant)
     try:
@@ -180,11 +192,14 @@ async def cmd_tasks(settings: Settings, args: argparse.Namespace) -> int:
         action = args.action
         if action == "list":
             status = TaskStatus(args.status) if args.status else None
-            tasks = await pg.tasks.list(pg.tenant_id, status=status, agent_orch=args.agent,
-                                        limit=args.limit)
+            tasks = await pg.tasks.list_tasks(
+                pg.tenant_id, status=status, agent_orch=args.agent, limit=args.limit
+            )
             for t in tasks:
-                print(f"{t.id}  {t.status:<14} {t.agent_orch:<16} attempts={t.attempts}/"
-                      f"{t.max_attempts}  {t.created_at:%Y-%m-%d %H:%M:%S}  {t.query[:40]!r}")
+                print(
+                    f"{t.id}  {t.status:<14} {t.agent_orch:<16} attempts={t.attempts}/"
+                    f"{t.max_attempts}  {t.created_at:%Y-%m-%d %H:%M:%S}  {t.query[:40]!r}"
+                )
             return 0
         task_id = _uuid(args.task_id)
         if action == "show":
@@ -226,8 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker for one or more orchestrators")
     worker.add_argument("--agent", action="append", help="orchestrator name (repeatable)")
     worker.add_argument("--executor", help="package.module:Class of your own executor")
-    worker.add_argument("--blocking", action="store_true", default=None,
-                        help="run the executor in a thread (for blocking code)")
+    worker.add_argument(
+        "--blocking",
+        action="store_true",
+        default=None,
+        help="run the executor in a thread (for blocking code)",
+    )
     worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
     serving(worker)
 
@@ -256,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": cmd_migrate,
     "up": cmd_up,
     "worker": cmd_worker,
@@ -270,8 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"error: invalid_configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-              file=sys.stderr)
+        print(
+            f"error: invalid_configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+            file=sys.stderr,
+        )
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from a2a.helpers import new_text_artifact, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -30,15 +30,18 @@ from processgpt_agent_sdk.compat import new_text_artifact as new_text_artifact03
 
 def _status(context: RequestContext, state: int, text: str) -> TaskStatusUpdateEvent:
     return TaskStatusUpdateEvent(
-        task_id=str(context.task_id), context_id=str(context.context_id),
+        task_id=str(context.task_id),
+        context_id=str(context.context_id),
         status=TaskStatus(state=state, message=new_text_message(text)),  # type: ignore[arg-type]
     )
 
 
 def _artifact(context: RequestContext, text: str) -> TaskArtifactUpdateEvent:
     return TaskArtifactUpdateEvent(
-        task_id=str(context.task_id), context_id=str(context.context_id),
-        artifact=new_text_artifact(name="result", text=text), last_chunk=True,
+        task_id=str(context.task_id),
+        context_id=str(context.context_id),
+        artifact=new_text_artifact(name="result", text=text),
+        last_chunk=True,
     )
 
 
@@ -49,7 +52,7 @@ class MinimalExecutor(AgentExecutor):
         query = context.get_user_input()
         payload = {"demo": "hello world", "query": query}
         row = context.get_context_data()["row"]  # type: ignore[attr-defined]
-        event_queue.enqueue_event(  # noqa: RUF006 - the seed does not await; that must work
+        event_queue.enqueue_event(
             TaskStatusUpdateEvent03(
                 status={
                     "state": TaskState03.working,
@@ -65,10 +68,12 @@ class MinimalExecutor(AgentExecutor):
         artifact = new_text_artifact03(
             name="result", description="Demo Result", text=json.dumps(payload, ensure_ascii=False)
         )
-        event_queue.enqueue_event(  # noqa: RUF006
+        event_queue.enqueue_event(
             TaskArtifactUpdateEvent03(
-                artifact=artifact, lastChunk=True,
-                contextId=row["proc_inst_id"] or row["id"], taskId=row["id"],
+                artifact=artifact,
+                lastChunk=True,
+                contextId=row["proc_inst_id"] or row["id"],
+                taskId=row["id"],
             )
         )
 
@@ -92,8 +97,8 @@ class SlowExecutor(AgentExecutor):
     """Emits ``input.steps`` events, ``input.delay`` seconds apart, then its result.
     Records cancellation in ``cancelled`` (task id → monotonic time)."""
 
-    cancelled: dict[str, float] = {}
-    started: dict[str, float] = {}
+    cancelled: ClassVar[dict[str, float]] = {}
+    started: ClassVar[dict[str, float]] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         options: dict[str, Any] = context.get_context_data()["row"]["input"]  # type: ignore[attr-defined]
@@ -107,7 +112,9 @@ class SlowExecutor(AgentExecutor):
         except asyncio.CancelledError:
             SlowExecutor.cancelled[str(context.task_id)] = time.monotonic()
             raise
-        await event_queue.enqueue_event(_artifact(context, json.dumps({"steps": options.get("steps", 10)})))
+        await event_queue.enqueue_event(
+            _artifact(context, json.dumps({"steps": options.get("steps", 10)}))
+        )
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         return None
@@ -116,7 +123,7 @@ class SlowExecutor(AgentExecutor):
 class FlakyExecutor(AgentExecutor):
     """Fails while ``attempt <= input.fail_attempts``; records each attempt's start time."""
 
-    attempts: dict[str, list[float]] = {}
+    attempts: ClassVar[dict[str, list[float]]] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         row = context.get_context_data()["row"]  # type: ignore[attr-defined]
@@ -136,8 +143,11 @@ class AskingExecutor(AgentExecutor):
         extras = context.get_context_data()["extras"]  # type: ignore[attr-defined]
         if extras["human_response"] is None:
             await event_queue.enqueue_event(
-                _status(context, TaskState.TASK_STATE_INPUT_REQUIRED,
-                        json.dumps({"role": "agent", "text": "Which colour?", "type": "text"}))
+                _status(
+                    context,
+                    TaskState.TASK_STATE_INPUT_REQUIRED,
+                    json.dumps({"role": "agent", "text": "Which colour?", "type": "text"}),
+                )
             )
             return
         await event_queue.enqueue_event(
@@ -177,7 +187,7 @@ class BlockingExecutor(AgentExecutor):
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         seconds = float(context.get_context_data()["row"]["input"].get("sleep", 1.0))  # type: ignore[attr-defined]
-        time.sleep(seconds)  # noqa: ASYNC251 - the point of this executor
+        time.sleep(seconds)
         await event_queue.enqueue_event(_artifact(context, json.dumps({"slept": seconds})))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:

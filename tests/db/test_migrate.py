@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncpg
+import pytest
+
 from processgpt.db.database import Database
 from processgpt.db.migrate import available_migrations, current_version, migrate
 from processgpt.db.sql import QUERIES
@@ -15,10 +18,21 @@ async def test_all_migrations_apply_to_an_empty_database(pg_server: PostgresServ
         assert [m.version for m in applied] == [m.version for m in available_migrations()]
         assert await current_version(db) == len(applied)
         assert await migrate(db) == []  # a second run applies nothing
-        tables = {r["tablename"] for r in await db.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"todolist", "events", "bpm_proc_inst", "proc_def", "users", "tenants",
-                "form_def", "proc_inst_source", "schema_migrations"} <= tables
+        tables = {
+            r["tablename"]
+            for r in await db.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert {
+            "todolist",
+            "events",
+            "bpm_proc_inst",
+            "proc_def",
+            "users",
+            "tenants",
+            "form_def",
+            "proc_inst_source",
+            "schema_migrations",
+        } <= tables
     finally:
         await db.close()
         await pg_server.drop_database(url)
@@ -31,30 +45,39 @@ async def test_claim_query_plan_uses_the_claim_index(db: Database) -> None:
                                  finished_at)
            SELECT 'default', CASE WHEN i % 2 = 0 THEN 'demo' ELSE 'other' END,
                   'DONE', NULL, NULL, now()
-           FROM generate_series(1, 20000) i""")
+           FROM generate_series(1, 20000) i"""
+    )
     await db.execute(
         "INSERT INTO todolist (tenant_id, agent_orch) SELECT 'default', 'demo' "
-        "FROM generate_series(1, 200)")
+        "FROM generate_series(1, 200)"
+    )
     await db.execute("ANALYZE todolist")
     async with db.transaction() as conn:
-        plan = "\n".join(r[0] for r in await conn.fetch(
-            "EXPLAIN " + QUERIES["claim_tasks"], ["demo"], 10, "w", 30.0))
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch("EXPLAIN " + QUERIES["claim_tasks"], ["demo"], 10, "w", 30.0)
+        )
     assert "todolist_claim" in plan, plan
 
 
 async def test_schema_refuses_invalid_states(db: Database) -> None:
-    import asyncpg
-    import pytest
-
     with pytest.raises(asyncpg.exceptions.CheckViolationError):
         # running without an owner
-        await db.execute("INSERT INTO todolist (tenant_id, agent_orch, status) "
-                         "VALUES ('default', 'demo', 'IN_PROGRESS')")
+        await db.execute(
+            "INSERT INTO todolist (tenant_id, agent_orch, status) "
+            "VALUES ('default', 'demo', 'IN_PROGRESS')"
+        )
     with pytest.raises(asyncpg.exceptions.CheckViolationError):
-        await db.execute("INSERT INTO todolist (tenant_id, agent_orch, status) "
-                         "VALUES ('default', 'demo', 'DONE')")  # terminal without finish time
+        await db.execute(
+            "INSERT INTO todolist (tenant_id, agent_orch, status) "
+            "VALUES ('default', 'demo', 'DONE')"
+        )  # terminal without finish time
     with pytest.raises(asyncpg.exceptions.InvalidTextRepresentationError):
-        await db.execute("INSERT INTO todolist (tenant_id, agent_orch, status) "
-                         "VALUES ('default', 'demo', 'RUNNING')")
+        await db.execute(
+            "INSERT INTO todolist (tenant_id, agent_orch, status) "
+            "VALUES ('default', 'demo', 'RUNNING')"
+        )
     with pytest.raises(asyncpg.exceptions.CheckViolationError):
-        await db.execute("INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'Bad Name')")
+        await db.execute(
+            "INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'Bad Name')"
+        )

@@ -32,7 +32,7 @@ async def start_worker(db: Database) -> AsyncIterator[StartWorker]:
         return worker
 
     yield start
-    for worker, task in running:
+    for worker, _task in running:
         worker.stop()
     for _worker, task in running:
         await asyncio.wait_for(task, 30)

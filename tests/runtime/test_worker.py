@@ -4,6 +4,7 @@ cancellation, human input, fencing and shutdown."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidTransition, UnknownAgent
-from processgpt.domain.task import TaskStatus, TaskSubmission
+from processgpt.domain.task import RetryPolicy, TaskStatus, TaskSubmission
 from tests.agents import executors as ex
 from tests.runtime.conftest import StartWorker
 from tests.support import assert_gap_free, wait_until
@@ -23,17 +24,20 @@ TENANT = "default"
 
 async def submit(repo: TaskRepository, agent: str, query: str = "q", **fields: object) -> uuid.UUID:
     task, created = await repo.submit(
-        TENANT, TaskSubmission(agent_orch=agent, query=query, **fields),  # type: ignore[arg-type]
+        TENANT,
+        TaskSubmission(agent_orch=agent, query=query, **fields),  # type: ignore[arg-type]
         known_agents=frozenset({agent}),
     )
     assert created
     return task.id
 
 
-async def wait_status(repo: TaskRepository, task_id: uuid.UUID, *statuses: TaskStatus,
-                      timeout: float = 15.0) -> None:
+async def wait_status(
+    repo: TaskRepository, task_id: uuid.UUID, *statuses: TaskStatus, timeout: float = 15.0
+) -> None:
     async def reached() -> bool:
         return (await repo.get(TENANT, task_id)).status in statuses
+
     await wait_until(reached, timeout)
 
 
@@ -61,8 +65,9 @@ async def test_seed_minimal_executor_with_unawaited_03_events(
     started = rows[0]
     assert started["event_type"] == "task_started"
     assert started["data"] == {"demo": "hello world", "query": "hello"}  # JSON text → JSON
-    crew = await db.fetchrow("SELECT crew_type, job_id FROM events WHERE todo_id = $1 AND seq = 1",
-                             task_id)
+    crew = await db.fetchrow(
+        "SELECT crew_type, job_id FROM events WHERE todo_id = $1 AND seq = 1", task_id
+    )
     assert crew is not None and crew["crew_type"] == "action" and crew["job_id"] == str(task_id)
     assert (await repo.get(TENANT, task_id)).output == {"demo": "hello world", "query": "hello"}
     assert [r["event_type"] for r in rows].count("crew_completed") == 1
@@ -93,15 +98,13 @@ async def test_executor_returning_without_result_fails_without_retry(
 async def test_retries_follow_backoff_then_dead_letter_and_requeue(
     db: Database, repo: TaskRepository, start_worker: StartWorker
 ) -> None:
-    from processgpt.domain.task import RetryPolicy
-
     policy = RetryPolicy(base_delay=0.3, max_delay=5.0, jitter=0.5)
     await start_worker({"flaky": ex.FlakyExecutor()}, retry=policy)
     task_id = await submit(repo, "flaky", input={"fail_attempts": 5}, max_attempts=3)
     await wait_status(repo, task_id, TaskStatus.FAILED)
     starts = ex.FlakyExecutor.attempts[str(task_id)]
     assert len(starts) == 3
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # attempt n waits within [base·2^(n-1)·(1-jitter), base·2^(n-1)] (+ pickup slack)
     for n, gap in enumerate(gaps, start=1):
         ceiling = 0.3 * 2 ** (n - 1)
@@ -112,7 +115,7 @@ async def test_retries_follow_backoff_then_dead_letter_and_requeue(
     errors = [r for r in await assert_gap_free(db, task_id) if r["event_type"] == "error"]
     assert [e["data"]["retrying"] for e in errors] == [True, True, False]
     # dead letter: listed, re-queued, and this time it succeeds
-    assert task_id in {t.id for t in await repo.list(TENANT, status=TaskStatus.FAILED)}
+    assert task_id in {t.id for t in await repo.list_tasks(TENANT, status=TaskStatus.FAILED)}
     await db.execute("UPDATE todolist SET input = '{}' WHERE id = $1", task_id)
     requeued = await repo.requeue(TENANT, task_id)
     assert requeued.status is TaskStatus.PENDING and requeued.attempts == 0
@@ -165,12 +168,14 @@ async def test_lost_lease_fences_out_the_old_owner(
     await asyncio.sleep(0.1)
     # Another worker takes the task over (as after an expired lease): new fence.
     await db.execute(
-        "UPDATE todolist SET fence = fence + 1, consumer = 'thief' WHERE id = $1", task_id)
+        "UPDATE todolist SET fence = fence + 1, consumer = 'thief' WHERE id = $1", task_id
+    )
     seq_at_takeover = await db.fetchval("SELECT last_seq FROM todolist WHERE id = $1", task_id)
     await wait_until(lambda: str(task_id) in ex.SlowExecutor.cancelled, timeout=3)
     await asyncio.sleep(0.2)
-    later = await db.fetchval("SELECT count(*) FROM events WHERE todo_id = $1 AND seq > $2",
-                              task_id, seq_at_takeover)
+    later = await db.fetchval(
+        "SELECT count(*) FROM events WHERE todo_id = $1 AND seq > $2", task_id, seq_at_takeover
+    )
     assert later == 0
     task = await repo.get(TENANT, task_id)
     assert task.status is TaskStatus.IN_PROGRESS and task.consumer == "thief"
@@ -179,8 +184,7 @@ async def test_lost_lease_fences_out_the_old_owner(
 async def test_blocking_executor_runs_off_the_event_loop(
     repo: TaskRepository, start_worker: StartWorker
 ) -> None:
-    await start_worker({"block": ex.BlockingExecutor(), "noop": ex.NoopExecutor()},
-                       concurrency=4)
+    await start_worker({"block": ex.BlockingExecutor(), "noop": ex.NoopExecutor()}, concurrency=4)
     blocked = await submit(repo, "block", input={"sleep": 1.5})
     await asyncio.sleep(0.2)
     t0 = time.monotonic()
@@ -212,7 +216,9 @@ async def test_expired_lease_is_recovered_by_another_worker(
     # A crashed worker's claim: running, lease already expired.
     await db.execute(
         "UPDATE todolist SET status = 'IN_PROGRESS', consumer = 'dead', fence = fence + 1, "
-        "attempts = 1, lease_until = now() - interval '1 second' WHERE id = $1", task_id)
+        "attempts = 1, lease_until = now() - interval '1 second' WHERE id = $1",
+        task_id,
+    )
     await start_worker({"noop": ex.NoopExecutor()})
     await wait_status(repo, task_id, TaskStatus.DONE)
     task = await repo.get(TENANT, task_id)
@@ -227,18 +233,25 @@ async def test_submission_rules(repo: TaskRepository, db: Database) -> None:
     assert await db.fetchval("SELECT count(*) FROM todolist") == 0
     first = await submit(repo, "noop", idempotency_key="k-1")
     again, created = await repo.submit(
-        TENANT, TaskSubmission(agent_orch="noop", query="other", idempotency_key="k-1"),
-        known_agents=frozenset({"noop"}))
+        TENANT,
+        TaskSubmission(agent_orch="noop", query="other", idempotency_key="k-1"),
+        known_agents=frozenset({"noop"}),
+    )
     assert again.id == first and not created
     assert await db.fetchval("SELECT count(*) FROM todolist") == 1
 
 
-async def test_priority_then_age(repo: TaskRepository, start_worker: StartWorker, db: Database) -> None:
+async def test_priority_then_age(
+    repo: TaskRepository, start_worker: StartWorker, db: Database
+) -> None:
     low = await submit(repo, "noop", priority=0)
     high = await submit(repo, "noop", priority=5)
     later_run = await submit(repo, "noop", priority=9)
-    await db.execute("UPDATE todolist SET run_at = now() + $2::interval WHERE id = $1",
-                     later_run, timedelta(seconds=0.6))
+    await db.execute(
+        "UPDATE todolist SET run_at = now() + $2::interval WHERE id = $1",
+        later_run,
+        timedelta(seconds=0.6),
+    )
     await start_worker({"noop": ex.NoopExecutor()}, concurrency=1)
     for task_id in (high, low, later_run):
         await wait_status(repo, task_id, TaskStatus.DONE)

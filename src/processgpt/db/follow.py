@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -51,10 +52,8 @@ async def follow_task(
                 after = page[-1].seq
             if task.status in until and after >= task.last_seq:
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=poll_interval)
-            except TimeoutError:
-                pass
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)

@@ -56,12 +56,14 @@ class Listener:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
             except TRANSIENT_ERRORS as exc:
                 log.warning(
-                    "listener cannot connect dsn=%s error=%s", redact_dsn(self._dsn), type(exc).__name__
+                    "listener cannot connect dsn=%s error=%s",
+                    redact_dsn(self._dsn),
+                    type(exc).__name__,
                 )
                 await asyncio.sleep(self._reconnect_delay)
                 continue
             try:
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for channel in self._handlers:
                     await conn.add_listener(channel, self._dispatch)
                 self.connected.set()

@@ -32,9 +32,7 @@ def available_migrations() -> list[Migration]:
     for entry in (resources.files("processgpt.db") / "migrations").iterdir():
         match = _FILE.match(entry.name)
         if match:
-            found.append(
-                Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8"))
-            )
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):

@@ -10,8 +10,8 @@ import asyncpg
 
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
-from processgpt.domain.events import Event
 from processgpt.domain.errors import InvalidInput, InvalidTransition, TaskNotFound, UnknownAgent
+from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
 
 _TASK_FIELDS = frozenset(Task.model_fields)
@@ -35,9 +35,20 @@ class TaskRepository:
         ):
             raise UnknownAgent(sub.agent_orch)
         args = (
-            tenant_id, sub.agent_orch, sub.query, sub.input, sub.priority, sub.run_at,
-            sub.max_attempts, sub.idempotency_key, sub.proc_inst_id, sub.activity_id,
-            sub.activity_name, sub.user_id, sub.tool, sub.description,
+            tenant_id,
+            sub.agent_orch,
+            sub.query,
+            sub.input,
+            sub.priority,
+            sub.run_at,
+            sub.max_attempts,
+            sub.idempotency_key,
+            sub.proc_inst_id,
+            sub.activity_id,
+            sub.activity_name,
+            sub.user_id,
+            sub.tool,
+            sub.description,
         )
         try:
             # A concurrent insert with the same key may commit after our snapshot: the second
@@ -52,9 +63,7 @@ class TaskRepository:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist", field="tenant_id") from None
         except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
             raise InvalidInput(f"task refused by the schema: {exc.__class__.__name__}") from None
-        raise InvalidInput(
-            f"process instance {sub.proc_inst_id} not found", field="proc_inst_id"
-        )
+        raise InvalidInput(f"process instance {sub.proc_inst_id} not found", field="proc_inst_id")
 
     async def get(self, tenant_id: str, task_id: uuid.UUID) -> Task:
         row = await self.db.fetchrow(QUERIES["get_task"], task_id, tenant_id)
@@ -62,7 +71,7 @@ class TaskRepository:
             raise TaskNotFound(task_id)
         return to_task(row)
 
-    async def list(
+    async def list_tasks(
         self,
         tenant_id: str,
         *,
@@ -73,8 +82,14 @@ class TaskRepository:
         limit: int = 50,
     ) -> list[Task]:
         rows = await self.db.fetch(
-            QUERIES["list_tasks"], tenant_id, status, agent_orch, proc_inst_id,
-            before[0] if before else None, before[1] if before else None, limit,
+            QUERIES["list_tasks"],
+            tenant_id,
+            status,
+            agent_orch,
+            proc_inst_id,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
         )
         return [to_task(r) for r in rows]
 

@@ -64,7 +64,9 @@ class WorkerQueries:
         """Extend the given leases; return the ids whose lease is still held."""
         rows = await self.db.fetch(
             QUERIES["extend_leases"],
-            [t for t, _ in leases], [f for _, f in leases], lease_seconds,
+            [t for t, _ in leases],
+            [f for _, f in leases],
+            lease_seconds,
         )
         return {r["id"] for r in rows}
 

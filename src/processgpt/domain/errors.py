@@ -36,7 +36,9 @@ class UnknownAgent(InvalidInput):
     code = "unknown_agent"
 
     def __init__(self, agent_orch: str) -> None:
-        super().__init__(f"no agent orchestrator named {agent_orch!r} is registered", field="agent_orch")
+        super().__init__(
+            f"no agent orchestrator named {agent_orch!r} is registered", field="agent_orch"
+        )
         self.agent_orch = agent_orch
 
 

@@ -110,7 +110,11 @@ class EventRecord(BaseModel):
         if len(encoded.encode()) > MAX_EVENT_DATA_BYTES:
             raise PayloadTooLarge(f"event data is over {MAX_EVENT_DATA_BYTES} bytes")
         record = cls(
-            event_type=event_type, job_id=job_id, data=data, crew_type=crew_type, status=parsed_status
+            event_type=event_type,
+            job_id=job_id,
+            data=data,
+            crew_type=crew_type,
+            status=parsed_status,
         )
         return record, encoded
 

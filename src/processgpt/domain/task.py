@@ -125,6 +125,6 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` after attempt ``attempt`` failed."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempt - 1))
-        r = (rng or random).random()
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1))
+        r = rng.random() if rng is not None else random.random()  # noqa: S311 - jitter
         return ceiling * (1 - self.jitter * r)

@@ -82,6 +82,10 @@ class TaskRun:
         self._next_seq = int(self.row["last_seq"]) + 1
         self._thread = threading.get_ident()
 
+    def stopped(self) -> bool:
+        """Whether the run was told to stop (it may change while the run awaits)."""
+        return self.stop_reason is not None
+
     @property
     def id(self) -> uuid.UUID:
         task_id: uuid.UUID = self.row["id"]
@@ -144,6 +148,10 @@ class TaskRun:
     def event_row(self, record: EventRecord) -> EventRow:
         """A final event with the next sequence number, for the attempt's last write."""
         return EventRow(
-            self.take_seq(), record.job_id, record.event_type, record.crew_type,
-            record.status.value if record.status else None, encode_json(record.data),
+            self.take_seq(),
+            record.job_id,
+            record.event_type,
+            record.crew_type,
+            record.status.value if record.status else None,
+            encode_json(record.data),
         )

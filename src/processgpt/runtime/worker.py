@@ -99,8 +99,14 @@ class Worker:
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
-            "claimed": 0, "done": 0, "failed": 0, "retried": 0, "handed_back": 0,
-            "input_required": 0, "cancelled": 0, "lease_lost": 0,
+            "claimed": 0,
+            "done": 0,
+            "failed": 0,
+            "retried": 0,
+            "handed_back": 0,
+            "input_required": 0,
+            "cancelled": 0,
+            "lease_lost": 0,
         }
 
     # -- public ---------------------------------------------------------------------------
@@ -108,8 +114,11 @@ class Worker:
     def stop(self) -> None:
         """Begin a graceful stop (safe to call more than once)."""
         if not self._stopping.is_set():
-            log.info("worker stopping running=%d grace=%.1fs", len(self._active),
-                     self.options.shutdown_grace)
+            log.info(
+                "worker stopping running=%d grace=%.1fs",
+                len(self._active),
+                self.options.shutdown_grace,
+            )
         self._stopping.set()
         self._wake.set()
 
@@ -136,7 +145,9 @@ class Worker:
         ]
         log.info(
             "worker started consumer=%s agents=%s concurrency=%d",
-            self.options.consumer, ",".join(self._orchs), self.options.concurrency,
+            self.options.consumer,
+            ",".join(self._orchs),
+            self.options.concurrency,
         )
         try:
             await asyncio.wait_for(listener.connected.wait(), timeout=30)
@@ -161,7 +172,8 @@ class Worker:
                 if active.task is not None:
                     active.task.cancel()
             await asyncio.gather(
-                *background, *self._helpers,
+                *background,
+                *self._helpers,
                 *(a.task for a in self._active.values() if a.task is not None),
                 return_exceptions=True,
             )
@@ -201,11 +213,11 @@ class Worker:
                 self._slot_freed.clear()
             await self._wait_for_work(timeout, need_slot=free <= 0)
 
-    async def _wait_for_work(self, timeout: float, *, need_slot: bool) -> None:
+    async def _wait_for_work(self, wait_at_most: float, *, need_slot: bool) -> None:
         event = self._slot_freed if need_slot else self._wake
         waiters = [asyncio.create_task(event.wait()), asyncio.create_task(self._stopping.wait())]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=wait_at_most, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -256,23 +268,24 @@ class Worker:
     async def _execute(self, active: _Active) -> None:
         run = active.run
         try:
-            if run.stop_reason is not None:  # stopped before it started
+            if run.stopped():  # stopped before it started
                 await self._after_stop(active)
                 return
             try:
                 result = await active.runner.run(run)
             except asyncio.CancelledError:
-                if run.stop_reason is None:
+                if not run.stopped():
                     raise
+                _uncancel()
                 await self._after_stop(active)
                 return
-            except Exception as exc:
-                if run.stop_reason is not None:
+            except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
+                if run.stopped():
                     await self._after_stop(active)
                 else:
                     await self._fail_attempt(active, exc)
                 return
-            if run.stop_reason is not None:
+            if run.stopped():
                 await self._after_stop(active)
             else:
                 await self._complete(active, result)
@@ -283,24 +296,35 @@ class Worker:
             self._active.pop(run.id, None)
             self._slot_freed.set()
 
-    async def _finish(self, active: _Active, status: TaskStatus, *events: EventRecord,
-                      output: Any = None, error: dict[str, Any] | None = None,
-                      run_at: datetime | None = None, attempts: int | None = None) -> None:
+    async def _finish(
+        self,
+        active: _Active,
+        status: TaskStatus,
+        *events: EventRecord,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        run_at: datetime | None = None,
+        attempts: int | None = None,
+    ) -> None:
         active.finishing = True
         run = active.run
         await self._writer.finish(
-            run.id, run.fence, status,
+            run.id,
+            run.fence,
+            status,
             final_events=[run.event_row(e) for e in events],
             output_json=None if output is None else encode_json(output),
             error_json=None if error is None else encode_json(error),
-            run_at=run_at, attempts=attempts,
+            run_at=run_at,
+            attempts=attempts,
         )
 
     async def _complete(self, active: _Active, result: RunResult) -> None:
         run = active.run
         if result.outcome is Outcome.COMPLETED:
             await self._finish(
-                active, TaskStatus.DONE,
+                active,
+                TaskStatus.DONE,
                 _event(EventType.CREW_COMPLETED, {"status": "completed"}, "CREW_FINISHED", "crew"),
                 output=result.output,
             )
@@ -312,16 +336,21 @@ class Worker:
             log.info("task waits for input task=%s", run.id)
         elif result.outcome is Outcome.CANCELLED:
             await self._finish(
-                active, TaskStatus.CANCELLED,
-                _event(EventType.TASK_CANCELLED, {"reason": result.message or "agent cancelled"},
-                       "TASK_CANCELLED"),
+                active,
+                TaskStatus.CANCELLED,
+                _event(
+                    EventType.TASK_CANCELLED,
+                    {"reason": result.message or "agent cancelled"},
+                    "TASK_CANCELLED",
+                ),
             )
             self.stats["cancelled"] += 1
         else:
             message = result.message or "the agent reported failure"
             error = {"code": "agent_failed", "message": message, "attempt": run.attempt}
             await self._finish(
-                active, TaskStatus.FAILED,
+                active,
+                TaskStatus.FAILED,
                 _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
                 error=error,
             )
@@ -336,37 +365,55 @@ class Worker:
         error: dict[str, Any] = {"code": code, "message": message, "attempt": run.attempt}
         if retrying:
             delay = (
-                exc.delay if isinstance(exc, RetryLater) and exc.delay is not None
+                exc.delay
+                if isinstance(exc, RetryLater) and exc.delay is not None
                 else self.options.retry.delay(run.attempt)
             )
             run_at = datetime.now(UTC) + timedelta(seconds=delay)
             await self._finish(
-                active, TaskStatus.PENDING,
-                _event(EventType.ERROR,
-                       {**error, "retrying": True, "retry_at": run_at.isoformat()}, "TASK_ERROR"),
-                error=error, run_at=run_at,
+                active,
+                TaskStatus.PENDING,
+                _event(
+                    EventType.ERROR,
+                    {**error, "retrying": True, "retry_at": run_at.isoformat()},
+                    "TASK_ERROR",
+                ),
+                error=error,
+                run_at=run_at,
             )
             self.stats["retried"] += 1
-            log.warning("task attempt failed, retrying task=%s attempt=%d delay=%.2fs error=%s",
-                        run.id, run.attempt, delay, type(exc).__name__)
+            log.warning(
+                "task attempt failed, retrying task=%s attempt=%d delay=%.2fs error=%s",
+                run.id,
+                run.attempt,
+                delay,
+                type(exc).__name__,
+            )
         else:
             await self._finish(
-                active, TaskStatus.FAILED,
+                active,
+                TaskStatus.FAILED,
                 _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
                 error=error,
             )
             self.stats["failed"] += 1
-            log.warning("task failed task=%s attempt=%d error=%s",
-                        run.id, run.attempt, type(exc).__name__)
+            log.warning(
+                "task failed task=%s attempt=%d error=%s", run.id, run.attempt, type(exc).__name__
+            )
 
     async def _after_stop(self, active: _Active) -> None:
         run = active.run
         if run.stop_reason is StopReason.SHUTDOWN:
             await self._finish(
-                active, TaskStatus.PENDING,
-                _event(EventType.TASK_REQUEUED, {"reason": "shutdown", "attempt": run.attempt},
-                       "TASK_REQUEUED"),
-                run_at=datetime.now(UTC), attempts=run.attempt - 1,
+                active,
+                TaskStatus.PENDING,
+                _event(
+                    EventType.TASK_REQUEUED,
+                    {"reason": "shutdown", "attempt": run.attempt},
+                    "TASK_REQUEUED",
+                ),
+                run_at=datetime.now(UTC),
+                attempts=run.attempt - 1,
             )
             self.stats["handed_back"] += 1
             log.info("task handed back task=%s", run.id)
@@ -390,9 +437,10 @@ class Worker:
     async def _cancel_executor(self, active: _Active) -> None:
         try:
             await asyncio.wait_for(active.runner.cancel(active.run), self.options.cancel_timeout)
-        except Exception as exc:
-            log.warning("executor cancel() failed task=%s error=%s", active.run.id,
-                        type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - the run stops either way
+            log.warning(
+                "executor cancel() failed task=%s error=%s", active.run.id, type(exc).__name__
+            )
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -400,8 +448,9 @@ class Worker:
         interval = self.options.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            held = [a for a in self._active.values()
-                    if not a.finishing and a.run.stop_reason is None]
+            held = [
+                a for a in self._active.values() if not a.finishing and a.run.stop_reason is None
+            ]
             if not held:
                 continue
             try:
@@ -427,8 +476,9 @@ class Worker:
                     raise
                 continue
             for row in recovered:
-                log.warning("recovered task with expired lease task=%s now=%s",
-                            row["id"], row["status"])
+                log.warning(
+                    "recovered task with expired lease task=%s now=%s", row["id"], row["status"]
+                )
 
     # -- shutdown ---------------------------------------------------------------------------
 
@@ -463,6 +513,13 @@ class Worker:
                 log.warning("database unavailable, retrying error=%s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+
+def _uncancel() -> None:
+    """We cancelled the task ourselves to stop its executor; it goes on to record why."""
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()
 
 
 def _event(event_type: EventType, data: Any, job_id: str, crew_type: str = "agent") -> EventRecord:

@@ -190,11 +190,13 @@ class BatchWriter:
         while True:
             try:
                 return await self._queries.apply_batch(writes)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
                 if is_transient(exc):
                     log.warning(
                         "event batch not written, retrying tasks=%d error=%s delay=%.2fs",
-                        len(writes), type(exc).__name__, delay,
+                        len(writes),
+                        type(exc).__name__,
+                        delay,
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
@@ -215,7 +217,8 @@ class BatchWriter:
         in place of the refused events, keeping its sequence gap-free."""
         log.error(
             "task write refused by the database todo_id=%s error=%s",
-            write.todo_id, type(exc).__name__,
+            write.todo_id,
+            type(exc).__name__,
         )
         first_seq = write.events[0].seq if write.events else None
         message = f"the task's events could not be stored ({type(exc).__name__})"
@@ -227,8 +230,14 @@ class BatchWriter:
         )
         if first_seq is not None:
             replacement.events.append(
-                EventRow(first_seq, "TASK_ERROR", EventType.ERROR, "agent", None,
-                         encode_json({"message": message}))
+                EventRow(
+                    first_seq,
+                    "TASK_ERROR",
+                    EventType.ERROR,
+                    "agent",
+                    None,
+                    encode_json({"message": message}),
+                )
             )
         # The replacement is plain data; if even it is refused the bug is ours and loud.
         accepted = await self._queries.apply_batch([replacement])
