@@ -1,0 +1,205 @@
+"""No-op task throughput of one worker process, compared with pgqueuer on the same server.
+
+N tasks are bulk-inserted first, then one in-process worker drains them. Each ProcessGPT task
+is the full no-op: claimed, two status events and a final artifact written, plus the worker's
+own ``crew_completed`` event and the DONE state. Each pgqueuer job is an empty entrypoint.
+
+Rate = N / (time from starting the worker to the moment a poll, every 50 ms, sees all N done:
+ProcessGPT ``status = 'DONE'``, pgqueuer's queue table empty). The database's own view, N /
+(last finish - first start) from the tables' timestamps, is reported too.
+Target (issue): ProcessGPT / pgqueuer >= 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from importlib.metadata import version
+from typing import Any
+
+import asyncpg
+from _common import (
+    NoopExecutor,
+    count_status,
+    fresh_database,
+    insert_tasks,
+    open_processgpt,
+    parser,
+    postgres_server,
+    print_table,
+    run,
+    server_info,
+    verdict,
+    wait_until,
+    write_results,
+)
+from pgqueuer.db import AsyncpgDriver
+from pgqueuer.models import Job
+from pgqueuer.qm import QueueManager
+from pgqueuer.queries import Queries
+
+from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.runtime.worker import Worker, WorkerOptions
+
+NAME = "throughput_noop"
+TARGET_RATIO = 1.0
+ENQUEUE_CHUNK = 5000
+
+
+async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any]:
+    async with fresh_database(server) as dsn:
+        db = await open_processgpt(dsn, max_size=10)
+        try:
+            await insert_tasks(db, n, "noop")
+            runners = {"noop": A2ATaskRunner(NoopExecutor())}
+            worker = Worker(db, runners, WorkerOptions(concurrency=concurrency, shutdown_grace=5))
+
+            async def all_done() -> bool:
+                return await count_status(db, "DONE") >= n
+
+            t0 = time.perf_counter()
+            runner = asyncio.create_task(worker.run())
+            try:
+                t_end = await wait_until(all_done, alive=runner)
+            finally:
+                worker.stop()
+                await runner
+            row = await db.fetchrow(
+                "SELECT count(*) FILTER (WHERE status = 'DONE') AS done,"
+                " extract(epoch FROM max(finished_at) - min(started_at))::float8 AS span"
+                " FROM todolist"
+            )
+            events = await db.fetchval("SELECT count(*) FROM events")
+        finally:
+            await db.close()
+    assert row is not None
+    wall = t_end - t0
+    return {
+        "tasks": n,
+        "done": row["done"],
+        "events_written": events,
+        "wall_s": wall,
+        "rate": n / wall,
+        "db_span_s": row["span"],
+        "db_rate": n / row["span"],
+        "concurrency": concurrency,
+    }
+
+
+async def run_pgqueuer(server: str, n: int, batch_size: int, max_tasks: int) -> dict[str, Any]:
+    async with fresh_database(server, "pgq_bench") as dsn:
+        admin = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            setup = Queries(AsyncpgDriver(admin))
+            await setup.install()
+            for start in range(0, n, ENQUEUE_CHUNK):
+                k = min(ENQUEUE_CHUNK, n - start)
+                await setup.enqueue(["noop"] * k, [None] * k, [0] * k)
+
+            qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+            @qm.entrypoint("noop")
+            async def noop(job: Job) -> None:
+                return None
+
+            async def all_done() -> bool:
+                return int(await admin.fetchval("SELECT count(*) FROM pgqueuer")) == 0
+
+            t0 = time.perf_counter()
+            runner = asyncio.create_task(
+                qm.run(batch_size=batch_size, max_concurrent_tasks=max_tasks or None)
+            )
+            try:
+                t_end = await wait_until(all_done, alive=runner)
+            finally:
+                qm.shutdown.set()
+                await runner
+            row = await admin.fetchrow(
+                "SELECT count(*) FILTER (WHERE status = 'successful') AS done,"
+                " extract(epoch FROM max(created) FILTER (WHERE status = 'successful')"
+                "   - min(created) FILTER (WHERE status = 'picked'))::float8 AS span"
+                " FROM pgqueuer_log"
+            )
+        finally:
+            await conn.close()
+            await admin.close()
+    assert row is not None
+    wall = t_end - t0
+    return {
+        "tasks": n,
+        "done": row["done"],
+        "wall_s": wall,
+        "rate": n / wall,
+        "db_span_s": row["span"],
+        "db_rate": n / row["span"],
+        "batch_size": batch_size,
+        "max_concurrent_tasks": max_tasks or None,
+        "driver": "AsyncpgDriver (one connection)",
+        "version": version("pgqueuer"),
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    batch = args.pgq_batch_size or max(1, args.concurrency // 2)
+    max_tasks = args.concurrency if args.pgq_max_concurrent is None else args.pgq_max_concurrent
+    async with postgres_server(args.database_url) as server:
+        ours = await run_processgpt(server, args.tasks, args.concurrency)
+        theirs = (
+            None if args.skip_pgqueuer else await run_pgqueuer(server, args.tasks, batch, max_tasks)
+        )
+        info = await server_info(server)
+
+    columns = ("done", "wall_s", "rate", "db_rate")
+    rows = [[f"processgpt (concurrency {args.concurrency})", *(ours[c] for c in columns)]]
+    if theirs is not None:
+        limit = theirs["max_concurrent_tasks"] or "unlimited"
+        label = f"pgqueuer {theirs['version']} (batch {batch}, max tasks {limit})"
+        rows.append([label, *(theirs[c] for c in columns)])
+    print_table(
+        f"no-op throughput, one worker process, {args.tasks} tasks",
+        ["runtime", "done", "wall s", "tasks/s", "tasks/s (db timestamps)"],
+        rows,
+    )
+    ratio = None
+    if theirs is not None:
+        ratio = ours["rate"] / theirs["rate"]
+        print(
+            f"ratio processgpt / pgqueuer = {ratio:.2f} (target >= {TARGET_RATIO:g}): "
+            f"{verdict(ratio, TARGET_RATIO, higher_is_better=True)}"
+        )
+    write_results(
+        NAME,
+        {
+            "params": {
+                "tasks": args.tasks,
+                "concurrency": args.concurrency,
+                "pgqueuer_batch_size": batch,
+                "pgqueuer_max_concurrent_tasks": max_tasks,
+            },
+            "rate_definition": "tasks / seconds from worker start until a 50 ms poll sees all "
+            "done; db_rate uses max(finished) - min(started) from the tables",
+            "processgpt": ours,
+            "pgqueuer": theirs,
+            "ratio": ratio,
+            "target_ratio": TARGET_RATIO,
+            "meets_target": None if ratio is None else ratio >= TARGET_RATIO,
+            "environment": info,
+        },
+    )
+
+
+if __name__ == "__main__":
+    p = parser(__doc__, timeout=600)
+    p.add_argument("--tasks", type=int, default=20_000, help="tasks per runtime (default 20000)")
+    p.add_argument("--concurrency", type=int, default=100, help="worker concurrency")
+    p.add_argument("--pgq-batch-size", type=int, help="pgqueuer batch size (concurrency / 2)")
+    p.add_argument(
+        "--pgq-max-concurrent",
+        type=int,
+        help="pgqueuer max_concurrent_tasks (default: concurrency; 0: unlimited)",
+    )
+    p.add_argument("--skip-pgqueuer", action="store_true", help="measure processgpt only")
+    arguments = p.parse_args()
+    run(main(arguments), arguments.timeout)
