@@ -9,13 +9,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import asyncpg
-
 from processgpt.db.database import Database
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.migrate import migrate
 from processgpt.db.tasks import TaskRepository
-from processgpt.domain.task import TaskStatus, TaskSubmission
+from processgpt.domain.task import TaskSubmission
 from tests.acceptance.conftest import StartProcess, start_worker
 from tests.support import assert_gap_free, wait_until
 
@@ -208,6 +206,3 @@ async def test_connection_errors_are_redacted(start_process: StartProcess) -> No
     code = await proc.wait(timeout=60)
     assert code != 0
     assert "s3cret-pw" not in proc.log()
-
-
-_ = asyncpg  # the driver is what the tests talk to underneath
