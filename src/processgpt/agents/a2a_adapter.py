@@ -97,21 +97,28 @@ class ProcessGPTRequestContext(RequestContext):
         row = jsonable_row(run.row)
         task_id = row["id"]
         context_id = row.get("proc_inst_id") or task_id
-        message = Message(
-            message_id=f"{task_id}:{run.attempt}",
-            role=Role.ROLE_USER,
-            parts=[Part(text=row.get("query") or "")],
-            task_id=task_id,
-            context_id=context_id,
-        )
-        super().__init__(
-            ServerCallContext(tenant=row["tenant_id"]),
-            SendMessageRequest(message=message),
-            task_id=task_id,
-            context_id=context_id,
-        )
+        super().__init__(ServerCallContext(tenant=row["tenant_id"]), None, task_id, context_id)
         self.row = row
         self.extras = run.context
+        self._attempt = run.attempt
+        self._query: str = row.get("query") or ""
+
+    def get_user_input(self, delimiter: str = "\n") -> str:
+        return self._query
+
+    @property
+    def message(self) -> Message:
+        """The task's query as an A2A user message (built when first asked for)."""
+        if self._params is None:
+            message = Message(
+                message_id=f"{self.task_id}:{self._attempt}",
+                role=Role.ROLE_USER,
+                parts=[Part(text=self._query)],
+                task_id=self.task_id,
+                context_id=self.context_id,
+            )
+            self._params = SendMessageRequest(message=message)
+        return self._params.message
 
     def get_context_data(self) -> dict[str, Any]:
         return {"row": self.row, "extras": self.extras}

@@ -14,6 +14,8 @@ from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 from processgpt.domain.task import TaskStatus
 
+_CONTEXT_COLUMNS = ("ctx_form", "ctx_users", "ctx_tenant_mcp", "ctx_sources")
+
 
 @dataclass(slots=True)
 class EventRow:
@@ -49,10 +51,18 @@ class WorkerQueries:
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
-    ) -> list[asyncpg.Record]:
-        return await self.db.fetch(
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Claim up to ``limit`` tasks; return each task's row and its loaded context
+        (``form``, ``users``, ``tenant_mcp``, ``sources``)."""
+        rows = await self.db.fetch(
             QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
         )
+        claimed = []
+        for record in rows:
+            row = dict(record)
+            context = {key[4:]: row.pop(key) for key in _CONTEXT_COLUMNS}
+            claimed.append((row, context))
+        return claimed
 
     async def next_run_at(self, agent_orchs: list[str]) -> datetime | None:
         value: datetime | None = await self.db.fetchval(QUERIES["next_run_at"], agent_orchs)
@@ -72,10 +82,6 @@ class WorkerQueries:
 
     async def recover_expired(self, limit: int = 100) -> list[asyncpg.Record]:
         return await self.db.fetch(QUERIES["recover_expired"], limit)
-
-    async def load_contexts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-        rows = await self.db.fetch(QUERIES["load_contexts"], ids)
-        return {r["id"]: dict(r) for r in rows}
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         """Write a batch in one statement; return the tasks whose fence held (their writes

@@ -10,6 +10,7 @@ import enum
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,10 +69,9 @@ def parse_text(text: str) -> Any:
     return text
 
 
-class EventRecord(BaseModel):
-    """One event, validated, before it has a sequence number."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event, validated, before it has a sequence number. Build with :meth:`build`."""
 
     event_type: str
     job_id: str
@@ -107,16 +107,10 @@ class EventRecord(BaseModel):
                 f"event status {status!r} is not one of ASKED, APPROVED, REJECTED", field="status"
             ) from None
         encoded = encode_json(data)
-        if len(encoded.encode()) > MAX_EVENT_DATA_BYTES:
+        # Characters are at most 4 bytes: only long texts need the exact byte count.
+        if len(encoded) * 4 > MAX_EVENT_DATA_BYTES and len(encoded.encode()) > MAX_EVENT_DATA_BYTES:
             raise PayloadTooLarge(f"event data is over {MAX_EVENT_DATA_BYTES} bytes")
-        record = cls(
-            event_type=event_type,
-            job_id=job_id,
-            data=data,
-            crew_type=crew_type,
-            status=parsed_status,
-        )
-        return record, encoded
+        return cls(str(event_type), job_id, data, crew_type, parsed_status), encoded
 
 
 class Event(BaseModel):

@@ -93,6 +93,7 @@ class Worker:
             flush_interval=self.options.flush_interval,
         )
         self._active: dict[uuid.UUID, _Active] = {}
+        self._finishing = 0
         self._helpers: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -124,7 +125,7 @@ class Worker:
 
     @property
     def running(self) -> int:
-        return len(self._active)
+        return len(self._active) - self._finishing
 
     async def run(self) -> None:
         """Serve until :meth:`stop`, then shut down gracefully and return."""
@@ -200,7 +201,9 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.options.concurrency - len(self._active)
+            # Tasks whose last write is in flight no longer run: their slots are free, so the
+            # next claim overlaps the writer's commit.
+            free = self.options.concurrency - (len(self._active) - self._finishing)
             timeout = self.options.poll_interval
             if free > 0:
                 self._wake.clear()
@@ -244,24 +247,14 @@ class Worker:
             log.warning("claim failed, will retry error=%s", type(exc).__name__)
             await asyncio.sleep(min(1.0, self.options.poll_interval))
             return 0
-        if not rows:
-            return 0
         loop = asyncio.get_running_loop()
-        runs = []
-        for record in rows:
-            row = dict(record)
-            run = TaskRun(row, {}, self._writer, loop)
-            self._active[run.id] = _Active(run, self._runners[row["agent_orch"]])
-            runs.append(run)
-        self.stats["claimed"] += len(runs)
-        contexts = await self._retry_transient(
-            lambda: self._queries.load_contexts([r.id for r in runs])
-        )
-        for run in runs:
-            run.context = build_extras(run.row, contexts.get(run.id))
-            active = self._active[run.id]
+        for row, loaded in rows:
+            run = TaskRun(row, build_extras(row, loaded), self._writer, loop)
+            active = _Active(run, self._runners[row["agent_orch"]])
+            self._active[run.id] = active
             active.task = asyncio.create_task(self._execute(active), name=f"task:{run.id}")
-        return len(runs)
+        self.stats["claimed"] += len(rows)
+        return len(rows)
 
     # -- running one task -----------------------------------------------------------------
 
@@ -294,6 +287,8 @@ class Worker:
             log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
         finally:
             self._active.pop(run.id, None)
+            if active.finishing:
+                self._finishing -= 1
             self._slot_freed.set()
 
     async def _finish(
@@ -307,6 +302,8 @@ class Worker:
         attempts: int | None = None,
     ) -> None:
         active.finishing = True
+        self._finishing += 1
+        self._slot_freed.set()
         run = active.run
         await self._writer.finish(
             run.id,
@@ -322,12 +319,7 @@ class Worker:
     async def _complete(self, active: _Active, result: RunResult) -> None:
         run = active.run
         if result.outcome is Outcome.COMPLETED:
-            await self._finish(
-                active,
-                TaskStatus.DONE,
-                _event(EventType.CREW_COMPLETED, {"status": "completed"}, "CREW_FINISHED", "crew"),
-                output=result.output,
-            )
+            await self._finish(active, TaskStatus.DONE, _CREW_COMPLETED, output=result.output)
             self.stats["done"] += 1
             log.info("task done task=%s attempt=%d", run.id, run.attempt)
         elif result.outcome is Outcome.INPUT_REQUIRED:
@@ -513,6 +505,11 @@ class Worker:
                 log.warning("database unavailable, retrying error=%s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+
+_CREW_COMPLETED, _ = EventRecord.build(
+    EventType.CREW_COMPLETED, {"status": "completed"}, job_id="CREW_FINISHED", crew_type="crew"
+)
 
 
 def _uncancel() -> None:

@@ -34,20 +34,40 @@ LIMIT $7;
 -- name: claim_tasks
 -- Claim up to $2 claimable tasks of the given orchestrators in one statement: highest
 -- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
+-- The same round trip reads each task's context (form, people and agents, the tenant's MCP
+-- configuration, process sources), empty when absent.
 WITH picked AS (
     SELECT id FROM todolist
     WHERE status = 'PENDING' AND agent_orch = ANY($1::text[]) AND run_at <= now()
     ORDER BY priority DESC, run_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE todolist t
+    SET status = 'IN_PROGRESS', consumer = $3, lease_until = now() + make_interval(secs => $4),
+        fence = t.fence + 1, attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now()),
+        updated_at = now()
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.*
 )
-UPDATE todolist t
-SET status = 'IN_PROGRESS', consumer = $3, lease_until = now() + make_interval(secs => $4),
-    fence = t.fence + 1, attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now()),
-    updated_at = now()
-FROM picked
-WHERE t.id = picked.id
-RETURNING t.*;
+SELECT c.*,
+       (SELECT to_jsonb(f) FROM form_def f
+        WHERE c.tool IS NOT NULL AND f.tenant_id = c.tenant_id
+          AND f.id = CASE WHEN position(':' IN c.tool) > 0
+                          THEN split_part(c.tool, ':', 2) ELSE c.tool END) AS ctx_form,
+       (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u
+        WHERE c.user_id IS NOT NULL AND u.tenant_id = c.tenant_id
+          AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list))) AS ctx_users,
+       (SELECT n.mcp FROM tenants n WHERE n.id = c.tenant_id) AS ctx_tenant_mcp,
+       (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
+        FROM proc_inst_source s
+        WHERE c.proc_inst_id IS NOT NULL AND s.proc_inst_id = c.proc_inst_id) AS ctx_sources
+FROM claimed c
+CROSS JOIN LATERAL (
+    SELECT COALESCE(array_agg(btrim(x)) FILTER (WHERE btrim(x) <> ''), '{}') AS list
+    FROM unnest(string_to_array(COALESCE(c.user_id, ''), ',')) AS x
+) ids;
 
 -- name: next_run_at
 -- When the next delayed task of these orchestrators becomes claimable (NULL: none waiting).
@@ -162,26 +182,6 @@ SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq
 UPDATE todolist SET feedback = $3::jsonb, updated_at = now()
 WHERE id = $1 AND tenant_id = $2
 RETURNING *;
-
--- name: load_contexts
--- Everything an executor's context needs, for a batch of claimed tasks, in one round trip.
-SELECT t.id,
-       (SELECT to_jsonb(f) FROM form_def f
-        WHERE f.tenant_id = t.tenant_id
-          AND f.id = CASE WHEN position(':' IN t.tool) > 0
-                          THEN split_part(t.tool, ':', 2) ELSE t.tool END) AS form,
-       (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u
-        WHERE u.tenant_id = t.tenant_id
-          AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list))) AS users,
-       (SELECT n.mcp FROM tenants n WHERE n.id = t.tenant_id) AS tenant_mcp,
-       (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
-        FROM proc_inst_source s WHERE s.proc_inst_id = t.proc_inst_id) AS sources
-FROM todolist t
-CROSS JOIN LATERAL (
-    SELECT COALESCE(array_agg(btrim(x)) FILTER (WHERE btrim(x) <> ''), '{}') AS list
-    FROM unnest(string_to_array(COALESCE(t.user_id, ''), ',')) AS x
-) ids
-WHERE t.id = ANY ($1::uuid[]);
 
 -- name: register_orchestrators
 INSERT INTO orchestrators (name, description)
