@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.db.database import Database
-from tests.support import PostgresServer
+from processgpt.db.tasks import TaskRepository
+from processgpt.domain.task import RetryPolicy
+from processgpt.runtime.worker import Worker, WorkerOptions
+from tests.support import PostgresServer, ProcessGPTProcess, StartProcess
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
@@ -35,3 +41,55 @@ async def db(db_url: str) -> AsyncIterator[Database]:
     database = await Database.connect(db_url, max_size=10)
     yield database
     await database.close()
+
+
+@pytest.fixture
+async def start_process(db_url: str, tmp_path: Path) -> AsyncIterator[StartProcess]:
+    """Start a real ``processgpt`` process against the test database; killed at teardown."""
+    started: list[ProcessGPTProcess] = []
+
+    def start(
+        *args: str, dsn: str | None = None, env: dict[str, str] | None = None
+    ) -> ProcessGPTProcess:
+        log_path = tmp_path / f"proc-{len(started)}.log"
+        base_env = {"PROCESSGPT_POLL_INTERVAL": "0.2"}
+        proc = ProcessGPTProcess(
+            list(args), dsn=dsn or db_url, log_path=log_path, env={**base_env, **(env or {})}
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+StartWorker = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_worker(db: Database) -> AsyncIterator[StartWorker]:
+    """Start an in-process worker: ``await start_worker({"agent": executor}, **options)``."""
+    running: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    async def start(executors: dict[str, Any], **options: Any) -> Worker:
+        options.setdefault("poll_interval", 0.2)
+        options.setdefault("lease_seconds", 5.0)
+        options.setdefault("retry", RetryPolicy(base_delay=0.1, max_delay=1.0))
+        runners = {name: A2ATaskRunner(ex) for name, ex in executors.items()}
+        worker = Worker(db, runners, WorkerOptions(**options))
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(worker.started.wait(), 10)
+        running.append((worker, task))
+        return worker
+
+    yield start
+    for worker, _task in running:
+        worker.stop()
+    for _worker, task in running:
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+def repo(db: Database) -> TaskRepository:
+    return TaskRepository(db)

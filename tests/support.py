@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -162,3 +163,20 @@ async def assert_gap_free(db: Database, task_id: uuid.UUID) -> list[asyncpg.Reco
     last = await db.fetchval("SELECT last_seq FROM todolist WHERE id = $1", task_id)
     assert last == len(seqs)
     return rows
+
+
+StartProcess = Callable[..., ProcessGPTProcess]
+
+
+async def start_worker_process(
+    start_process: StartProcess,
+    *extra: str,
+    dsn: str | None = None,
+    agent: str = "demo",
+    concurrency: int = 10,
+) -> ProcessGPTProcess:
+    proc = start_process(
+        "worker", "--agent", agent, "--concurrency", str(concurrency), *extra, dsn=dsn
+    )
+    await proc.wait_for_log("worker started")
+    return proc

@@ -14,8 +14,7 @@ from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.migrate import migrate
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskSubmission
-from tests.acceptance.conftest import StartProcess, start_worker
-from tests.support import assert_gap_free, wait_until
+from tests.support import StartProcess, assert_gap_free, start_worker_process, wait_until
 
 TENANT = "default"
 
@@ -52,7 +51,7 @@ async def assert_all_logs_gap_free(db: Database) -> None:
 
 
 async def test_two_workers_run_200_tasks(db: Database, start_process: StartProcess) -> None:
-    workers = [await start_worker(start_process) for _ in range(2)]
+    workers = [await start_worker_process(start_process) for _ in range(2)]
     ids = [await submit_demo(db, f"task {i}", steps=2, delay=0.01) for i in range(200)]
     await wait_until(lambda: all_done(db), timeout=60)
     assert await db.fetchval("SELECT count(*) FROM todolist WHERE status = 'DONE'") == 200
@@ -74,14 +73,14 @@ async def test_two_workers_run_200_tasks(db: Database, start_process: StartProce
 async def test_sigkill_mid_task_finishes_on_the_other_worker(
     db: Database, start_process: StartProcess
 ) -> None:
-    first = await start_worker(start_process, "--lease-seconds", "2")
+    first = await start_worker_process(start_process, "--lease-seconds", "2")
     task_id = await submit_demo(db, steps=30, delay=0.1)
     await wait_until(
         lambda: db.fetchval("SELECT last_seq >= 4 FROM todolist WHERE id = $1", task_id)
     )
     first.proc.kill()  # SIGKILL
     first.proc.wait()
-    await start_worker(start_process, "--lease-seconds", "2")
+    await start_worker_process(start_process, "--lease-seconds", "2")
     await wait_until(lambda: is_done(db, task_id), timeout=30)
     rows = await assert_gap_free(db, task_id)
     types = [r["event_type"] for r in rows]
@@ -93,13 +92,13 @@ async def test_sigkill_mid_task_finishes_on_the_other_worker(
 async def test_frozen_worker_cannot_write_after_losing_its_lease(
     db: Database, start_process: StartProcess
 ) -> None:
-    frozen = await start_worker(start_process, "--lease-seconds", "2")
+    frozen = await start_worker_process(start_process, "--lease-seconds", "2")
     task_id = await submit_demo(db, steps=40, delay=0.05)
     await wait_until(
         lambda: db.fetchval("SELECT last_seq >= 3 FROM todolist WHERE id = $1", task_id)
     )
     frozen.signal(signal.SIGSTOP)
-    await start_worker(start_process, "--lease-seconds", "2")
+    await start_worker_process(start_process, "--lease-seconds", "2")
     await wait_until(lambda: is_done(db, task_id), timeout=30)
     before = await assert_gap_free(db, task_id)
     frozen.signal(signal.SIGCONT)  # it wakes up believing it still owns the task
@@ -113,7 +112,7 @@ async def test_frozen_worker_cannot_write_after_losing_its_lease(
 async def test_sigterm_hands_the_task_back_without_using_an_attempt(
     db: Database, start_process: StartProcess
 ) -> None:
-    first = await start_worker(start_process, "--shutdown-grace", "0.3")
+    first = await start_worker_process(start_process, "--shutdown-grace", "0.3")
     task_id = await submit_demo(db, steps=200, delay=0.05)
     await wait_until(
         lambda: db.fetchval("SELECT last_seq >= 2 FROM todolist WHERE id = $1", task_id)
@@ -123,7 +122,7 @@ async def test_sigterm_hands_the_task_back_without_using_an_attempt(
     row = await db.fetchrow("SELECT status, attempts FROM todolist WHERE id = $1", task_id)
     assert row is not None and (row["status"], row["attempts"]) == ("PENDING", 0)
     await db.execute("UPDATE todolist SET input = '{\"steps\": 1}' WHERE id = $1", task_id)
-    await start_worker(start_process)
+    await start_worker_process(start_process)
     await wait_until(lambda: is_done(db, task_id), timeout=30)
     output = await db.fetchval("SELECT output FROM todolist WHERE id = $1", task_id)
     assert output["attempt"] == 1
@@ -136,7 +135,7 @@ async def test_postgres_restart_during_a_run(tmp_path: Path, start_process: Star
     try:
         db = await Database.connect(dsn)
         await migrate(db)
-        workers = [await start_worker(start_process, dsn=dsn) for _ in range(2)]
+        workers = [await start_worker_process(start_process, dsn=dsn) for _ in range(2)]
         ids = [await submit_demo(db, f"t{i}", steps=10, delay=0.1) for i in range(80)]
         await wait_until(
             lambda: db.fetchval("SELECT count(*) >= 10 FROM todolist WHERE status = 'DONE'"),
@@ -186,8 +185,8 @@ async def test_the_killed_workers_events_are_not_duplicated_under_load(
     db: Database, start_process: StartProcess
 ) -> None:
     """Kill one of two busy workers: every task still ends DONE exactly once."""
-    victim = await start_worker(start_process, "--lease-seconds", "2")
-    await start_worker(start_process, "--lease-seconds", "2")
+    victim = await start_worker_process(start_process, "--lease-seconds", "2")
+    await start_worker_process(start_process, "--lease-seconds", "2")
     for i in range(60):
         await submit_demo(db, f"t{i}", steps=5, delay=0.05)
     await wait_until(

@@ -16,7 +16,7 @@ from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidTransition, UnknownAgent
 from processgpt.domain.task import RetryPolicy, TaskStatus, TaskSubmission
 from tests.agents import executors as ex
-from tests.runtime.conftest import StartWorker
+from tests.conftest import StartWorker
 from tests.support import assert_gap_free, wait_until
 
 TENANT = "default"
