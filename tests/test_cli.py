@@ -87,3 +87,17 @@ async def test_tasks_commands_manage_a_task(db: Database, db_url: str) -> None:
     assert "task_cancelled" in shown.stdout and "task_requeued" in shown.stdout
     refused = await cli(db_url, "tasks", "answer", task_id, "yes")
     assert refused.returncode == 2 and "error: invalid_state:" in refused.stderr
+
+
+async def test_worker_runs_a_users_executor_by_import_path(
+    db_url: str, start_process: StartProcess
+) -> None:
+    worker = start_process(
+        "worker", "--agent", "noop", "--executor", "tests.agents.executors:NoopExecutor"
+    )
+    await worker.wait_for_log("worker started")
+    result = await cli(db_url, "submit", "--agent", "noop", "x", "--follow")
+    assert result.returncode == 0, result.stderr
+    assert "task_working" in result.stdout and '"ok": true' in result.stdout
+    bad = await cli(db_url, "worker", "--agent", "x", "--executor", "no.such.module:Thing")
+    assert bad.returncode == 2 and "error: invalid_input: cannot import" in bad.stderr
