@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
@@ -170,7 +170,7 @@ class AgentServer:
             self._worker = Worker(db, self.runners, self._options)
             if self._stop_requested:
                 self._worker.stop()
-            with _signals_stop(self._worker):
+            with _signals_stop(self._worker.stop):
                 await self._worker.run()
         finally:
             await db.close()
@@ -182,17 +182,17 @@ class AgentServer:
 
 
 class _signals_stop:
-    """SIGTERM/SIGINT stop the worker gracefully while inside this block (main thread only)."""
+    """SIGTERM/SIGINT call ``stop`` while inside this block (main thread only)."""
 
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
         self._installed = False
 
     def __enter__(self) -> None:
         if threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._worker.stop)
+                loop.add_signal_handler(sig, self._stop)
             self._installed = True
 
     def __exit__(self, *exc: object) -> None:

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,15 +17,19 @@ from pydantic import ValidationError
 from processgpt import logs
 from processgpt.agents import registry
 from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.api.app import create_app
+from processgpt.api.server import ApiServer
 from processgpt.app import ProcessGPT, _signals_stop, open_database, worker_options
 from processgpt.config import Settings
+from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database, redact_dsn
+from processgpt.db.embedded import default_data_dir
 from processgpt.db.migrate import current_version, migrate
 from processgpt.domain.errors import ProcessGPTError
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.runtime.run import TaskRunner
-from processgpt.runtime.worker import Worker
+from processgpt.runtime.worker import Worker, WorkerOptions
 
 
 class CliError(Exception):
@@ -83,6 +88,23 @@ def _runners(
     return runners, descriptions
 
 
+def _worker_options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
+    return worker_options(
+        settings,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds,
+        shutdown_grace=args.shutdown_grace,
+    )
+
+
+def _stopper(*stops: Callable[[], None]) -> _signals_stop:
+    def stop_all() -> None:
+        for stop in stops:
+            stop()
+
+    return _signals_stop(stop_all)
+
+
 async def _serve(
     settings: Settings,
     db: Database,
@@ -90,14 +112,8 @@ async def _serve(
     descriptions: dict[str, str],
     args: argparse.Namespace,
 ) -> int:
-    options = worker_options(
-        settings,
-        concurrency=args.concurrency,
-        lease_seconds=args.lease_seconds,
-        shutdown_grace=args.shutdown_grace,
-    )
-    worker = Worker(db, runners, options, descriptions=descriptions)
-    with _signals_stop(worker):
+    worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+    with _stopper(worker.stop):
         await worker.run()
     return 0
 
@@ -120,18 +136,78 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     names = sorted(registry.available())
     runners, descriptions = _runners(names, None, None)
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
-    where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
-    print(
-        f"processgpt is up\n  database: {where}\n  agents:   {', '.join(names)}"
-        f" (concurrency {args.concurrency or settings.concurrency})\n"
-        f'  try:      processgpt submit --agent demo "hello world" --follow\n'
-        f"  stop:     Ctrl-C (running tasks finish or are handed back)",
-        flush=True,
-    )
     try:
-        return await _serve(settings, db, runners, descriptions, args)
+        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        api = ApiServer(create_app(db, settings), settings.api_host, settings.api_port)
+        dev_key = await _dev_api_key(db, settings)
+        where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
+
+        async def announce() -> None:
+            url = await api.url()
+            print(
+                "processgpt is up\n"
+                f"  api:      {url}  (docs: {url}/docs)\n"
+                f"  api key:  {dev_key}  (tenant 'default'; kept in {_dev_key_path(settings)})\n"
+                f"  database: {where}\n"
+                f"  agents:   {', '.join(names)} (concurrency {worker.options.concurrency})\n"
+                f"  try:      curl -s {url}/v1/tasks -H 'Authorization: Bearer {dev_key}' \\\n"
+                "              -H 'content-type: application/json' "
+                '-d \'{"agent_orch": "demo", "query": "hello"}\'\n'
+                '        or   processgpt submit --agent demo "hello world" --follow\n'
+                "  stop:     Ctrl-C (running tasks finish or are handed back)",
+                flush=True,
+            )
+
+        with _stopper(worker.stop, api.stop):
+            await asyncio.gather(worker.run(), api.serve(), announce())
+        return 0
     finally:
         await db.close()
+
+
+async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
+    db, _embedded = await open_database(settings)
+    try:
+        api = ApiServer(create_app(db, settings), settings.api_host, settings.api_port)
+        with _stopper(api.stop):
+            await asyncio.gather(api.serve(), api.url())
+        return 0
+    finally:
+        await db.close()
+
+
+async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    db, _embedded = await open_database(settings)
+    try:
+        key = await ApiKeyRepository(db).create(args.tenant_id, args.name)
+        print(key.key)
+        print(
+            f"created API key {key.prefix} for tenant {key.tenant_id!r}; it is shown only once",
+            file=sys.stderr,
+        )
+        return 0
+    finally:
+        await db.close()
+
+
+def _dev_key_path(settings: Settings) -> Path:
+    return (settings.data_dir or default_data_dir()) / "dev-api-key"
+
+
+async def _dev_api_key(db: Database, settings: Settings) -> str:
+    """The development key `up` prints: kept (mode 0600) in the data directory and reused
+    while it is valid."""
+    path = _dev_key_path(settings)
+    keys = ApiKeyRepository(db)
+    if path.exists():
+        key = path.read_text().strip()
+        if await keys.tenant_of(key) == "default":
+            return key
+    created = await keys.create("default", "development key (processgpt up)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(created.key + "\n")
+    return created.key
 
 
 async def _with_api(
@@ -229,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("api", help="serve the HTTP API (PROCESSGPT_API_HOST/PORT)")
+    keys = sub.add_parser("keys", help="manage API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="create an API key (printed once)")
+    create.add_argument("--tenant", dest="tenant_id", required=True)
+    create.add_argument("--name", default="")
 
     def serving(p: argparse.ArgumentParser) -> None:
         p.add_argument("--concurrency", type=int, help="tasks run at once by this process")
@@ -277,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": cmd_migrate,
+    "api": cmd_api,
+    "keys": cmd_keys,
     "up": cmd_up,
     "worker": cmd_worker,
     "submit": cmd_submit,

@@ -25,5 +25,11 @@ class Settings(BaseSettings):
     retry_base_delay: float = Field(default=1.0, gt=0)
     retry_max_delay: float = Field(default=300.0, gt=0)
     pool_size: int = Field(default=10, ge=2, le=200)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    jwt_secret: str | None = Field(default=None, repr=False)
+    jwt_audience: str | None = None
+    max_pending_tasks: int = Field(default=10_000, ge=1)
+    sse_heartbeat: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")

@@ -26,11 +26,18 @@ class TaskRepository:
         self.db = db
 
     async def submit(
-        self, tenant_id: str, sub: TaskSubmission, *, known_agents: frozenset[str] = frozenset()
+        self,
+        tenant_id: str,
+        sub: TaskSubmission,
+        *,
+        known_agents: frozenset[str] = frozenset(),
+        conn: asyncpg.Connection | None = None,
     ) -> tuple[Task, bool]:
         """Insert a PENDING task; return it and whether it was created (False: an earlier task
-        with the same idempotency key is returned instead). Nothing is written on error."""
-        if sub.agent_orch not in known_agents and not await self.db.fetchval(
+        with the same idempotency key is returned instead). Nothing is written on error.
+        With ``conn``, the insert is part of the caller's transaction."""
+        target: Any = conn if conn is not None else self.db.pool
+        if sub.agent_orch not in known_agents and not await target.fetchval(
             QUERIES["orchestrator_exists"], sub.agent_orch
         ):
             raise UnknownAgent(sub.agent_orch)
@@ -54,7 +61,7 @@ class TaskRepository:
             # A concurrent insert with the same key may commit after our snapshot: the second
             # round then sees it.
             for _ in range(2):
-                row = await self.db.fetchrow(QUERIES["insert_task"], *args)
+                row = await target.fetchrow(QUERIES["insert_task"], *args)
                 if row is not None:
                     return to_task(row), bool(row["created"])
                 if sub.idempotency_key is None:

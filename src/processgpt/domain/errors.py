@@ -58,6 +58,34 @@ class TaskNotFound(ProcessGPTError):
         self.task_id = task_id
 
 
+class ProcessNotFound(ProcessGPTError):
+    """No process instance with that id exists for the caller's tenant."""
+
+    code = "process_not_found"
+
+    def __init__(self, proc_inst_id: object) -> None:
+        super().__init__(f"process instance {proc_inst_id} not found")
+        self.proc_inst_id = proc_inst_id
+
+
+class Unauthorized(ProcessGPTError):
+    """No valid API key or token was presented."""
+
+    code = "unauthorized"
+
+
+class TooManyPending(ProcessGPTError):
+    """The tenant has more pending tasks than its limit; retry after ``retry_after`` seconds."""
+
+    code = "too_many_pending"
+
+    def __init__(self, pending: int, limit: int, retry_after: int = 5) -> None:
+        super().__init__(
+            f"{pending} tasks are pending for this tenant (limit {limit}); retry later"
+        )
+        self.retry_after = retry_after
+
+
 class InvalidTransition(ProcessGPTError):
     """The task is not in a state that allows the requested change."""
 
@@ -107,6 +135,12 @@ ERROR_STATUS: dict[str, int] = {
     UnknownAgent.code: 422,
     PayloadTooLarge.code: 413,
     TaskNotFound.code: 404,
+    ProcessNotFound.code: 404,
+    Unauthorized.code: 401,
+    TooManyPending.code: 429,
+    "malformed_json": 400,
+    "not_found": 404,
+    "method_not_allowed": 405,
     InvalidTransition.code: 409,
     LeaseLost.code: 409,
     EventBufferFull.code: 503,

@@ -1,0 +1,1 @@
+"""The Execution API: HTTP routes, authentication, errors, live streams."""

@@ -1,0 +1,32 @@
+-- name: ensure_tenant
+INSERT INTO tenants (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING;
+
+-- name: insert_api_key
+INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4)
+RETURNING id, tenant_id, name, prefix, created_at;
+
+-- name: find_api_key
+SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+
+-- name: tenant_exists
+SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1);
+
+-- name: pending_count
+-- Pending tasks of a tenant and its limit (NULL: the server default).
+SELECT (SELECT count(*) FROM todolist WHERE tenant_id = $1 AND status = 'PENDING') AS pending,
+       (SELECT max_pending_tasks FROM tenants WHERE id = $1) AS max_pending;
+
+-- name: insert_proc_inst
+INSERT INTO bpm_proc_inst (tenant_id, proc_def_id, proc_def_version, proc_inst_name, status,
+                           variables_data)
+VALUES ($1, $2, $3, $4, 'RUNNING', $5)
+RETURNING *;
+
+-- name: get_proc_inst
+SELECT * FROM bpm_proc_inst WHERE proc_inst_id = $1 AND tenant_id = $2;
+
+-- name: proc_def_version
+SELECT max(version) FROM proc_def WHERE tenant_id = $1 AND id = $2;
+
+-- name: list_proc_inst_tasks
+SELECT * FROM todolist WHERE proc_inst_id = $1 AND tenant_id = $2 ORDER BY created_at, id;

@@ -1,0 +1,1 @@
+"""Pure encoders from the event log to wire protocols. No I/O."""
