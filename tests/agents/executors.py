@@ -192,3 +192,41 @@ class BlockingExecutor(AgentExecutor):
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         return None
+
+
+class StreamingExecutor(AgentExecutor):
+    """A model-like run through the queue helpers: a step with streamed text, a tool call
+    and its result, a progress update, more text; ``input.pause`` seconds of silence in the
+    middle; ``input.ask`` asks a person first."""
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        data = context.get_context_data()  # type: ignore[attr-defined]
+        options: dict[str, Any] = data["row"]["input"]
+        q: Any = event_queue
+        if options.get("ask") and data["extras"]["human_response"] is None:
+            await event_queue.enqueue_event(
+                _status(
+                    context,
+                    TaskState.TASK_STATE_INPUT_REQUIRED,
+                    json.dumps({"text": options["ask"], "type": "text"}),
+                )
+            )
+            return
+        await q.step_started()
+        for word in ("Let ", "me ", "look ", "that ", "up."):
+            await q.text(word)
+            await asyncio.sleep(0.005)
+        call = q.tool_call("search", {"q": context.get_user_input()})
+        await asyncio.sleep(float(options.get("pause", 0)))
+        await q.tool_result(call, "search", {"hits": 3})
+        await q.progress({"status": "summarising", "pct": 50})
+        await q.text("Found ")
+        await q.text("3 results.")
+        await q.step_finished({"tokens": 42})
+        answer = data["extras"]["human_response"]
+        await event_queue.enqueue_event(
+            _artifact(context, json.dumps({"answer": "3 results", "human": answer}))
+        )
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        return None

@@ -168,6 +168,58 @@ class ProcessGPTEventQueue(EventQueue):
     async def close(self) -> None:
         """Nothing to release: the worker's writer owns the durable part."""
 
+    # -- helpers for streaming agents (each returns an optional awaitable, like
+    #    enqueue_event; the events land in the same log and every stream shows them) --
+
+    def text(self, text: str) -> Awaitable[None]:
+        """Stream a piece of the answer. Consecutive pieces are stored as one event per
+        few tens of milliseconds, not one row per token."""
+        return self._run.emit_text(text)
+
+    def reasoning(self, text: str) -> Awaitable[None]:
+        """Stream a piece of the model's reasoning (coalesced like :meth:`text`)."""
+        return self._run.emit_text(text, event_type="reasoning_delta")
+
+    def tool_call(self, tool_name: str, arguments: Any, *, tool_call_id: str | None = None) -> str:
+        """Record that a tool is called (``tool_usage_started``); returns the call id."""
+        call_id = tool_call_id or f"call_{uuid.uuid4().hex[:12]}"
+        self._emit(
+            EventType.TOOL_USAGE_STARTED,
+            {"tool_call_id": call_id, "tool_name": tool_name, "input": arguments},
+        )
+        return call_id
+
+    def tool_result(
+        self, tool_call_id: str, tool_name: str, output: Any = None, *, error: str | None = None
+    ) -> Awaitable[None]:
+        """Record a tool's result or error (``tool_usage_finished``)."""
+        data: dict[str, Any] = {"tool_call_id": tool_call_id, "tool_name": tool_name}
+        if error is not None:
+            data["error"] = error
+        else:
+            data["output"] = output
+        return self._emit(EventType.TOOL_USAGE_FINISHED, data)
+
+    def progress(self, payload: dict[str, Any], *, name: str = "progress") -> Awaitable[None]:
+        """A custom progress update (streams show it as ``data-<name>``)."""
+        return self._emit(name, payload)
+
+    def file(
+        self, url: str, media_type: str = "application/octet-stream", *, path: str | None = None
+    ) -> Awaitable[None]:
+        """Send a file to the user (a URL, and optionally its workspace path)."""
+        return self._emit("file", {"url": url, "media_type": media_type, "path": path})
+
+    def step_started(self) -> Awaitable[None]:
+        return self._emit("step_started", {})
+
+    def step_finished(self, usage: dict[str, Any] | None = None) -> Awaitable[None]:
+        return self._emit("step_finished", {"usage": usage or {}})
+
+    def _emit(self, event_type: str, data: Any) -> Awaitable[None]:
+        record, encoded = EventRecord.build(event_type, data, job_id=str(self._run.row["id"]))
+        return self._run.emit(record, encoded)
+
     def _status(self, event: TaskStatusUpdateEvent) -> Awaitable[None]:
         meta = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
         state = event.status.state

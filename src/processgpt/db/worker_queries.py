@@ -27,6 +27,7 @@ class EventRow:
     crew_type: str | None
     status: str | None
     data_json: str
+    text: list[str] | None = None  # a text delta still growing: data is {"text": joined}
 
 
 @dataclass(slots=True)

@@ -137,6 +137,32 @@ class TaskRun:
         self.writer.append_event(self.id, self.fence, row)
         return _Accepted(self.writer)
 
+    def emit_text(
+        self, text: str, *, event_type: str = "text_delta", job_id: str | None = None
+    ) -> Awaitable[None]:
+        """Queue a piece of streamed text; consecutive pieces are coalesced into one event.
+        Safe from any thread."""
+        if threading.get_ident() != self._thread:
+            future = asyncio.run_coroutine_threadsafe(
+                self._emit_text_async(text, event_type, job_id), self.loop
+            )
+            future.result()
+            return _Accepted(None)
+        if self.stop_reason is not None:
+            raise LeaseLost(self.id)
+        self.writer.append_text(
+            self.id,
+            self.fence,
+            event_type=event_type,
+            job_id=job_id or str(self.id),
+            text=text,
+            next_seq=self.take_seq,
+        )
+        return _Accepted(self.writer)
+
+    async def _emit_text_async(self, text: str, event_type: str, job_id: str | None) -> None:
+        await self.emit_text(text, event_type=event_type, job_id=job_id)
+
     def set_draft(self, draft: Any) -> None:
         """Queue an update of the task's partial result."""
         if threading.get_ident() != self._thread:

@@ -14,7 +14,9 @@ bad write fails one task, not its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 class _Pending:
     write: TaskWrite
     done: list[asyncio.Future[None]] = field(default_factory=list)
+    hold_until: float = 0.0  # a growing text delta waits until then for more text
 
 
 class BatchWriter:
@@ -49,6 +52,7 @@ class BatchWriter:
         *,
         on_lease_lost: Callable[[uuid.UUID], None],
         flush_interval: float = 0.002,
+        text_window: float = 0.03,
         max_batch_events: int = 2000,
         high_water: int = 5000,
         max_pending_events: int = 20000,
@@ -56,6 +60,7 @@ class BatchWriter:
         self._queries = queries
         self._on_lease_lost = on_lease_lost
         self._flush_interval = flush_interval
+        self._text_window = text_window
         self._max_batch_events = max_batch_events
         self._high_water = high_water
         self._max_pending = max_pending_events
@@ -87,6 +92,32 @@ class BatchWriter:
         self._pending_events += 1
         if self._pending_events >= self._high_water:
             self._room.clear()
+
+    def append_text(
+        self,
+        todo_id: uuid.UUID,
+        fence: int,
+        *,
+        event_type: str,
+        job_id: str,
+        text: str,
+        next_seq: Callable[[], int],
+    ) -> None:
+        """Queue a text delta, merged into the task's previous delta while that one is not
+        written yet: a token stream becomes one row per ``text_window``, not one per token."""
+        entry = self._pending.get(todo_id)
+        last = entry.write.events[-1] if entry is not None and entry.write.events else None
+        if (
+            last is not None
+            and last.text is not None
+            and last.event_type == event_type
+            and last.job_id == job_id
+        ):
+            last.text.append(text)
+            return
+        row = EventRow(next_seq(), job_id, event_type, None, None, "", [text])
+        self.append_event(todo_id, fence, row)
+        self._pending[todo_id].hold_until = time.monotonic() + self._text_window
 
     def set_draft(self, todo_id: uuid.UUID, fence: int, draft_json: str) -> None:
         """Queue an update of the task's draft (a partial result)."""
@@ -121,6 +152,7 @@ class BatchWriter:
         write.attempts = attempts
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.done.append(done)
+        self._wakeup.set()
         await done
 
     async def flush(self, todo_id: uuid.UUID, fence: int) -> None:
@@ -128,6 +160,7 @@ class BatchWriter:
         entry = self._entry(todo_id, fence)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.done.append(done)
+        self._wakeup.set()
         await done
 
     @property
@@ -143,24 +176,40 @@ class BatchWriter:
             await self._wakeup.wait()
             if self._pending_events < self._max_batch_events and self._flush_interval > 0:
                 await asyncio.sleep(self._flush_interval)
-            batch = self._take_batch()
+            batch = self._take_batch(time.monotonic())
             if not self._pending:
                 self._wakeup.clear()
             if batch:
                 await self._write(batch)
+            elif self._pending:  # only growing text deltas: wait for one to be due, or news
+                due = min(e.hold_until for e in self._pending.values())
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), max(0.0, due - time.monotonic()))
+                self._wakeup.set()
 
     async def drain(self) -> None:
         """Write everything queued, then return."""
         while self._pending:
-            batch = self._take_batch()
+            batch = self._take_batch(None)
             await self._write(batch)
 
-    def _take_batch(self) -> list[_Pending]:
+    def _take_batch(self, now: float | None) -> list[_Pending]:
+        """Entries to write now, oldest first; with ``now``, entries holding a growing text
+        delta stay until due unless something waits for them."""
         batch: list[_Pending] = []
         events = 0
-        while self._pending and events < self._max_batch_events:
-            todo_id = next(iter(self._pending))
-            entry = self._pending.pop(todo_id)
+        for todo_id in list(self._pending):
+            if events >= self._max_batch_events:
+                break
+            entry = self._pending[todo_id]
+            if now is not None and entry.hold_until > now and not entry.done:
+                continue
+            del self._pending[todo_id]
+            for row in entry.write.events:
+                if row.text is not None:  # the delta stops growing once taken
+                    row.data_json = encode_json({"text": "".join(row.text)})
+                    row.text = None
             batch.append(entry)
             events += len(entry.write.events)
         return batch

@@ -1,0 +1,1 @@
+"""Python clients of the Execution API (HTTP + SSE, WebSocket chat)."""
