@@ -26,6 +26,7 @@ async def pg_server() -> AsyncIterator[PostgresServer]:
     await server.tune_for_tests()
     await server.create_template()
     yield server
+    await server.drop_template()
 
 
 @pytest.fixture

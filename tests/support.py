@@ -20,7 +20,7 @@ from processgpt.db.database import Database
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.migrate import migrate
 
-TEMPLATE = "processgpt_template"
+TEMPLATE = f"processgpt_template_{os.getpid()}"  # one per test session: sessions may overlap
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -68,6 +68,13 @@ class PostgresServer:
             await migrate(db)
         finally:
             await db.close()
+
+    async def drop_template(self) -> None:
+        conn = await self.admin()
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        finally:
+            await conn.close()
 
     async def create_database(self, empty: bool = False) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
