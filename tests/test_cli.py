@@ -49,9 +49,9 @@ async def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(
 async def test_submit_follow_prints_events_live_and_the_result(
     db_url: str, start_process: StartProcess
 ) -> None:
-    up = start_process("up", "--concurrency", "4")
-    await up.wait_for_log("worker started")
-    assert "processgpt is up" in up.log()
+    up = start_process("up", "--concurrency", "4", env={"PROCESSGPT_API_PORT": "0"})
+    await up.wait_for_log("processgpt is up")
+    assert "/console#key=pgpt_" in up.log()
     result = await cli(
         db_url,
         "submit",

@@ -133,7 +133,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    names = sorted(registry.available())
+    names = sorted(registry.available_for_up())
     runners, descriptions = _runners(names, None, None)
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
     try:
@@ -146,6 +146,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             url = await api.url()
             print(
                 "processgpt is up\n"
+                f"  console:  {url}/console#key={dev_key}\n"
                 f"  api:      {url}  (docs: {url}/docs)\n"
                 f"  api key:  {dev_key}  (tenant 'default'; kept in {_dev_key_path(settings)})\n"
                 f"  database: {where}\n"

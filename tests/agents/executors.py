@@ -230,3 +230,53 @@ class StreamingExecutor(AgentExecutor):
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         return None
+
+
+class ChatEchoExecutor(AgentExecutor):
+    """A chat agent that shows what it was given: streams ``echo: <query>`` word by word
+    (0.2 s apart when the query contains ``slow``), calls a ``history`` tool whose result is
+    the chat history it saw, sends the first attachment back as a file, and reports usage.
+    A query starting with ``ask:`` asks the user first (the answer is in the result); one
+    starting with ``fail:`` fails the task with the rest as the reason."""
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        data = context.get_context_data()  # type: ignore[attr-defined]
+        options: dict[str, Any] = data["row"]["input"]
+        answer = data["extras"]["human_response"]
+        query = context.get_user_input()
+        q: Any = event_queue
+        if query.startswith("ask:") and answer is None:
+            await event_queue.enqueue_event(
+                _status(
+                    context,
+                    TaskState.TASK_STATE_INPUT_REQUIRED,
+                    json.dumps({"text": query.removeprefix("ask:").strip(), "type": "text"}),
+                )
+            )
+            return
+        if query.startswith("fail:"):
+            await q.text("trying ")
+            await event_queue.enqueue_event(
+                _status(context, TaskState.TASK_STATE_FAILED, query.removeprefix("fail:").strip())
+            )
+            return
+        history = options.get("history", [])
+        await q.step_started()
+        delay = 0.2 if "slow" in query else 0.0
+        for word in f"echo: {query}".split(" "):
+            await q.text(word + " ")
+            await asyncio.sleep(delay)
+        call = q.tool_call("history", {"turns": len(history)})
+        await q.tool_result(call, "history", history)
+        if options.get("attachments"):
+            await q.file(
+                f"file:///workspace/{options['attachments'][0]}",
+                "text/plain",
+                path=options["attachments"][0],
+            )
+        await q.step_finished({"input_tokens": 5, "output_tokens": 2})
+        result = {"query": query, "answer": answer, "chat_id": options.get("chat_id")}
+        await event_queue.enqueue_event(_artifact(context, json.dumps(result)))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        return None

@@ -226,3 +226,12 @@ async def test_processes_start_with_their_first_task(api: Api) -> None:
         assert bad.status_code == 422 and error_code(bad) == "invalid_input"
     async with api.client(api.key_b) as other:
         assert (await other.get(f"/v1/processes/{proc_id}")).status_code == 404
+
+
+async def test_the_console_is_served(api: Api) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as anon:
+        root = await anon.get("/", follow_redirects=False)
+        assert root.status_code == 307 and root.headers["location"] == "/console"
+        page = await anon.get("/console")
+        assert page.status_code == 200 and "<title>processgpt console</title>" in page.text
+        assert "/v1/tasks" in page.text  # it drives the same authenticated API

@@ -156,14 +156,20 @@ class ProcessGPTEventQueue(EventQueue):
         """Queue ``event`` durably (the write is batched). Awaiting the return value is
         optional; it waits while the writer is saturated."""
         core = _to_core(event)
+        # The lock guards the run's result only; the write itself happens outside it, because
+        # from an executor thread it waits for the worker's loop, which may need the lock.
         with self._lock:
             if isinstance(core, TaskStatusUpdateEvent):
-                return self._status(core)
-            if isinstance(core, TaskArtifactUpdateEvent):
+                pending = self._status(core)
+            elif isinstance(core, TaskArtifactUpdateEvent):
                 self._artifact(core)
+                return _Immediate()
             elif isinstance(core, Message):
-                return self._message(core)
-        return _Immediate()
+                pending = self._message(core)
+            else:
+                return _Immediate()
+        record, encoded = pending
+        return self._run.emit(record, encoded)
 
     async def close(self) -> None:
         """Nothing to release: the worker's writer owns the durable part."""
@@ -220,7 +226,7 @@ class ProcessGPTEventQueue(EventQueue):
         record, encoded = EventRecord.build(event_type, data, job_id=str(self._run.row["id"]))
         return self._run.emit(record, encoded)
 
-    def _status(self, event: TaskStatusUpdateEvent) -> Awaitable[None]:
+    def _status(self, event: TaskStatusUpdateEvent) -> tuple[EventRecord, str]:
         meta = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
         state = event.status.state
         text = _message_text(event.status.message) if event.status.HasField("message") else ""
@@ -239,7 +245,7 @@ class ProcessGPTEventQueue(EventQueue):
             self._result.message = text or None
             if outcome is Outcome.COMPLETED and not self._result.has_output and text:
                 self._result.output = data
-        return self._run.emit(record, encoded)
+        return record, encoded
 
     def _artifact(self, event: TaskArtifactUpdateEvent) -> None:
         content = _parts_content(event.artifact.parts)
@@ -258,14 +264,11 @@ class ProcessGPTEventQueue(EventQueue):
             self._result.draft_text = [content] if isinstance(content, str) else []
             self._run.set_draft(content)
 
-    def _message(self, message: Message) -> Awaitable[None]:
+    def _message(self, message: Message) -> tuple[EventRecord, str]:
         text = _message_text(message)
         data = parse_text(text) if text else _parts_content(message.parts)
         self._result.last_message = data
-        record, encoded = EventRecord.build(
-            EventType.TASK_WORKING, data, job_id=str(self._run.row["id"])
-        )
-        return self._run.emit(record, encoded)
+        return EventRecord.build(EventType.TASK_WORKING, data, job_id=str(self._run.row["id"]))
 
 
 class _Immediate:
@@ -372,6 +375,12 @@ class A2ATaskRunner:
                 self._threads.pop(task_id, None)
 
         asyncio.run(main())
+
+    async def aclose(self) -> None:
+        """Close the executor's long-lived resources if it has any (``aclose()``)."""
+        close = getattr(self.executor, "aclose", None)
+        if close is not None:
+            await close()
 
     async def cancel(self, task: TaskRun) -> None:
         pair = self._contexts.get(task.id)

@@ -9,6 +9,9 @@ returns an A2A ``AgentExecutor``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -18,8 +21,10 @@ ENTRY_POINT_GROUP = "processgpt.orchestrators"
 
 BUILTINS: dict[str, str] = {
     "demo": "processgpt.agents.demo:DemoExecutor",
+    "llm": "processgpt.agents.llm:LlmExecutor",
 }
-"""Built-in orchestrators that run with no configuration."""
+"""Built-in orchestrators. ``demo`` runs with no configuration; ``llm`` needs a model
+endpoint (see :func:`available_for_up`)."""
 
 
 def available() -> dict[str, str]:
@@ -27,6 +32,18 @@ def available() -> dict[str, str]:
     found = dict(BUILTINS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value)
+    return found
+
+
+def available_for_up(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What ``processgpt up`` should run with this configuration: :func:`available` without
+    ``llm`` unless ``PROCESSGPT_LLM_BASE_URL`` or ``PROCESSGPT_LLM_API_KEY`` is set and the
+    ``openai`` package is installed (the ``llm`` extra)."""
+    env = os.environ if env is None else env
+    found = available()
+    llm_configured = bool(env.get("PROCESSGPT_LLM_BASE_URL") or env.get("PROCESSGPT_LLM_API_KEY"))
+    if not llm_configured or importlib.util.find_spec("openai") is None:
+        found.pop("llm", None)
     return found
 
 

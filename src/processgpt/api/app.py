@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from processgpt.agents import registry
-from processgpt.api import errors
+from processgpt.api import errors, process_stream
 from processgpt.api.auth import Authenticator
+from processgpt.api.chat import install_chat_routes
+from processgpt.api.console import install_console
 from processgpt.api.streams import sse_task_stream
 from processgpt.config import Settings
 from processgpt.db.api_keys import ApiKeyRepository
@@ -168,6 +170,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         try:
             yield
         finally:
+            await _app.state.chat_sockets.shutdown()  # GRACEFUL_DISCONNECT to chat sockets
             hub_task.cancel()
             await asyncio.gather(hub_task, return_exceptions=True)
 
@@ -263,7 +266,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
     async def task_events(
         task_id: uuid.UUID,
         tenant_id: Tenant,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     ) -> EventPage:
         items = await tasks.events(tenant_id, task_id, after=after, limit=limit)
@@ -284,7 +287,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         whole task is replayed, then followed live until it ends."""
         after = 0
         if last_event_id:
-            if not last_event_id.isdigit():
+            if not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > 18:
                 raise InvalidInput("Last-Event-ID must be an event sequence number")
             after = int(last_event_id)
         await tasks.get(tenant_id, task_id)  # 404 before the stream starts
@@ -308,4 +311,14 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         inst, items = await processes.get(tenant_id, proc_inst_id)
         return ProcessView(process=inst, tasks=items)
 
+    process_stream.install(app, hub, settings)
+    install_console(app)
+    install_chat_routes(  # WebSocket chat and AI SDK useChat (see api/chat.py)
+        app,
+        db,
+        hub,
+        known_agents=builtins,
+        max_pending_tasks=settings.max_pending_tasks,
+        heartbeat=settings.sse_heartbeat,
+    )
     return app

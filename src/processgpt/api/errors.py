@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -56,6 +57,11 @@ def install(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(code, str(exc.detail), status=exc.status_code)
+
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    async def _text(_request: Request, _exc: Exception) -> JSONResponse:
+        # Postgres refuses NUL (and invalid UTF-8) in text columns; only caller text gets here.
+        return error_response("invalid_input", "text may not contain NUL characters")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,14 @@ class _Server(uvicorn.Server):
         # together, gracefully.
         yield
 
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        # Chat clients hear GRACEFUL_DISCONNECT before uvicorn closes their sockets (the app's
+        # lifespan shutdown runs only after that).
+        chat = getattr(getattr(self.config.app, "state", None), "chat_sockets", None)
+        if chat is not None:
+            await chat.shutdown()
+        await super().shutdown(sockets)
+
 
 class ApiServer:
     def __init__(self, app: Any, host: str, port: int) -> None:

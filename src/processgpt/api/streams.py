@@ -44,7 +44,7 @@ async def _replay_state(
     """Feed the encoder the events up to ``upto`` (their parts are not sent again)."""
     seen = 0
     while seen < upto:
-        page = await hub.tasks.events(tenant_id, task_id, after=seen, limit=min(500, upto - seen))
+        page = await hub.events(tenant_id, task_id, after=seen, limit=min(500, upto - seen))
         if not page:
             return
         for event in page:

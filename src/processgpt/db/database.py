@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,21 +34,55 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 server restarting, serialization conflicts)."""
 
 
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+"""Connection exceptions, insufficient resources (disk full, out of memory, too many
+connections), operator intervention (shutdown, query cancelled, failover) and system errors."""
+_TRANSIENT_SQLSTATES = frozenset({"25006", "40001", "40P01", "55P03", "55006"})
+"""Read-only transaction (a failover in progress), serialization failure, deadlock, lock not
+available, object in use."""
+
+
+def is_data_error(error: BaseException) -> bool:
+    """Whether the database (or the driver, while encoding) refused the values themselves:
+    the same statement will fail again."""
+    if isinstance(error, asyncpg.exceptions.DataError | ValueError | TypeError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return (
+        isinstance(error, asyncpg.PostgresError)
+        and isinstance(sqlstate, str)
+        and sqlstate[:2] in ("22", "23", "54")
+    )
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether retrying the failed operation may succeed."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    """Whether retrying the failed operation may succeed: lost connections, a server that is
+    restarting or failing over, resource exhaustion, lock conflicts. Data errors (invalid
+    values, constraint violations: SQLSTATE classes 22, 23, 54) are not."""
+    if is_data_error(error):
+        return False
+    if isinstance(error, (*TRANSIENT_ERRORS, asyncpg.exceptions.InternalClientError)):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    if not isinstance(error, asyncpg.PostgresError) or not isinstance(sqlstate, str):
+        return False
+    return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***``, for logs and messages."""
+    """The DSN with any password (in the user info or a ``password`` parameter) replaced by
+    ``***``, for logs and messages. A DSN that is not a URL is not shown at all."""
     try:
         parts = urlsplit(dsn)
     except ValueError:
         return "<unparseable dsn>"
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if not parts.scheme.startswith("postgres"):
+        return "<dsn>"
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = re.sub(r"(?i)(^|&)(password)=[^&]*", r"\1\2=***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -1,17 +1,19 @@
 """Live delivery for API processes: one LISTEN connection fans out to every follower.
 
-The workers' batch commits NOTIFY ``processgpt_events`` with ``<todo id>:<last seq>,…``; the hub
-wakes the followers of those tasks. A wake-up is a flag, not a queue: however many
-notifications arrive, a follower holds one pending wake-up and re-reads the log from its
-cursor, so memory per follower is bounded and nothing is lost.
+The workers' batch commits NOTIFY ``processgpt_events`` with
+``<todo id>:<last seq>:<status>,…``; the hub wakes the followers of those tasks. A wake-up
+is a flag, not a queue: however many notifications arrive, a follower holds one pending
+wake-up and re-reads the log from its cursor, so memory per follower is bounded and nothing
+is lost. Followers at the same position share one read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
@@ -20,6 +22,7 @@ from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
 
 TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
+_STATUSES = frozenset(s.value for s in TaskStatus)
 
 
 class EventHub:
@@ -30,9 +33,50 @@ class EventHub:
         self.listener.subscribe("processgpt_events", self._on_events)
         self.listener.on_reconnect(self._wake_all)
         self._followers: dict[str, set[asyncio.Event]] = {}
+        self._reads: dict[tuple[object, ...], asyncio.Task[Any]] = {}
+        # Newest (last seq, status) notified for each followed task: a wake-up then costs
+        # one read of the new events, not a read of the task as well.
+        self._heads: dict[str, tuple[int, str]] = {}
+
+    async def get_task(self, tenant_id: str, task_id: uuid.UUID) -> Task:
+        """The task, read once for all followers asking at the same moment."""
+        task: Task = await self._shared(
+            ("task", tenant_id, task_id), lambda: self.tasks.get(tenant_id, task_id)
+        )
+        return task
+
+    async def events(
+        self, tenant_id: str, task_id: uuid.UUID, *, after: int, limit: int = 500
+    ) -> list[Event]:
+        """A page of the log, read once for all followers at the same position: a wake-up
+        costs one read per task, not one per follower."""
+        page: list[Event] = await self._shared(
+            ("events", tenant_id, task_id, after, limit),
+            lambda: self.tasks.events(tenant_id, task_id, after=after, limit=limit),
+        )
+        return page
+
+    async def _shared(self, key: tuple[object, ...], read: Callable[[], Awaitable[Any]]) -> Any:
+        task = self._reads.get(key)
+        if task is None:
+            task = asyncio.ensure_future(read())
+            self._reads[key] = task
+            task.add_done_callback(lambda done: self._read_done(key, done))
+        # A follower that goes away must not cancel the read the others wait for.
+        return await asyncio.shield(task)
+
+    def _read_done(self, key: tuple[object, ...], task: asyncio.Task[Any]) -> None:
+        if self._reads.get(key) is task:
+            del self._reads[key]
+        if not task.cancelled():
+            task.exception()  # raised to every waiter; marked seen if they all left
 
     async def run(self) -> None:
-        await self.listener.run()
+        try:
+            await self.listener.run()
+        finally:
+            for read in list(self._reads.values()):
+                read.cancel()
 
     @property
     def followers(self) -> int:
@@ -40,19 +84,34 @@ class EventHub:
 
     def _on_events(self, payload: str) -> None:
         for item in payload.split(","):
-            task_id, _, _ = item.partition(":")
-            for wake in self._followers.get(task_id, ()):
+            task_id, _, head = item.partition(":")
+            followers = self._followers.get(task_id)
+            if not followers:
+                continue
+            seq, _, status = head.partition(":")
+            if seq.isdigit() and status in _STATUSES:
+                known = self._heads.get(task_id)
+                if known is None or int(seq) >= known[0]:
+                    self._heads[task_id] = (int(seq), status)
+            for wake in followers:
                 wake.set()
 
     def _wake_all(self) -> None:
+        self._heads.clear()  # notifications may have been missed: followers read afresh
         for followers in self._followers.values():
             for wake in followers:
                 wake.set()
 
     @contextmanager
     def _watch(self, task_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        with self.watch(task_id, asyncio.Event()) as wake:
+            yield wake
+
+    @contextmanager
+    def watch(self, task_id: uuid.UUID, wake: asyncio.Event) -> Iterator[asyncio.Event]:
+        """Set ``wake`` whenever the task's log may have grown (and when the listener
+        reconnects) while the block runs. One event may watch several tasks."""
         key = str(task_id)
-        wake = asyncio.Event()
         self._followers.setdefault(key, set()).add(wake)
         try:
             yield wake
@@ -62,6 +121,7 @@ class EventHub:
                 followers.discard(wake)
                 if not followers:
                     del self._followers[key]
+                    self._heads.pop(key, None)
 
     async def follow(
         self,
@@ -75,23 +135,34 @@ class EventHub:
         """Yield the task's events after ``after`` in order, then the task itself once it is in
         one of ``until`` with every event delivered. Yields ``None`` after ``idle_timeout``
         seconds without news (a chance to send a heartbeat)."""
+        key = str(task_id)
         with self._watch(task_id) as wake:
+            fresh = True
             while True:
                 wake.clear()
-                task = await self.tasks.get(tenant_id, task_id)
-                while after < task.last_seq:
-                    page = await self.tasks.events(tenant_id, task_id, after=after, limit=500)
+                head = None if fresh else self._heads.get(key)
+                if head is None:
+                    task = await self.get_task(tenant_id, task_id)
+                    last_seq, status = task.last_seq, task.status
+                else:
+                    last_seq, status = head[0], TaskStatus(head[1])
+                fresh = False
+                while after < last_seq:
+                    page = await self.events(tenant_id, task_id, after=after, limit=500)
                     if not page:
                         break
                     for event in page:
                         yield event
                     after = page[-1].seq
-                    if after >= task.last_seq:
-                        task = await self.tasks.get(tenant_id, task_id)
-                if task.status in until and after >= task.last_seq:
-                    yield task
-                    return
+                if status in until and after >= last_seq:
+                    task = await self.get_task(tenant_id, task_id)  # the final row, fresh
+                    if task.status in until and after >= task.last_seq:
+                        yield task
+                        return
+                    fresh = True
+                    continue
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=idle_timeout)
                 except TimeoutError:
+                    fresh = True  # a safety net for anything a notification did not say
                     yield None

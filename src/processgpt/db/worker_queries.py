@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,6 +27,7 @@ class EventRow:
     status: str | None
     data_json: str
     text: list[str] | None = None  # a text delta still growing: data is {"text": joined}
+    text_chars: int = 0
 
 
 @dataclass(slots=True)
@@ -42,7 +42,7 @@ class TaskWrite:
     output_json: str | None = None
     draft_json: str | None = None
     error_json: str | None = None
-    run_at: datetime | None = None
+    retry_delay: float | None = None  # seconds from the database's now() until due again
     attempts: int | None = None
 
 
@@ -65,9 +65,11 @@ class WorkerQueries:
             claimed.append((row, context))
         return claimed
 
-    async def next_run_at(self, agent_orchs: list[str]) -> datetime | None:
-        value: datetime | None = await self.db.fetchval(QUERIES["next_run_at"], agent_orchs)
-        return value
+    async def seconds_until_next_run(self, agent_orchs: list[str]) -> float | None:
+        """Seconds (by the database's clock) until the next delayed task is due; None if
+        nothing waits."""
+        value = await self.db.fetchval(QUERIES["next_run_at"], agent_orchs)
+        return None if value is None else float(value)
 
     async def extend_leases(
         self, leases: list[tuple[uuid.UUID, int]], lease_seconds: float
@@ -97,7 +99,7 @@ class WorkerQueries:
             [w.output_json for w in writes],
             [w.draft_json for w in writes],
             [w.error_json for w in writes],
-            [w.run_at for w in writes],
+            [w.retry_delay for w in writes],
             [w.attempts for w in writes],
             [t for t, _ in events],
             [e.seq for _, e in events],
@@ -108,6 +110,12 @@ class WorkerQueries:
             [e.data_json for _, e in events],
         )
         return {r["id"] for r in rows}
+
+    async def fail_task_write(self, todo_id: uuid.UUID, fence: int, error: dict[str, Any]) -> bool:
+        """Fail a running task whose write the database refused; False if the fence no
+        longer holds."""
+        row = await self.db.fetchrow(QUERIES["fail_task_write"], todo_id, fence, error)
+        return row is not None
 
     async def register_orchestrators(self, names: dict[str, str]) -> None:
         await self.db.execute(QUERIES["register_orchestrators"], list(names), list(names.values()))

@@ -130,6 +130,30 @@ class RetryLater(ProcessGPTError):
         self.delay = delay
 
 
+class ChatBusy(ProcessGPTError):
+    """The chat already has a connected client, or a reply that is still being produced."""
+
+    code = "chat_busy"
+
+
+class MalformedMessage(InvalidInput):
+    """A WebSocket client sent a frame that is not a valid client message."""
+
+    code = "malformed_message"
+
+
+class AgentFailed(ProcessGPTError):
+    """The task answering a chat message ended FAILED (``details`` says why)."""
+
+    code = "agent_failed"
+
+
+class AgentCancelled(ProcessGPTError):
+    """The task answering a chat message was cancelled."""
+
+    code = "agent_cancelled"
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -147,6 +171,10 @@ ERROR_STATUS: dict[str, int] = {
     ExecutorReturnedWithoutResult.code: 500,
     RetryLater.code: 503,
     ProcessGPTError.code: 500,
+    ChatBusy.code: 409,
+    MalformedMessage.code: 400,
+    AgentFailed.code: 502,
+    AgentCancelled.code: 409,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

@@ -51,11 +51,28 @@ class EventStatus(enum.StrEnum):
     REJECTED = "REJECTED"
 
 
+_NUL_ESCAPE = re.compile(r"(\\+)u0000")
+
+
+def _replace_nul(match: re.Match[str]) -> str:
+    slashes = match.group(1)
+    # An odd run of backslashes ends in the escape of a real NUL; an even run is literal text.
+    return slashes[:-1] + "\\ufffd" if len(slashes) % 2 else match.group(0)
+
+
 def encode_json(value: Any) -> str:
-    """JSON text safe for a ``jsonb`` column: Postgres refuses the NUL code point, so it is
-    replaced by U+FFFD rather than failing a whole batch later."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text.replace("\\u0000", "\\ufffd")
+    """JSON text safe for a ``jsonb`` column. Postgres refuses the NUL code point, so a NUL is
+    replaced by U+FFFD rather than failing a whole batch later; NaN and infinities are not
+    JSON and are refused with :class:`InvalidInput`."""
+    try:
+        text = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"value is not valid JSON: {exc}") from None
+    if "u0000" in text:
+        text = _NUL_ESCAPE.sub(_replace_nul, text)
+    return text
 
 
 def parse_text(text: str) -> Any:

@@ -49,7 +49,7 @@ class UIMessageStream:
     text_id: str | None = None
     reasoning_id: str | None = None
     step_open: bool = False
-    tools: dict[str, str] = field(default_factory=dict)  # open tool call id → tool name
+    tools: dict[str, tuple[str, Any]] = field(default_factory=dict)  # open call → (name, input)
 
     def start(self) -> list[Part]:
         return [{"type": "start", "messageId": self.message_id}]
@@ -60,8 +60,16 @@ class UIMessageStream:
         parts = self.start()
         if self.step_open:
             parts.append({"type": "start-step"})
-        for call_id, name in self.tools.items():
+        for call_id, (name, tool_input) in self.tools.items():
             parts.append({"type": "tool-input-start", "toolCallId": call_id, "toolName": name})
+            parts.append(
+                {
+                    "type": "tool-input-available",
+                    "toolCallId": call_id,
+                    "toolName": name,
+                    "input": tool_input,
+                }
+            )
         if self.reasoning_id is not None:
             parts.append({"type": "reasoning-start", "id": self.reasoning_id})
         if self.text_id is not None:
@@ -100,7 +108,7 @@ class UIMessageStream:
         if kind == "tool_usage_started":
             call_id = str(body.get("tool_call_id") or f"call-{event.seq}")
             name = str(body.get("tool_name") or "tool")
-            self.tools[call_id] = name
+            self.tools[call_id] = (name, body.get("input", {}))
             parts += [
                 {"type": "tool-input-start", "toolCallId": call_id, "toolName": name},
                 {

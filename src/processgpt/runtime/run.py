@@ -50,6 +50,10 @@ class TaskRunner(Protocol):
 
     async def cancel(self, task: TaskRun) -> None: ...
 
+    async def aclose(self) -> None:
+        """Release what the runner keeps across tasks (connections, subprocesses); called
+        once when the worker stops."""
+
 
 class _Accepted:
     """What :meth:`TaskRun.emit` returns: the event is already queued; awaiting this waits

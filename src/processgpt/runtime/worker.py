@@ -13,16 +13,16 @@ attempt not counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from processgpt.db.database import Database, is_transient
+from processgpt.db.database import Database, is_data_error, is_transient
 from processgpt.db.listen import Listener
 from processgpt.db.worker_queries import WorkerQueries
 from processgpt.domain.errors import (
@@ -96,6 +96,7 @@ class Worker:
         self._finishing = 0
         self._helpers: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        self._check_leases = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
@@ -132,18 +133,19 @@ class Worker:
         listener = Listener(self.db.dsn)
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
-        listener.on_reconnect(self._wake.set)
+        listener.on_reconnect(self._on_reconnect)
         await self._retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
             )
         )
+        writer = asyncio.create_task(self._writer.run(), name="writer")
         background = [
             asyncio.create_task(listener.run(), name="listener"),
-            asyncio.create_task(self._writer.run(), name="writer"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._recovery_loop(), name="recovery"),
         ]
+        claim_loop: asyncio.Task[None] | None = None
         log.info(
             "worker started consumer=%s agents=%s concurrency=%d",
             self.options.consumer,
@@ -154,17 +156,14 @@ class Worker:
             await asyncio.wait_for(listener.connected.wait(), timeout=30)
             self.started.set()
             claim_loop = asyncio.create_task(self._claim_loop(), name="claim")
-            stopping = asyncio.create_task(self._stopping.wait())
-            done, _ = await asyncio.wait(
-                [claim_loop, stopping, *background], return_when=asyncio.FIRST_COMPLETED
-            )
-            stopping.cancel()
-            for task in done:
-                if task is not stopping and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            await claim_loop
+            await claim_loop  # returns once stop() was called
             await self._shutdown()
+            self._writer.close()
+            await writer
         finally:
+            if claim_loop is not None:
+                claim_loop.cancel()
+            writer.cancel()
             for task in background:
                 task.cancel()
             for task in list(self._helpers):
@@ -174,6 +173,8 @@ class Worker:
                     active.task.cancel()
             await asyncio.gather(
                 *background,
+                writer,
+                *([claim_loop] if claim_loop is not None else []),
                 *self._helpers,
                 *(a.task for a in self._active.values() if a.task is not None),
                 return_exceptions=True,
@@ -187,15 +188,25 @@ class Worker:
             self._wake.set()
 
     def _on_control_notification(self, payload: str) -> None:
-        action, _, raw_id = payload.partition(":")
+        action, _, rest = payload.partition(":")
+        raw_id, _, raw_fence = rest.partition(":")
         if action != "cancel":
             return
         try:
-            task_id = uuid.UUID(raw_id)
+            task_id, fence = uuid.UUID(raw_id), int(raw_fence)
         except ValueError:
             log.warning("malformed control notification payload=%r", payload[:100])
             return
-        self._stop_run(task_id, StopReason.CANCELLED)
+        active = self._active.get(task_id)
+        # A late notification must not stop a later claim of the same task.
+        if active is not None and active.run.fence < fence:
+            self._stop_run(task_id, StopReason.CANCELLED)
+
+    def _on_reconnect(self) -> None:
+        """Notifications sent while disconnected are lost: look for work and re-check every
+        lease (a cancellation changes the fence) now rather than at the next heartbeat."""
+        self._wake.set()
+        self._check_leases.set()
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -227,24 +238,19 @@ class Worker:
 
     async def _until_next_run_at(self, default: float) -> float:
         try:
-            next_at = await self._queries.next_run_at(self._orchs)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
+            seconds = await self._queries.seconds_until_next_run(self._orchs)
+        except Exception as exc:  # noqa: BLE001 - the poll interval is the fallback
+            _log_db_error("next run time", exc)
             return default
-        if next_at is None:
-            return default
-        return max(0.0, min(default, (next_at - datetime.now(UTC)).total_seconds()))
+        return default if seconds is None else max(0.0, min(default, seconds))
 
     async def _claim(self, limit: int) -> int:
         try:
             rows = await self._queries.claim(
                 self._orchs, limit, self.options.consumer, self.options.lease_seconds
             )
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("claim failed, will retry error=%s", type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
+            _log_db_error("claim", exc)
             await asyncio.sleep(min(1.0, self.options.poll_interval))
             return 0
         loop = asyncio.get_running_loop()
@@ -298,21 +304,30 @@ class Worker:
         *events: EventRecord,
         output: Any = None,
         error: dict[str, Any] | None = None,
-        run_at: datetime | None = None,
+        retry_delay: float | None = None,
         attempts: int | None = None,
     ) -> None:
+        run = active.run
+        try:
+            output_json = None if output is None else encode_json(output)
+        except InvalidInput as exc:  # e.g. NaN in the result: fail instead of retrying forever
+            error = {"code": exc.code, "message": f"the result cannot be stored: {exc.message}"}
+            status, events, output_json = (
+                TaskStatus.FAILED,
+                (_event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),),
+                None,
+            )
         active.finishing = True
         self._finishing += 1
         self._slot_freed.set()
-        run = active.run
         await self._writer.finish(
             run.id,
             run.fence,
             status,
             final_events=[run.event_row(e) for e in events],
-            output_json=None if output is None else encode_json(output),
+            output_json=output_json,
             error_json=None if error is None else encode_json(error),
-            run_at=run_at,
+            retry_delay=retry_delay,
             attempts=attempts,
         )
 
@@ -361,17 +376,16 @@ class Worker:
                 if isinstance(exc, RetryLater) and exc.delay is not None
                 else self.options.retry.delay(run.attempt)
             )
-            run_at = datetime.now(UTC) + timedelta(seconds=delay)
             await self._finish(
                 active,
                 TaskStatus.PENDING,
                 _event(
                     EventType.ERROR,
-                    {**error, "retrying": True, "retry_at": run_at.isoformat()},
+                    {**error, "retrying": True, "retry_in_seconds": round(delay, 3)},
                     "TASK_ERROR",
                 ),
                 error=error,
-                run_at=run_at,
+                retry_delay=delay,
             )
             self.stats["retried"] += 1
             log.warning(
@@ -404,7 +418,7 @@ class Worker:
                     {"reason": "shutdown", "attempt": run.attempt},
                     "TASK_REQUEUED",
                 ),
-                run_at=datetime.now(UTC),
+                retry_delay=0.0,
                 attempts=run.attempt - 1,
             )
             self.stats["handed_back"] += 1
@@ -417,31 +431,38 @@ class Worker:
             log.warning("task stopped: lease lost task=%s attempt=%d", run.id, run.attempt)
 
     def _stop_run(self, task_id: uuid.UUID, reason: StopReason) -> None:
-        """Stop a running task early: tell its executor, then cancel it."""
+        """Stop a running task early: its executor's ``cancel()`` is called (briefly bounded),
+        then the run is cancelled. From here on the run's writes are refused."""
         active = self._active.get(task_id)
         if active is None or active.finishing or active.run.stop_reason is not None:
             return
         active.run.stop_reason = reason
-        self._spawn(self._cancel_executor(active))
-        if active.task is not None:
-            active.task.cancel()
+        self._spawn(self._cancel(active))
 
-    async def _cancel_executor(self, active: _Active) -> None:
+    async def _cancel(self, active: _Active) -> None:
         try:
-            await asyncio.wait_for(active.runner.cancel(active.run), self.options.cancel_timeout)
+            await asyncio.wait_for(active.runner.cancel(active.run), _CANCEL_HOOK_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the run stops either way
             log.warning(
                 "executor cancel() failed task=%s error=%s", active.run.id, type(exc).__name__
             )
+        finally:
+            if active.task is not None:
+                active.task.cancel()
 
     # -- leases -----------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
         interval = self.options.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_leases.wait(), interval)
+            self._check_leases.clear()
+            # Runs being handed back still own their lease until the hand-back commits.
             held = [
-                a for a in self._active.values() if not a.finishing and a.run.stop_reason is None
+                a
+                for a in self._active.values()
+                if not a.finishing and a.run.stop_reason in (None, StopReason.SHUTDOWN)
             ]
             if not held:
                 continue
@@ -449,10 +470,8 @@ class Worker:
                 kept = await self._queries.extend_leases(
                     [(a.run.id, a.run.fence) for a in held], self.options.lease_seconds
                 )
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("lease renewal failed, will retry error=%s", type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - retried at the next beat
+                _log_db_error("lease renewal", exc)
                 continue
             for active in held:
                 if active.run.id not in kept:
@@ -463,9 +482,8 @@ class Worker:
             await asyncio.sleep(self.options.poll_interval)
             try:
                 recovered = await self._queries.recover_expired()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
+            except Exception as exc:  # noqa: BLE001 - retried at the next interval
+                _log_db_error("lease recovery", exc)
                 continue
             for row in recovered:
                 log.warning(
@@ -482,10 +500,18 @@ class Worker:
             self._stop_run(task_id, StopReason.SHUTDOWN)
         remaining = [a.task for a in self._active.values() if a.task is not None]
         if remaining:
-            await asyncio.wait(remaining)
-        await self._writer.drain()
+            # Hand-backs are single writes; an executor that ignores cancellation (a thread)
+            # is waited for at most cancel_timeout, after which its lease simply expires.
+            await asyncio.wait(remaining, timeout=self.options.cancel_timeout + 5)
         if self._helpers:
             await asyncio.wait(list(self._helpers), timeout=self.options.cancel_timeout)
+        for name, runner in self._runners.items():
+            try:
+                await asyncio.wait_for(runner.aclose(), self.options.cancel_timeout)
+            except Exception as exc:  # noqa: BLE001 - stopping anyway; say what did not close
+                log.warning(
+                    "runner did not close cleanly agent=%s error=%s", name, type(exc).__name__
+                )
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -500,9 +526,9 @@ class Worker:
             try:
                 return await make()
             except Exception as exc:
-                if not is_transient(exc):
+                if is_data_error(exc):
                     raise
-                log.warning("database unavailable, retrying error=%s", type(exc).__name__)
+                _log_db_error("start-up", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -510,6 +536,19 @@ class Worker:
 _CREW_COMPLETED, _ = EventRecord.build(
     EventType.CREW_COMPLETED, {"status": "completed"}, job_id="CREW_FINISHED", crew_type="crew"
 )
+
+
+_CANCEL_HOOK_SECONDS = 0.5
+"""How long an executor's ``cancel()`` may take before its run is cancelled anyway (the
+cancellation target is under a second)."""
+
+
+def _log_db_error(what: str, exc: BaseException) -> None:
+    """Background loops never die on a database error: they log it and try again."""
+    if is_transient(exc):
+        log.warning("%s failed, will retry error=%s", what, type(exc).__name__)
+    else:
+        log.error("%s failed, will retry error=%s", what, type(exc).__name__, exc_info=exc)
 
 
 def _uncancel() -> None:

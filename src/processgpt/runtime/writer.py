@@ -20,15 +20,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from processgpt.db.database import is_transient
+from processgpt.db.database import is_data_error, is_transient
 from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
 from processgpt.domain.errors import EventBufferFull, LeaseLost
-from processgpt.domain.events import EventType, encode_json
+from processgpt.domain.events import encode_json
 from processgpt.domain.task import TaskStatus
 
 log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 8000
+"""A coalesced text delta grows to at most this many characters, then a new one starts."""
 
 
 @dataclass(slots=True)
@@ -66,6 +68,7 @@ class BatchWriter:
         self._max_pending = max_pending_events
         self._pending: dict[uuid.UUID, _Pending] = {}
         self._pending_events = 0
+        self._closing = False
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -112,12 +115,16 @@ class BatchWriter:
             and last.text is not None
             and last.event_type == event_type
             and last.job_id == job_id
+            and last.text_chars + len(text) <= MAX_TEXT_CHARS
         ):
             last.text.append(text)
+            last.text_chars += len(text)
             return
-        row = EventRow(next_seq(), job_id, event_type, None, None, "", [text])
+        row = EventRow(next_seq(), job_id, event_type, None, None, "", [text], len(text))
         self.append_event(todo_id, fence, row)
-        self._pending[todo_id].hold_until = time.monotonic() + self._text_window
+        entry = self._pending[todo_id]
+        if not entry.hold_until:  # held once: a busy mix of events cannot postpone it again
+            entry.hold_until = time.monotonic() + self._text_window
 
     def set_draft(self, todo_id: uuid.UUID, fence: int, draft_json: str) -> None:
         """Queue an update of the task's draft (a partial result)."""
@@ -136,7 +143,7 @@ class BatchWriter:
         final_events: list[EventRow],
         output_json: str | None = None,
         error_json: str | None = None,
-        run_at: datetime | None = None,
+        retry_delay: float | None = None,
         attempts: int | None = None,
     ) -> None:
         """End the attempt: write the last events, the result and the state together and
@@ -148,16 +155,8 @@ class BatchWriter:
         write.status = status
         write.output_json = output_json
         write.error_json = error_json
-        write.run_at = run_at
+        write.retry_delay = retry_delay
         write.attempts = attempts
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry.done.append(done)
-        self._wakeup.set()
-        await done
-
-    async def flush(self, todo_id: uuid.UUID, fence: int) -> None:
-        """Return once everything queued so far for the task is durable."""
-        entry = self._entry(todo_id, fence)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.done.append(done)
         self._wakeup.set()
@@ -169,14 +168,19 @@ class BatchWriter:
 
     # -- the flush loop -----------------------------------------------------------------
 
+    def close(self) -> None:
+        """Ask :meth:`run` to return once everything queued is written (producers must be
+        done). Cancelling ``run`` instead could abandon a batch in flight."""
+        self._closing = True
+        self._wakeup.set()
+
     async def run(self) -> None:
-        """Flush batches until cancelled. Cancel only once producers are done (see
-        :meth:`drain`)."""
-        while True:
+        """Write batches, one in flight at a time, until :meth:`close` and nothing is left."""
+        while not (self._closing and not self._pending):
             await self._wakeup.wait()
             if self._pending_events < self._max_batch_events and self._flush_interval > 0:
                 await asyncio.sleep(self._flush_interval)
-            batch = self._take_batch(time.monotonic())
+            batch = self._take_batch(None if self._closing else time.monotonic())
             if not self._pending:
                 self._wakeup.clear()
             if batch:
@@ -187,12 +191,6 @@ class BatchWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), max(0.0, due - time.monotonic()))
                 self._wakeup.set()
-
-    async def drain(self) -> None:
-        """Write everything queued, then return."""
-        while self._pending:
-            batch = self._take_batch(None)
-            await self._write(batch)
 
     def _take_batch(self, now: float | None) -> list[_Pending]:
         """Entries to write now, oldest first; with ``now``, entries holding a growing text
@@ -240,19 +238,21 @@ class BatchWriter:
             try:
                 return await self._queries.apply_batch(writes)
             except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
-                if is_transient(exc):
-                    log.warning(
-                        "event batch not written, retrying tasks=%d error=%s delay=%.2fs",
-                        len(writes),
-                        type(exc).__name__,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                if len(writes) > 1:
-                    return await self._apply_one_by_one(writes)
-                return await self._replace_with_failure(writes[0], exc)
+                if is_data_error(exc):
+                    if len(writes) > 1:
+                        return await self._apply_one_by_one(writes)
+                    await self._fail_refused_write(writes[0], exc)
+                    return set()
+                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                log.log(
+                    level,
+                    "event batch not written, retrying tasks=%d error=%s delay=%.2fs",
+                    len(writes),
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _apply_one_by_one(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         accepted: set[uuid.UUID] = set()
@@ -260,37 +260,29 @@ class BatchWriter:
             accepted |= await self._apply_with_retry([write])
         return accepted
 
-    async def _replace_with_failure(self, write: TaskWrite, exc: Exception) -> set[uuid.UUID]:
-        """The database refused this task's write for a reason other than a lost connection
-        (a bug: inputs are validated before they get here). Fail the task with an error event
-        in place of the refused events, keeping its sequence gap-free."""
+    async def _fail_refused_write(self, write: TaskWrite, exc: Exception) -> None:
+        """The database refused this task's values (a bug: inputs are validated before they
+        get here). Fail the attempt with an error event numbered after whatever the log
+        already holds; the run is told it may write nothing more."""
         log.error(
             "task write refused by the database todo_id=%s error=%s",
             write.todo_id,
             type(exc).__name__,
         )
-        first_seq = write.events[0].seq if write.events else None
         message = f"the task's events could not be stored ({type(exc).__name__})"
-        replacement = TaskWrite(
-            write.todo_id,
-            write.fence,
-            status=TaskStatus.FAILED,
-            error_json=encode_json({"code": "storage_error", "message": message}),
-        )
-        if first_seq is not None:
-            replacement.events.append(
-                EventRow(
-                    first_seq,
-                    "TASK_ERROR",
-                    EventType.ERROR,
-                    "agent",
-                    None,
-                    encode_json({"message": message}),
-                )
-            )
-        # The replacement is plain data; if even it is refused the bug is ours and loud.
-        accepted = await self._queries.apply_batch([replacement])
-        if write.todo_id in accepted:
-            # The run learns from LeaseLost-like handling that it may write nothing more.
-            self._on_lease_lost(write.todo_id)
-        return set()
+        error = {"code": "storage_error", "message": message}
+        delay = 0.05
+        while True:
+            try:
+                await self._queries.fail_task_write(write.todo_id, write.fence, error)
+                break
+            except Exception as retry_exc:  # noqa: BLE001 - classified below
+                if is_data_error(retry_exc):  # cannot happen for this fixed statement
+                    log.error(
+                        "could not record the failure todo_id=%s error=%s",
+                        write.todo_id,
+                        type(retry_exc).__name__,
+                    )
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)

@@ -8,8 +8,8 @@
 -- requested status under the same fence still counts as accepted.
 WITH u AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::todo_status[],
-                         $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::int[])
-        AS u(id, fence, last_seq, status, output, draft, error, run_at, attempts)
+                         $5::text[], $6::text[], $7::text[], $8::float8[], $9::int[])
+        AS u(id, fence, last_seq, status, output, draft, error, delay, attempts)
 ), owned AS (
     UPDATE todolist t
     SET last_seq = GREATEST(t.last_seq, u.last_seq),
@@ -19,7 +19,9 @@ WITH u AS (
         error = CASE WHEN u.status IS NULL THEN t.error
                      WHEN u.status = 'DONE' THEN NULL
                      ELSE COALESCE(u.error::jsonb, t.error) END,
-        run_at = COALESCE(u.run_at, t.run_at),
+        -- the database's clock decides when a retried task is due, as it does for claims
+        run_at = CASE WHEN u.delay IS NULL THEN t.run_at
+                      ELSE now() + make_interval(secs => u.delay) END,
         attempts = COALESCE(u.attempts, t.attempts),
         consumer = CASE WHEN u.status IS NULL OR u.status = 'IN_PROGRESS' THEN t.consumer END,
         lease_until = CASE WHEN u.status IS NULL OR u.status = 'IN_PROGRESS' THEN t.lease_until END,
@@ -29,7 +31,7 @@ WITH u AS (
     FROM u
     WHERE t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
-    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
                         status, data)
@@ -40,13 +42,32 @@ WITH u AS (
     JOIN owned o ON o.id = e.todo_id
     ON CONFLICT (todo_id, seq) DO NOTHING
 ), notified AS (
-    -- One notification per batch ("<todo id>:<last seq>,..."), split below the 8000-byte
-    -- payload limit.
-    SELECT pg_notify('processgpt_events', string_agg(id::text || ':' || last_seq, ','))
-    FROM (SELECT id, last_seq, (row_number() OVER ()) / 150 AS chunk FROM owned) c
+    -- One notification per batch ("<todo id>:<last seq>:<status>,..."), split below the
+    -- 8000-byte payload limit.
+    SELECT pg_notify('processgpt_events',
+                     string_agg(id::text || ':' || last_seq || ':' || status, ','))
+    FROM (SELECT id, last_seq, status, (row_number() OVER ()) / 120 AS chunk FROM owned) c
     GROUP BY chunk
 )
 SELECT o.id, (SELECT count(*) FROM notified) AS notifications FROM owned o;
+
+-- name: fail_task_write
+-- The database refused a task's write for a reason a retry cannot fix: fail the attempt with
+-- an error event numbered after whatever the log already holds (fenced like any write).
+WITH upd AS (
+    UPDATE todolist t
+    SET status = 'FAILED', consumer = NULL, lease_until = NULL, last_seq = t.last_seq + 1,
+        error = $3::jsonb, finished_at = now(), updated_at = now()
+    WHERE t.id = $1 AND t.fence = $2 AND t.status = 'IN_PROGRESS'
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq
+), ins AS (
+    INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
+                        data)
+    SELECT tenant_id, id, last_seq, proc_inst_id, 'TASK_ERROR', 'error', 'agent', $3::jsonb
+    FROM upd
+)
+SELECT upd.id, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':FAILED')
+FROM upd;
 
 -- name: list_events
 -- A page of one task's log after a sequence number, for the task's tenant.

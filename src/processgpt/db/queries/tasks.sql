@@ -36,12 +36,21 @@ LIMIT $7;
 -- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
 -- The same round trip reads each task's context (form, people and agents, the tenant's MCP
 -- configuration, process sources), empty when absent.
-WITH picked AS (
-    SELECT id FROM todolist
-    WHERE status = 'PENDING' AND agent_orch = ANY($1::text[]) AND run_at <= now()
-    ORDER BY priority DESC, run_at, id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
+-- Each orchestrator's candidates come from its own ordered index range (an ANY() over
+-- several names could not use the index order and would sort the whole backlog).
+WITH candidates AS (
+    SELECT c.id, c.priority, c.run_at
+    FROM unnest($1::text[]) AS a(name)
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.run_at FROM todolist t
+        WHERE t.status = 'PENDING' AND t.agent_orch = a.name AND t.run_at <= now()
+          AND t.attempts < t.max_attempts
+        ORDER BY t.priority DESC, t.run_at, t.id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ) c
+), picked AS (
+    SELECT id FROM candidates ORDER BY priority DESC, run_at, id LIMIT $2
 ), claimed AS (
     UPDATE todolist t
     SET status = 'IN_PROGRESS', consumer = $3, lease_until = now() + make_interval(secs => $4),
@@ -70,8 +79,8 @@ CROSS JOIN LATERAL (
 ) ids;
 
 -- name: next_run_at
--- When the next delayed task of these orchestrators becomes claimable (NULL: none waiting).
-SELECT min(run_at) FROM todolist
+-- Seconds until the next delayed task of these orchestrators becomes claimable (NULL: none).
+SELECT EXTRACT(EPOCH FROM min(run_at) - now())::float8 FROM todolist
 WHERE status = 'PENDING' AND agent_orch = ANY($1::text[]) AND run_at > now();
 
 -- name: extend_leases
@@ -115,7 +124,8 @@ WITH expired AS (
     FROM upd
 )
 SELECT upd.id, upd.last_seq, upd.status,
-       (SELECT pg_notify('processgpt_events', string_agg(u2.id::text || ':' || u2.last_seq, ','))
+       (SELECT pg_notify('processgpt_events',
+                          string_agg(u2.id::text || ':' || u2.last_seq || ':' || u2.status, ','))
         FROM upd u2) AS notified
 FROM upd;
 
@@ -135,8 +145,9 @@ WITH upd AS (
            jsonb_build_object('reason', $3::text)
     FROM upd
 )
-SELECT upd.*, pg_notify('processgpt_control', 'cancel:' || upd.id::text),
-       pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq)
+-- The fence in the notification lets a worker ignore it for a later claim of the same task.
+SELECT upd.*, pg_notify('processgpt_control', 'cancel:' || upd.id::text || ':' || upd.fence),
+       pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':' || upd.status)
 FROM upd;
 
 -- name: requeue_task
@@ -153,7 +164,7 @@ WITH upd AS (
            jsonb_build_object('reason', 'requeued')
     FROM upd
 )
-SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq) FROM upd;
+SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':' || upd.status) FROM upd;
 
 -- name: answer_task
 -- A person answers a task waiting for input: the answer is stored, logged as a
@@ -176,7 +187,7 @@ WITH asked AS (
            'APPROVED', $3::jsonb
     FROM upd
 )
-SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq) FROM upd;
+SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':' || upd.status) FROM upd;
 
 -- name: set_feedback
 UPDATE todolist SET feedback = $3::jsonb, updated_at = now()

@@ -1,0 +1,526 @@
+"""The built-in ``llm`` orchestrator: a tool-calling agent on any OpenAI-compatible Chat
+Completions endpoint (OpenAI, vLLM, Ollama, LM Studio, LiteLLM proxies), streaming.
+
+Configuration comes from the environment (:class:`LlmSettings`) and a task's ``input`` may
+override ``model``, ``instructions`` and ``max_steps``; ``input.history`` (a list of
+``{"role": "user"|"assistant", "text": …}``) is sent before the query.
+
+One run is a loop of steps; each step is one streamed completion: ``step_started``, the text
+as coalesced ``text_delta`` events, the tool calls as ``tool_usage_started`` /
+``tool_usage_finished`` events (MCP tools from :mod:`processgpt.tools.mcp`, plus the built-in
+``ask_human``), and ``step_finished`` with the token usage. The loop ends when the model
+answers without tool calls; the last allowed step (``max_steps``) is sent without tools, so
+the model has to answer. A task with a form (``extras["form_fields"]``) asks for a JSON object
+with those fields (``response_format`` json_object) and its result is that object (stored by
+the worker as ``{form_id: {...}}``); otherwise the result is the answer text.
+
+``ask_human`` ends the run waiting for input (a ``human_asked`` event with
+``{role, text, type, options}``). The conversation so far is saved in the task's draft under
+``"llm_conversation"`` (``{"messages": [...], "ask_call_id": …}``); when the answered task
+runs again, the conversation is rebuilt from that draft and the answer
+(``extras["human_response"]``) becomes the result of the ``ask_human`` call, so the model
+continues where it stopped. A retry of the resumed run starts again from the same saved point.
+
+Provider errors: timeouts, connection errors, 408/409/429 and 5xx raise
+:class:`~processgpt.domain.errors.RetryLater` (``Retry-After`` honoured), so the task's retry
+policy applies; any other 4xx fails the task at once with :class:`ModelRequestRejected`.
+Error messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from a2a.helpers import new_text_artifact, new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.types import TaskArtifactUpdateEvent, TaskState, TaskStatus, TaskStatusUpdateEvent
+from google.protobuf.struct_pb2 import Struct
+
+from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
+from processgpt.agents.llm_conversation import (
+    ASK_HUMAN,
+    ASK_HUMAN_TOOL,
+    STATE_KEY,
+    form_answer,
+    form_reminder,
+    human_question,
+    initial_messages,
+    resumed,
+    saved_state,
+    tool_arguments,
+)
+from processgpt.domain.errors import InvalidInput, RetryLater
+from processgpt.tools.mcp import McpConnections, ToolOutcome, Toolset, load_servers
+
+if TYPE_CHECKING:  # openai is an optional dependency (the ``llm`` extra)
+    from openai import AsyncOpenAI
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_INSTRUCTIONS = (
+    "You are an agent working on one task of a business process. Use the tools you have "
+    "when they help; ask a person with ask_human only when you cannot go on without them. "
+    "Answer concisely."
+)
+MAX_STEPS_LIMIT = 50
+_MAX_RETRY_AFTER = 300.0
+_MAX_PROVIDER_MESSAGE = 300
+
+
+class ModelRequestRejected(InvalidInput):
+    """The model endpoint refused the request (a 4xx other than 408/409/429) or the model
+    could not produce a usable answer: a new attempt would not help."""
+
+    code = "model_request_rejected"
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class LlmSettings:
+    """Where the model is and how a run is bounded. ``api_key`` is a secret: not in ``repr``,
+    logs or errors."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = DEFAULT_MODEL
+    max_steps: int = 8
+    timeout: float = 120.0
+    instructions: str = DEFAULT_INSTRUCTIONS
+    mcp_config: str | None = None
+    tool_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LlmSettings:
+        """``PROCESSGPT_LLM_BASE_URL``, ``_API_KEY``, ``_MODEL``, ``_MAX_STEPS`` (8),
+        ``_TIMEOUT`` (120 s), ``_INSTRUCTIONS``; ``PROCESSGPT_MCP_CONFIG`` (path of an
+        ``mcp.json``) and ``PROCESSGPT_MCP_TOOL_TIMEOUT`` (60 s)."""
+        env = os.environ if env is None else env
+        return cls(
+            base_url=env.get("PROCESSGPT_LLM_BASE_URL") or None,
+            api_key=env.get("PROCESSGPT_LLM_API_KEY") or None,
+            model=env.get("PROCESSGPT_LLM_MODEL") or DEFAULT_MODEL,
+            max_steps=_env_int(env, "PROCESSGPT_LLM_MAX_STEPS", 8),
+            timeout=_env_float(env, "PROCESSGPT_LLM_TIMEOUT", 120.0),
+            instructions=env.get("PROCESSGPT_LLM_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
+            mcp_config=env.get("PROCESSGPT_MCP_CONFIG") or None,
+            tool_timeout=_env_float(env, "PROCESSGPT_MCP_TOOL_TIMEOUT", 60.0),
+        )
+
+    @property
+    def configured(self) -> bool:
+        """Whether an endpoint is configured (a base URL, or a key for the default one)."""
+        return bool(self.base_url or self.api_key)
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "unset"
+        return f"LlmSettings(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, not {raw!r}", field=name) from None
+    if value <= 0:
+        raise InvalidInput(f"{name} must be positive", field=name)
+    return value
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _env_float(env, name, default)
+    if value != int(value):
+        raise InvalidInput(f"{name} must be a whole number", field=name)
+    return int(value)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one task asks for: settings with the task's overrides applied."""
+
+    model: str
+    instructions: str
+    max_steps: int
+    form_fields: list[dict[str, Any]]
+
+    @classmethod
+    def of(
+        cls, settings: LlmSettings, options: Mapping[str, Any], extras: Mapping[str, Any]
+    ) -> _Plan:
+        model = options.get("model", settings.model)
+        instructions = options.get("instructions", settings.instructions)
+        max_steps = options.get("max_steps", settings.max_steps)
+        if not isinstance(model, str) or not model:
+            raise InvalidInput("input.model must be a non-empty string", field="input.model")
+        if not isinstance(instructions, str):
+            raise InvalidInput("input.instructions must be a string", field="input.instructions")
+        if (
+            isinstance(max_steps, bool)
+            or not isinstance(max_steps, int)
+            or not (1 <= max_steps <= MAX_STEPS_LIMIT)
+        ):
+            raise InvalidInput(
+                f"input.max_steps must be an integer from 1 to {MAX_STEPS_LIMIT}",
+                field="input.max_steps",
+            )
+        fields = [f for f in extras.get("form_fields") or [] if isinstance(f, Mapping)]
+        return cls(model, instructions, max_steps, [dict(f) for f in fields])
+
+
+# -- one completion --------------------------------------------------------------------------
+
+
+@dataclass
+class _ToolCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments or "{}"},
+        }
+
+
+@dataclass
+class _Step:
+    text: str = ""
+    tool_calls: list[_ToolCall] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def assistant_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [call.message() for call in self.tool_calls]
+        return message
+
+
+class LlmExecutor(AgentExecutor):
+    """A tool-calling agent on an OpenAI-compatible endpoint, with MCP tools and ask_human."""
+
+    def __init__(
+        self, settings: LlmSettings | None = None, *, connections: McpConnections | None = None
+    ) -> None:
+        self.settings = settings or LlmSettings.from_env()
+        self.connections = connections or McpConnections(call_timeout=self.settings.tool_timeout)
+        self._owns_connections = connections is None
+        self._client: AsyncOpenAI | None = None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and (when this executor made it) the MCP connection pool.
+        Call on worker shutdown."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._owns_connections:
+            await self.connections.close()
+
+    def _openai(self) -> AsyncOpenAI:
+        if self._client is None:
+            try:
+                from openai import AsyncOpenAI  # noqa: PLC0415 - optional dependency
+            except ImportError:
+                raise InvalidInput(
+                    "the llm agent needs the openai package: pip install 'processgpt[llm]'"
+                ) from None
+            self._client = AsyncOpenAI(
+                base_url=self.settings.base_url,
+                # Local endpoints (Ollama, vLLM) take any key; the client insists on one.
+                api_key=self.settings.api_key or "not-needed",
+                timeout=self.settings.timeout,
+                max_retries=0,  # retries belong to the task's retry policy
+            )
+        return self._client
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        if not isinstance(context, ProcessGPTRequestContext) or not isinstance(
+            event_queue, ProcessGPTEventQueue
+        ):
+            raise InvalidInput("the llm agent runs on a processgpt worker")
+        data = context.get_context_data()
+        row: dict[str, Any] = data["row"]
+        extras: dict[str, Any] = data["extras"]
+        options: dict[str, Any] = row.get("input") or {}
+        plan = _Plan.of(self.settings, options, extras)
+        client = self._openai()
+        toolset = await self._toolset(extras, event_queue)
+        tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
+
+        resume = resumed(row.get("draft"), extras.get("human_response"))
+        if resume is not None:
+            messages, ask_call_id = resume
+            await event_queue.tool_result(ask_call_id, ASK_HUMAN, extras["human_response"])
+        else:
+            messages = initial_messages(
+                plan.instructions, plan.form_fields, row, extras, context.get_user_input()
+            )
+
+        for step_number in range(1, plan.max_steps + 1):
+            last = step_number == plan.max_steps
+            await event_queue.step_started()
+            step = await self._complete(
+                client, event_queue, plan, messages, None if last else tools
+            )
+            await event_queue.step_finished(step.usage)
+            if step.tool_calls:
+                if last:
+                    raise ModelRequestRejected(
+                        f"the model still called tools after {plan.max_steps} steps"
+                    )
+                messages.append(step.assistant_message())
+                asked = await self._run_tools(event_queue, toolset, step.tool_calls, messages)
+                if asked is not None:
+                    await _ask(context, event_queue, messages, *asked)
+                    return
+                continue
+            answer: Any = step.text
+            if plan.form_fields:
+                answer = form_answer(step.text)
+                if answer is None:
+                    if last:
+                        raise ModelRequestRejected(
+                            "the model's answer is not a JSON object with the form's fields"
+                        )
+                    messages.append(step.assistant_message())
+                    messages.append({"role": "user", "content": form_reminder(plan.form_fields)})
+                    continue
+            await _finish(context, event_queue, answer)
+            return
+
+    async def _toolset(self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue) -> Toolset:
+        servers = load_servers(extras.get("tenant_mcp"), config_path=self.settings.mcp_config or "")
+        if not servers:
+            return Toolset()
+        toolset = await self.connections.toolset(servers)
+        if toolset.unavailable:
+            await queue.progress({"unavailable": toolset.unavailable}, name="mcp_servers")
+        return toolset
+
+    async def _complete(
+        self,
+        client: AsyncOpenAI,
+        queue: ProcessGPTEventQueue,
+        plan: _Plan,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+    ) -> _Step:
+        """One streamed completion: text goes to the log as it arrives, tool-call deltas are
+        assembled by index."""
+        import openai  # noqa: PLC0415
+
+        request: dict[str, Any] = {
+            "model": plan.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            request["tools"] = tools
+        if plan.form_fields:
+            request["response_format"] = {"type": "json_object"}
+        step = _Step()
+        text: list[str] = []
+        calls: dict[int, _ToolCall] = {}
+        try:
+            stream = await client.chat.completions.create(**request)
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        step.usage = {
+                            "prompt_tokens": chunk.usage.prompt_tokens,
+                            "completion_tokens": chunk.usage.completion_tokens,
+                            "total_tokens": chunk.usage.total_tokens,
+                            "model": chunk.model or plan.model,
+                        }
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        reasoning = getattr(delta, "reasoning_content", None)
+                        if isinstance(reasoning, str) and reasoning:
+                            await queue.reasoning(reasoning)
+                        if delta.content:
+                            text.append(delta.content)
+                            await queue.text(delta.content)
+                        for part in delta.tool_calls or []:
+                            call = calls.setdefault(part.index, _ToolCall())
+                            call.id = part.id or call.id
+                            if part.function is not None:
+                                call.name += part.function.name or ""
+                                call.arguments += part.function.arguments or ""
+        except openai.APIError as exc:
+            raise self._provider_error(exc) from None
+        step.text = "".join(text)
+        for index in sorted(calls):
+            call = calls[index]
+            call.id = call.id or f"call_{uuid.uuid4().hex[:12]}"
+            step.tool_calls.append(call)
+        return step
+
+    def _provider_error(self, exc: Exception) -> Exception:
+        """Retryable provider errors → RetryLater; the rest → ModelRequestRejected. The
+        message names the status and the provider's message, redacted of the API key."""
+        import openai  # noqa: PLC0415
+
+        if isinstance(exc, openai.APITimeoutError):
+            return RetryLater(
+                f"the model endpoint did not answer within {self.settings.timeout:g}s"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return RetryLater("cannot reach the model endpoint (connection error)")
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = self._redact(_provider_message(exc))
+            message = f"the model endpoint answered HTTP {status}: {detail}"
+            if status in (408, 409, 429) or status >= 500:
+                return RetryLater(message, delay=_retry_after(exc.response.headers))
+            return ModelRequestRejected(message)
+        # An error event inside the stream: the provider failed mid-answer.
+        return RetryLater(f"the model stream failed: {self._redact(str(exc))}")
+
+    def _redact(self, text: str) -> str:
+        key = self.settings.api_key
+        if key:
+            text = text.replace(key, "***")
+            if len(key) > 12:  # providers echo keys partly masked: sk-abc…wxyz
+                text = text.replace(key[-4:], "***").replace(key[:8], "***")
+        return text[:_MAX_PROVIDER_MESSAGE]
+
+    async def _run_tools(
+        self,
+        queue: ProcessGPTEventQueue,
+        toolset: Toolset,
+        calls: list[_ToolCall],
+        messages: list[dict[str, Any]],
+    ) -> tuple[_ToolCall, dict[str, Any]] | None:
+        """Run the step's tool calls in order and append their results. Returns the first
+        ``ask_human`` call (with its arguments), which is answered when the task resumes."""
+        asked: tuple[_ToolCall, dict[str, Any]] | None = None
+        for call in calls:
+            arguments, problem = tool_arguments(call.arguments)
+            queue.tool_call(call.name, arguments, tool_call_id=call.id)
+            if problem is not None:
+                outcome = ToolOutcome(text=f"Error: {problem}", error=problem)
+            elif call.name == ASK_HUMAN and asked is None:
+                if not str(arguments.get("question") or "").strip():
+                    problem = "ask_human needs a question"
+                    outcome = ToolOutcome(text=f"Error: {problem}", error=problem)
+                else:
+                    asked = (call, arguments)
+                    continue
+            elif call.name == ASK_HUMAN:
+                problem = "ask one question at a time"
+                outcome = ToolOutcome(text=f"Error: {problem}", error=problem)
+            elif call.name in toolset.tools:
+                outcome = await self.connections.call(toolset.tools[call.name], arguments)
+            else:
+                problem = f"there is no tool named {call.name!r}"
+                outcome = ToolOutcome(text=f"Error: {problem}", error=problem)
+            await queue.tool_result(call.id, call.name, outcome.output, error=outcome.error)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.text})
+        return asked
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        """Nothing to release: the worker cancels the running ``execute`` (which closes the
+        model stream); MCP connections stay pooled."""
+
+
+def _provider_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        message = body.get("message") or body.get("error")
+        if isinstance(message, Mapping):
+            message = message.get("message")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(body, str) and body:
+        return body
+    return type(exc).__name__
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return min(max(float(raw_ms) / 1000, 0.0), _MAX_RETRY_AFTER)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+# -- asking a person and finishing -----------------------------------------------------------
+
+
+def _metadata(**values: str) -> Struct:
+    meta = Struct()
+    meta.update(values)
+    return meta
+
+
+async def _ask(
+    context: RequestContext,
+    queue: ProcessGPTEventQueue,
+    messages: list[dict[str, Any]],
+    call: _ToolCall,
+    arguments: Mapping[str, Any],
+) -> None:
+    """Save the conversation in the draft, then end the run waiting for the answer."""
+    task_id, context_id = str(context.task_id), str(context.context_id)
+    state = saved_state(messages, call.id)
+    await queue.enqueue_event(
+        TaskArtifactUpdateEvent(
+            task_id=task_id,
+            context_id=context_id,
+            artifact=new_text_artifact(name=STATE_KEY, text=json.dumps(state, ensure_ascii=False)),
+            last_chunk=False,
+        )
+    )
+    await queue.enqueue_event(
+        TaskStatusUpdateEvent(
+            task_id=task_id,
+            context_id=context_id,
+            status=TaskStatus(
+                state=TaskState.TASK_STATE_INPUT_REQUIRED,
+                message=new_text_message(json.dumps(human_question(arguments), ensure_ascii=False)),
+            ),
+            metadata=_metadata(
+                event_type="human_asked",
+                job_id=f"human_asked_{uuid.uuid4()}",
+                crew_type="agent",
+            ),
+        )
+    )
+
+
+async def _finish(context: RequestContext, queue: ProcessGPTEventQueue, answer: Any) -> None:
+    text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+    await queue.enqueue_event(
+        TaskArtifactUpdateEvent(
+            task_id=str(context.task_id),
+            context_id=str(context.context_id),
+            artifact=new_text_artifact(name="result", text=text),
+            last_chunk=True,
+        )
+    )

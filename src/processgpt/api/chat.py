@@ -1,0 +1,397 @@
+"""Chat over the API: the WebSocket chat protocol (:mod:`processgpt.protocols.ws_chat`) and the
+AI SDK ``useChat`` endpoints, both views of the same chats (:mod:`processgpt.db.chats`).
+
+``WS /v1/agent_ws/{chat_id}/?agent=<name>``
+    One connected client per chat (across API processes): a second client is refused before
+    the handshake completes (HTTP 403). Authentication: ``Authorization: Bearer …`` /
+    ``X-API-Key`` headers, or ``?api_key=`` / ``?token=`` (browsers cannot set headers); a
+    bad key, chat id or agent is answered after the handshake with ``ERROR`` and close 1008.
+    A ``USER_MESSAGE`` starts a turn (a task of the chat's agent, or the answer to the
+    question its latest task asked); a message while a reply streams gets ``ERROR chat_busy``.
+    A client that goes away does not stop the task. On connect, a turn whose end no client
+    received (still running, or finished while nobody was connected) is replayed from the
+    start of the turn.
+
+``POST /v1/chat``, ``GET /v1/chat/{chat_id}/stream``
+    The AI SDK transport: the request's last user message is the turn; the reply streams as a
+    UI message stream. Resume replays the running turn from its start, or answers 204.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from processgpt.api.auth import Authenticator
+from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn, check_chat_id
+from processgpt.db.database import Database
+from processgpt.db.hub import TERMINAL, EventHub
+from processgpt.domain.errors import ChatBusy, InvalidInput, MalformedMessage, ProcessGPTError
+from processgpt.domain.events import Event
+from processgpt.domain.task import TaskStatus
+from processgpt.protocols import ai_sdk
+from processgpt.protocols.ws_chat import (
+    ClientMessage,
+    MsgError,
+    MsgGracefulDisconnect,
+    MsgStatus,
+    ServerMessageUnion,
+    TurnEncoder,
+)
+
+log = logging.getLogger(__name__)
+
+TURN_ENDS = TERMINAL | {TaskStatus.INPUT_REQUIRED}
+"""A turn ends when its task ends or waits for the user's answer."""
+_RUNNING = frozenset({TaskStatus.PENDING, TaskStatus.IN_PROGRESS})
+_SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+async def _tenant(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> str:
+    authenticator: Authenticator = request.app.state.auth
+    return await authenticator.tenant_for(authorization, x_api_key)
+
+
+Tenant = Annotated[str, Depends(_tenant)]
+
+
+class ChatSession:
+    """One connected client of one chat. Owns the task streaming the current turn."""
+
+    def __init__(
+        self, ws: WebSocket, chat: Chat, chats: ChatRepository, hub: EventHub, heartbeat: float
+    ) -> None:
+        self.ws = ws
+        self.chat = chat
+        self.chats = chats
+        self.hub = hub
+        self.heartbeat = heartbeat
+        self._send_lock = asyncio.Lock()
+        self._turn: asyncio.Task[None] | None = None
+        self._ending = False  # the current turn's last messages are being sent
+
+    async def send(self, message: ServerMessageUnion) -> bool:
+        """Send one message; False when the socket is gone (never raises for that)."""
+        async with self._send_lock:
+            if self.ws.application_state is not WebSocketState.CONNECTED:
+                return False
+            try:
+                await self.ws.send_text(message.model_dump_json())
+            except _SEND_ERRORS:
+                return False
+            return True
+
+    @property
+    def streaming(self) -> bool:
+        return self._turn is not None and not self._turn.done() and not self._ending
+
+    async def serve(self, lost: asyncio.Event) -> None:
+        """Until the client leaves, the lock is lost or :meth:`go_away` closes the socket."""
+        watcher = asyncio.create_task(self._watch(lost), name="chat-lock-watch")
+        try:
+            await self.send(MsgStatus())
+            latest = await self.chats.latest_turn(self.chat.tenant_id, self.chat.id)
+            if latest is not None and not latest.delivered:
+                self._start(latest)
+            await self._read()
+        finally:
+            watcher.cancel()
+            await self._stop_turn()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    async def go_away(self, code: int = 1001) -> None:
+        """The server is leaving: stop streaming, say so, close."""
+        await self._stop_turn()
+        await self.send(MsgGracefulDisconnect())
+        async with self._send_lock:
+            if self.ws.application_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(*_SEND_ERRORS):
+                    await self.ws.close(code=code)
+
+    async def _watch(self, lost: asyncio.Event) -> None:
+        await lost.wait()
+        log.warning("chat lock connection lost; closing chat socket")
+        await self.go_away(code=1012)
+
+    async def _stop_turn(self) -> None:
+        if self._turn is not None:
+            self._turn.cancel()
+            await asyncio.gather(self._turn, return_exceptions=True)
+            self._turn = None
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except _SEND_ERRORS:
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                await self.send(
+                    MsgError(code=MalformedMessage.code, details="send JSON text frames")
+                )
+                continue
+            await self._on_message(raw)
+
+    async def _on_message(self, raw: str) -> None:
+        try:
+            msg = ClientMessage.validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            details = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+            await self.send(MsgError(code=MalformedMessage.code, details=details[:500]))
+            return
+        if self.streaming:
+            await self.send(
+                MsgError(code=ChatBusy.code, details="a reply is still streaming on this chat")
+            )
+            return
+        if self._turn is not None:  # the ended turn's bookkeeping (END sent, delivery noted)
+            await asyncio.gather(self._turn, return_exceptions=True)
+        try:
+            turn, _task = await self.chats.start_turn(self.chat, msg.text, msg.attachments)
+        except ProcessGPTError as exc:
+            await self.send(MsgError(code=exc.code, details=exc.message))
+            return
+        except Exception as exc:  # the socket stays usable; the cause is logged, not sent
+            log.error("chat turn not started error=%s", type(exc).__name__, exc_info=exc)
+            await self.send(MsgError(code="internal_error", details="internal error"))
+            return
+        self._start(turn)
+
+    def _start(self, turn: Turn) -> None:
+        self._ending = False
+        self._turn = asyncio.create_task(self._stream(turn), name=f"chat-turn-{turn.task_id}")
+
+    async def _stream(self, turn: Turn) -> None:
+        encoder = TurnEncoder()
+        tenant_id = self.chat.tenant_id
+        try:
+            async for item in self.hub.follow(
+                tenant_id,
+                turn.task_id,
+                after=turn.after_seq,
+                until=TURN_ENDS,
+                idle_timeout=self.heartbeat,
+            ):
+                if item is None:
+                    continue
+                # From the turn's last messages on, the client may send the next message.
+                self._ending = not isinstance(item, Event)
+                messages = encoder.encode(item) if isinstance(item, Event) else encoder.finish(item)
+                for message in messages:
+                    if not await self.send(message):
+                        return
+                if not isinstance(item, Event):
+                    await self.chats.mark_delivered(tenant_id, self.chat.id, turn.turn)
+        except asyncio.CancelledError:
+            raise
+        except ProcessGPTError as exc:
+            await self.send(MsgError(code=exc.code, details=exc.message))
+        except Exception as exc:  # reported to the client, logged here
+            log.error("chat turn stream failed error=%s", type(exc).__name__, exc_info=exc)
+            await self.send(MsgError(code="internal_error", details="internal error"))
+
+
+class ChatSockets:
+    """The open chat sockets of this API process (``app.state.chat_sockets``), so that a
+    shutting-down server can tell each client (``GRACEFUL_DISCONNECT``) before it closes."""
+
+    def __init__(self, locks: ChatClientLocks) -> None:
+        self.locks = locks
+        self.sessions: set[ChatSession] = set()
+        self.closing = False
+
+    async def shutdown(self, grace: float = 2.0) -> None:
+        """Refuse new sockets, send ``GRACEFUL_DISCONNECT`` to every open one and close it,
+        then release the chat locks. Safe to call more than once."""
+        self.closing = True
+        sessions = list(self.sessions)
+        if sessions:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(s.go_away() for s in sessions), return_exceptions=True),
+                    grace,
+                )
+        await self.locks.close()
+
+
+class ChatRequest(BaseModel):
+    """The AI SDK ``useChat`` request body (``DefaultChatTransport``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(max_length=128)
+    messages: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    agent: str | None = None
+
+
+def _last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The text and file URLs of the last user message (UIMessage parts, or ``content``)."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        parts = message.get("parts")
+        if isinstance(parts, list):
+            texts = [
+                str(p.get("text", ""))
+                for p in parts
+                if isinstance(p, dict) and p.get("type") == "text"
+            ]
+            files = [
+                str(p["url"])
+                for p in parts
+                if isinstance(p, dict) and p.get("type") == "file" and p.get("url")
+            ]
+            return "".join(texts), files
+        content = message.get("content")
+        return (content if isinstance(content, str) else ""), []
+    raise InvalidInput("the request has no user message", field="messages")
+
+
+async def _chat_sse(
+    hub: EventHub, chats: ChatRepository, chat: Chat, turn: Turn, heartbeat: float
+) -> AsyncIterator[str]:
+    """One turn as a UI message stream, from the start of the turn to its end."""
+    message_id = str(turn.task_id) if turn.after_seq == 0 else f"{turn.task_id}:{turn.after_seq}"
+    stream = ai_sdk.UIMessageStream(message_id=message_id)
+    for part in stream.start():
+        yield ai_sdk.frame(part)
+    async for item in hub.follow(
+        chat.tenant_id, turn.task_id, after=turn.after_seq, until=TURN_ENDS, idle_timeout=heartbeat
+    ):
+        if item is None:
+            yield ai_sdk.HEARTBEAT
+        elif isinstance(item, Event):
+            parts = stream.encode(item)
+            if not parts:
+                yield f"id: {item.seq}\n\n"
+            for i, part in enumerate(parts):
+                yield ai_sdk.frame(part, item.seq if i == len(parts) - 1 else None)
+        else:
+            for part in stream.finish(item):
+                yield ai_sdk.frame(part)
+            yield ai_sdk.DONE
+            await chats.mark_delivered(chat.tenant_id, chat.id, turn.turn)
+
+
+def install_chat_routes(
+    app: FastAPI,
+    db: Database,
+    hub: EventHub,
+    *,
+    known_agents: frozenset[str],
+    max_pending_tasks: int,
+    heartbeat: float,
+) -> ChatSockets:
+    """Add the chat routes to ``app`` and its socket registry as ``app.state.chat_sockets``
+    (the app's lifespan must ``await app.state.chat_sockets.shutdown()`` on the way out)."""
+    chats = ChatRepository(db, known_agents=known_agents, max_pending_tasks=max_pending_tasks)
+    sockets = ChatSockets(ChatClientLocks(db.dsn))
+    app.state.chat_sockets = sockets
+    router = APIRouter(tags=["chat"])
+
+    @router.websocket("/v1/agent_ws/{chat_id}/")
+    async def agent_ws(
+        ws: WebSocket,
+        chat_id: str,
+        agent: str | None = None,
+        api_key: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        authenticator: Authenticator = ws.app.state.auth
+        try:
+            tenant_id = await authenticator.tenant_for(
+                ws.headers.get("authorization"), ws.headers.get("x-api-key") or api_key or token
+            )
+            chat = await chats.open(tenant_id, chat_id, agent)
+        except ProcessGPTError as exc:
+            await _refuse_after_accept(ws, MsgError(code=exc.code, details=exc.message))
+            return
+        if sockets.closing:
+            await _refuse_after_accept(ws, MsgGracefulDisconnect(), code=1001)
+            return
+        try:
+            lost = await sockets.locks.acquire(tenant_id, chat.id)
+        except ProcessGPTError as exc:
+            await _refuse_after_accept(ws, MsgError(code=exc.code, details=exc.message), 1011)
+            return
+        if lost is None:
+            # Before accept: the handshake fails with HTTP 403, as chat clients expect.
+            await ws.close(code=1008, reason=ChatBusy.code)
+            return
+        session = ChatSession(ws, chat, chats, hub, heartbeat)
+        sockets.sessions.add(session)
+        try:
+            await ws.accept()
+            await session.serve(lost)
+        finally:
+            sockets.sessions.discard(session)
+            await sockets.locks.release(tenant_id, chat.id, lost)
+
+    @router.post(
+        "/v1/chat",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def post_chat(
+        body: ChatRequest, tenant_id: Tenant, agent: str | None = Query(default=None)
+    ) -> StreamingResponse:
+        """The AI SDK ``useChat`` endpoint: the last user message starts the chat's next turn
+        (or answers the agent's question); the reply streams as a UI message stream.
+        ``agent`` (body or query) chooses the agent of a new chat (default ``demo``)."""
+        text, files = _last_user_message(body.messages)
+        chat = await chats.open(tenant_id, body.id, body.agent or agent)
+        turn, _task = await chats.start_turn(chat, text, files)
+        return StreamingResponse(
+            _chat_sse(hub, chats, chat, turn, heartbeat),
+            headers=ai_sdk.HEADERS,
+            media_type="text/event-stream",
+        )
+
+    @router.get(
+        "/v1/chat/{chat_id}/stream",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
+    )
+    async def resume_chat(chat_id: str, tenant_id: Tenant) -> Response:
+        """The AI SDK resume: the chat's running turn from its start, or 204 when no reply is
+        being produced (also for a chat this tenant does not have)."""
+        check_chat_id(chat_id)
+        turn = await chats.latest_turn(tenant_id, chat_id)
+        if turn is None or turn.status not in _RUNNING:
+            return Response(status_code=204)
+        chat = Chat(tenant_id, chat_id, "")
+        return StreamingResponse(
+            _chat_sse(hub, chats, chat, turn, heartbeat),
+            headers=ai_sdk.HEADERS,
+            media_type="text/event-stream",
+        )
+
+    app.include_router(router)
+    return sockets
+
+
+async def _refuse_after_accept(
+    ws: WebSocket, message: ServerMessageUnion, code: int = 1008
+) -> None:
+    """Accept, say why, close: the client reads the code instead of a bare HTTP status."""
+    with contextlib.suppress(*_SEND_ERRORS):
+        await ws.accept()
+        await ws.send_text(message.model_dump_json())
+        await ws.close(code=code)

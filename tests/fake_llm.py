@@ -1,0 +1,209 @@
+"""A small OpenAI-compatible Chat Completions server for the tests: the only stand-in for the
+outside world. It answers ``POST /v1/chat/completions`` from a script and records every request.
+
+A script is a list of turns, one per request, in order::
+
+    Turn(text="Hello there")                                   # streamed text
+    Turn(tool_calls=[("search__lookup", {"q": "mcp"})])        # streamed tool calls
+    Turn(status=429, headers={"retry-after": "0"})             # an HTTP error
+    Turn(status=401, error="Incorrect API key provided: …")
+
+Streaming follows OpenAI's format: a role chunk, content deltas a few characters each, tool
+calls with their arguments split across chunks, a finish chunk, a usage chunk (when
+``stream_options.include_usage``) and ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Turn:
+    text: str = ""
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status: int = 200
+    error: str = "scripted error"
+    headers: dict[str, str] = field(default_factory=dict)
+    chunk_size: int = 4
+    delay: float = 0.0
+    """Seconds between chunks."""
+
+
+@dataclass
+class Recorded:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.body["messages"]
+        return messages
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t["function"]["name"] for t in self.body.get("tools") or []]
+
+
+class FakeLLM:
+    """Serves on 127.0.0.1 (a free port) inside the test's event loop."""
+
+    def __init__(self, script: list[Turn] | None = None) -> None:
+        self.script: list[Turn] = list(script or [])
+        self.requests: list[Recorded] = []
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def add(self, *turns: Turn) -> None:
+        self.script.extend(turns)
+
+    async def start(self) -> FakeLLM:
+        app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if self._task.done() or time.monotonic() > deadline:
+                raise RuntimeError("the fake LLM server did not start")
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._task, 10)
+        if self._sock is not None:
+            self._sock.close()
+
+    async def _complete(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(Recorded(body, dict(request.headers)))
+        if not self.script:
+            return _error(400, "the fake LLM's script is exhausted", {})
+        turn = self.script.pop(0)
+        if turn.status != 200:
+            return _error(turn.status, turn.error, turn.headers)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if not body.get("stream"):
+            return JSONResponse(_whole(body, turn))
+        return StreamingResponse(
+            _stream(body, turn, include_usage),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
+        )
+
+
+def _error(status: int, message: str, headers: dict[str, str]) -> Response:
+    return JSONResponse(
+        {"error": {"message": message, "type": "scripted", "code": str(status)}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _chunk(body: dict[str, Any], delta: dict[str, Any], finish: str | None = None) -> str:
+    payload = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def _usage(body: dict[str, Any]) -> dict[str, int]:
+    prompt = sum(len(json.dumps(m)) for m in body.get("messages", [])) // 4
+    return {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7}
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def _stream(body: dict[str, Any], turn: Turn, include_usage: bool) -> AsyncIterator[str]:
+    yield _chunk(body, {"role": "assistant", "content": ""})
+    for piece in _pieces(turn.text, turn.chunk_size):
+        if turn.delay:
+            await asyncio.sleep(turn.delay)
+        yield _chunk(body, {"content": piece})
+    for index, (name, arguments) in enumerate(turn.tool_calls):
+        call_id = f"call_{len(body.get('messages', []))}_{index}"
+        yield _chunk(
+            body,
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                ]
+            },
+        )
+        for piece in _pieces(json.dumps(arguments), 5):
+            yield _chunk(body, {"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+    yield _chunk(body, {}, "tool_calls" if turn.tool_calls else "stop")
+    if include_usage:
+        usage = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [],
+            "usage": _usage(body),
+        }
+        yield f"data: {json.dumps(usage)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _whole(body: dict[str, Any], turn: Turn) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": turn.text or None}
+    if turn.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+            for i, (name, args) in enumerate(turn.tool_calls)
+        ]
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if turn.tool_calls else "stop",
+            }
+        ],
+        "usage": _usage(body),
+    }
