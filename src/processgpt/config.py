@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     jwt_secret: str | None = Field(default=None, repr=False)
+    jwt_jwks_url: str | None = None
     jwt_audience: str | None = None
     max_pending_tasks: int = Field(default=10_000, ge=1)
     sse_heartbeat: float = Field(default=15.0, gt=0)

@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Body, FastAPI, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from processgpt.agents import registry
 from processgpt.api import errors, process_stream
-from processgpt.api.auth import Authenticator
+from processgpt.api.auth import Authenticator, Tenant
 from processgpt.api.chat import install_chat_routes
 from processgpt.api.console import install_console
 from processgpt.api.streams import sse_task_stream
@@ -128,19 +128,6 @@ class CancelRequest(BaseModel):
     reason: str = Field(default="cancelled", max_length=1000)
 
 
-async def _tenant(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> str:
-    authenticator: Authenticator = request.app.state.auth
-    return await authenticator.tenant_for(authorization, x_api_key)
-
-
-Tenant = Annotated[str, Depends(_tenant)]
-"""The caller's tenant, from its API key or token (401 otherwise)."""
-
-
 def _encode_cursor(task: Task) -> str:
     raw = f"{task.created_at.isoformat()}|{task.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
@@ -160,7 +147,10 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
     tasks = TaskRepository(db)
     processes = ProcessRepository(db)
     auth = Authenticator(
-        ApiKeyRepository(db), jwt_secret=settings.jwt_secret, jwt_audience=settings.jwt_audience
+        ApiKeyRepository(db),
+        jwt_secret=settings.jwt_secret,
+        jwt_jwks_url=settings.jwt_jwks_url,
+        jwt_audience=settings.jwt_audience,
     )
     builtins = frozenset(registry.available())
 

@@ -1,14 +1,18 @@
-"""Authentication: API keys (``Authorization: Bearer pgpt_…`` or ``X-API-Key``) and, when a
-secret is configured, Supabase-compatible HS256 JWTs whose claims name the tenant
-(``tenant_id``, or ``app_metadata.tenant_id``). Every route but health needs one."""
+"""Authentication: API keys (``Authorization: Bearer pgpt_…`` or ``X-API-Key``) and, as an
+option, Supabase-compatible JWTs: HS256 with a shared secret (``PROCESSGPT_JWT_SECRET``) or
+asymmetric keys from a JWKS URL (``PROCESSGPT_JWT_JWKS_URL``: RS256/ES256/EdDSA). A token's
+claims name the tenant (``tenant_id``, or ``app_metadata.tenant_id``) and it must carry
+``exp``. Every route but health needs one."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
+from fastapi import Depends, Header, Request
 
 from processgpt.db.api_keys import KEY_PREFIX, ApiKeyRepository
 from processgpt.domain.errors import Unauthorized
@@ -23,10 +27,13 @@ class Authenticator:
         keys: ApiKeyRepository,
         *,
         jwt_secret: str | None = None,
+        jwt_jwks_url: str | None = None,
         jwt_audience: str | None = None,
     ) -> None:
         self._keys = keys
         self._jwt_secret = jwt_secret
+        # Keys are fetched once and cached; an unknown key id refetches (key rotation).
+        self._jwks = jwt.PyJWKClient(jwt_jwks_url, cache_keys=True) if jwt_jwks_url else None
         self._jwt_audience = jwt_audience
         self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
 
@@ -42,7 +49,7 @@ class Authenticator:
         if token.startswith(KEY_PREFIX):
             tenant = await self._key_tenant(token)
         else:
-            tenant = self._jwt_tenant(token)
+            tenant = await self._jwt_tenant(token)
         if tenant is None:
             raise Unauthorized("the API key or token is not valid")
         return tenant
@@ -59,14 +66,27 @@ class Authenticator:
             self._cache.popitem(last=False)
         return tenant
 
-    def _jwt_tenant(self, token: str) -> str | None:
-        if not self._jwt_secret:
+    async def _jwt_tenant(self, token: str) -> str | None:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        algorithm = header.get("alg")
+        key: Any
+        if algorithm == "HS256" and self._jwt_secret:
+            key = self._jwt_secret
+        elif algorithm in _ASYMMETRIC and self._jwks is not None:
+            try:  # may fetch the JWKS document: off the event loop
+                key = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            except jwt.PyJWTError:
+                return None
+        else:
             return None
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._jwt_secret,
-                algorithms=["HS256"],
+                key,
+                algorithms=[algorithm],
                 audience=self._jwt_audience,
                 options={"verify_aud": self._jwt_audience is not None, "require": ["exp"]},
             )
@@ -74,3 +94,20 @@ class Authenticator:
             return None
         tenant = claims.get("tenant_id") or (claims.get("app_metadata") or {}).get("tenant_id")
         return str(tenant) if tenant else None
+
+
+_ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"})
+
+
+async def tenant_of_request(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> str:
+    """FastAPI dependency: the caller's tenant (401 without a valid key or token)."""
+    authenticator: Authenticator = request.app.state.auth
+    return await authenticator.tenant_for(authorization, x_api_key)
+
+
+Tenant = Annotated[str, Depends(tenant_of_request)]
+"""The caller's tenant, from its API key or token (401 otherwise)."""

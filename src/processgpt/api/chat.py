@@ -23,14 +23,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Query, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from processgpt.api.auth import Authenticator
+from processgpt.api.auth import Authenticator, Tenant
 from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn, check_chat_id
 from processgpt.db.database import Database
 from processgpt.db.hub import TERMINAL, EventHub
@@ -53,18 +53,6 @@ TURN_ENDS = TERMINAL | {TaskStatus.INPUT_REQUIRED}
 """A turn ends when its task ends or waits for the user's answer."""
 _RUNNING = frozenset({TaskStatus.PENDING, TaskStatus.IN_PROGRESS})
 _SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
-
-
-async def _tenant(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> str:
-    authenticator: Authenticator = request.app.state.auth
-    return await authenticator.tenant_for(authorization, x_api_key)
-
-
-Tenant = Annotated[str, Depends(_tenant)]
 
 
 class ChatSession:

@@ -47,6 +47,7 @@ import asyncpg
 from fastapi import FastAPI, Header
 from fastapi.responses import StreamingResponse
 
+from processgpt.api.auth import Tenant
 from processgpt.config import Settings
 from processgpt.db.hub import EventHub
 from processgpt.db.sql import QUERIES
@@ -212,7 +213,6 @@ async def _events(
 
 def install(app: FastAPI, hub: EventHub, settings: Settings) -> None:
     """Add the route to ``app`` (called at the end of ``create_app``)."""
-    from processgpt.api.app import Tenant  # noqa: PLC0415 - app.py installs this module
 
     @app.get(
         "/v1/processes/{proc_inst_id}/stream",
