@@ -10,15 +10,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from processgpt import logs
 from processgpt.agents import registry
 from processgpt.agents.a2a_adapter import A2ATaskRunner
-from processgpt.api.app import create_app
-from processgpt.api.server import ApiServer
 from processgpt.app import ProcessGPT, _signals_stop, open_database, worker_options
 from processgpt.config import Settings
 from processgpt.db.api_keys import ApiKeyRepository
@@ -30,6 +28,9 @@ from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.worker import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from processgpt.api.server import ApiServer
 
 
 class CliError(Exception):
@@ -138,7 +139,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
     try:
         worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
-        api = ApiServer(create_app(db, settings), settings.api_host, settings.api_port)
+        api = _api_server(db, settings)
         dev_key = await _dev_api_key(db, settings)
         where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
 
@@ -169,7 +170,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     db, _embedded = await open_database(settings)
     try:
-        api = ApiServer(create_app(db, settings), settings.api_host, settings.api_port)
+        api = _api_server(db, settings)
         with _stopper(api.stop):
             await asyncio.gather(api.serve(), api.url())
         return 0
@@ -189,6 +190,14 @@ async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await db.close()
+
+
+def _api_server(db: Database, settings: Settings) -> ApiServer:
+    # Imported here: a worker process never loads the web stack (it costs ~15 MB of RSS).
+    from processgpt.api.app import create_app  # noqa: PLC0415
+    from processgpt.api.server import ApiServer  # noqa: PLC0415
+
+    return ApiServer(create_app(db, settings), settings.api_host, settings.api_port)
 
 
 def _dev_key_path(settings: Settings) -> Path:

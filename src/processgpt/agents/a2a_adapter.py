@@ -27,6 +27,7 @@ import inspect
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2a.compat.v0_3 import conversions as v03
@@ -342,6 +343,9 @@ class A2ATaskRunner:
         self._is_async = is_async
         self._contexts: dict[uuid.UUID, tuple[ProcessGPTRequestContext, ProcessGPTEventQueue]] = {}
         self._threads: dict[uuid.UUID, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
+        # Blocking executors get threads of their own, as many as may run at once, instead
+        # of sharing the loop's small default pool.
+        self._pool: ThreadPoolExecutor | None = None
 
     async def run(self, task: TaskRun) -> RunResult:
         try:
@@ -354,10 +358,10 @@ class A2ATaskRunner:
             if not self.blocking:
                 await self.executor.execute(context, queue)
             elif self._is_async:
-                await asyncio.to_thread(self._run_in_thread, task.id, context, queue)
+                await self._in_thread(self._run_in_thread, task.id, context, queue)
             else:  # a plain function despite the abstract signature
                 sync_execute: Callable[..., object] = self.executor.execute
-                await asyncio.to_thread(sync_execute, context, queue)
+                await self._in_thread(sync_execute, context, queue)
         finally:
             self._contexts.pop(task.id, None)
         return _result_of(queue.result, context.extras.get("form_id"))
@@ -376,11 +380,21 @@ class A2ATaskRunner:
 
         asyncio.run(main())
 
+    async def _in_thread(self, fn: Callable[..., object], *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=_MAX_THREADS, thread_name_prefix="processgpt-executor"
+            )
+        await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
     async def aclose(self) -> None:
-        """Close the executor's long-lived resources if it has any (``aclose()``)."""
+        """Close the executor's long-lived resources if it has any (``aclose()``), and the
+        threads of blocking executors."""
         close = getattr(self.executor, "aclose", None)
         if close is not None:
             await close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def cancel(self, task: TaskRun) -> None:
         pair = self._contexts.get(task.id)
@@ -393,6 +407,10 @@ class A2ATaskRunner:
             # Writes after a stop are refused: the cancellation itself is already durable.
             with contextlib.suppress(LeaseLost):
                 await self.executor.cancel(context, queue)
+
+
+_MAX_THREADS = 256
+"""Threads for blocking executors per runner; a worker runs at most ``concurrency`` at once."""
 
 
 def _result_of(result: _Result, form_id: str | None) -> RunResult:
