@@ -162,11 +162,15 @@ async def test_backpressure_answers_429_and_writes_nothing(api: Api, db: Databas
     await db.execute("UPDATE tenants SET max_pending_tasks = 3 WHERE id = 'acme'")
     async with api.client() as client:
         later = {"agent_orch": "demo", "run_at": "2999-01-01T00:00:00Z"}
-        for _ in range(3):
+        first = await client.post("/v1/tasks", json=later, headers={"Idempotency-Key": "k"})
+        for _ in range(2):
             assert (await client.post("/v1/tasks", json=later)).status_code == 201
         refused = await client.post("/v1/tasks", json=later)
         assert refused.status_code == 429 and error_code(refused) == "too_many_pending"
         assert int(refused.headers["retry-after"]) > 0
+        # a retry of a create that already succeeded is answered, not refused
+        retried = await client.post("/v1/tasks", json=later, headers={"Idempotency-Key": "k"})
+        assert retried.status_code == 200 and retried.json()["id"] == first.json()["id"]
     assert await db.fetchval("SELECT count(*) FROM todolist WHERE tenant_id = 'acme'") == 3
     async with api.client(api.key_b) as other:  # another tenant is not affected
         assert (await other.post("/v1/tasks", json={"agent_orch": "demo"})).status_code == 201

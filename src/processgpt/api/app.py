@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from processgpt.agents import registry
-from processgpt.api import errors, process_stream
+from processgpt.api import agents_api, errors, process_stream
+from processgpt.api.a2a import install_a2a_routes
 from processgpt.api.auth import Authenticator, Tenant
 from processgpt.api.chat import install_chat_routes
 from processgpt.api.console import install_console
@@ -192,6 +193,8 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
             await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=2)
         except Exception:  # noqa: BLE001 - any failure means not ready
             return errors.error_response("not_ready", "the database does not answer", 503)
+        if not hub.listener.connected.is_set():  # live streams would fall back to polling
+            return errors.error_response("not_ready", "not listening for events yet", 503)
         return JSONResponse({"status": "ready"})
 
     @app.post("/v1/tasks", status_code=201, tags=["tasks"])
@@ -202,6 +205,11 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Task:
         sub = TaskSubmission(**body.model_dump(), idempotency_key=idempotency_key)
+        if idempotency_key is not None:  # a retried create is answered even when saturated
+            earlier = await tasks.by_idempotency_key(tenant_id, idempotency_key)
+            if earlier is not None:
+                response.status_code = 200
+                return earlier
         await check_backpressure(tenant_id)
         task, created = await tasks.submit(tenant_id, sub, known_agents=builtins)
         if not created:
@@ -311,4 +319,6 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         max_pending_tasks=settings.max_pending_tasks,
         heartbeat=settings.sse_heartbeat,
     )
+    install_a2a_routes(app, db, hub, settings, builtins)  # A2A server (see api/a2a.py)
+    agents_api.install(app, db)  # /v1/agents and /v1/mcp-servers (see api/agents_api.py)
     return app

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from processgpt.db.database import TRANSIENT_ERRORS, redact_dsn
+from processgpt.db.database import TRANSIENT_ERRORS, is_transient, redact_dsn
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,13 @@ class Listener:
                         await asyncio.wait_for(lost.wait(), timeout=5.0)
                     except TimeoutError:
                         await conn.fetchval("SELECT 1", timeout=5)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("listener connection lost error=%s", type(exc).__name__)
+            except Exception as exc:  # never stop listening: log and reconnect
+                if is_transient(exc):
+                    log.warning("listener connection lost error=%s", type(exc).__name__)
+                else:
+                    log.error(
+                        "listener failed, reconnecting error=%s", type(exc).__name__, exc_info=exc
+                    )
             finally:
                 self.connected.clear()
                 if not conn.is_closed():

@@ -37,13 +37,18 @@ class TaskRepository:
         with the same idempotency key is returned instead). Nothing is written on error.
         With ``conn``, the insert is part of the caller's transaction."""
         target: Any = conn if conn is not None else self.db.pool
-        if sub.agent_orch not in known_agents and not await target.fetchval(
-            QUERIES["orchestrator_exists"], sub.agent_orch
-        ):
-            raise UnknownAgent(sub.agent_orch)
+        agent_orch, profile = sub.agent_orch, None
+        if sub.agent_orch not in known_agents:
+            # A name of the tenant's agent profiles runs that profile (it wins over an
+            # orchestrator registered later under the same name); built-ins are never profiles.
+            found = await target.fetchrow(QUERIES["resolve_agent"], tenant_id, sub.agent_orch)
+            if found["profile_orch"] is not None:
+                agent_orch, profile = found["profile_orch"], sub.agent_orch
+            elif not found["orch_exists"]:
+                raise UnknownAgent(sub.agent_orch)
         args = (
             tenant_id,
-            sub.agent_orch,
+            agent_orch,
             sub.query,
             sub.input,
             sub.priority,
@@ -56,6 +61,7 @@ class TaskRepository:
             sub.user_id,
             sub.tool,
             sub.description,
+            profile,
         )
         try:
             # A concurrent insert with the same key may commit after our snapshot: the second
@@ -71,6 +77,10 @@ class TaskRepository:
         except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
             raise InvalidInput(f"task refused by the schema: {exc.__class__.__name__}") from None
         raise InvalidInput(f"process instance {sub.proc_inst_id} not found", field="proc_inst_id")
+
+    async def by_idempotency_key(self, tenant_id: str, key: str) -> Task | None:
+        row = await self.db.fetchrow(QUERIES["get_task_by_key"], tenant_id, key)
+        return None if row is None else to_task(row)
 
     async def get(self, tenant_id: str, task_id: uuid.UUID) -> Task:
         row = await self.db.fetchrow(QUERIES["get_task"], task_id, tenant_id)

@@ -4,8 +4,8 @@
 WITH ins AS (
     INSERT INTO todolist (tenant_id, agent_orch, query, input, priority, run_at, max_attempts,
                           idempotency_key, proc_inst_id, activity_id, activity_name, user_id,
-                          tool, description)
-    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14
+                          tool, description, agent_profile)
+    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14, $15
     WHERE $9::uuid IS NULL
        OR EXISTS (SELECT 1 FROM bpm_proc_inst p WHERE p.proc_inst_id = $9 AND p.tenant_id = $1)
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
@@ -19,6 +19,9 @@ WHERE $8::text IS NOT NULL AND t.tenant_id = $1 AND t.idempotency_key = $8
 
 -- name: get_task
 SELECT * FROM todolist WHERE id = $1 AND tenant_id = $2;
+
+-- name: get_task_by_key
+SELECT * FROM todolist WHERE tenant_id = $1 AND idempotency_key = $2;
 
 -- name: list_tasks
 -- Newest first; the cursor is the (created_at, id) of the last row of the previous page.
@@ -35,7 +38,8 @@ LIMIT $7;
 -- Claim up to $2 claimable tasks of the given orchestrators in one statement: highest
 -- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
 -- The same round trip reads each task's context (form, people and agents, the tenant's MCP
--- configuration, process sources), empty when absent.
+-- configuration with its enabled mcp_servers, the agent profile, process sources), empty when
+-- absent.
 -- Each orchestrator's candidates come from its own ordered index range (an ANY() over
 -- several names could not use the index order and would sort the whole backlog).
 WITH candidates AS (
@@ -68,7 +72,21 @@ SELECT c.*,
        (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u
         WHERE c.user_id IS NOT NULL AND u.tenant_id = c.tenant_id
           AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list))) AS ctx_users,
-       (SELECT n.mcp FROM tenants n WHERE n.id = c.tenant_id) AS ctx_tenant_mcp,
+       -- tenants.mcp with the tenant's enabled mcp_servers rows merged in (rows win).
+       (SELECT CASE WHEN m.servers IS NULL THEN n.mcp
+                    ELSE n.mcp || jsonb_build_object('mcpServers',
+                         CASE WHEN jsonb_typeof(n.mcp -> 'mcpServers') = 'object'
+                              THEN n.mcp -> 'mcpServers' ELSE '{}'::jsonb END || m.servers)
+               END
+        FROM tenants n
+        CROSS JOIN LATERAL (
+            SELECT jsonb_object_agg(s.name, s.config) AS servers FROM mcp_servers s
+            WHERE s.tenant_id = c.tenant_id AND s.enabled
+        ) m
+        WHERE n.id = c.tenant_id) AS ctx_tenant_mcp,
+       (SELECT to_jsonb(p) FROM agents p
+        WHERE c.agent_profile IS NOT NULL AND p.tenant_id = c.tenant_id
+          AND p.name = c.agent_profile) AS ctx_agent_profile,
        (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
         FROM proc_inst_source s
         WHERE c.proc_inst_id IS NOT NULL AND s.proc_inst_id = c.proc_inst_id) AS ctx_sources
