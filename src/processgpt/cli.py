@@ -19,10 +19,12 @@ from processgpt.agents import registry
 from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.app import ProcessGPT, _signals_stop, open_database, worker_options
 from processgpt.config import Settings
+from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import default_data_dir
 from processgpt.db.migrate import current_version, migrate
+from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import ProcessGPTError
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
@@ -192,6 +194,35 @@ async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
 
 
+async def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
+    """``agents create|list|delete``: the tenant's agent profiles, straight in the database."""
+    tenant = args.agents_tenant or args.tenant
+    db, _embedded = await open_database(settings)
+    try:
+        repo = AgentRepository(db, known_orchestrators=frozenset(registry.available()))
+        if args.action == "create":
+            tools = [t for t in (args.tools or "").split(",") if t.strip()]
+            spec = AgentProfileSpec(
+                agent_orch=args.orch,
+                model=args.model,
+                instructions=args.instructions,
+                persona=args.persona,
+                tools=tools,
+            )
+            await db.execute(QUERIES["ensure_tenant"], tenant)
+            row = await repo.create(tenant, args.name, spec)
+            print(json.dumps(row, default=str, indent=2))
+        elif args.action == "list":
+            for row in await repo.list_agents(tenant):
+                print(f"{row['name']:<24} {row['agent_orch']:<16} {row['model'] or '-'}")
+        else:
+            await repo.delete(tenant, args.name)
+            print(f"deleted agent profile {args.name!r} of tenant {tenant!r}", file=sys.stderr)
+        return 0
+    finally:
+        await db.close()
+
+
 def _api_server(db: Database, settings: Settings) -> ApiServer:
     # Imported here: a worker process never loads the web stack (it costs ~15 MB of RSS).
     from processgpt.api.app import create_app  # noqa: PLC0415
@@ -309,6 +340,24 @@ async def cmd_tasks(settings: Settings, args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------
 
 
+def _agents_parser(sub: Any) -> None:
+    """The ``agents`` command's arguments."""
+    agents = sub.add_parser("agents", help="create, list or delete agent profiles")
+    agent_actions = agents.add_subparsers(dest="action", required=True)
+    agent_create = agent_actions.add_parser("create", help="create an agent profile")
+    agent_create.add_argument("name")
+    agent_create.add_argument("--orch", required=True, help="orchestrator (agent_orch)")
+    agent_create.add_argument("--model")
+    agent_create.add_argument("--instructions")
+    agent_create.add_argument("--persona")
+    agent_create.add_argument("--tools", help="allowed tools, comma separated (default: all)")
+    agent_list = agent_actions.add_parser("list")
+    agent_delete = agent_actions.add_parser("delete")
+    agent_delete.add_argument("name")
+    for p in (agent_create, agent_list, agent_delete):
+        p.add_argument("--tenant", dest="agents_tenant", help="tenant id (default: default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="processgpt", description=__doc__)
     parser.add_argument("--tenant", default="default", help="tenant id (default: default)")
@@ -364,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("task_id")
     answer.add_argument("answer")
     answer.add_argument("--json", action="store_true", help="the answer is JSON")
+    _agents_parser(sub)
     return parser
 
 
@@ -375,6 +425,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "worker": cmd_worker,
     "submit": cmd_submit,
     "tasks": cmd_tasks,
+    "agents": cmd_agents,
 }
 
 

@@ -5,10 +5,20 @@ Configuration comes from the environment (:class:`LlmSettings`) and a task's ``i
 override ``model``, ``instructions`` and ``max_steps``; ``input.history`` (a list of
 ``{"role": "user"|"assistant", "text": …}``) is sent before the query.
 
+A task submitted under an agent profile (``extras["agent_profile"]``, an ``agents`` row read
+at claim time) runs with the profile's settings. Precedence, highest first: the task's
+``input`` overrides, then the profile, then the environment defaults — for ``model`` and
+``instructions`` alike. The profile's ``persona`` is added to the system instructions (also
+when the task overrides ``instructions``). A profile with ``tools`` limits the MCP tools to
+those named (an MCP server name allows all its tools; ``<server>__<tool>`` one tool);
+``ask_human`` is always available. ``skills`` are not used by this agent.
+
 One run is a loop of steps; each step is one streamed completion: ``step_started``, the text
 as coalesced ``text_delta`` events, the tool calls as ``tool_usage_started`` /
-``tool_usage_finished`` events (MCP tools from :mod:`processgpt.tools.mcp`, plus the built-in
-``ask_human``), and ``step_finished`` with the token usage. The loop ends when the model
+``tool_usage_finished`` events (MCP tools from :mod:`processgpt.tools.mcp`, plus the built-ins
+``ask_human`` and ``delegate`` — another agent, local through the queue or remote over A2A, see
+:mod:`processgpt.agents.delegate`; offered only where it can work), and ``step_finished``
+with the token usage. The loop ends when the model
 answers without tool calls; the last allowed step (``max_steps``) is sent without tools, so
 the model has to answer. A task with a form (``extras["form_fields"]``) asks for a JSON object
 with those fields (``response_format`` json_object) and its result is that object (stored by
@@ -45,6 +55,7 @@ from a2a.types import TaskArtifactUpdateEvent, TaskState, TaskStatus, TaskStatus
 from google.protobuf.struct_pb2 import Struct
 
 from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
+from processgpt.agents.delegate import DELEGATE, DELEGATE_TOOL, Delegator
 from processgpt.agents.llm_conversation import (
     ASK_HUMAN,
     ASK_HUMAN_TOOL,
@@ -58,7 +69,7 @@ from processgpt.agents.llm_conversation import (
     tool_arguments,
 )
 from processgpt.domain.errors import InvalidInput, RetryLater
-from processgpt.tools.mcp import McpConnections, ToolOutcome, Toolset, load_servers
+from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset, load_servers
 
 if TYPE_CHECKING:  # openai is an optional dependency (the ``llm`` extra)
     from openai import AsyncOpenAI
@@ -153,13 +164,20 @@ class _Plan:
     instructions: str
     max_steps: int
     form_fields: list[dict[str, Any]]
+    allowed_tools: frozenset[str] = frozenset()
+    """Allowed MCP server or tool names (the profile's ``tools``); empty allows all."""
 
     @classmethod
     def of(
         cls, settings: LlmSettings, options: Mapping[str, Any], extras: Mapping[str, Any]
     ) -> _Plan:
-        model = options.get("model", settings.model)
-        instructions = options.get("instructions", settings.instructions)
+        profile = extras.get("agent_profile")
+        if not isinstance(profile, Mapping):
+            profile = {}
+        model = options.get("model", profile.get("model") or settings.model)
+        instructions = options.get(
+            "instructions", profile.get("instructions") or settings.instructions
+        )
         max_steps = options.get("max_steps", settings.max_steps)
         if not isinstance(model, str) or not model:
             raise InvalidInput("input.model must be a non-empty string", field="input.model")
@@ -174,8 +192,22 @@ class _Plan:
                 f"input.max_steps must be an integer from 1 to {MAX_STEPS_LIMIT}",
                 field="input.max_steps",
             )
+        persona = profile.get("persona")
+        if isinstance(persona, str) and persona.strip():
+            instructions = f"{instructions}\n\nPersona:\n{persona.strip()}"
+        allowed = frozenset(str(t) for t in profile.get("tools") or [] if t)
         fields = [f for f in extras.get("form_fields") or [] if isinstance(f, Mapping)]
-        return cls(model, instructions, max_steps, [dict(f) for f in fields])
+        return cls(model, instructions, max_steps, [dict(f) for f in fields], allowed)
+
+    def allows_server(self, server: str) -> bool:
+        return not self.allowed_tools or any(
+            name == server or name.startswith(f"{server}__") for name in self.allowed_tools
+        )
+
+    def allows_tool(self, tool: McpTool) -> bool:
+        return not self.allowed_tools or bool(
+            {tool.server.name, tool.name, f"{tool.server.name}__{tool.tool}"} & self.allowed_tools
+        )
 
 
 # -- one completion --------------------------------------------------------------------------
@@ -212,16 +244,22 @@ class LlmExecutor(AgentExecutor):
     """A tool-calling agent on an OpenAI-compatible endpoint, with MCP tools and ask_human."""
 
     def __init__(
-        self, settings: LlmSettings | None = None, *, connections: McpConnections | None = None
+        self,
+        settings: LlmSettings | None = None,
+        *,
+        connections: McpConnections | None = None,
+        delegator: Delegator | None = None,
     ) -> None:
         self.settings = settings or LlmSettings.from_env()
+        self.delegator = delegator or Delegator.from_env()
         self.connections = connections or McpConnections(call_timeout=self.settings.tool_timeout)
         self._owns_connections = connections is None
         self._client: AsyncOpenAI | None = None
 
     async def aclose(self) -> None:
-        """Close the HTTP client and (when this executor made it) the MCP connection pool.
-        Call on worker shutdown."""
+        """Close the HTTP client, the delegate tool's database pool and (when this executor
+        made it) the MCP connection pool. Call on worker shutdown."""
+        await self.delegator.aclose()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -256,8 +294,10 @@ class LlmExecutor(AgentExecutor):
         options: dict[str, Any] = row.get("input") or {}
         plan = _Plan.of(self.settings, options, extras)
         client = self._openai()
-        toolset = await self._toolset(extras, event_queue)
+        toolset = await self._toolset(extras, event_queue, plan)
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
+        if self.delegator.available:
+            tools.append(DELEGATE_TOOL)
 
         resume = resumed(row.get("draft"), extras.get("human_response"))
         if resume is not None:
@@ -281,7 +321,7 @@ class LlmExecutor(AgentExecutor):
                         f"the model still called tools after {plan.max_steps} steps"
                     )
                 messages.append(step.assistant_message())
-                asked = await self._run_tools(event_queue, toolset, step.tool_calls, messages)
+                asked = await self._run_tools(event_queue, toolset, step.tool_calls, messages, row)
                 if asked is not None:
                     await _ask(context, event_queue, messages, *asked)
                     return
@@ -300,11 +340,16 @@ class LlmExecutor(AgentExecutor):
             await _finish(context, event_queue, answer)
             return
 
-    async def _toolset(self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue) -> Toolset:
+    async def _toolset(
+        self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue, plan: _Plan
+    ) -> Toolset:
         servers = load_servers(extras.get("tenant_mcp"), config_path=self.settings.mcp_config or "")
+        servers = [server for server in servers if plan.allows_server(server.name)]
         if not servers:
             return Toolset()
         toolset = await self.connections.toolset(servers)
+        if plan.allowed_tools:
+            toolset.tools = {k: t for k, t in toolset.tools.items() if plan.allows_tool(t)}
         if toolset.unavailable:
             await queue.progress({"unavailable": toolset.unavailable}, name="mcp_servers")
         return toolset
@@ -403,6 +448,7 @@ class LlmExecutor(AgentExecutor):
         toolset: Toolset,
         calls: list[_ToolCall],
         messages: list[dict[str, Any]],
+        row: Mapping[str, Any],
     ) -> tuple[_ToolCall, dict[str, Any]] | None:
         """Run the step's tool calls in order and append their results. Returns the first
         ``ask_human`` call (with its arguments), which is answered when the task resumes."""
@@ -424,6 +470,8 @@ class LlmExecutor(AgentExecutor):
                 outcome = ToolOutcome(text=f"Error: {problem}", error=problem)
             elif call.name in toolset.tools:
                 outcome = await self.connections.call(toolset.tools[call.name], arguments)
+            elif call.name == DELEGATE and self.delegator.available:
+                outcome = await self.delegator.call(row, call.id, arguments)
             else:
                 problem = f"there is no tool named {call.name!r}"
                 outcome = ToolOutcome(text=f"Error: {problem}", error=problem)

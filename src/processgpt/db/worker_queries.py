@@ -13,7 +13,7 @@ from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 from processgpt.domain.task import TaskStatus
 
-_CONTEXT_COLUMNS = ("ctx_form", "ctx_users", "ctx_tenant_mcp", "ctx_sources")
+_CONTEXT_COLUMNS = ("ctx_form", "ctx_users", "ctx_tenant_mcp", "ctx_agent_profile", "ctx_sources")
 
 
 @dataclass(slots=True)
@@ -54,7 +54,7 @@ class WorkerQueries:
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Claim up to ``limit`` tasks; return each task's row and its loaded context
-        (``form``, ``users``, ``tenant_mcp``, ``sources``)."""
+        (``form``, ``users``, ``tenant_mcp``, ``agent_profile``, ``sources``)."""
         rows = await self.db.fetch(
             QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
         )

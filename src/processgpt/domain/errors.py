@@ -154,6 +154,32 @@ class AgentCancelled(ProcessGPTError):
     code = "agent_cancelled"
 
 
+class AgentProfileNotFound(ProcessGPTError):
+    """No agent profile of that name exists for the caller's tenant."""
+
+    code = "agent_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"agent profile {name!r} not found")
+        self.name = name
+
+
+class McpServerNotFound(ProcessGPTError):
+    """No MCP server of that name exists for the caller's tenant."""
+
+    code = "mcp_server_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"MCP server {name!r} not found")
+        self.name = name
+
+
+class NameTaken(ProcessGPTError):
+    """An agent profile or MCP server of that name already exists (or the name is reserved)."""
+
+    code = "name_taken"
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -175,6 +201,9 @@ ERROR_STATUS: dict[str, int] = {
     MalformedMessage.code: 400,
     AgentFailed.code: 502,
     AgentCancelled.code: 409,
+    AgentProfileNotFound.code: 404,
+    McpServerNotFound.code: 404,
+    NameTaken.code: 409,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

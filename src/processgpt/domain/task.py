@@ -98,6 +98,7 @@ class Task(BaseModel):
     user_id: str | None = None
     tool: str | None = None
     description: str | None = None
+    agent_profile: str | None = None
     consumer: str | None = None
     lease_until: datetime | None = None
     last_seq: int = 0

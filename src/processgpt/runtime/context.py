@@ -25,6 +25,8 @@ def build_extras(row: dict[str, Any], loaded: dict[str, Any] | None) -> dict[str
         "agents": agents,
         "users": users,
         "tenant_mcp": loaded.get("tenant_mcp") or {},
+        # The task's agent profile (``agents`` row) or None; see processgpt.agents.llm.
+        "agent_profile": loaded.get("agent_profile"),
         "form_id": form.get("id"),
         "form_fields": form.get("fields_json") or [],
         "form_html": form.get("html") or "",
