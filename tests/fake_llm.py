@@ -7,6 +7,10 @@ A script is a list of turns, one per request, in order::
     Turn(tool_calls=[("search__lookup", {"q": "mcp"})])        # streamed tool calls
     Turn(status=429, headers={"retry-after": "0"})             # an HTTP error
     Turn(status=401, error="Incorrect API key provided: …")
+    Turn(text="…", match="alpha")   # only for a request whose messages contain "alpha"
+
+A request gets the first turn in the script that it matches (a turn without ``match`` matches
+any request), so requests sent in parallel can be answered by their content.
 
 Streaming follows OpenAI's format: a role chunk, content deltas a few characters each, tool
 calls with their arguments split across chunks, a finish chunk, a usage chunk (when
@@ -40,6 +44,8 @@ class Turn:
     chunk_size: int = 4
     delay: float = 0.0
     """Seconds between chunks."""
+    match: str | None = None
+    """Serve this turn only to a request whose messages contain this text."""
 
 
 @dataclass
@@ -102,9 +108,11 @@ class FakeLLM:
     async def _complete(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(Recorded(body, dict(request.headers)))
-        if not self.script:
-            return _error(400, "the fake LLM's script is exhausted", {})
-        turn = self.script.pop(0)
+        content = json.dumps(body.get("messages"), ensure_ascii=False)
+        found = [i for i, t in enumerate(self.script) if t.match is None or t.match in content]
+        if not found:
+            return _error(400, "the fake LLM's script has no turn for this request", {})
+        turn = self.script.pop(found[0])
         if turn.status != 200:
             return _error(turn.status, turn.error, turn.headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

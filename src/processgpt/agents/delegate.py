@@ -143,17 +143,22 @@ class Delegator:
             return _error("delegate needs either 'agent' (a local agent) or 'url' (A2A)")
         try:
             if agent:
-                return await self._local(row, call_id, str(agent), message)
+                outcome, _ = await self.local(row, call_id, str(agent), message)
+                return outcome
             return await self._remote(str(url), message)
         except TimeoutError:
             return _error(f"the agent did not answer within {self.timeout:g}s")
 
-    async def _local(
+    async def local(
         self, row: Mapping[str, Any], call_id: str, agent: str, message: str
-    ) -> ToolOutcome:
+    ) -> tuple[ToolOutcome, uuid.UUID | None]:
+        """Run ``message`` as a child task of the local ``agent`` for the task ``row`` and wait
+        for it (``call_id`` makes the idempotency key). Returns the outcome and the child's id
+        (None when it could not be submitted). On timeout, or when the caller is cancelled,
+        the child is cancelled; a timeout is an error outcome."""
         db = await self._database()
         if db is None:
-            return _error("local delegation needs DATABASE_URL on this worker")
+            return _error("local delegation needs DATABASE_URL on this worker"), None
         repo = TaskRepository(db)
         tenant = str(row["tenant_id"])
         parent = str(row["id"])
@@ -168,21 +173,18 @@ class Delegator:
             )
             child, _ = await repo.submit(tenant, sub, known_agents=frozenset(available()))
         except ProcessGPTError as exc:
-            return _error(exc.message)
+            return _error(exc.message), None
         except ValueError as exc:
-            return _error(f"cannot delegate to {agent!r}: {exc}")
+            return _error(f"cannot delegate to {agent!r}: {exc}"), None
         try:
             task = await asyncio.wait_for(self._wait(repo, tenant, child.id), self.timeout)
-        except (TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError) as exc:
             with contextlib.suppress(ProcessGPTError):
                 await asyncio.shield(repo.cancel(tenant, child.id, "the delegating task stopped"))
+            if isinstance(exc, TimeoutError):
+                return _error(f"the agent did not answer within {self.timeout:g}s"), child.id
             raise
-        if task.status is TaskStatus.DONE:
-            return _answer(task.output)
-        if task.status is TaskStatus.INPUT_REQUIRED:
-            return _error(f"agent {agent!r} needs input from a person (task {task.id})")
-        reason = (task.error or {}).get("message") or task.status.value.lower()
-        return _error(f"agent {agent!r} did not finish: {reason} (task {task.id})")
+        return _child_outcome(agent, task), child.id
 
     @staticmethod
     async def _wait(repo: TaskRepository, tenant: str, task_id: uuid.UUID) -> Task:
@@ -229,6 +231,16 @@ class Delegator:
             finally:
                 await client.close()
         return _error("the A2A agent sent no answer")
+
+
+def _child_outcome(agent: str, task: Task) -> ToolOutcome:
+    """A local child task's answer: its output when DONE, else an error for the caller."""
+    if task.status is TaskStatus.DONE:
+        return _answer(task.output)
+    if task.status is TaskStatus.INPUT_REQUIRED:
+        return _error(f"agent {agent!r} needs input from a person (task {task.id})")
+    reason = (task.error or {}).get("message") or task.status.value.lower()
+    return _error(f"agent {agent!r} did not finish: {reason} (task {task.id})")
 
 
 def _task_outcome(task: Any) -> ToolOutcome:

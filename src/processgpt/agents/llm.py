@@ -157,7 +157,7 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class TaskPlan:
     """What one task asks for: settings with the task's overrides applied."""
 
     model: str
@@ -170,7 +170,7 @@ class _Plan:
     @classmethod
     def of(
         cls, settings: LlmSettings, options: Mapping[str, Any], extras: Mapping[str, Any]
-    ) -> _Plan:
+    ) -> TaskPlan:
         profile = extras.get("agent_profile")
         if not isinstance(profile, Mapping):
             profile = {}
@@ -292,7 +292,7 @@ class LlmExecutor(AgentExecutor):
         row: dict[str, Any] = data["row"]
         extras: dict[str, Any] = data["extras"]
         options: dict[str, Any] = row.get("input") or {}
-        plan = _Plan.of(self.settings, options, extras)
+        plan = TaskPlan.of(self.settings, options, extras)
         client = self._openai()
         toolset = await self._toolset(extras, event_queue, plan)
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
@@ -337,11 +337,11 @@ class LlmExecutor(AgentExecutor):
                     messages.append(step.assistant_message())
                     messages.append({"role": "user", "content": form_reminder(plan.form_fields)})
                     continue
-            await _finish(context, event_queue, answer)
+            await finish(context, event_queue, answer)
             return
 
     async def _toolset(
-        self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue, plan: _Plan
+        self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue, plan: TaskPlan
     ) -> Toolset:
         servers = load_servers(extras.get("tenant_mcp"), config_path=self.settings.mcp_config or "")
         servers = [server for server in servers if plan.allows_server(server.name)]
@@ -358,7 +358,7 @@ class LlmExecutor(AgentExecutor):
         self,
         client: AsyncOpenAI,
         queue: ProcessGPTEventQueue,
-        plan: _Plan,
+        plan: TaskPlan,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
     ) -> _Step:
@@ -562,7 +562,8 @@ async def _ask(
     )
 
 
-async def _finish(context: RequestContext, queue: ProcessGPTEventQueue, answer: Any) -> None:
+async def finish(context: RequestContext, queue: ProcessGPTEventQueue, answer: Any) -> None:
+    """End the run with ``answer`` as its result (text as is, other values as JSON)."""
     text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
     await queue.enqueue_event(
         TaskArtifactUpdateEvent(

@@ -22,9 +22,13 @@ ENTRY_POINT_GROUP = "processgpt.orchestrators"
 BUILTINS: dict[str, str] = {
     "demo": "processgpt.agents.demo:DemoExecutor",
     "llm": "processgpt.agents.llm:LlmExecutor",
+    "deep-research": "processgpt.agents.deep_research:DeepResearchExecutor",
 }
-"""Built-in orchestrators. ``demo`` runs with no configuration; ``llm`` needs a model
-endpoint (see :func:`available_for_up`)."""
+"""Built-in orchestrators. ``demo`` runs with no configuration; ``llm`` and ``deep-research``
+need a model endpoint (see :func:`available_for_up`)."""
+
+NEEDS_LLM = ("llm", "deep-research")
+"""Built-ins that run only when a model endpoint is configured."""
 
 
 def available() -> dict[str, str]:
@@ -37,13 +41,15 @@ def available() -> dict[str, str]:
 
 def available_for_up(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """What ``processgpt up`` should run with this configuration: :func:`available` without
-    ``llm`` unless ``PROCESSGPT_LLM_BASE_URL`` or ``PROCESSGPT_LLM_API_KEY`` is set and the
-    ``openai`` package is installed (the ``llm`` extra)."""
+    ``llm`` and ``deep-research`` (:data:`NEEDS_LLM`) unless ``PROCESSGPT_LLM_BASE_URL`` or
+    ``PROCESSGPT_LLM_API_KEY`` is set and the ``openai`` package is installed (the ``llm``
+    extra)."""
     env = os.environ if env is None else env
     found = available()
     llm_configured = bool(env.get("PROCESSGPT_LLM_BASE_URL") or env.get("PROCESSGPT_LLM_API_KEY"))
     if not llm_configured or importlib.util.find_spec("openai") is None:
-        found.pop("llm", None)
+        for name in NEEDS_LLM:
+            found.pop(name, None)
     return found
 
 
