@@ -179,3 +179,21 @@ async def test_v03_method_names(api: Api) -> None:
             json={"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": result["id"]}},
         )
     assert got.json()["result"]["status"]["state"] == "completed"
+
+
+async def test_a_question_is_answered_by_a_message_to_the_same_task(api: Api) -> None:
+    async with a2a_client(api, streaming=False) as client:
+        asked = [e async for e in client.send_message(message("order", {"ask": "Which size?"}))]
+        task = asked[-1].task
+        assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        answer = message("large")
+        answer.message.task_id = task.id
+        answered = [e async for e in client.send_message(answer)]
+        done = answered[-1].task
+    assert done.id == task.id
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED
+    assert result_of(done.artifacts)["answer"] == "large"
+    async with api.client() as http:
+        events = (await http.get(f"/v1/tasks/{task.id}/events")).json()["items"]
+    kinds = [e["event_type"] for e in events]
+    assert kinds.index("human_asked") < kinds.index("human_response")
