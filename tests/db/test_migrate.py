@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import pytest
 
@@ -39,25 +41,39 @@ async def test_all_migrations_apply_to_an_empty_database(pg_server: PostgresServ
 
 
 async def test_claim_query_plan_uses_the_claim_index(db: Database) -> None:
+    """With a large backlog for several orchestrators the claim walks each one's index range
+    in order and stops after the limit: no scan or sort of the whole backlog."""
     await db.execute("INSERT INTO orchestrators (name) VALUES ('demo'), ('other')")
     await db.execute(
-        """INSERT INTO todolist (tenant_id, agent_orch, status, consumer, lease_until,
-                                 finished_at)
-           SELECT 'default', CASE WHEN i % 2 = 0 THEN 'demo' ELSE 'other' END,
-                  'DONE', NULL, NULL, now()
+        """INSERT INTO todolist (tenant_id, agent_orch, status, finished_at)
+           SELECT 'default', CASE WHEN i % 2 = 0 THEN 'demo' ELSE 'other' END, 'DONE', now()
            FROM generate_series(1, 20000) i"""
     )
     await db.execute(
-        "INSERT INTO todolist (tenant_id, agent_orch) SELECT 'default', 'demo' "
-        "FROM generate_series(1, 200)"
+        """INSERT INTO todolist (tenant_id, agent_orch, priority)
+           SELECT 'default', CASE WHEN i % 2 = 0 THEN 'demo' ELSE 'other' END, i % 5
+           FROM generate_series(1, 20000) i"""
     )
     await db.execute("ANALYZE todolist")
     async with db.transaction() as conn:
         plan = "\n".join(
             r[0]
-            for r in await conn.fetch("EXPLAIN " + QUERIES["claim_tasks"], ["demo"], 10, "w", 30.0)
+            for r in await conn.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + QUERIES["claim_tasks"],
+                ["demo", "other"],
+                10,
+                "w",
+                30.0,
+            )
         )
     assert "todolist_claim" in plan, plan
+    assert "Seq Scan on todolist" not in plan, plan
+    # each orchestrator's index scan stops after at most the limit
+    scans = [line for line in plan.splitlines() if "Index Scan using todolist_claim" in line]
+    actual_rows = [
+        float(m) for line in scans for m in re.findall(r"actual [^)]*rows=([\d.]+)", line)
+    ]
+    assert actual_rows and all(rows <= 10 for rows in actual_rows), plan
 
 
 async def test_schema_refuses_invalid_states(db: Database) -> None:
