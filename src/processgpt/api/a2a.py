@@ -273,11 +273,10 @@ class TodolistRequestHandler(RequestHandler):
         return task
 
     async def _check_backpressure(self, tenant: str) -> None:
-        row = await self.db.fetchrow(QUERIES["pending_count"], tenant)
-        limit = (row["max_pending"] if row else None) or self.settings.max_pending_tasks
-        if row is not None and row["pending"] >= limit:
-            exc = TooManyPending(row["pending"], limit)
-            raise InternalError(message=exc.message)
+        try:
+            await self.tasks.check_backpressure(tenant, self.settings.max_pending_tasks)
+        except TooManyPending as exc:
+            raise InternalError(message=exc.message) from None
 
     async def _follow(self, tenant: str, task: Task, tr: _Translator) -> AsyncIterator[A2AEvent]:
         """The log after the task's ``last_seq`` as A2A events, then the closing events."""

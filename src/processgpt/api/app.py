@@ -26,9 +26,8 @@ from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.processes import ProcessRepository
-from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import TaskRepository
-from processgpt.domain.errors import InvalidInput, PayloadTooLarge, TooManyPending
+from processgpt.domain.errors import InvalidInput, PayloadTooLarge
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
 from processgpt.protocols import ai_sdk
@@ -178,10 +177,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
     app.state.auth = auth
 
     async def check_backpressure(tenant_id: str) -> None:
-        row = await db.fetchrow(QUERIES["pending_count"], tenant_id)
-        limit = (row["max_pending"] if row else None) or settings.max_pending_tasks
-        if row is not None and row["pending"] >= limit:
-            raise TooManyPending(row["pending"], limit)
+        await tasks.check_backpressure(tenant_id, settings.max_pending_tasks)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -29,7 +29,6 @@ from processgpt.domain.errors import (
     ChatBusy,
     InvalidInput,
     ProcessGPTError,
-    TooManyPending,
     UnknownAgent,
 )
 from processgpt.domain.task import (
@@ -224,10 +223,7 @@ class ChatRepository:
         return _turn(new), task
 
     async def _check_backpressure(self, conn: asyncpg.Connection, tenant_id: str) -> None:
-        row = await conn.fetchrow(QUERIES["pending_count"], tenant_id)
-        limit = (row["max_pending"] if row else None) or self.max_pending_tasks
-        if row is not None and row["pending"] >= limit:
-            raise TooManyPending(row["pending"], limit)
+        await self.tasks.check_backpressure(tenant_id, self.max_pending_tasks, conn=conn)
 
 
 class ChatLockUnavailable(ProcessGPTError):

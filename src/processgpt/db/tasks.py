@@ -10,7 +10,13 @@ import asyncpg
 
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
-from processgpt.domain.errors import InvalidInput, InvalidTransition, TaskNotFound, UnknownAgent
+from processgpt.domain.errors import (
+    InvalidInput,
+    InvalidTransition,
+    TaskNotFound,
+    TooManyPending,
+    UnknownAgent,
+)
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
 
@@ -77,6 +83,16 @@ class TaskRepository:
         except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
             raise InvalidInput(f"task refused by the schema: {exc.__class__.__name__}") from None
         raise InvalidInput(f"process instance {sub.proc_inst_id} not found", field="proc_inst_id")
+
+    async def check_backpressure(
+        self, tenant_id: str, default_limit: int, *, conn: asyncpg.Connection | None = None
+    ) -> None:
+        """Raise :class:`TooManyPending` when the tenant already has as many pending tasks as
+        its limit (``tenants.max_pending_tasks``, else ``default_limit``)."""
+        target: Any = conn if conn is not None else self.db.pool
+        row = await target.fetchrow(QUERIES["pending_count"], tenant_id, default_limit)
+        if row is not None and row["pending"] >= row["max_pending"]:
+            raise TooManyPending(row["pending"], row["max_pending"])
 
     async def by_idempotency_key(self, tenant_id: str, key: str) -> Task | None:
         row = await self.db.fetchrow(QUERIES["get_task_by_key"], tenant_id, key)

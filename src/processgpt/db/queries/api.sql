@@ -12,9 +12,15 @@ SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1);
 
 -- name: pending_count
--- Pending tasks of a tenant and its limit (NULL: the server default).
-SELECT (SELECT count(*) FROM todolist WHERE tenant_id = $1 AND status = 'PENDING') AS pending,
-       (SELECT max_pending_tasks FROM tenants WHERE id = $1) AS max_pending;
+-- A tenant's pending tasks, counted no further than its limit ($2: the server default), so
+-- a create costs at most `limit` index entries however long the backlog is.
+WITH lim AS (
+    SELECT COALESCE((SELECT max_pending_tasks FROM tenants WHERE id = $1), $2) AS n
+)
+SELECT (SELECT count(*) FROM (SELECT 1 FROM todolist
+                              WHERE tenant_id = $1 AND status = 'PENDING'
+                              LIMIT (SELECT n FROM lim)) p) AS pending,
+       (SELECT n FROM lim) AS max_pending;
 
 -- name: insert_proc_inst
 INSERT INTO bpm_proc_inst (tenant_id, proc_def_id, proc_def_version, proc_inst_name, status,
