@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -91,6 +92,12 @@ def _runners(
     return runners, descriptions
 
 
+def _share_database_url(db: Database) -> None:
+    """Executors that open connections of their own (the ``delegate`` tool) find the
+    database in ``DATABASE_URL``; with the embedded default it is only known now."""
+    os.environ.setdefault("DATABASE_URL", db.dsn)
+
+
 def _worker_options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
     return worker_options(
         settings,
@@ -125,11 +132,12 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     agents = args.agent or []
     if not agents:
         raise CliError("invalid_input", "name at least one --agent")
-    runners, descriptions = _runners(agents, args.executor, args.blocking)
     db, _embedded = await open_database(
         settings, run_migrations=not args.no_migrate, pool_size=max(settings.pool_size, 4)
     )
     try:
+        _share_database_url(db)
+        runners, descriptions = _runners(agents, args.executor, args.blocking)
         return await _serve(settings, db, runners, descriptions, args)
     finally:
         await db.close()
@@ -137,9 +145,10 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     names = sorted(registry.available_for_up())
-    runners, descriptions = _runners(names, None, None)
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
     try:
+        _share_database_url(db)
+        runners, descriptions = _runners(names, None, None)
         worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
         api = _api_server(db, settings)
         dev_key = await _dev_api_key(db, settings)
