@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.llm import LlmExecutor
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import RetryPolicy
 from processgpt.runtime.worker import Worker, WorkerOptions
+from tests.fake_llm import FakeLLM
 from tests.support import PostgresServer, ProcessGPTProcess, StartProcess
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
@@ -94,3 +96,20 @@ async def start_worker(db: Database) -> AsyncIterator[StartWorker]:
 @pytest.fixture
 def repo(db: Database) -> TaskRepository:
     return TaskRepository(db)
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    """The one stand-in: a scripted OpenAI-compatible server on 127.0.0.1."""
+    server = await FakeLLM().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def executors() -> AsyncIterator[list[LlmExecutor]]:
+    """LLM executors a test builds; closed (clients, MCP connections) at teardown."""
+    made: list[LlmExecutor] = []
+    yield made
+    for executor in made:
+        await executor.aclose()

@@ -15,12 +15,10 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
@@ -37,13 +35,6 @@ FORM_FIELDS: list[dict[str, Any]] = [
 ]
 RESULT = {"vendor": "ProcessGPT", "summary": "a Postgres-native agent runtime", "priority": "high"}
 ANSWER = "high, we need it this quarter"
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
 
 
 async def _task(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:

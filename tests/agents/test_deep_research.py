@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,21 +23,6 @@ from tests.support import assert_gap_free, wait_until
 
 TENANT = "default"
 AGENT = "deep-research"
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def executors() -> AsyncIterator[list[LlmExecutor]]:
-    made: list[LlmExecutor] = []
-    yield made
-    for executor in made:
-        await executor.aclose()
 
 
 def settings(fake_llm: FakeLLM) -> LlmSettings:

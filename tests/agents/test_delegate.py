@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from processgpt.agents.delegate import Delegator
 from processgpt.agents.demo import DemoExecutor
@@ -22,21 +19,6 @@ from tests.fake_llm import FakeLLM, Turn
 from tests.support import assert_gap_free, wait_until
 
 TENANT = "default"
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def executors() -> AsyncIterator[list[LlmExecutor]]:
-    made: list[LlmExecutor] = []
-    yield made
-    for executor in made:
-        await executor.aclose()
 
 
 def llm(fake_llm: FakeLLM, delegator: Delegator, made: list[LlmExecutor]) -> LlmExecutor:

@@ -33,13 +33,6 @@ MCP_SERVER = Path(__file__).resolve().parent.parent / "mcp_server.py"
 # -- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

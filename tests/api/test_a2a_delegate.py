@@ -4,9 +4,6 @@ process, through a2a-sdk's client. Only the model is a stand-in."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-
-import pytest
 
 from processgpt.agents.delegate import Delegator
 from processgpt.agents.llm import LlmExecutor
@@ -17,21 +14,6 @@ from tests.agents.test_delegate import llm, submit, tool_events, wait_status
 from tests.api.conftest import Api
 from tests.conftest import StartWorker
 from tests.fake_llm import FakeLLM, Turn
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def executors() -> AsyncIterator[list[LlmExecutor]]:
-    made: list[LlmExecutor] = []
-    yield made
-    for executor in made:
-        await executor.aclose()
 
 
 async def test_delegate_to_a_remote_a2a_agent(

@@ -24,13 +24,6 @@ ENV_SECRET = "mcp-env-secret-0123456789"
 
 
 @pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def llm_worker(
     fake_llm: FakeLLM, tmp_path: Path, start_worker: StartWorker
 ) -> AsyncIterator[LlmExecutor]:
