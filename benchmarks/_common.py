@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 from a2a.helpers import new_text_artifact, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -144,6 +145,55 @@ async def wait_until(
             raise RuntimeError("the worker stopped before the work was done")
         await asyncio.sleep(interval)
     return time.perf_counter()
+
+
+class CpuMeter:
+    """CPU seconds spent by this process and by the Postgres server between :meth:`start`
+    and :meth:`stop`: where a throughput number's time goes.
+
+    The server's share is the postmaster's own time, plus its reaped children's (backends
+    that exited), plus the live children's, so connections opened and closed during the run
+    are counted too. Only meaningful when nothing else uses the server meanwhile.
+    """
+
+    def __init__(self, postmaster_pid: int) -> None:
+        self._self = psutil.Process()
+        self._postmaster = psutil.Process(postmaster_pid)
+        self._start: tuple[float, float] = (0.0, 0.0)
+        self.python_s = 0.0
+        self.postgres_s = 0.0
+
+    @classmethod
+    async def for_server(cls, dsn: str) -> CpuMeter:
+        conn = await asyncpg.connect(dsn)
+        try:
+            backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            parent = psutil.Process(backend).parent()  # while the backend lives
+        finally:
+            await conn.close()
+        assert parent is not None
+        return cls(parent.pid)
+
+    def _sample(self) -> tuple[float, float]:
+        own = self._self.cpu_times()
+        pm = self._postmaster.cpu_times()
+        server = pm.user + pm.system + pm.children_user + pm.children_system
+        for child in self._postmaster.children():
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:  # exited between the listing and the read
+                continue
+            server += times.user + times.system
+        return own.user + own.system, server
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        own, server = self._sample()
+        self.python_s = own - self._start[0]
+        self.postgres_s = server - self._start[1]
+        return {"python_cpu_s": self.python_s, "postgres_cpu_s": self.postgres_s}
 
 
 async def server_info(dsn: str) -> dict[str, Any]:

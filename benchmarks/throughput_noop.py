@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 from _common import (
+    CpuMeter,
     NoopExecutor,
     count_status,
     fresh_database,
@@ -58,10 +59,13 @@ async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any
             async def all_done() -> bool:
                 return await count_status(db, "DONE") >= n
 
+            meter = await CpuMeter.for_server(server)
+            meter.start()
             t0 = time.perf_counter()
             runner = asyncio.create_task(worker.run())
             try:
                 t_end = await wait_until(all_done, alive=runner)
+                cpu = meter.stop()
             finally:
                 worker.stop()
                 await runner
@@ -84,6 +88,9 @@ async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any
         "db_span_s": row["span"],
         "db_rate": n / row["span"],
         "concurrency": concurrency,
+        "claim_statements": worker.stats["claim_statements"],
+        "write_batches": worker.writer_batches,
+        **_per_task_cpu(cpu, n),
     }
 
 
@@ -107,12 +114,15 @@ async def run_pgqueuer(server: str, n: int, batch_size: int, max_tasks: int) -> 
             async def all_done() -> bool:
                 return int(await admin.fetchval("SELECT count(*) FROM pgqueuer")) == 0
 
+            meter = await CpuMeter.for_server(server)
+            meter.start()
             t0 = time.perf_counter()
             runner = asyncio.create_task(
                 qm.run(batch_size=batch_size, max_concurrent_tasks=max_tasks or None)
             )
             try:
                 t_end = await wait_until(all_done, alive=runner)
+                cpu = meter.stop()
             finally:
                 qm.shutdown.set()
                 await runner
@@ -138,6 +148,17 @@ async def run_pgqueuer(server: str, n: int, batch_size: int, max_tasks: int) -> 
         "max_concurrent_tasks": max_tasks or None,
         "driver": "AsyncpgDriver (one connection)",
         "version": version("pgqueuer"),
+        **_per_task_cpu(cpu, n),
+    }
+
+
+def _per_task_cpu(cpu: dict[str, float], n: int) -> dict[str, float]:
+    """CPU per task in microseconds: this (the worker's) process and the Postgres server.
+    Both include the benchmark's own poll (one count every 50 ms)."""
+    return {
+        **cpu,
+        "python_cpu_us_per_task": cpu["python_cpu_s"] / n * 1e6,
+        "postgres_cpu_us_per_task": cpu["postgres_cpu_s"] / n * 1e6,
     }
 
 
@@ -151,7 +172,14 @@ async def main(args: argparse.Namespace) -> None:
         )
         info = await server_info(server)
 
-    columns = ("done", "wall_s", "rate", "db_rate")
+    columns = (
+        "done",
+        "wall_s",
+        "rate",
+        "db_rate",
+        "python_cpu_us_per_task",
+        "postgres_cpu_us_per_task",
+    )
     rows = [[f"processgpt (concurrency {args.concurrency})", *(ours[c] for c in columns)]]
     if theirs is not None:
         limit = theirs["max_concurrent_tasks"] or "unlimited"
@@ -159,7 +187,15 @@ async def main(args: argparse.Namespace) -> None:
         rows.append([label, *(theirs[c] for c in columns)])
     print_table(
         f"no-op throughput, one worker process, {args.tasks} tasks",
-        ["runtime", "done", "wall s", "tasks/s", "tasks/s (db timestamps)"],
+        [
+            "runtime",
+            "done",
+            "wall s",
+            "tasks/s",
+            "tasks/s (db timestamps)",
+            "worker CPU µs/task",
+            "Postgres CPU µs/task",
+        ],
         rows,
     )
     ratio = None

@@ -8,6 +8,8 @@ import pytest
 from processgpt.db.database import Database
 from processgpt.db.migrate import available_migrations, current_version, migrate
 from processgpt.db.sql import QUERIES
+from processgpt.db.tasks import list_tasks_query
+from processgpt.domain.task import TaskStatus
 from tests.support import PostgresServer
 
 
@@ -97,3 +99,94 @@ async def test_schema_refuses_invalid_states(db: Database) -> None:
         await db.execute(
             "INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'Bad Name')"
         )
+
+
+async def test_worker_writes_find_their_tasks_by_primary_key(db: Database) -> None:
+    """The claim's update and the batch write look the picked tasks up by primary key even
+    when the table is small enough that a planner would rather hash-join a scan of all of it
+    (a cost that grows with every finished task)."""
+    await db.execute(
+        """INSERT INTO todolist (tenant_id, agent_orch, created_at, run_at)
+           SELECT 'default', 'demo', t, t
+           FROM generate_series(1, 3000) i, LATERAL (SELECT now() - i * interval '1 s') AS x(t)"""
+    )
+    await db.execute("ANALYZE todolist")
+    async with db.transaction() as conn:
+        claim_plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN (ANALYZE) " + QUERIES["claim_tasks"], ["demo"], 100, "w", 30.0
+            )
+        )
+        claimed = await conn.fetch(
+            "SELECT id, fence FROM todolist WHERE status = 'IN_PROGRESS' ORDER BY id"
+        )
+        assert len(claimed) == 100
+        ids = [r["id"] for r in claimed]
+        apply_plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN (ANALYZE) " + QUERIES["apply_batch"],
+                ids,
+                [r["fence"] for r in claimed],
+                [1] * 100,
+                ["DONE"] * 100,
+                ['{"ok":true}'] * 100,
+                [None] * 100,
+                [None] * 100,
+                [None] * 100,
+                [None] * 100,
+                ids,
+                [1] * 100,
+                ["CREW_FINISHED"] * 100,
+                ["crew_completed"] * 100,
+                ["crew"] * 100,
+                [None] * 100,
+                ["{}"] * 100,
+            )
+        )
+        assert await conn.fetchval("SELECT count(*) FROM todolist WHERE status = 'DONE'") == 100
+    for plan in (claim_plan, apply_plan):
+        assert "todolist_pkey" in plan, plan
+        assert "Seq Scan on todolist" not in plan, plan
+
+
+async def test_dead_letters_are_listed_from_an_index(db: Database) -> None:
+    """Listing a tenant's FAILED tasks reads the partial index of the states people look for,
+    not every finished task; the status is written into the statement so that a cached
+    generic plan cannot ignore the index."""
+    await db.execute(
+        """INSERT INTO todolist (tenant_id, agent_orch, status, finished_at)
+           SELECT 'default', 'demo', CASE WHEN i % 1000 = 0 THEN 'FAILED' ELSE 'DONE' END
+                  ::todo_status, now()
+           FROM generate_series(1, 20000) i"""
+    )
+    await db.execute("ANALYZE todolist")
+    query = list_tasks_query(TaskStatus.FAILED)
+    async with db.transaction() as conn:
+        statement = await conn.prepare(query)
+        for _ in range(8):  # past the point where Postgres may switch to a generic plan
+            rows = await statement.fetch("default", None, None, None, None, 50)
+            assert len(rows) == 20 and {r["status"] for r in rows} == {"FAILED"}
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN (ANALYZE) " + query, "default", None, None, None, None, 50
+            )
+        )
+    assert "todolist_tenant_open" in plan, plan
+    assert "Seq Scan on todolist" not in plan, plan
+
+
+async def test_deleting_a_task_deletes_its_events(db: Database) -> None:
+    task_id = await db.fetchval(
+        "INSERT INTO todolist (tenant_id, agent_orch, last_seq) VALUES ('default', 'demo', 2) "
+        "RETURNING id"
+    )
+    await db.execute(
+        "INSERT INTO events (tenant_id, todo_id, seq, job_id, event_type, data) "
+        "SELECT 'default', $1, s, 'j', 'task_working', '{}' FROM generate_series(1, 2) s",
+        task_id,
+    )
+    await db.execute("DELETE FROM tenants WHERE id = 'default'")  # cascades to its tasks
+    assert await db.fetchval("SELECT count(*) FROM events") == 0

@@ -92,17 +92,48 @@ def jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
 class ProcessGPTRequestContext(RequestContext):
     """The A2A request context of a task, plus ProcessGPT's ``get_context_data()``:
     ``{"row": <todolist row>, "extras": {form_fields, users, agents, tenant_mcp, sources,
-    human_response, …}}``."""
+    human_response, …}}``. What an executor does not ask for is never built."""
 
     def __init__(self, run: TaskRun) -> None:
-        row = jsonable_row(run.row)
-        task_id = row["id"]
-        context_id = row.get("proc_inst_id") or task_id
-        super().__init__(ServerCallContext(tenant=row["tenant_id"]), None, task_id, context_id)
-        self.row = row
-        self.extras = run.context
-        self._attempt = run.attempt
-        self._query: str = row.get("query") or ""
+        task_id = run.id_str
+        proc_inst_id = run.row.get("proc_inst_id")
+        # The call context (a pydantic model) is built when first asked for.
+        super().__init__(
+            None,  # type: ignore[arg-type]
+            None,
+            task_id,
+            str(proc_inst_id) if proc_inst_id else task_id,
+        )
+        self._run = run
+        self._row: dict[str, Any] | None = None
+        self._query: str = run.row.get("query") or ""
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The task's row, ids and timestamps as strings."""
+        if self._row is None:
+            self._row = jsonable_row(self._run.row)
+        return self._row
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        return self._run.context
+
+    @property
+    def call_context(self) -> ServerCallContext:
+        call: ServerCallContext | None = self._call_context
+        if call is None:
+            call = self._call_context = ServerCallContext(tenant=self._run.row["tenant_id"])
+        return call
+
+    @property
+    def tenant(self) -> str:
+        tenant: str = self._run.row["tenant_id"]
+        return tenant
+
+    @property
+    def requested_extensions(self) -> set[str]:
+        return self.call_context.requested_extensions
 
     def get_user_input(self, delimiter: str = "\n") -> str:
         return self._query
@@ -112,7 +143,7 @@ class ProcessGPTRequestContext(RequestContext):
         """The task's query as an A2A user message (built when first asked for)."""
         if self._params is None:
             message = Message(
-                message_id=f"{self.task_id}:{self._attempt}",
+                message_id=f"{self.task_id}:{self._run.attempt}",
                 role=Role.ROLE_USER,
                 parts=[Part(text=self._query)],
                 task_id=self.task_id,
@@ -156,7 +187,8 @@ class ProcessGPTEventQueue(EventQueue):
     def enqueue_event(self, event: Any) -> Awaitable[None]:  # type: ignore[override]
         """Queue ``event`` durably (the write is batched). Awaiting the return value is
         optional; it waits while the writer is saturated."""
-        core = _to_core(event)
+        kind = type(event)
+        core = event if kind in _CORE_TYPES else _to_core(event)
         # The lock guards the run's result only; the write itself happens outside it, because
         # from an executor thread it waits for the worker's loop, which may need the lock.
         with self._lock:
@@ -224,19 +256,20 @@ class ProcessGPTEventQueue(EventQueue):
         return self._emit("step_finished", {"usage": usage or {}})
 
     def _emit(self, event_type: str, data: Any) -> Awaitable[None]:
-        record, encoded = EventRecord.build(event_type, data, job_id=str(self._run.row["id"]))
+        record, encoded = EventRecord.build(event_type, data, job_id=self._run.id_str)
         return self._run.emit(record, encoded)
 
     def _status(self, event: TaskStatusUpdateEvent) -> tuple[EventRecord, str]:
-        meta = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
-        state = event.status.state
-        text = _message_text(event.status.message) if event.status.HasField("message") else ""
+        meta = _metadata_fields(event.metadata) if event.HasField("metadata") else _NO_METADATA
+        status = event.status
+        state = status.state
+        text = _message_text(status.message) if status.HasField("message") else ""
         data = parse_text(text) if text else {}
         event_type = meta.get("event_type") or STATE_EVENT_TYPES.get(state, EventType.TASK_WORKING)
         record, encoded = EventRecord.build(
             str(event_type),
             data,
-            job_id=str(meta.get("job_id") or self._run.row["id"]),
+            job_id=str(meta.get("job_id") or self._run.id_str),
             crew_type=_opt_str(meta.get("crew_type")),
             status=_opt_str(meta.get("status")),
         )
@@ -269,7 +302,7 @@ class ProcessGPTEventQueue(EventQueue):
         text = _message_text(message)
         data = parse_text(text) if text else _parts_content(message.parts)
         self._result.last_message = data
-        return EventRecord.build(EventType.TASK_WORKING, data, job_id=str(self._run.row["id"]))
+        return EventRecord.build(EventType.TASK_WORKING, data, job_id=self._run.id_str)
 
 
 class _Immediate:
@@ -294,12 +327,38 @@ def _to_core(event: Any) -> Any:
     raise InvalidInput(f"cannot enqueue an event of type {type(event).__name__}")
 
 
+_CORE_TYPES = frozenset({TaskStatusUpdateEvent, TaskArtifactUpdateEvent, Message, Task})
+_NO_METADATA: dict[str, Any] = {}
+_METADATA_KEYS = ("event_type", "job_id", "crew_type", "status")
+
+
+def _metadata_fields(metadata: Any) -> dict[str, Any]:
+    """The keys of an event's metadata (a protobuf ``Struct``) that the mapping reads."""
+    fields = metadata.fields
+    found: dict[str, Any] = {}
+    for key in _METADATA_KEYS:
+        if key in fields:
+            value = fields[key]
+            found[key] = (
+                value.string_value
+                if value.WhichOneof("kind") == "string_value"
+                else json_format.MessageToDict(value)
+            )
+    return found
+
+
 def _message_text(message: Message) -> str:
-    return "\n".join(p.text for p in message.parts if p.WhichOneof("content") == "text")
+    parts = message.parts
+    if len(parts) == 1:  # the usual case; a part that is not text has text ""
+        text: str = parts[0].text
+        return text
+    return "\n".join(p.text for p in parts if p.WhichOneof("content") == "text")
 
 
 def _parts_content(parts: Any) -> Any:
     """Text parts joined (and parsed when JSON); a lone data part as its value."""
+    if len(parts) == 1 and parts[0].WhichOneof("content") == "text":
+        return parse_text(parts[0].text)
     texts = [p.text for p in parts if p.WhichOneof("content") == "text"]
     data = [
         json_format.MessageToDict(p.data) if hasattr(p.data, "DESCRIPTOR") else p.data
@@ -364,7 +423,7 @@ class A2ATaskRunner:
                 await self._in_thread(sync_execute, context, queue)
         finally:
             self._contexts.pop(task.id, None)
-        return _result_of(queue.result, context.extras.get("form_id"))
+        return _result_of(queue.result, task.form_id)
 
     def _run_in_thread(
         self, task_id: uuid.UUID, context: ProcessGPTRequestContext, queue: ProcessGPTEventQueue

@@ -23,6 +23,28 @@ from processgpt.domain.task import Task, TaskStatus, TaskSubmission
 _TASK_FIELDS = frozenset(Task.model_fields)
 
 
+def _list_tasks_queries() -> dict[TaskStatus | None, str]:
+    """``list_tasks`` without a status filter, and one statement per status with the status
+    written in as a literal: a bind parameter would let a cached generic plan ignore the
+    partial index of that state (dead letters would be found by reading every task)."""
+    marker = "AND true  -- status filter"
+    text = QUERIES["list_tasks"]
+    if marker not in text:
+        raise RuntimeError("list_tasks lost its status filter marker")
+    queries: dict[TaskStatus | None, str] = {None: text}
+    for status in TaskStatus:
+        queries[status] = text.replace(marker, f"AND status = '{status.value}'")
+    return queries
+
+
+_LIST_TASKS = _list_tasks_queries()
+
+
+def list_tasks_query(status: TaskStatus | None) -> str:
+    """The statement :meth:`TaskRepository.list_tasks` runs for ``status``."""
+    return _LIST_TASKS[status]
+
+
 def to_task(row: asyncpg.Record) -> Task:
     return Task.model_validate({k: v for k, v in row.items() if k in _TASK_FIELDS})
 
@@ -115,9 +137,8 @@ class TaskRepository:
         limit: int = 50,
     ) -> list[Task]:
         rows = await self.db.fetch(
-            QUERIES["list_tasks"],
+            _LIST_TASKS[status],
             tenant_id,
-            status,
             agent_orch,
             proc_inst_id,
             before[0] if before else None,

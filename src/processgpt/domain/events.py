@@ -43,6 +43,9 @@ class EventType(enum.StrEnum):
     TASK_CANCELLED = "task_cancelled"
 
 
+_KNOWN_TYPES = frozenset(EventType)
+
+
 class EventStatus(enum.StrEnum):
     """The ``status`` column of an event (ProcessGPT contract)."""
 
@@ -60,14 +63,16 @@ def _replace_nul(match: re.Match[str]) -> str:
     return slashes[:-1] + "\\ufffd" if len(slashes) % 2 else match.group(0)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+"""One encoder for every call (``json.dumps`` with options builds a new one each time)."""
+
+
 def encode_json(value: Any) -> str:
     """JSON text safe for a ``jsonb`` column. Postgres refuses the NUL code point, so a NUL is
     replaced by U+FFFD rather than failing a whole batch later; NaN and infinities are not
     JSON and are refused with :class:`InvalidInput`."""
     try:
-        text = json.dumps(
-            value, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False
-        )
+        text = _ENCODER.encode(value)
     except ValueError as exc:
         raise InvalidInput(f"value is not valid JSON: {exc}") from None
     if "u0000" in text:
@@ -111,7 +116,7 @@ class EventRecord:
         Raises :class:`InvalidInput` for a malformed type, job id or status and
         :class:`PayloadTooLarge` when ``data`` is over :data:`MAX_EVENT_DATA_BYTES`.
         """
-        if not _NAME.match(event_type):
+        if event_type not in _KNOWN_TYPES and not _NAME.match(event_type):
             raise InvalidInput(f"event_type {event_type!r} is not a valid name", field="event_type")
         if not job_id or len(job_id) > _JOB_ID_MAX:
             raise InvalidInput("job_id must be 1-200 characters", field="job_id")

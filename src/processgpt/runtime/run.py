@@ -7,12 +7,13 @@ import enum
 import threading
 import uuid
 from collections.abc import Awaitable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from processgpt.db.worker_queries import EventRow
 from processgpt.domain.errors import LeaseLost
 from processgpt.domain.events import EventRecord, encode_json
+from processgpt.runtime.context import build_extras
 from processgpt.runtime.writer import BatchWriter
 
 
@@ -56,52 +57,91 @@ class TaskRunner(Protocol):
 
 
 class _Accepted:
-    """What :meth:`TaskRun.emit` returns: the event is already queued; awaiting this waits
-    until the writer has room (backpressure). Not awaiting it is allowed."""
+    """What :meth:`TaskRun.emit` returns while the writer is saturated: the event is already
+    queued; awaiting this waits until the writer has room (backpressure). Not awaiting it is
+    allowed."""
 
     __slots__ = ("_writer",)
 
-    def __init__(self, writer: BatchWriter | None) -> None:
+    def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
 
     def __await__(self) -> Generator[Any, None, None]:
-        if self._writer is not None:
-            yield from self._writer.wait_for_room().__await__()
+        yield from self._writer.wait_for_room().__await__()
 
 
-@dataclass
+class _Ready:
+    """What :meth:`TaskRun.emit` returns when there is nothing to wait for."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+
+READY: Awaitable[None] = _Ready()
+
+
 class TaskRun:
     """One attempt at a claimed task. Events emitted here get the next sequence numbers and
-    go to the process's :class:`BatchWriter`, fenced by this attempt's token."""
+    go to the process's :class:`BatchWriter`, fenced by this attempt's token.
 
-    row: dict[str, Any]
-    context: dict[str, Any]
-    writer: BatchWriter
-    loop: asyncio.AbstractEventLoop
-    stop_reason: StopReason | None = None
-    _next_seq: int = field(init=False)
-    _thread: int = field(init=False)
+    ``row`` is the task's row as claimed; ``loaded`` what the claim read besides it (form,
+    people, MCP configuration, agent profile, sources). :attr:`context`, the executor-facing
+    ``extras`` built from both, is built when first asked for.
+    """
 
-    def __post_init__(self) -> None:
-        self._next_seq = int(self.row["last_seq"]) + 1
+    __slots__ = (
+        "_context",
+        "_loaded",
+        "_next_seq",
+        "_thread",
+        "attempt",
+        "fence",
+        "id",
+        "id_str",
+        "loop",
+        "row",
+        "stop_reason",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        row: dict[str, Any],
+        loaded: dict[str, Any] | None,
+        writer: BatchWriter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.row = row
+        self.writer = writer
+        self.loop = loop
+        self.stop_reason: StopReason | None = None
+        self.id: uuid.UUID = row["id"]
+        self.id_str = str(self.id)
+        self.fence = int(row["fence"])
+        self.attempt = int(row["attempts"])
+        self._loaded = loaded
+        self._context: dict[str, Any] | None = None
+        self._next_seq = int(row["last_seq"]) + 1
         self._thread = threading.get_ident()
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The ``extras`` of the task's context (see :func:`build_extras`)."""
+        if self._context is None:
+            self._context = build_extras(self.row, self._loaded)
+        return self._context
+
+    @property
+    def form_id(self) -> str | None:
+        """The id of the task's form, if it has one."""
+        form = (self._loaded or {}).get("form")
+        return form.get("id") if isinstance(form, dict) else None
 
     def stopped(self) -> bool:
         """Whether the run was told to stop (it may change while the run awaits)."""
         return self.stop_reason is not None
-
-    @property
-    def id(self) -> uuid.UUID:
-        task_id: uuid.UUID = self.row["id"]
-        return task_id
-
-    @property
-    def fence(self) -> int:
-        return int(self.row["fence"])
-
-    @property
-    def attempt(self) -> int:
-        return int(self.row["attempts"])
 
     @property
     def last_seq(self) -> int:
@@ -121,25 +161,27 @@ class TaskRun:
         if threading.get_ident() != self._thread:
             future = asyncio.run_coroutine_threadsafe(self._emit_async(record, encoded), self.loop)
             future.result()
-            return _Accepted(None)
+            return READY
         return self._emit(record, encoded)
 
     async def _emit_async(self, record: EventRecord, encoded: str) -> None:
         await self._emit(record, encoded)
 
-    def _emit(self, record: EventRecord, encoded: str) -> _Accepted:
+    def _emit(self, record: EventRecord, encoded: str) -> Awaitable[None]:
         if self.stop_reason is not None:
             raise LeaseLost(self.id)
         row = EventRow(
-            self.take_seq(),
+            self._next_seq,
             record.job_id,
             record.event_type,
             record.crew_type,
             record.status.value if record.status else None,
             encoded,
         )
-        self.writer.append_event(self.id, self.fence, row)
-        return _Accepted(self.writer)
+        self._next_seq += 1
+        writer = self.writer
+        writer.append_event(self.id, self.fence, row)
+        return READY if writer.has_room else _Accepted(writer)
 
     def emit_text(
         self, text: str, *, event_type: str = "text_delta", job_id: str | None = None
@@ -151,18 +193,19 @@ class TaskRun:
                 self._emit_text_async(text, event_type, job_id), self.loop
             )
             future.result()
-            return _Accepted(None)
+            return READY
         if self.stop_reason is not None:
             raise LeaseLost(self.id)
-        self.writer.append_text(
+        writer = self.writer
+        writer.append_text(
             self.id,
             self.fence,
             event_type=event_type,
-            job_id=job_id or str(self.id),
+            job_id=job_id or self.id_str,
             text=text,
             next_seq=self.take_seq,
         )
-        return _Accepted(self.writer)
+        return READY if writer.has_room else _Accepted(writer)
 
     async def _emit_text_async(self, text: str, event_type: str, job_id: str | None) -> None:
         await self.emit_text(text, event_type=event_type, job_id=job_id)
@@ -175,7 +218,7 @@ class TaskRun:
         if self.stop_reason is None:
             self.writer.set_draft(self.id, self.fence, encode_json(draft))
 
-    def event_row(self, record: EventRecord) -> EventRow:
+    def event_row(self, record: EventRecord, data_json: str | None = None) -> EventRow:
         """A final event with the next sequence number, for the attempt's last write."""
         return EventRow(
             self.take_seq(),
@@ -183,5 +226,5 @@ class TaskRun:
             record.event_type,
             record.crew_type,
             record.status.value if record.status else None,
-            encode_json(record.data),
+            data_json if data_json is not None else encode_json(record.data),
         )

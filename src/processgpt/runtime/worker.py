@@ -33,7 +33,6 @@ from processgpt.domain.errors import (
 )
 from processgpt.domain.events import EventRecord, EventType, encode_json
 from processgpt.domain.task import RetryPolicy, TaskStatus
-from processgpt.runtime.context import build_extras
 from processgpt.runtime.run import Outcome, RunResult, StopReason, TaskRun, TaskRunner
 from processgpt.runtime.writer import BatchWriter
 
@@ -60,7 +59,7 @@ class WorkerOptions:
     consumer: str = field(default_factory=default_consumer)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Active:
     run: TaskRun
     runner: TaskRunner
@@ -109,6 +108,7 @@ class Worker:
             "input_required": 0,
             "cancelled": 0,
             "lease_lost": 0,
+            "claim_statements": 0,
         }
 
     # -- public ---------------------------------------------------------------------------
@@ -123,6 +123,11 @@ class Worker:
             )
         self._stopping.set()
         self._wake.set()
+
+    @property
+    def writer_batches(self) -> int:
+        """Write statements (batches) the worker's writer has committed."""
+        return self._writer.batches
 
     @property
     def running(self) -> int:
@@ -255,11 +260,12 @@ class Worker:
             return 0
         loop = asyncio.get_running_loop()
         for row, loaded in rows:
-            run = TaskRun(row, build_extras(row, loaded), self._writer, loop)
+            run = TaskRun(row, loaded, self._writer, loop)
             active = _Active(run, self._runners[row["agent_orch"]])
             self._active[run.id] = active
-            active.task = asyncio.create_task(self._execute(active), name=f"task:{run.id}")
+            active.task = loop.create_task(self._execute(active))
         self.stats["claimed"] += len(rows)
+        self.stats["claim_statements"] += 1
         return len(rows)
 
     # -- running one task -----------------------------------------------------------------
@@ -301,7 +307,7 @@ class Worker:
         self,
         active: _Active,
         status: TaskStatus,
-        *events: EventRecord,
+        *events: tuple[EventRecord, str],
         output: Any = None,
         error: dict[str, Any] | None = None,
         retry_delay: float | None = None,
@@ -324,7 +330,7 @@ class Worker:
             run.id,
             run.fence,
             status,
-            final_events=[run.event_row(e) for e in events],
+            final_events=[run.event_row(record, data) for record, data in events],
             output_json=output_json,
             error_json=None if error is None else encode_json(error),
             retry_delay=retry_delay,
@@ -533,7 +539,7 @@ class Worker:
                 delay = min(delay * 2, 2.0)
 
 
-_CREW_COMPLETED, _ = EventRecord.build(
+_CREW_COMPLETED = EventRecord.build(
     EventType.CREW_COMPLETED, {"status": "completed"}, job_id="CREW_FINISHED", crew_type="crew"
 )
 
@@ -558,6 +564,8 @@ def _uncancel() -> None:
         current.uncancel()
 
 
-def _event(event_type: EventType, data: Any, job_id: str, crew_type: str = "agent") -> EventRecord:
-    record, _ = EventRecord.build(event_type, data, job_id=job_id, crew_type=crew_type)
-    return record
+def _event(
+    event_type: EventType, data: Any, job_id: str, crew_type: str = "agent"
+) -> tuple[EventRecord, str]:
+    """An event the worker writes itself, with its encoded data."""
+    return EventRecord.build(event_type, data, job_id=job_id, crew_type=crew_type)

@@ -130,6 +130,12 @@ class BatchWriter:
         """Queue an update of the task's draft (a partial result)."""
         self._entry(todo_id, fence).write.draft_json = draft_json
 
+    @property
+    def has_room(self) -> bool:
+        """Whether producers may go on without waiting (fewer than ``high_water`` events
+        wait)."""
+        return self._room.is_set()
+
     async def wait_for_room(self) -> None:
         """Return once fewer than ``high_water`` events wait (producer backpressure)."""
         await self._room.wait()

@@ -29,7 +29,7 @@ WITH u AS (
                            WHEN u.status IS NULL THEN t.finished_at END,
         updated_at = now()
     FROM u
-    WHERE t.id = u.id AND t.fence = u.fence
+    WHERE t.id = ANY ($1::uuid[]) AND t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
     RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status
 ), ins AS (

@@ -8,7 +8,7 @@ WITH ins AS (
     SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14, $15
     WHERE $9::uuid IS NULL
        OR EXISTS (SELECT 1 FROM bpm_proc_inst p WHERE p.proc_inst_id = $9 AND p.tenant_id = $1)
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 )
 SELECT ins.*, true AS created FROM ins
@@ -25,23 +25,27 @@ SELECT * FROM todolist WHERE tenant_id = $1 AND idempotency_key = $2;
 
 -- name: list_tasks
 -- Newest first; the cursor is the (created_at, id) of the last row of the previous page.
+-- TaskRepository.list_tasks replaces the marked line with the status wanted as a literal
+-- (from the enum), so the planner can use that state's partial index.
 SELECT * FROM todolist
 WHERE tenant_id = $1
-  AND ($2::todo_status IS NULL OR status = $2)
-  AND ($3::text IS NULL OR agent_orch = $3)
-  AND ($4::uuid IS NULL OR proc_inst_id = $4)
-  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
+  AND true  -- status filter
+  AND ($2::text IS NULL OR agent_orch = $2)
+  AND ($3::uuid IS NULL OR proc_inst_id = $3)
+  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT $7;
+LIMIT $6;
 
 -- name: claim_tasks
 -- Claim up to $2 claimable tasks of the given orchestrators in one statement: highest
 -- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
 -- The same round trip reads each task's context (form, people and agents, the tenant's MCP
 -- configuration with its enabled mcp_servers, the agent profile, process sources), empty when
--- absent.
+-- absent; a lookup runs only for tasks that name what it reads, and the tenant's MCP
+-- configuration once per tenant of the batch.
 -- Each orchestrator's candidates come from its own ordered index range (an ANY() over
--- several names could not use the index order and would sort the whole backlog).
+-- several names could not use the index order and would sort the whole backlog); the update
+-- finds the picked rows by primary key whatever the size of the table.
 WITH candidates AS (
     SELECT c.id, c.priority, c.run_at
     FROM unnest($1::text[]) AS a(name)
@@ -60,41 +64,49 @@ WITH candidates AS (
     SET status = 'IN_PROGRESS', consumer = $3, lease_until = now() + make_interval(secs => $4),
         fence = t.fence + 1, attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now()),
         updated_at = now()
-    FROM picked
-    WHERE t.id = picked.id
+    WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING t.*
+), tenant_ctx AS (
+    -- tenants.mcp with the tenant's enabled mcp_servers rows merged in (rows win), once per
+    -- tenant of the batch.
+    SELECT n.id,
+           CASE WHEN m.servers IS NULL THEN n.mcp
+                ELSE n.mcp || jsonb_build_object('mcpServers',
+                     CASE WHEN jsonb_typeof(n.mcp -> 'mcpServers') = 'object'
+                          THEN n.mcp -> 'mcpServers' ELSE '{}'::jsonb END || m.servers)
+           END AS mcp
+    FROM tenants n
+    CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(s.name, s.config) AS servers FROM mcp_servers s
+        WHERE s.tenant_id = n.id AND s.enabled
+    ) m
+    WHERE n.id IN (SELECT DISTINCT tenant_id FROM claimed)
 )
 SELECT c.*,
-       (SELECT to_jsonb(f) FROM form_def f
-        WHERE c.tool IS NOT NULL AND f.tenant_id = c.tenant_id
-          AND f.id = CASE WHEN position(':' IN c.tool) > 0
-                          THEN split_part(c.tool, ':', 2) ELSE c.tool END) AS ctx_form,
-       (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u
-        WHERE c.user_id IS NOT NULL AND u.tenant_id = c.tenant_id
-          AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list))) AS ctx_users,
-       -- tenants.mcp with the tenant's enabled mcp_servers rows merged in (rows win).
-       (SELECT CASE WHEN m.servers IS NULL THEN n.mcp
-                    ELSE n.mcp || jsonb_build_object('mcpServers',
-                         CASE WHEN jsonb_typeof(n.mcp -> 'mcpServers') = 'object'
-                              THEN n.mcp -> 'mcpServers' ELSE '{}'::jsonb END || m.servers)
-               END
-        FROM tenants n
-        CROSS JOIN LATERAL (
-            SELECT jsonb_object_agg(s.name, s.config) AS servers FROM mcp_servers s
-            WHERE s.tenant_id = c.tenant_id AND s.enabled
-        ) m
-        WHERE n.id = c.tenant_id) AS ctx_tenant_mcp,
-       (SELECT to_jsonb(p) FROM agents p
-        WHERE c.agent_profile IS NOT NULL AND p.tenant_id = c.tenant_id
-          AND p.name = c.agent_profile) AS ctx_agent_profile,
-       (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
-        FROM proc_inst_source s
-        WHERE c.proc_inst_id IS NOT NULL AND s.proc_inst_id = c.proc_inst_id) AS ctx_sources
+       CASE WHEN c.tool IS NOT NULL THEN
+           (SELECT to_jsonb(f) FROM form_def f
+            WHERE f.tenant_id = c.tenant_id
+              AND f.id = CASE WHEN position(':' IN c.tool) > 0
+                              THEN split_part(c.tool, ':', 2) ELSE c.tool END)
+       END AS ctx_form,
+       CASE WHEN c.user_id IS NULL THEN '[]'::jsonb ELSE
+           (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u,
+                   (SELECT COALESCE(array_agg(btrim(x)) FILTER (WHERE btrim(x) <> ''), '{}') AS list
+                    FROM unnest(string_to_array(c.user_id, ',')) AS x) ids
+            WHERE u.tenant_id = c.tenant_id
+              AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list)))
+       END AS ctx_users,
+       tc.mcp AS ctx_tenant_mcp,
+       CASE WHEN c.agent_profile IS NOT NULL THEN
+           (SELECT to_jsonb(p) FROM agents p
+            WHERE p.tenant_id = c.tenant_id AND p.name = c.agent_profile)
+       END AS ctx_agent_profile,
+       CASE WHEN c.proc_inst_id IS NULL THEN '[]'::jsonb ELSE
+           (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
+            FROM proc_inst_source s WHERE s.proc_inst_id = c.proc_inst_id)
+       END AS ctx_sources
 FROM claimed c
-CROSS JOIN LATERAL (
-    SELECT COALESCE(array_agg(btrim(x)) FILTER (WHERE btrim(x) <> ''), '{}') AS list
-    FROM unnest(string_to_array(COALESCE(c.user_id, ''), ',')) AS x
-) ids;
+LEFT JOIN tenant_ctx tc ON tc.id = c.tenant_id;
 
 -- name: next_run_at
 -- Seconds until the next delayed task of these orchestrators becomes claimable (NULL: none).
