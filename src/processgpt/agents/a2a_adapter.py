@@ -53,8 +53,13 @@ from processgpt.domain.errors import (
     InvalidInput,
     LeaseLost,
 )
-from processgpt.domain.events import EventRecord, EventType, parse_text
-from processgpt.runtime.run import Outcome, RunResult, TaskRun
+from processgpt.domain.events import (
+    EventRecord,
+    EventType,
+    encode_event_data,
+    parse_text,
+)
+from processgpt.runtime.run import READY, Outcome, RunResult, TaskRun
 
 STATE_EVENT_TYPES: dict[int, EventType] = {
     TaskState.TASK_STATE_SUBMITTED: EventType.TASK_STARTED,
@@ -193,16 +198,16 @@ class ProcessGPTEventQueue(EventQueue):
         # from an executor thread it waits for the worker's loop, which may need the lock.
         with self._lock:
             if isinstance(core, TaskStatusUpdateEvent):
-                pending = self._status(core)
+                fields = self._status(core)
             elif isinstance(core, TaskArtifactUpdateEvent):
                 self._artifact(core)
-                return _Immediate()
+                return READY
             elif isinstance(core, Message):
-                pending = self._message(core)
+                record, encoded = self._message(core)
+                return self._run.emit(record, encoded)
             else:
-                return _Immediate()
-        record, encoded = pending
-        return self._run.emit(record, encoded)
+                return READY
+        return self._run.emit_fields(*fields)
 
     async def close(self) -> None:
         """Nothing to release: the worker's writer owns the durable part."""
@@ -259,27 +264,41 @@ class ProcessGPTEventQueue(EventQueue):
         record, encoded = EventRecord.build(event_type, data, job_id=self._run.id_str)
         return self._run.emit(record, encoded)
 
-    def _status(self, event: TaskStatusUpdateEvent) -> tuple[EventRecord, str]:
-        meta = _metadata_fields(event.metadata) if event.HasField("metadata") else _NO_METADATA
+    def _status(self, event: TaskStatusUpdateEvent) -> _Fields:
         status = event.status
         state = status.state
         text = _message_text(status.message) if status.HasField("message") else ""
         data = parse_text(text) if text else {}
-        event_type = meta.get("event_type") or STATE_EVENT_TYPES.get(state, EventType.TASK_WORKING)
-        record, encoded = EventRecord.build(
-            str(event_type),
-            data,
-            job_id=str(meta.get("job_id") or self._run.id_str),
-            crew_type=_opt_str(meta.get("crew_type")),
-            status=_opt_str(meta.get("status")),
-        )
+        fields: _Fields
+        if event.HasField("metadata"):
+            meta = _metadata_fields(event.metadata)
+            event_type = meta.get("event_type") or STATE_EVENT_TYPES.get(
+                state, EventType.TASK_WORKING
+            )
+            record, encoded = EventRecord.build(
+                str(event_type),
+                data,
+                job_id=str(meta.get("job_id") or self._run.id_str),
+                crew_type=_opt_str(meta.get("crew_type")),
+                status=_opt_str(meta.get("status")),
+            )
+            fields = (
+                record.event_type,
+                record.job_id,
+                record.crew_type,
+                record.status.value if record.status else None,
+                encoded,
+            )
+        else:  # the usual case: the type follows from the state, the job is the task
+            event_type_name = _STATE_EVENT_NAMES.get(state, EventType.TASK_WORKING.value)
+            fields = (event_type_name, self._run.id_str, None, None, encode_event_data(data))
         outcome = _FINAL_STATES.get(state)
         if outcome is not None:
             self._result.outcome = outcome
             self._result.message = text or None
             if outcome is Outcome.COMPLETED and not self._result.has_output and text:
                 self._result.output = data
-        return record, encoded
+        return fields
 
     def _artifact(self, event: TaskArtifactUpdateEvent) -> None:
         content = _parts_content(event.artifact.parts)
@@ -305,13 +324,6 @@ class ProcessGPTEventQueue(EventQueue):
         return EventRecord.build(EventType.TASK_WORKING, data, job_id=self._run.id_str)
 
 
-class _Immediate:
-    __slots__ = ()
-
-    def __await__(self) -> Any:
-        return iter(())
-
-
 def _to_core(event: Any) -> Any:
     """Normalise an event to a2a-sdk 1.x protobuf types."""
     if isinstance(event, t03.TaskStatusUpdateEvent):
@@ -328,6 +340,11 @@ def _to_core(event: Any) -> Any:
 
 
 _CORE_TYPES = frozenset({TaskStatusUpdateEvent, TaskArtifactUpdateEvent, Message, Task})
+_STATE_EVENT_NAMES = {state: event_type.value for state, event_type in STATE_EVENT_TYPES.items()}
+_Fields = tuple[str, str, str | None, str | None, str]
+"""An event's event_type, job_id, crew_type, status and encoded data."""
+
+
 _NO_METADATA: dict[str, Any] = {}
 _METADATA_KEYS = ("event_type", "job_id", "crew_type", "status")
 

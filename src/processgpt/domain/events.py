@@ -80,6 +80,16 @@ def encode_json(value: Any) -> str:
     return text
 
 
+def encode_event_data(data: Any) -> str:
+    """An event's ``data`` as JSON text; :class:`PayloadTooLarge` over
+    :data:`MAX_EVENT_DATA_BYTES`."""
+    encoded = encode_json(data)
+    # Characters are at most 4 bytes: only long texts need the exact byte count.
+    if len(encoded) * 4 > MAX_EVENT_DATA_BYTES and len(encoded.encode()) > MAX_EVENT_DATA_BYTES:
+        raise PayloadTooLarge(f"event data is over {MAX_EVENT_DATA_BYTES} bytes")
+    return encoded
+
+
 def parse_text(text: str) -> Any:
     """The ProcessGPT rule: a message text that is JSON is stored as that JSON, else as text."""
     stripped = text.strip()
@@ -128,10 +138,7 @@ class EventRecord:
             raise InvalidInput(
                 f"event status {status!r} is not one of ASKED, APPROVED, REJECTED", field="status"
             ) from None
-        encoded = encode_json(data)
-        # Characters are at most 4 bytes: only long texts need the exact byte count.
-        if len(encoded) * 4 > MAX_EVENT_DATA_BYTES and len(encoded.encode()) > MAX_EVENT_DATA_BYTES:
-            raise PayloadTooLarge(f"event data is over {MAX_EVENT_DATA_BYTES} bytes")
+        encoded = encode_event_data(data)
         return cls(str(event_type), job_id, data, crew_type, parsed_status), encoded
 
 

@@ -157,31 +157,47 @@ class TaskRun:
         """Queue an event. Safe from any thread: from a thread other than the worker's event
         loop it blocks until the event is queued. Raises :class:`LeaseLost` once the run was
         stopped (its writes would be rejected anyway)."""
-        encoded = data_json if data_json is not None else encode_json(record.data)
-        if threading.get_ident() != self._thread:
-            future = asyncio.run_coroutine_threadsafe(self._emit_async(record, encoded), self.loop)
-            future.result()
-            return READY
-        return self._emit(record, encoded)
-
-    async def _emit_async(self, record: EventRecord, encoded: str) -> None:
-        await self._emit(record, encoded)
-
-    def _emit(self, record: EventRecord, encoded: str) -> Awaitable[None]:
-        if self.stop_reason is not None:
-            raise LeaseLost(self.id)
-        row = EventRow(
-            self._next_seq,
-            record.job_id,
+        return self.emit_fields(
             record.event_type,
+            record.job_id,
             record.crew_type,
             record.status.value if record.status else None,
-            encoded,
+            data_json if data_json is not None else encode_json(record.data),
         )
+
+    def emit_fields(
+        self,
+        event_type: str,
+        job_id: str,
+        crew_type: str | None,
+        status: str | None,
+        data_json: str,
+    ) -> Awaitable[None]:
+        """:meth:`emit` for fields already validated (as :meth:`EventRecord.build` does) and
+        data already encoded."""
+        if threading.get_ident() != self._thread:
+            future = asyncio.run_coroutine_threadsafe(
+                self._emit_async(event_type, job_id, crew_type, status, data_json), self.loop
+            )
+            future.result()
+            return READY
+        if self.stop_reason is not None:
+            raise LeaseLost(self.id)
+        row = EventRow(self._next_seq, job_id, event_type, crew_type, status, data_json)
         self._next_seq += 1
         writer = self.writer
         writer.append_event(self.id, self.fence, row)
         return READY if writer.has_room else _Accepted(writer)
+
+    async def _emit_async(
+        self,
+        event_type: str,
+        job_id: str,
+        crew_type: str | None,
+        status: str | None,
+        data_json: str,
+    ) -> None:
+        await self.emit_fields(event_type, job_id, crew_type, status, data_json)
 
     def emit_text(
         self, text: str, *, event_type: str = "text_delta", job_id: str | None = None

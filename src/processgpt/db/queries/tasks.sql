@@ -40,8 +40,8 @@ LIMIT $6;
 -- Claim up to $2 claimable tasks of the given orchestrators in one statement: highest
 -- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
 -- The same round trip reads each task's context (form, people and agents, the tenant's MCP
--- configuration with its enabled mcp_servers, the agent profile, process sources), empty when
--- absent; a lookup runs only for tasks that name what it reads, and the tenant's MCP
+-- configuration with its enabled mcp_servers, the agent profile, process sources), NULL when
+-- absent or empty; a lookup runs only for tasks that name what it reads, and the tenant's MCP
 -- configuration once per tenant of the batch.
 -- Each orchestrator's candidates come from its own ordered index range (an ANY() over
 -- several names could not use the index order and would sort the whole backlog); the update
@@ -89,20 +89,20 @@ SELECT c.*,
               AND f.id = CASE WHEN position(':' IN c.tool) > 0
                               THEN split_part(c.tool, ':', 2) ELSE c.tool END)
        END AS ctx_form,
-       CASE WHEN c.user_id IS NULL THEN '[]'::jsonb ELSE
-           (SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]'::jsonb) FROM users u,
+       CASE WHEN c.user_id IS NOT NULL THEN
+           (SELECT jsonb_agg(to_jsonb(u) ORDER BY u.id) FROM users u,
                    (SELECT COALESCE(array_agg(btrim(x)) FILTER (WHERE btrim(x) <> ''), '{}') AS list
                     FROM unnest(string_to_array(c.user_id, ',')) AS x) ids
             WHERE u.tenant_id = c.tenant_id
               AND (u.id = ANY (ids.list) OR u.email = ANY (ids.list)))
        END AS ctx_users,
-       tc.mcp AS ctx_tenant_mcp,
+       NULLIF(tc.mcp, '{}'::jsonb) AS ctx_tenant_mcp,
        CASE WHEN c.agent_profile IS NOT NULL THEN
            (SELECT to_jsonb(p) FROM agents p
             WHERE p.tenant_id = c.tenant_id AND p.name = c.agent_profile)
        END AS ctx_agent_profile,
-       CASE WHEN c.proc_inst_id IS NULL THEN '[]'::jsonb ELSE
-           (SELECT COALESCE(jsonb_agg(to_jsonb(s) ORDER BY s.created_at), '[]'::jsonb)
+       CASE WHEN c.proc_inst_id IS NOT NULL THEN
+           (SELECT jsonb_agg(to_jsonb(s) ORDER BY s.created_at)
             FROM proc_inst_source s WHERE s.proc_inst_id = c.proc_inst_id)
        END AS ctx_sources
 FROM claimed c
