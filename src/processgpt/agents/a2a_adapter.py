@@ -345,7 +345,6 @@ _Fields = tuple[str, str, str | None, str | None, str]
 """An event's event_type, job_id, crew_type, status and encoded data."""
 
 
-_NO_METADATA: dict[str, Any] = {}
 _METADATA_KEYS = ("event_type", "job_id", "crew_type", "status")
 
 

@@ -263,7 +263,7 @@ class Worker:
             run = TaskRun(row, loaded, self._writer, loop)
             active = _Active(run, self._runners[row["agent_orch"]])
             self._active[run.id] = active
-            active.task = loop.create_task(self._execute(active))
+            active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
         self.stats["claimed"] += len(rows)
         self.stats["claim_statements"] += 1
         return len(rows)

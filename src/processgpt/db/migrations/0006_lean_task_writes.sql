@@ -17,15 +17,27 @@ DROP INDEX todolist_tenant_status;
 CREATE INDEX todolist_tenant_open ON todolist (tenant_id, status, created_at DESC, id DESC)
     WHERE status IN ('PENDING', 'FAILED', 'CANCELLED', 'INPUT_REQUIRED');
 
--- Events are only ever inserted by statements that join the task's row in the same
+-- Events are only ever inserted by statements that update the task's row first in the same
 -- statement (the fenced batch write, cancel, requeue, answer, lease recovery), so the
--- per-row foreign-key check adds nothing but cost; deleting tasks still deletes their events.
+-- per-row foreign-key check adds nothing but cost. Deleting or truncating tasks still removes
+-- their events.
 ALTER TABLE events DROP CONSTRAINT events_todo_id_fkey;
-CREATE FUNCTION todolist_delete_events() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION todolist_delete_events() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
-    DELETE FROM events e USING deleted_tasks d WHERE e.todo_id = d.id;
+    -- An array, not a join: plpgsql keeps the first plan of a statement without parameters,
+    -- and a join planned for a bulk delete would scan all events for every later delete.
+    DELETE FROM events WHERE todo_id = ANY (ARRAY(SELECT id FROM deleted_tasks));
     RETURN NULL;
 END $$;
 CREATE TRIGGER todolist_delete_events AFTER DELETE ON todolist
     REFERENCING OLD TABLE AS deleted_tasks
     FOR EACH STATEMENT EXECUTE FUNCTION todolist_delete_events();
+CREATE FUNCTION todolist_truncate_events() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    TRUNCATE events;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER todolist_truncate_events AFTER TRUNCATE ON todolist
+    FOR EACH STATEMENT EXECUTE FUNCTION todolist_truncate_events();
