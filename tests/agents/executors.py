@@ -21,6 +21,7 @@ from a2a.types import (
     TaskStatusUpdateEvent,
 )
 
+from processgpt.domain.errors import LeaseLost
 from processgpt_agent_sdk.compat import TaskArtifactUpdateEvent as TaskArtifactUpdateEvent03
 from processgpt_agent_sdk.compat import TaskState as TaskState03
 from processgpt_agent_sdk.compat import TaskStatusUpdateEvent as TaskStatusUpdateEvent03
@@ -95,7 +96,8 @@ class NoopExecutor(AgentExecutor):
 
 class SlowExecutor(AgentExecutor):
     """Emits ``input.steps`` events, ``input.delay`` seconds apart, then its result.
-    Records cancellation in ``cancelled`` (task id → monotonic time)."""
+    Records in ``cancelled`` (task id → monotonic time) when it is stopped: cancelled, or told
+    by ``enqueue_event`` that its writes are no longer accepted, whichever reaches it first."""
 
     cancelled: ClassVar[dict[str, float]] = {}
     started: ClassVar[dict[str, float]] = {}
@@ -109,7 +111,7 @@ class SlowExecutor(AgentExecutor):
                     _status(context, TaskState.TASK_STATE_WORKING, json.dumps({"step": step}))
                 )
                 await asyncio.sleep(float(options.get("delay", 0.1)))
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             SlowExecutor.cancelled[str(context.task_id)] = time.monotonic()
             raise
         await event_queue.enqueue_event(
