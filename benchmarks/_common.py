@@ -195,6 +195,15 @@ class CpuMeter:
         self.postgres_s = server - self._start[1]
         return {"python_cpu_s": self.python_s, "postgres_cpu_s": self.postgres_s}
 
+    def per_task(self, n: int) -> dict[str, float]:
+        """The last :meth:`stop`'s CPU seconds, and per task in microseconds."""
+        return {
+            "python_cpu_s": self.python_s,
+            "postgres_cpu_s": self.postgres_s,
+            "python_cpu_us_per_task": self.python_s / n * 1e6,
+            "postgres_cpu_us_per_task": self.postgres_s / n * 1e6,
+        }
+
 
 async def server_info(dsn: str) -> dict[str, Any]:
     """What the numbers depend on: the server's version and durability settings, the host."""

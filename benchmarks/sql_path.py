@@ -71,7 +71,7 @@ async def main(args: argparse.Namespace) -> None:
                     claim_s += t1 - t0
                     write_s += t2 - t1
                     done += len(claimed)
-                cpu = meter.stop()
+                meter.stop()
                 events = await db.fetchval("SELECT count(*) FROM events")
             finally:
                 await db.close()
@@ -86,8 +86,7 @@ async def main(args: argparse.Namespace) -> None:
         "write_ms_per_batch": write_s / (n / args.batch) * 1e3,
         "claim_us_per_task": claim_s / n * 1e6,
         "write_us_per_task": write_s / n * 1e6,
-        "postgres_cpu_us_per_task": cpu["postgres_cpu_s"] / n * 1e6,
-        "python_cpu_us_per_task": cpu["python_cpu_s"] / n * 1e6,
+        **meter.per_task(n),
     }
     print_table(
         f"the worker's statements alone, {n} no-op tasks in batches of {args.batch}",

@@ -65,7 +65,7 @@ async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any
             runner = asyncio.create_task(worker.run())
             try:
                 t_end = await wait_until(all_done, alive=runner)
-                cpu = meter.stop()
+                meter.stop()
             finally:
                 worker.stop()
                 await runner
@@ -90,7 +90,7 @@ async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any
         "concurrency": concurrency,
         "claim_statements": worker.stats["claim_statements"],
         "write_batches": worker.writer_batches,
-        **_per_task_cpu(cpu, n),
+        **meter.per_task(n),
     }
 
 
@@ -122,7 +122,7 @@ async def run_pgqueuer(server: str, n: int, batch_size: int, max_tasks: int) -> 
             )
             try:
                 t_end = await wait_until(all_done, alive=runner)
-                cpu = meter.stop()
+                meter.stop()
             finally:
                 qm.shutdown.set()
                 await runner
@@ -148,17 +148,7 @@ async def run_pgqueuer(server: str, n: int, batch_size: int, max_tasks: int) -> 
         "max_concurrent_tasks": max_tasks or None,
         "driver": "AsyncpgDriver (one connection)",
         "version": version("pgqueuer"),
-        **_per_task_cpu(cpu, n),
-    }
-
-
-def _per_task_cpu(cpu: dict[str, float], n: int) -> dict[str, float]:
-    """CPU per task in microseconds: this (the worker's) process and the Postgres server.
-    Both include the benchmark's own poll (one count every 50 ms)."""
-    return {
-        **cpu,
-        "python_cpu_us_per_task": cpu["python_cpu_s"] / n * 1e6,
-        "postgres_cpu_us_per_task": cpu["postgres_cpu_s"] / n * 1e6,
+        **meter.per_task(n),
     }
 
 
