@@ -208,3 +208,60 @@ async def test_truncating_tasks_truncates_events(db: Database) -> None:
     )
     await db.execute("TRUNCATE todolist CASCADE")
     assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
+# The patterns of the name checks before migration 0007, which only made them cheaper.
+_OLD_NAME_CHECKS = {
+    ("events", "events_event_type_check"): "^[a-z][a-z0-9_]{0,63}$",
+    ("todolist", "todolist_agent_orch_check"): "^[a-z0-9][a-z0-9_.:-]{0,63}$",
+    ("todolist", "todolist_agent_profile_check"): "^[a-z0-9][a-z0-9_.:-]{0,63}$",
+    ("tenants", "tenants_id_check"): "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    ("orchestrators", "orchestrators_name_check"): "^[a-z0-9][a-z0-9_.:-]{0,63}$",
+    ("chats", "chats_id_check"): "^[A-Za-z0-9_.:-]{1,128}$",
+    ("chats", "chats_agent_orch_check"): "^[a-z0-9][a-z0-9_.:-]{0,63}$",
+    ("agents", "agents_name_check"): "^[a-z0-9][a-z0-9_.:-]{0,63}$",
+    ("agents", "agents_agent_orch_check"): "^[a-z0-9][a-z0-9_.:-]{0,63}$",
+    ("mcp_servers", "mcp_servers_name_check"): "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+}
+_NAME_SAMPLES = [
+    "",
+    "a",
+    "A",
+    "0",
+    "_a",
+    "-a",
+    ".a",
+    "a b",
+    "é",
+    "demo",
+    "Demo",
+    "task_working",
+    "a.b:c-d_e",
+    "a/b",
+    "a\nb",
+    *(c * n for c in "a0" for n in (63, 64, 65, 127, 128, 129)),
+    *("a" + c * n for c in "_.:-" for n in (62, 63, 64)),
+]
+
+
+async def test_name_checks_accept_exactly_what_the_old_patterns_did(db: Database) -> None:
+    """Each name CHECK, evaluated by Postgres on a name, agrees with its old bounded-repetition
+    pattern on every sample (boundary lengths, every allowed and some refused characters)."""
+    found = await db.fetch(
+        "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def "
+        "FROM pg_constraint WHERE contype = 'c' AND pg_get_constraintdef(oid) LIKE '%~%'"
+        " AND conrelid::regclass::text = ANY($1::text[])",
+        sorted({t for t, _ in _OLD_NAME_CHECKS}),
+    )
+    checks = {(r["tbl"], r["conname"]): r["def"] for r in found}
+    assert set(_OLD_NAME_CHECKS) <= set(checks)
+    for key, old_pattern in _OLD_NAME_CHECKS.items():
+        definition = checks[key]
+        assert "{" not in definition, f"{key} still uses bounded repetition: {definition}"
+        column = re.search(r"\(\((\w+) ~", definition)
+        assert column is not None, definition
+        expression = definition.removeprefix("CHECK ").replace(column[1], "$1::text")
+        for sample in _NAME_SAMPLES:
+            new = await db.fetchval(f"SELECT {expression}", sample)
+            old = await db.fetchval("SELECT $1::text ~ $2", sample, old_pattern)
+            assert bool(new) == bool(old), (key, sample, definition)
