@@ -127,6 +127,18 @@ async def insert_tasks(db: Database, count: int, agent_orch: str, input_json: st
     )
 
 
+async def has_open_tasks(db: Database) -> bool:
+    """Whether any task is still PENDING or IN_PROGRESS. Each probe reads the first entry of a
+    partial index (claim, lease), so polling it costs the server next to nothing; counting the
+    DONE rows instead would scan the whole table every poll, in the measured time."""
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM todolist WHERE status = 'PENDING')"
+            " OR EXISTS (SELECT 1 FROM todolist WHERE status = 'IN_PROGRESS')"
+        )
+    )
+
+
 async def count_status(db: Database, status: str) -> int:
     return int(await db.fetchval("SELECT count(*) FROM todolist WHERE status = $1", status))
 

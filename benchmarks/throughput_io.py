@@ -14,8 +14,8 @@ import time
 
 from _common import (
     NoopExecutor,
-    count_status,
     fresh_database,
+    has_open_tasks,
     insert_tasks,
     open_processgpt,
     parser,
@@ -46,7 +46,7 @@ async def main(args: argparse.Namespace) -> None:
             worker = Worker(db, runners, options)
 
             async def all_done() -> bool:
-                return await count_status(db, "DONE") >= n
+                return not await has_open_tasks(db)
 
             t0 = time.perf_counter()
             runner = asyncio.create_task(worker.run())
@@ -67,6 +67,8 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await db.close()
     assert row is not None
+    if row["done"] != n:
+        raise RuntimeError(f"{row['done']} of {n} tasks are DONE: not a valid run")
     wall = t_end - t0
     ideal = args.concurrency / args.delay
     rate = n / wall

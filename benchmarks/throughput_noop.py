@@ -5,7 +5,8 @@ is the full no-op: claimed, two status events and a final artifact written, plus
 own ``crew_completed`` event and the DONE state. Each pgqueuer job is an empty entrypoint.
 
 Rate = N / (time from starting the worker to the moment a poll, every 50 ms, sees all N done:
-ProcessGPT ``status = 'DONE'``, pgqueuer's queue table empty). The database's own view, N /
+no ProcessGPT task PENDING or IN_PROGRESS, pgqueuer's queue table empty; a run where not all N
+ended well is refused). The database's own view, N /
 (last finish - first start) from the tables' timestamps, is reported too.
 Target (issue): ProcessGPT / pgqueuer >= 1.0.
 """
@@ -22,8 +23,8 @@ import asyncpg
 from _common import (
     CpuMeter,
     NoopExecutor,
-    count_status,
     fresh_database,
+    has_open_tasks,
     insert_tasks,
     open_processgpt,
     parser,
@@ -57,7 +58,7 @@ async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any
             worker = Worker(db, runners, WorkerOptions(concurrency=concurrency, shutdown_grace=5))
 
             async def all_done() -> bool:
-                return await count_status(db, "DONE") >= n
+                return not await has_open_tasks(db)
 
             meter = await CpuMeter.for_server(server)
             meter.start()
@@ -78,6 +79,8 @@ async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any
         finally:
             await db.close()
     assert row is not None
+    if row["done"] != n:
+        raise RuntimeError(f"{row['done']} of {n} tasks are DONE: not a valid run")
     wall = t_end - t0
     return {
         "tasks": n,
@@ -136,6 +139,8 @@ async def run_pgqueuer(server: str, n: int, batch_size: int, max_tasks: int) -> 
             await conn.close()
             await admin.close()
     assert row is not None
+    if row["done"] != n:
+        raise RuntimeError(f"{row['done']} of {n} jobs succeeded: not a valid run")
     wall = t_end - t0
     return {
         "tasks": n,
