@@ -109,9 +109,11 @@ async def fresh_database(server_dsn: str, prefix: str = "pgpt_bench") -> AsyncIt
             await admin.close()
 
 
-async def open_processgpt(dsn: str, max_size: int = 10) -> Database:
+async def open_processgpt(
+    dsn: str, max_size: int = 10, server_settings: dict[str, str] | None = None
+) -> Database:
     """A connection pool to ``dsn`` with the ProcessGPT schema migrated."""
-    db = await Database.connect(dsn, max_size=max_size)
+    db = await Database.connect(dsn, max_size=max_size, server_settings=server_settings)
     await migrate(db)
     return db
 

@@ -4,7 +4,8 @@ The loop a worker runs, minus everything in Python that is not the statements th
 up to ``--batch`` tasks (``WorkerQueries.claim``, the same statement and context read the
 worker uses), then end each with the rows a no-op task writes (two status events, the
 ``crew_completed`` event, the output and DONE) in one ``WorkerQueries.apply_batch``, one batch
-after the other on one connection at a time. The server's CPU per task is what these
+after the other on one connection at a time, with the session settings of the worker's own
+connections. The server's CPU per task is what these
 statements cost, the part of ``throughput_noop``'s Postgres CPU no Python change can remove;
 use it to judge a schema or SQL change on its own.
 """
@@ -28,7 +29,7 @@ from _common import (
     write_results,
 )
 
-from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
+from processgpt.db.worker_queries import SERVER_SETTINGS, EventRow, TaskWrite, WorkerQueries
 from processgpt.domain.task import TaskStatus
 
 NAME = "sql_path"
@@ -50,7 +51,8 @@ def _noop_write(row: dict[str, Any]) -> TaskWrite:
 async def main(args: argparse.Namespace) -> None:
     async with postgres_server(args.database_url) as server:
         async with fresh_database(server) as dsn:
-            db = await open_processgpt(dsn, max_size=2)
+            # the session settings of the worker's own connections
+            db = await open_processgpt(dsn, max_size=2, server_settings=SERVER_SETTINGS)
             try:
                 await insert_tasks(db, args.tasks, "noop")
                 await db.execute("VACUUM ANALYZE todolist")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import asyncpg
 import pytest
@@ -9,6 +10,7 @@ from processgpt.db.database import Database
 from processgpt.db.migrate import available_migrations, current_version, migrate
 from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import list_tasks_query
+from processgpt.db.worker_queries import SERVER_SETTINGS as WORKER_SERVER_SETTINGS
 from processgpt.domain.task import TaskStatus
 from tests.support import PostgresServer
 
@@ -42,9 +44,38 @@ async def test_all_migrations_apply_to_an_empty_database(pg_server: PostgresServ
         await pg_server.drop_database(url)
 
 
-async def test_claim_query_plan_uses_the_claim_index(db: Database) -> None:
+_PLAN_MODES = pytest.mark.parametrize(
+    "plan_mode", ["force_custom_plan", WORKER_SERVER_SETTINGS["plan_cache_mode"]]
+)
+"""A plan made for the statement's values, and the plan the worker's connections use."""
+_CLAIM_TYPES = ("text[]", "bigint", "text", "float8")
+_APPLY_TYPES = (
+    "uuid[]", "bigint[]", "bigint[]", "todo_status[]", "text[]", "text[]", "text[]",
+    "float8[]", "int[]", "uuid[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]",
+)  # fmt: skip
+
+
+async def _explain(
+    conn: asyncpg.Connection, name: str, types: tuple[str, ...], args: tuple[Any, ...], mode: str
+) -> str:
+    """EXPLAIN ANALYZE of a named query run as a prepared statement under ``mode``."""
+    await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+    await conn.execute(f"PREPARE explained AS {QUERIES[name]}")
+    # EXECUTE takes no bind parameters: the values go in as literals.
+    literals = [
+        f"{await conn.fetchval(f'SELECT quote_nullable($1::{t}::text)', value)}::{t}"
+        for t, value in zip(types, args, strict=True)
+    ]
+    rows = await conn.fetch(f"EXPLAIN (ANALYZE) EXECUTE explained ({', '.join(literals)})")
+    await conn.execute("DEALLOCATE explained")
+    return "\n".join(r[0] for r in rows)
+
+
+@_PLAN_MODES
+async def test_claim_query_plan_uses_the_claim_index(db: Database, plan_mode: str) -> None:
     """With a large backlog for several orchestrators the claim walks each one's index range
-    in order and stops after the limit: no scan or sort of the whole backlog."""
+    in order and stops after the limit: no scan or sort of the whole backlog, whether planned
+    for its values or once for all (as the worker's connections do)."""
     await db.execute("INSERT INTO orchestrators (name) VALUES ('demo'), ('other')")
     await db.execute(
         """INSERT INTO todolist (tenant_id, agent_orch, status, finished_at)
@@ -58,15 +89,8 @@ async def test_claim_query_plan_uses_the_claim_index(db: Database) -> None:
     )
     await db.execute("ANALYZE todolist")
     async with db.transaction() as conn:
-        plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS) " + QUERIES["claim_tasks"],
-                ["demo", "other"],
-                10,
-                "w",
-                30.0,
-            )
+        plan = await _explain(
+            conn, "claim_tasks", _CLAIM_TYPES, (["demo", "other"], 10, "w", 30.0), plan_mode
         )
     assert "todolist_claim" in plan, plan
     assert "Seq Scan on todolist" not in plan, plan
@@ -101,7 +125,8 @@ async def test_schema_refuses_invalid_states(db: Database) -> None:
         )
 
 
-async def test_worker_writes_find_their_tasks_by_primary_key(db: Database) -> None:
+@_PLAN_MODES
+async def test_worker_writes_find_their_tasks_by_primary_key(db: Database, plan_mode: str) -> None:
     """The claim's update and the batch write look the picked tasks up by primary key even
     when the table is small enough that a planner would rather hash-join a scan of all of it
     (a cost that grows with every finished task)."""
@@ -112,38 +137,35 @@ async def test_worker_writes_find_their_tasks_by_primary_key(db: Database) -> No
     )
     await db.execute("ANALYZE todolist")
     async with db.transaction() as conn:
-        claim_plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN (ANALYZE) " + QUERIES["claim_tasks"], ["demo"], 100, "w", 30.0
-            )
+        claim_plan = await _explain(
+            conn, "claim_tasks", _CLAIM_TYPES, (["demo"], 100, "w", 30.0), plan_mode
         )
         claimed = await conn.fetch(
             "SELECT id, fence FROM todolist WHERE status = 'IN_PROGRESS' ORDER BY id"
         )
         assert len(claimed) == 100
         ids = [r["id"] for r in claimed]
-        apply_plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN (ANALYZE) " + QUERIES["apply_batch"],
+        none = [None] * 100
+        apply_plan = await _explain(
+            conn,
+            "apply_batch",
+            _APPLY_TYPES,
+            (
                 ids,
                 [r["fence"] for r in claimed],
                 [1] * 100,
                 ["DONE"] * 100,
                 ['{"ok":true}'] * 100,
-                [None] * 100,
-                [None] * 100,
-                [None] * 100,
-                [None] * 100,
+                *[none] * 4,
                 ids,
                 [1] * 100,
                 ["CREW_FINISHED"] * 100,
                 ["crew_completed"] * 100,
                 ["crew"] * 100,
-                [None] * 100,
+                none,
                 ["{}"] * 100,
-            )
+            ),
+            plan_mode,
         )
         assert await conn.fetchval("SELECT count(*) FROM todolist WHERE status = 'DONE'") == 100
     if int(await db.fetchval("SHOW server_version_num")) < 170000:

@@ -11,10 +11,12 @@ from datetime import timedelta
 
 import pytest
 
+from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidTransition, UnknownAgent
 from processgpt.domain.task import RetryPolicy, TaskStatus, TaskSubmission
+from processgpt.runtime.worker import Worker, WorkerOptions
 from tests.agents import executors as ex
 from tests.conftest import StartWorker
 from tests.support import assert_gap_free, wait_until
@@ -257,3 +259,23 @@ async def test_priority_then_age(
         await wait_status(repo, task_id, TaskStatus.DONE)
     started = {t: (await repo.get(TENANT, t)).started_at for t in (low, high, later_run)}
     assert started[high] < started[low] < started[later_run]  # type: ignore[operator]
+
+
+async def test_worker_runs_on_connections_of_its_own(db: Database, repo: TaskRepository) -> None:
+    """The worker's statements never wait for the caller's pool (the API's, in `processgpt
+    up`): with every connection of that pool held elsewhere, tasks still run to DONE."""
+    caller = await Database.connect(db.dsn, min_size=1, max_size=1)
+    worker = Worker(caller, {"noop": A2ATaskRunner(ex.NoopExecutor())}, WorkerOptions())
+    running: asyncio.Task[None] | None = None
+    try:
+        async with caller.pool.acquire():  # the caller's only connection, busy meanwhile
+            running = asyncio.create_task(worker.run())
+            await asyncio.wait_for(worker.started.wait(), 10)
+            ids = [await submit(repo, "noop") for _ in range(5)]
+            for task_id in ids:
+                await wait_status(repo, task_id, TaskStatus.DONE)
+    finally:
+        worker.stop()
+        if running is not None:
+            await asyncio.wait_for(running, 30)
+        await caller.close()

@@ -90,11 +90,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=encode_json, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection goes through when it returns to the pool, besides the driver's own
+    rollback of a transaction left open: nothing.
+
+    The driver's default sends four statements (unlock advisory locks, close cursors, UNLISTEN,
+    RESET ALL) on every release, a second round trip for every pooled statement that doubled
+    its cost. Pooled connections here keep no session state: notifications have a connection
+    of their own (:mod:`processgpt.db.listen`), and the migration lock is released by the
+    code that takes it.
+    """
+
+
 class Database:
     """A pool of connections to one Postgres database.
 
     Use :meth:`connect`; every connection has JSON codecs for ``json``/``jsonb`` installed
-    (Python values in, Python values out).
+    (Python values in, Python values out). Connections keep no session state between uses (see
+    :func:`_keep_session`): code that sets any (``SET``, advisory locks, ``LISTEN``) must undo it
+    before it gives the connection back, or use a connection of its own.
     """
 
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
@@ -103,9 +117,16 @@ class Database:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, connect_within: float = 10.0
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_within: float = 10.0,
+        server_settings: dict[str, str] | None = None,
     ) -> Database:
-        """Open a pool, retrying for up to ``connect_within`` seconds while the server starts."""
+        """Open a pool, retrying for up to ``connect_within`` seconds while the server starts.
+        ``server_settings`` are the session settings every connection starts with."""
         deadline = asyncio.get_running_loop().time() + connect_within
         while True:
             try:
@@ -114,8 +135,10 @@ class Database:
                     min_size=min_size,
                     max_size=max_size,
                     init=_init_connection,
+                    reset=_keep_session,
                     command_timeout=60,
                     max_inactive_connection_lifetime=300,
+                    server_settings=server_settings,
                 )
             except TRANSIENT_ERRORS as exc:
                 if asyncio.get_running_loop().time() > deadline:

@@ -66,7 +66,13 @@ async def migrate(db: Database) -> list[Migration]:
                 log.info("migration applied version=%d name=%s", migration.version, migration.name)
                 applied.append(migration)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            try:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            except BaseException:
+                # Pooled connections are not reset on release: the lock must not outlive
+                # this call on one.
+                conn.terminate()
+                raise
     # Types created by a migration are unknown to connections opened before it.
     await db.pool.expire_connections()
     return applied

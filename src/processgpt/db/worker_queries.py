@@ -13,6 +13,13 @@ from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 from processgpt.domain.task import TaskStatus
 
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+"""Session settings for connections that run these statements. Each has one good plan whatever
+its parameters (rows found by primary key, or along the claim index), so it is planned once per
+connection. Left to choose, Postgres re-plans the claim at every execution, because its
+generic plan is costed for a LIMIT of a tenth of the backlog; the planning cost more than
+running it."""
+
 _CONTEXT_COLUMNS = ("ctx_form", "ctx_users", "ctx_tenant_mcp", "ctx_agent_profile", "ctx_sources")
 
 

@@ -3,7 +3,9 @@
 One :class:`Worker` per process serves one or more orchestrators (``agent_orch`` names) with
 up to ``concurrency`` tasks at once. It wakes on NOTIFY when work arrives (polling only as a
 fallback), claims up to its free capacity in one statement, renews all its leases in one
-statement per heartbeat, and writes through one :class:`BatchWriter`.
+statement per heartbeat, and writes through one :class:`BatchWriter`. Its statements run on a
+small pool of its own, opened from the given database's DSN, with plans made once per connection
+(:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
 Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
 tasks finish within ``shutdown_grace`` seconds, then hands the rest back: PENDING at once, the
@@ -24,7 +26,7 @@ from typing import Any
 
 from processgpt.db.database import Database, is_data_error, is_transient
 from processgpt.db.listen import Listener
-from processgpt.db.worker_queries import WorkerQueries
+from processgpt.db.worker_queries import SERVER_SETTINGS, WorkerQueries
 from processgpt.domain.errors import (
     ExecutorReturnedWithoutResult,
     InvalidInput,
@@ -85,7 +87,7 @@ class Worker:
         self._runners = dict(runners)
         self._descriptions = dict(descriptions or {})
         self._orchs = sorted(self._runners)
-        self._queries = WorkerQueries(db)
+        self._queries = WorkerQueries(db)  # on the worker's own pool once run() opens it
         self._writer = BatchWriter(
             self._queries,
             on_lease_lost=lambda tid: self._stop_run(tid, StopReason.LEASE_LOST),
@@ -135,6 +137,20 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until :meth:`stop`, then shut down gracefully and return."""
+        # The worker's statements run on connections of their own: load on the caller's pool
+        # (the API's, in `processgpt up`) can never hold up the writer or the heartbeats.
+        # Connections are opened when first needed, so a server still starting is retried
+        # like any other transient error.
+        pool = await Database.connect(
+            self.db.dsn, min_size=0, max_size=_POOL_SIZE, server_settings=SERVER_SETTINGS
+        )
+        self._queries.db = pool
+        try:
+            await self._serve()
+        finally:
+            await pool.close()
+
+    async def _serve(self) -> None:
         listener = Listener(self.db.dsn)
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
@@ -543,6 +559,9 @@ _CREW_COMPLETED = EventRecord.build(
     EventType.CREW_COMPLETED, {"status": "completed"}, job_id="CREW_FINISHED", crew_type="crew"
 )
 
+
+_POOL_SIZE = 4
+"""Connections of the worker's pool: the claim loop, the writer, heartbeats, lease recovery."""
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the
