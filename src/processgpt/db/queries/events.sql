@@ -3,9 +3,10 @@
 -- per-task updates ($1..$9) fenced by (id, fence), then the events ($10..$16) of the tasks
 -- whose fence held. Returns the tasks whose writes were accepted.
 --
--- Re-running the same batch after an unknown commit outcome is harmless: events carry
--- their seq (ON CONFLICT DO NOTHING), values are absolute, and a task already moved to the
--- requested status under the same fence still counts as accepted.
+-- Re-running the same batch after an unknown commit outcome is harmless: only events newer
+-- than the task's newest event before this statement are inserted (its parts all read the
+-- rows as they were before its update), values are absolute, and a task already moved to
+-- the requested status under the same fence still counts as accepted.
 WITH u AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::todo_status[],
                          $5::text[], $6::text[], $7::text[], $8::float8[], $9::int[])
@@ -40,7 +41,7 @@ WITH u AS (
     FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],
                 $16::text[]) AS e(todo_id, seq, job_id, event_type, crew_type, status, data)
     JOIN owned o ON o.id = e.todo_id
-    ON CONFLICT (todo_id, seq) DO NOTHING
+    JOIN todolist b ON b.id = e.todo_id AND e.seq > b.last_seq
 ), notified AS (
     -- One notification per batch ("<todo id>:<last seq>:<status>,..."), split below the
     -- 8000-byte payload limit.

@@ -1,0 +1,52 @@
+"""The worker's batch write against a real database: fenced, and safe to run twice."""
+
+from __future__ import annotations
+
+import uuid
+
+from processgpt.db.database import Database
+from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
+from processgpt.domain.task import TaskStatus
+
+
+async def _claim_one(queries: WorkerQueries, db: Database) -> tuple[uuid.UUID, int]:
+    await db.execute("INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'demo')")
+    [(row, _)] = await queries.claim(["demo"], 1, "w", 30.0)
+    return row["id"], int(row["fence"])
+
+
+def _event(seq: int) -> EventRow:
+    return EventRow(seq, "job", "task_working", None, None, f'"e{seq}"')
+
+
+async def _log(db: Database, task_id: uuid.UUID) -> list[tuple[int, str]]:
+    rows = await db.fetch("SELECT seq, data FROM events WHERE todo_id = $1 ORDER BY seq", task_id)
+    return [(r["seq"], r["data"]) for r in rows]
+
+
+async def test_a_batch_run_twice_writes_its_events_once(db: Database) -> None:
+    """A batch is retried when its commit's outcome is unknown (the connection dropped): the
+    second run must be accepted and add nothing, whether the batch ended the task or not."""
+    queries = WorkerQueries(db)
+    task_id, fence = await _claim_one(queries, db)
+
+    middle = [TaskWrite(task_id, fence, events=[_event(1), _event(2)])]
+    assert await queries.apply_batch(middle) == {task_id}
+    assert await queries.apply_batch(middle) == {task_id}
+    assert await _log(db, task_id) == [(1, "e1"), (2, "e2")]
+
+    last = [TaskWrite(task_id, fence, events=[_event(3)], status=TaskStatus.DONE, output_json="1")]
+    assert await queries.apply_batch(last) == {task_id}
+    assert await queries.apply_batch(last) == {task_id}
+    assert await _log(db, task_id) == [(1, "e1"), (2, "e2"), (3, "e3")]
+    row = await db.fetchrow("SELECT status, last_seq, output FROM todolist WHERE id = $1", task_id)
+    assert row is not None and (row["status"], row["last_seq"], row["output"]) == ("DONE", 3, 1)
+
+
+async def test_a_batch_under_an_old_fence_writes_nothing(db: Database) -> None:
+    queries = WorkerQueries(db)
+    task_id, fence = await _claim_one(queries, db)
+    stale = [TaskWrite(task_id, fence - 1, events=[_event(1)], status=TaskStatus.DONE)]
+    assert await queries.apply_batch(stale) == set()
+    assert await _log(db, task_id) == []
+    assert await db.fetchval("SELECT status FROM todolist WHERE id = $1", task_id) == "IN_PROGRESS"
