@@ -28,7 +28,16 @@ import psutil
 from a2a.helpers import new_text_artifact, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
-from a2a.types import TaskArtifactUpdateEvent, TaskState, TaskStatus, TaskStatusUpdateEvent
+from a2a.types import (
+    Artifact,
+    Message,
+    Part,
+    Role,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+)
 
 from processgpt.db.database import Database
 from processgpt.db.embedded import EmbeddedPostgres
@@ -240,7 +249,39 @@ async def server_info(dsn: str) -> dict[str, Any]:
 # -- the no-op ProcessGPT task -----------------------------------------------------------------
 
 
-def status_event(context: RequestContext, text: str) -> TaskStatusUpdateEvent:
+# Protobuf enum attributes are looked up by Python code on every access (~2.5 µs): once here.
+_WORKING = TaskState.TASK_STATE_WORKING
+_AGENT = Role.ROLE_AGENT
+
+
+def status_event(context: RequestContext, text: str, number: int = 1) -> TaskStatusUpdateEvent:
+    """A working-state update carrying ``text``, built directly: its message id is the task
+    id and ``number`` (unique per task), not a uuid4 as a2a's helpers draw for every message."""
+    task_id = str(context.task_id)
+    message = Message(message_id=f"{task_id}:{number}", role=_AGENT, parts=[Part(text=text)])
+    return TaskStatusUpdateEvent(
+        task_id=task_id,
+        context_id=str(context.context_id),
+        status=TaskStatus(state=_WORKING, message=message),
+    )
+
+
+def artifact_event(context: RequestContext, text: str) -> TaskArtifactUpdateEvent:
+    """The final result ``text`` as the task's one artifact, built directly."""
+    task_id = str(context.task_id)
+    return TaskArtifactUpdateEvent(
+        task_id=task_id,
+        context_id=str(context.context_id),
+        artifact=Artifact(artifact_id=f"{task_id}:result", name="result", parts=[Part(text=text)]),
+        last_chunk=True,
+    )
+
+
+def helper_status_event(
+    context: RequestContext, text: str, number: int = 1
+) -> TaskStatusUpdateEvent:
+    """:func:`status_event` as a2a's helpers build it (a uuid4 message id; ``number`` is not
+    used)."""
     return TaskStatusUpdateEvent(
         task_id=str(context.task_id),
         context_id=str(context.context_id),
@@ -248,7 +289,8 @@ def status_event(context: RequestContext, text: str) -> TaskStatusUpdateEvent:
     )
 
 
-def artifact_event(context: RequestContext, text: str) -> TaskArtifactUpdateEvent:
+def helper_artifact_event(context: RequestContext, text: str) -> TaskArtifactUpdateEvent:
+    """:func:`artifact_event` as a2a's helpers build it (a uuid4 artifact id)."""
     return TaskArtifactUpdateEvent(
         task_id=str(context.task_id),
         context_id=str(context.context_id),
@@ -260,21 +302,30 @@ def artifact_event(context: RequestContext, text: str) -> TaskArtifactUpdateEven
 class NoopExecutor(AgentExecutor):
     """Two status events, an optional ``delay`` (an LLM call), then the final artifact.
 
-    ``on_start(task_id)`` is called on the first line of ``execute``.
+    ``on_start(task_id)`` is called on the first line of ``execute``. With ``helpers`` the
+    events are built with a2a's helper functions instead of directly.
     """
 
-    def __init__(self, delay: float = 0.0, on_start: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        on_start: Callable[[str], None] | None = None,
+        *,
+        helpers: bool = False,
+    ) -> None:
         self.delay = delay
         self.on_start = on_start
+        self._status = helper_status_event if helpers else status_event
+        self._artifact = helper_artifact_event if helpers else artifact_event
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         if self.on_start is not None:
             self.on_start(str(context.task_id))
-        await event_queue.enqueue_event(status_event(context, "a"))
-        await event_queue.enqueue_event(status_event(context, "b"))
+        await event_queue.enqueue_event(self._status(context, "a", 1))
+        await event_queue.enqueue_event(self._status(context, "b", 2))
         if self.delay:
             await asyncio.sleep(self.delay)
-        await event_queue.enqueue_event(artifact_event(context, '{"ok":true}'))
+        await event_queue.enqueue_event(self._artifact(context, '{"ok":true}'))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         return None

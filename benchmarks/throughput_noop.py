@@ -49,12 +49,14 @@ TARGET_RATIO = 1.0
 ENQUEUE_CHUNK = 5000
 
 
-async def run_processgpt(server: str, n: int, concurrency: int) -> dict[str, Any]:
+async def run_processgpt(
+    server: str, n: int, concurrency: int, *, helpers: bool = False
+) -> dict[str, Any]:
     async with fresh_database(server) as dsn:
         db = await open_processgpt(dsn, max_size=10)
         try:
             await insert_tasks(db, n, "noop")
-            runners = {"noop": A2ATaskRunner(NoopExecutor())}
+            runners = {"noop": A2ATaskRunner(NoopExecutor(helpers=helpers))}
             worker = Worker(db, runners, WorkerOptions(concurrency=concurrency, shutdown_grace=5))
 
             async def all_done() -> bool:
@@ -161,7 +163,9 @@ async def main(args: argparse.Namespace) -> None:
     batch = args.pgq_batch_size or max(1, args.concurrency // 2)
     max_tasks = args.concurrency if args.pgq_max_concurrent is None else args.pgq_max_concurrent
     async with postgres_server(args.database_url) as server:
-        ours = await run_processgpt(server, args.tasks, args.concurrency)
+        ours = await run_processgpt(
+            server, args.tasks, args.concurrency, helpers=args.executor == "helpers"
+        )
         theirs = (
             None if args.skip_pgqueuer else await run_pgqueuer(server, args.tasks, batch, max_tasks)
         )
@@ -175,7 +179,8 @@ async def main(args: argparse.Namespace) -> None:
         "python_cpu_us_per_task",
         "postgres_cpu_us_per_task",
     )
-    rows = [[f"processgpt (concurrency {args.concurrency})", *(ours[c] for c in columns)]]
+    label = f"processgpt (concurrency {args.concurrency}, {args.executor} events)"
+    rows = [[label, *(ours[c] for c in columns)]]
     if theirs is not None:
         limit = theirs["max_concurrent_tasks"] or "unlimited"
         label = f"pgqueuer {theirs['version']} (batch {batch}, max tasks {limit})"
@@ -206,6 +211,7 @@ async def main(args: argparse.Namespace) -> None:
             "params": {
                 "tasks": args.tasks,
                 "concurrency": args.concurrency,
+                "executor_events": args.executor,
                 "pgqueuer_batch_size": batch,
                 "pgqueuer_max_concurrent_tasks": max_tasks,
             },
@@ -230,6 +236,13 @@ if __name__ == "__main__":
         "--pgq-max-concurrent",
         type=int,
         help="pgqueuer max_concurrent_tasks (default: concurrency; 0: unlimited)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("direct", "helpers"),
+        default="direct",
+        help="how the no-op executor builds its A2A events: protobuf constructors (direct), or "
+        "a2a's helper functions, which draw a uuid4 per message and artifact (helpers)",
     )
     p.add_argument("--skip-pgqueuer", action="store_true", help="measure processgpt only")
     arguments = p.parse_args()
