@@ -53,6 +53,13 @@ class TaskWrite:
     attempts: int | None = None
 
 
+def _array(values: list[Any]) -> list[Any] | None:
+    """A column of a batch as an array parameter, or NULL when every value in it is: unnest()
+    pads a NULL array with NULLs, and the driver then encodes nothing for it (most columns of
+    a batch are empty most of the time: drafts, errors, retry delays, event statuses)."""
+    return None if values.count(None) == len(values) else values
+
+
 class WorkerQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -102,18 +109,18 @@ class WorkerQueries:
             [w.todo_id for w in writes],
             [w.fence for w in writes],
             [w.events[-1].seq if w.events else None for w in writes],
-            [w.status for w in writes],
-            [w.output_json for w in writes],
-            [w.draft_json for w in writes],
-            [w.error_json for w in writes],
-            [w.retry_delay for w in writes],
-            [w.attempts for w in writes],
+            _array([w.status for w in writes]),
+            _array([w.output_json for w in writes]),
+            _array([w.draft_json for w in writes]),
+            _array([w.error_json for w in writes]),
+            _array([w.retry_delay for w in writes]),
+            _array([w.attempts for w in writes]),
             [t for t, _ in events],
             [e.seq for _, e in events],
             [e.job_id for _, e in events],
             [e.event_type for _, e in events],
-            [e.crew_type for _, e in events],
-            [e.status for _, e in events],
+            _array([e.crew_type for _, e in events]),
+            _array([e.status for _, e in events]),
             [e.data_json for _, e in events],
         )
         return {r["id"] for r in rows}
