@@ -32,6 +32,7 @@ from _common import (
 from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskSubmission
+from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
 
 NAME = "pickup_latency"
@@ -40,6 +41,7 @@ TARGET_P99_MS = 20.0
 
 
 async def main(args: argparse.Namespace) -> None:
+    tune_gc_for_serving()  # as the `processgpt worker` process does (for everything run here)
     starts: dict[str, float] = {}
     started = asyncio.Event()
 

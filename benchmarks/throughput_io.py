@@ -29,6 +29,7 @@ from _common import (
 )
 
 from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
 
 NAME = "throughput_io"
@@ -36,6 +37,7 @@ TARGET_RATE = 450.0
 
 
 async def main(args: argparse.Namespace) -> None:
+    tune_gc_for_serving()  # as the `processgpt worker` process does (for everything run here)
     n: int = args.tasks
     async with postgres_server(args.database_url) as server, fresh_database(server) as dsn:
         db = await open_processgpt(dsn, max_size=10)

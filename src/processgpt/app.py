@@ -22,6 +22,7 @@ from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
 from processgpt.runtime.run import TaskRunner
+from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,8 @@ class AgentServer:
 
     ``await AgentServer(MyExecutor(), "my-agent", concurrency=20).run()`` serves tasks whose
     ``agent_orch`` is ``"my-agent"`` until :meth:`stop` (or SIGTERM/SIGINT when run in the main
-    thread), then shuts down gracefully.
+    thread), then shuts down gracefully. It is meant to own its process: :meth:`run` also sets
+    the garbage collector up for serving (:func:`~processgpt.runtime.serving.tune_gc_for_serving`).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class AgentServer:
         )
         try:
             self._worker = Worker(db, self.runners, self._options)
+            tune_gc_for_serving()
             if self._stop_requested:
                 self._worker.stop()
             with _signals_stop(self._worker.stop):

@@ -30,6 +30,7 @@ from processgpt.domain.errors import ProcessGPTError
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.runtime.run import TaskRunner
+from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ async def _serve(
     args: argparse.Namespace,
 ) -> int:
     worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+    tune_gc_for_serving()
     with _stopper(worker.stop):
         await worker.run()
     return 0
@@ -171,6 +173,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+        tune_gc_for_serving()
         with _stopper(worker.stop, api.stop):
             await asyncio.gather(worker.run(), api.serve(), announce())
         return 0
@@ -182,6 +185,7 @@ async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     db, _embedded = await open_database(settings)
     try:
         api = _api_server(db, settings)
+        tune_gc_for_serving()
         with _stopper(api.stop):
             await asyncio.gather(api.serve(), api.url())
         return 0
