@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from _common import (
@@ -36,7 +37,7 @@ NAME = "sql_path"
 _COMPLETED = '{"status":"completed"}'
 
 
-def _noop_write(row: dict[str, Any]) -> TaskWrite:
+def _noop_write(row: Mapping[str, Any]) -> TaskWrite:
     seq = int(row["last_seq"])
     job = str(row["id"])
     write = TaskWrite(row["id"], int(row["fence"]), status=TaskStatus.DONE, output_json='"ok"')
@@ -65,7 +66,7 @@ async def main(args: argparse.Namespace) -> None:
                     t0 = time.perf_counter()
                     claimed = await queries.claim(["noop"], args.batch, "bench", 30.0)
                     t1 = time.perf_counter()
-                    writes = [_noop_write(row) for row, _ in claimed]
+                    writes = [_noop_write(row) for row in claimed]
                     accepted = await queries.apply_batch(writes)
                     t2 = time.perf_counter()
                     if len(accepted) != len(writes):

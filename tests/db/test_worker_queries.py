@@ -11,7 +11,7 @@ from processgpt.domain.task import TaskStatus
 
 async def _claim_one(queries: WorkerQueries, db: Database) -> tuple[uuid.UUID, int]:
     await db.execute("INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'demo')")
-    [(row, _)] = await queries.claim(["demo"], 1, "w", 30.0)
+    [row] = await queries.claim(["demo"], 1, "w", 30.0)
     return row["id"], int(row["fence"])
 
 

@@ -23,6 +23,17 @@ running it."""
 _CONTEXT_COLUMNS = ("ctx_form", "ctx_users", "ctx_tenant_mcp", "ctx_agent_profile", "ctx_sources")
 
 
+def task_row(claimed: asyncpg.Record) -> dict[str, Any]:
+    """The task's ``todolist`` row from a claimed record."""
+    return {k: v for k, v in claimed.items() if not k.startswith("ctx_")}
+
+
+def loaded_context(claimed: asyncpg.Record) -> dict[str, Any]:
+    """What the claim read for the task's context from a claimed record: ``form``, ``users``,
+    ``tenant_mcp``, ``agent_profile``, ``sources`` (None when absent)."""
+    return {key[4:]: claimed[key] for key in _CONTEXT_COLUMNS}
+
+
 @dataclass(slots=True)
 class EventRow:
     """An event with its sequence number, its data already JSON-encoded."""
@@ -66,18 +77,12 @@ class WorkerQueries:
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
-    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """Claim up to ``limit`` tasks; return each task's row and its loaded context
-        (``form``, ``users``, ``tenant_mcp``, ``agent_profile``, ``sources``)."""
-        rows = await self.db.fetch(
+    ) -> list[asyncpg.Record]:
+        """Claim up to ``limit`` tasks: each record is the task's row plus what its context
+        needs (see :func:`task_row` and :func:`loaded_context`)."""
+        return await self.db.fetch(
             QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
         )
-        claimed = []
-        for record in rows:
-            row = dict(record)
-            context = {key[4:]: row.pop(key) for key in _CONTEXT_COLUMNS}
-            claimed.append((row, context))
-        return claimed
 
     async def seconds_until_next_run(self, agent_orchs: list[str]) -> float | None:
         """Seconds (by the database's clock) until the next delayed task is due; None if

@@ -6,11 +6,11 @@ import asyncio
 import enum
 import threading
 import uuid
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from processgpt.db.worker_queries import EventRow
+from processgpt.db.worker_queries import EventRow, loaded_context, task_row
 from processgpt.domain.errors import LeaseLost
 from processgpt.domain.events import EventRecord, encode_json
 from processgpt.runtime.context import build_extras
@@ -86,57 +86,63 @@ class TaskRun:
     """One attempt at a claimed task. Events emitted here get the next sequence numbers and
     go to the process's :class:`BatchWriter`, fenced by this attempt's token.
 
-    ``row`` is the task's row as claimed; ``loaded`` what the claim read besides it (form,
-    people, MCP configuration, agent profile, sources). :attr:`context`, the executor-facing
-    ``extras`` built from both, is built when first asked for.
+    ``claimed`` is the claim's record: the task's row and what the claim read besides it
+    (form, people, MCP configuration, agent profile, sources). :attr:`row` and
+    :attr:`context` (the executor-facing ``extras``) are built from it when first asked for.
     """
 
     __slots__ = (
         "_context",
-        "_loaded",
         "_next_seq",
+        "_row",
         "_thread",
         "attempt",
+        "claimed",
         "fence",
         "id",
         "id_str",
         "loop",
-        "row",
         "stop_reason",
         "writer",
     )
 
     def __init__(
         self,
-        row: dict[str, Any],
-        loaded: dict[str, Any] | None,
+        claimed: Mapping[str, Any],
         writer: BatchWriter,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self.row = row
+        self.claimed = claimed
         self.writer = writer
         self.loop = loop
         self.stop_reason: StopReason | None = None
-        self.id: uuid.UUID = row["id"]
+        self.id: uuid.UUID = claimed["id"]
         self.id_str = str(self.id)
-        self.fence = int(row["fence"])
-        self.attempt = int(row["attempts"])
-        self._loaded = loaded
+        self.fence = int(claimed["fence"])
+        self.attempt = int(claimed["attempts"])
+        self._row: dict[str, Any] | None = None
         self._context: dict[str, Any] | None = None
-        self._next_seq = int(row["last_seq"]) + 1
+        self._next_seq = int(claimed["last_seq"]) + 1
         self._thread = threading.get_ident()
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The task's row as claimed."""
+        if self._row is None:
+            self._row = task_row(self.claimed)
+        return self._row
 
     @property
     def context(self) -> dict[str, Any]:
         """The ``extras`` of the task's context (see :func:`build_extras`)."""
         if self._context is None:
-            self._context = build_extras(self.row, self._loaded)
+            self._context = build_extras(self.row, loaded_context(self.claimed))
         return self._context
 
     @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
-        form = (self._loaded or {}).get("form")
+        form = self.claimed["ctx_form"]
         return form.get("id") if isinstance(form, dict) else None
 
     def stopped(self) -> bool:

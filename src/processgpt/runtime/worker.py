@@ -275,9 +275,9 @@ class Worker:
             await asyncio.sleep(min(1.0, self.options.poll_interval))
             return 0
         loop = asyncio.get_running_loop()
-        for row, loaded in rows:
-            run = TaskRun(row, loaded, self._writer, loop)
-            active = _Active(run, self._runners[row["agent_orch"]])
+        for claimed in rows:
+            run = TaskRun(claimed, self._writer, loop)
+            active = _Active(run, self._runners[claimed["agent_orch"]])
             self._active[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
         self.stats["claimed"] += len(rows)
@@ -390,7 +390,9 @@ class Worker:
         run = active.run
         code = getattr(exc, "code", "executor_error")
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-        retrying = run.attempt < int(run.row["max_attempts"]) and not isinstance(exc, _NOT_RETRIED)
+        retrying = run.attempt < int(run.claimed["max_attempts"]) and not isinstance(
+            exc, _NOT_RETRIED
+        )
         error: dict[str, Any] = {"code": code, "message": message, "attempt": run.attempt}
         if retrying:
             delay = (
