@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from processgpt.db.database import Database, decode_json
+from processgpt.db.database import Database
+from processgpt.domain.events import decode_json
 
 _TEXTS = [
     "{}",

