@@ -49,10 +49,7 @@ _PLAN_MODES = pytest.mark.parametrize(
 )
 """A plan made for the statement's values, and the plan the worker's connections use."""
 _CLAIM_TYPES = ("text[]", "bigint", "text", "float8")
-_APPLY_TYPES = (
-    "uuid[]", "bigint[]", "bigint[]", "todo_status[]", "text[]", "text[]", "text[]",
-    "float8[]", "int[]", "uuid[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]",
-)  # fmt: skip
+_APPLY_TYPES = ("task_write[]", "event_write[]")
 
 
 async def _explain(
@@ -145,25 +142,13 @@ async def test_worker_writes_find_their_tasks_by_primary_key(db: Database, plan_
         )
         assert len(claimed) == 100
         ids = [r["id"] for r in claimed]
-        none = [None] * 100
         apply_plan = await _explain(
             conn,
             "apply_batch",
             _APPLY_TYPES,
             (
-                ids,
-                [r["fence"] for r in claimed],
-                [1] * 100,
-                ["DONE"] * 100,
-                ['{"ok":true}'] * 100,
-                *[none] * 4,
-                ids,
-                [1] * 100,
-                ["CREW_FINISHED"] * 100,
-                ["crew_completed"] * 100,
-                ["crew"] * 100,
-                none,
-                ["{}"] * 100,
+                [(r["id"], r["fence"], 1, "DONE", '{"ok":true}', *[None] * 4) for r in claimed],
+                [(i, 1, "CREW_FINISHED", "crew_completed", "crew", None, "{}") for i in ids],
             ),
             plan_mode,
         )

@@ -64,13 +64,6 @@ class TaskWrite:
     attempts: int | None = None
 
 
-def _array(values: list[Any]) -> list[Any] | None:
-    """A column of a batch as an array parameter, or NULL when every value in it is: unnest()
-    pads a NULL array with NULLs, and the driver then encodes nothing for it (most columns of
-    a batch are empty most of the time: drafts, errors, retry delays, event statuses)."""
-    return None if values.count(None) == len(values) else values
-
-
 class WorkerQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -108,25 +101,27 @@ class WorkerQueries:
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         """Write a batch in one statement; return the tasks whose fence held (their writes
         are durable). The others lost their lease and nothing of theirs was written."""
-        events = [(w.todo_id, e) for w in writes for e in w.events]
         rows = await self.db.fetch(
             QUERIES["apply_batch"],
-            [w.todo_id for w in writes],
-            [w.fence for w in writes],
-            [w.events[-1].seq if w.events else None for w in writes],
-            _array([w.status for w in writes]),
-            _array([w.output_json for w in writes]),
-            _array([w.draft_json for w in writes]),
-            _array([w.error_json for w in writes]),
-            _array([w.retry_delay for w in writes]),
-            _array([w.attempts for w in writes]),
-            [t for t, _ in events],
-            [e.seq for _, e in events],
-            [e.job_id for _, e in events],
-            [e.event_type for _, e in events],
-            _array([e.crew_type for _, e in events]),
-            _array([e.status for _, e in events]),
-            [e.data_json for _, e in events],
+            [
+                (
+                    w.todo_id,
+                    w.fence,
+                    w.events[-1].seq if w.events else None,
+                    w.status,
+                    w.output_json,
+                    w.draft_json,
+                    w.error_json,
+                    w.retry_delay,
+                    w.attempts,
+                )
+                for w in writes
+            ],
+            [
+                (w.todo_id, e.seq, e.job_id, e.event_type, e.crew_type, e.status, e.data_json)
+                for w in writes
+                for e in w.events
+            ],
         )
         return {r["id"] for r in rows}
 

@@ -1,16 +1,15 @@
 -- name: apply_batch
 -- One worker write batch, as one statement (one implicit transaction, one NOTIFY):
--- per-task updates ($1..$9) fenced by (id, fence), then the events ($10..$16) of the tasks
--- whose fence held. Returns the tasks whose writes were accepted.
+-- per-task updates ($1, task_write records) fenced by (id, fence), then the events ($2,
+-- event_write records) of the tasks whose fence held. Returns the tasks whose writes were
+-- accepted.
 --
 -- Re-running the same batch after an unknown commit outcome is harmless: only events newer
 -- than the task's newest event before this statement are inserted (its parts all read the
 -- rows as they were before its update), values are absolute, and a task already moved to
 -- the requested status under the same fence still counts as accepted.
 WITH u AS (
-    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::todo_status[],
-                         $5::text[], $6::text[], $7::text[], $8::float8[], $9::int[])
-        AS u(id, fence, last_seq, status, output, draft, error, delay, attempts)
+    SELECT * FROM unnest($1::task_write[])
 ), owned AS (
     UPDATE todolist t
     SET last_seq = GREATEST(t.last_seq, u.last_seq),
@@ -30,7 +29,7 @@ WITH u AS (
                            WHEN u.status IS NULL THEN t.finished_at END,
         updated_at = now()
     FROM u
-    WHERE t.id = ANY ($1::uuid[]) AND t.id = u.id AND t.fence = u.fence
+    WHERE t.id = ANY (ARRAY(SELECT u.id FROM u)) AND t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
     RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status
 ), ins AS (
@@ -38,8 +37,7 @@ WITH u AS (
                         status, data)
     SELECT o.tenant_id, e.todo_id, e.seq, o.proc_inst_id, e.job_id, e.event_type, e.crew_type,
            e.status, e.data::jsonb
-    FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],
-                $16::text[]) AS e(todo_id, seq, job_id, event_type, crew_type, status, data)
+    FROM unnest($2::event_write[]) e
     JOIN owned o ON o.id = e.todo_id
     JOIN todolist b ON b.id = e.todo_id AND e.seq > b.last_seq
 ), notified AS (
