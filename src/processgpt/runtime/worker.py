@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -290,7 +291,7 @@ class Worker:
         run = active.run
         try:
             if run.stopped():  # stopped before it started
-                await self._after_stop(active)
+                self._after_stop(active)
                 return
             try:
                 result = await active.runner.run(run)
@@ -298,28 +299,27 @@ class Worker:
                 if not run.stopped():
                     raise
                 _uncancel()
-                await self._after_stop(active)
+                self._after_stop(active)
                 return
             except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
                 if run.stopped():
-                    await self._after_stop(active)
+                    self._after_stop(active)
                 else:
-                    await self._fail_attempt(active, exc)
+                    self._fail_attempt(active, exc)
                 return
             if run.stopped():
-                await self._after_stop(active)
+                self._after_stop(active)
             else:
-                await self._complete(active, result)
-        except LeaseLost:
-            self.stats["lease_lost"] += 1
-            log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
+                self._complete(active, result)
         finally:
-            self._active.pop(run.id, None)
-            if active.finishing:
-                self._finishing -= 1
-            self._slot_freed.set()
+            if not active.finishing:  # otherwise the attempt ends when its last write does
+                self._release(active)
 
-    async def _finish(
+    def _release(self, active: _Active) -> None:
+        self._active.pop(active.run.id, None)
+        self._slot_freed.set()
+
+    def _finish(
         self,
         active: _Active,
         status: TaskStatus,
@@ -328,7 +328,12 @@ class Worker:
         error: dict[str, Any] | None = None,
         retry_delay: float | None = None,
         attempts: int | None = None,
+        stat: str,
+        note: _Note | None = None,
     ) -> None:
+        """Queue the attempt's last write (its final events, result and state, committed
+        together). Its slot is free at once; once the write is durable, ``stat`` is counted
+        and ``note`` logged (see :meth:`_ended`)."""
         run = active.run
         try:
             output_json = None if output is None else encode_json(output)
@@ -339,10 +344,11 @@ class Worker:
                 (_event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),),
                 None,
             )
+            stat, note = "failed", (logging.WARNING, "task result refused task=%s", (run.id,))
         active.finishing = True
         self._finishing += 1
         self._slot_freed.set()
-        await self._writer.finish(
+        durable = self._writer.finish(
             run.id,
             run.fence,
             status,
@@ -352,19 +358,44 @@ class Worker:
             retry_delay=retry_delay,
             attempts=attempts,
         )
+        durable.add_done_callback(functools.partial(self._ended, active, stat, note))
 
-    async def _complete(self, active: _Active, result: RunResult) -> None:
+    def _ended(
+        self, active: _Active, stat: str, note: _Note | None, durable: asyncio.Future[None]
+    ) -> None:
+        """The attempt's last write committed, or was refused because the lease was lost."""
+        self._finishing -= 1
+        self._release(active)
+        run = active.run
+        if durable.cancelled() or isinstance(durable.exception(), LeaseLost):
+            self.stats["lease_lost"] += 1
+            log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
+            return
+        self.stats[stat] += 1
+        if note is not None:
+            level, message, args = note
+            log.log(level, message, *args)
+
+    def _complete(self, active: _Active, result: RunResult) -> None:
         run = active.run
         if result.outcome is Outcome.COMPLETED:
-            await self._finish(active, TaskStatus.DONE, _CREW_COMPLETED, output=result.output)
-            self.stats["done"] += 1
-            log.info("task done task=%s attempt=%d", run.id, run.attempt)
+            self._finish(
+                active,
+                TaskStatus.DONE,
+                _CREW_COMPLETED,
+                output=result.output,
+                stat="done",
+                note=(logging.INFO, "task done task=%s attempt=%d", (run.id, run.attempt)),
+            )
         elif result.outcome is Outcome.INPUT_REQUIRED:
-            await self._finish(active, TaskStatus.INPUT_REQUIRED)
-            self.stats["input_required"] += 1
-            log.info("task waits for input task=%s", run.id)
+            self._finish(
+                active,
+                TaskStatus.INPUT_REQUIRED,
+                stat="input_required",
+                note=(logging.INFO, "task waits for input task=%s", (run.id,)),
+            )
         elif result.outcome is Outcome.CANCELLED:
-            await self._finish(
+            self._finish(
                 active,
                 TaskStatus.CANCELLED,
                 _event(
@@ -372,21 +403,21 @@ class Worker:
                     {"reason": result.message or "agent cancelled"},
                     "TASK_CANCELLED",
                 ),
+                stat="cancelled",
             )
-            self.stats["cancelled"] += 1
         else:
             message = result.message or "the agent reported failure"
             error = {"code": "agent_failed", "message": message, "attempt": run.attempt}
-            await self._finish(
+            self._finish(
                 active,
                 TaskStatus.FAILED,
                 _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
                 error=error,
+                stat="failed",
+                note=(logging.INFO, "task failed by agent task=%s", (run.id,)),
             )
-            self.stats["failed"] += 1
-            log.info("task failed by agent task=%s", run.id)
 
-    async def _fail_attempt(self, active: _Active, exc: Exception) -> None:
+    def _fail_attempt(self, active: _Active, exc: Exception) -> None:
         run = active.run
         code = getattr(exc, "code", "executor_error")
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
@@ -400,7 +431,7 @@ class Worker:
                 if isinstance(exc, RetryLater) and exc.delay is not None
                 else self.options.retry.delay(run.attempt)
             )
-            await self._finish(
+            self._finish(
                 active,
                 TaskStatus.PENDING,
                 _event(
@@ -410,31 +441,31 @@ class Worker:
                 ),
                 error=error,
                 retry_delay=delay,
-            )
-            self.stats["retried"] += 1
-            log.warning(
-                "task attempt failed, retrying task=%s attempt=%d delay=%.2fs error=%s",
-                run.id,
-                run.attempt,
-                delay,
-                type(exc).__name__,
+                stat="retried",
+                note=(
+                    logging.WARNING,
+                    "task attempt failed, retrying task=%s attempt=%d delay=%.2fs error=%s",
+                    (run.id, run.attempt, delay, type(exc).__name__),
+                ),
             )
         else:
-            await self._finish(
+            self._finish(
                 active,
                 TaskStatus.FAILED,
                 _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
                 error=error,
-            )
-            self.stats["failed"] += 1
-            log.warning(
-                "task failed task=%s attempt=%d error=%s", run.id, run.attempt, type(exc).__name__
+                stat="failed",
+                note=(
+                    logging.WARNING,
+                    "task failed task=%s attempt=%d error=%s",
+                    (run.id, run.attempt, type(exc).__name__),
+                ),
             )
 
-    async def _after_stop(self, active: _Active) -> None:
+    def _after_stop(self, active: _Active) -> None:
         run = active.run
         if run.stop_reason is StopReason.SHUTDOWN:
-            await self._finish(
+            self._finish(
                 active,
                 TaskStatus.PENDING,
                 _event(
@@ -444,9 +475,9 @@ class Worker:
                 ),
                 retry_delay=0.0,
                 attempts=run.attempt - 1,
+                stat="handed_back",
+                note=(logging.INFO, "task handed back task=%s", (run.id,)),
             )
-            self.stats["handed_back"] += 1
-            log.info("task handed back task=%s", run.id)
         elif run.stop_reason is StopReason.CANCELLED:
             self.stats["cancelled"] += 1
             log.info("task cancelled task=%s", run.id)
@@ -556,6 +587,9 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+
+_Note = tuple[int, str, tuple[Any, ...]]
+"""A log line written once an attempt's last write is durable: level, message, arguments."""
 
 _CREW_COMPLETED = EventRecord.build(
     EventType.CREW_COMPLETED, {"status": "completed"}, job_id="CREW_FINISHED", crew_type="crew"

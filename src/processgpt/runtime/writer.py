@@ -140,7 +140,7 @@ class BatchWriter:
         """Return once fewer than ``high_water`` events wait (producer backpressure)."""
         await self._room.wait()
 
-    async def finish(
+    def finish(
         self,
         todo_id: uuid.UUID,
         fence: int,
@@ -151,9 +151,10 @@ class BatchWriter:
         error_json: str | None = None,
         retry_delay: float | None = None,
         attempts: int | None = None,
-    ) -> None:
-        """End the attempt: write the last events, the result and the state together and
-        return once durable. Raises :class:`LeaseLost` when the fence no longer holds."""
+    ) -> asyncio.Future[None]:
+        """Queue the attempt's end: its last events, result and state, written together.
+        The future returned is done once that write is durable, or fails with
+        :class:`LeaseLost` when the fence no longer holds."""
         entry = self._entry(todo_id, fence)
         write = entry.write
         write.events.extend(final_events)
@@ -166,7 +167,7 @@ class BatchWriter:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.done.append(done)
         self._wakeup.set()
-        await done
+        return done
 
     @property
     def idle(self) -> bool:
