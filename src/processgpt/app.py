@@ -51,7 +51,6 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "poll_interval": settings.poll_interval,
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
-        "claim_batch": settings.claim_batch,
         "retry": RetryPolicy(
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay
         ),

@@ -18,7 +18,6 @@ class Settings(BaseSettings):
     )
     data_dir: Path | None = None
     concurrency: int = Field(default=10, ge=1, le=10_000)
-    claim_batch: int | None = Field(default=None, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)

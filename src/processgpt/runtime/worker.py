@@ -2,8 +2,7 @@
 
 One :class:`Worker` per process serves one or more orchestrators (``agent_orch`` names) with
 up to ``concurrency`` tasks at once. It wakes on NOTIFY when work arrives (polling only as a
-fallback), claims up to its free capacity (in batches of at most half of it, so that the next
-claim is in flight while a batch runs), renews all its leases in one
+fallback), claims up to its free capacity in one statement, renews all its leases in one
 statement per heartbeat, and writes through one :class:`BatchWriter`. Its statements run on a
 small pool of its own, opened from the given database's DSN, with plans made once per connection
 (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
@@ -61,9 +60,6 @@ class WorkerOptions:
     cancel_timeout: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     consumer: str = field(default_factory=default_consumer)
-    claim_batch: int | None = None
-    """Tasks claimed per statement at most (default: half the concurrency). While one batch
-    runs, the claim of the next is already in flight."""
 
 
 @dataclass(slots=True)
@@ -92,7 +88,6 @@ class Worker:
         self._runners = dict(runners)
         self._descriptions = dict(descriptions or {})
         self._orchs = sorted(self._runners)
-        self._claim_batch = self.options.claim_batch or max(1, self.options.concurrency // 2)
         self._queries = WorkerQueries(db)  # on the worker's own pool once run() opens it
         self._writer = BatchWriter(
             self._queries,
@@ -245,9 +240,8 @@ class Worker:
             timeout = self.options.poll_interval
             if free > 0:
                 self._wake.clear()
-                limit = min(free, self._claim_batch)
-                claimed = await self._claim(limit)
-                if claimed == limit:
+                claimed = await self._claim(free)
+                if claimed == free:
                     continue
                 if claimed == 0:
                     timeout = await self._until_next_run_at(timeout)
