@@ -5,9 +5,9 @@ up to ``--batch`` tasks (``WorkerQueries.claim``, the same statement and context
 worker uses), then end each with the rows a no-op task writes (two status events, the
 ``crew_completed`` event, the output and DONE) in one ``WorkerQueries.apply_batch``, one batch
 after the other on one connection at a time, with the session settings of the worker's own
-connections. The server's CPU per task is what these
-statements cost, the part of ``throughput_noop``'s Postgres CPU no Python change can remove;
-use it to judge a schema or SQL change on its own.
+connections. The server's CPU per task is what these statements cost, the part of
+``throughput_noop``'s Postgres CPU no Python change can remove; use it to judge a schema or SQL
+change on its own.
 """
 
 from __future__ import annotations
