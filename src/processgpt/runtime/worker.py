@@ -31,7 +31,6 @@ from processgpt.db.worker_queries import SERVER_SETTINGS, WorkerQueries
 from processgpt.domain.errors import (
     ExecutorReturnedWithoutResult,
     InvalidInput,
-    LeaseLost,
     RetryLater,
 )
 from processgpt.domain.events import EventRecord, EventType, encode_json
@@ -67,7 +66,6 @@ class _Active:
     run: TaskRun
     runner: TaskRunner
     task: asyncio.Task[None] | None = None
-    finishing: bool = False
 
 
 class Worker:
@@ -94,8 +92,7 @@ class Worker:
             on_lease_lost=lambda tid: self._stop_run(tid, StopReason.LEASE_LOST),
             flush_interval=self.options.flush_interval,
         )
-        self._active: dict[uuid.UUID, _Active] = {}
-        self._finishing = 0
+        self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._check_leases = asyncio.Event()
@@ -134,7 +131,7 @@ class Worker:
 
     @property
     def running(self) -> int:
-        return len(self._active) - self._finishing
+        return len(self._active)
 
     async def run(self) -> None:
         """Serve until :meth:`stop`, then shut down gracefully and return."""
@@ -236,7 +233,7 @@ class Worker:
         while not self._stopping.is_set():
             # Tasks whose last write is in flight no longer run: their slots are free, so the
             # next claim overlaps the writer's commit.
-            free = self.options.concurrency - (len(self._active) - self._finishing)
+            free = self.options.concurrency - len(self._active)
             timeout = self.options.poll_interval
             if free > 0:
                 self._wake.clear()
@@ -312,12 +309,13 @@ class Worker:
             else:
                 self._complete(active, result)
         finally:
-            if not active.finishing:  # otherwise the attempt ends when its last write does
-                self._release(active)
+            self._release(active)
 
     def _release(self, active: _Active) -> None:
-        self._active.pop(active.run.id, None)
-        self._slot_freed.set()
+        """Free the run's slot (at most once: a later claim of the same task keeps its own)."""
+        if self._active.get(active.run.id) is active:
+            del self._active[active.run.id]
+            self._slot_freed.set()
 
     def _finish(
         self,
@@ -345,10 +343,8 @@ class Worker:
                 None,
             )
             stat, note = "failed", (logging.WARNING, "task result refused task=%s", (run.id,))
-        active.finishing = True
-        self._finishing += 1
-        self._slot_freed.set()
-        durable = self._writer.finish(
+        self._release(active)
+        self._writer.finish(
             run.id,
             run.fence,
             status,
@@ -357,17 +353,12 @@ class Worker:
             error_json=None if error is None else encode_json(error),
             retry_delay=retry_delay,
             attempts=attempts,
+            on_done=functools.partial(self._ended, run, stat, note),
         )
-        durable.add_done_callback(functools.partial(self._ended, active, stat, note))
 
-    def _ended(
-        self, active: _Active, stat: str, note: _Note | None, durable: asyncio.Future[None]
-    ) -> None:
+    def _ended(self, run: TaskRun, stat: str, note: _Note | None, durable: bool) -> None:
         """The attempt's last write committed, or was refused because the lease was lost."""
-        self._finishing -= 1
-        self._release(active)
-        run = active.run
-        if durable.cancelled() or isinstance(durable.exception(), LeaseLost):
+        if not durable:
             self.stats["lease_lost"] += 1
             log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
             return
@@ -489,7 +480,7 @@ class Worker:
         """Stop a running task early: its executor's ``cancel()`` is called (briefly bounded),
         then the run is cancelled. From here on the run's writes are refused."""
         active = self._active.get(task_id)
-        if active is None or active.finishing or active.run.stop_reason is not None:
+        if active is None or active.run.stop_reason is not None:
             return
         active.run.stop_reason = reason
         self._spawn(self._cancel(active))
@@ -515,9 +506,7 @@ class Worker:
             self._check_leases.clear()
             # Runs being handed back still own their lease until the hand-back commits.
             held = [
-                a
-                for a in self._active.values()
-                if not a.finishing and a.run.stop_reason in (None, StopReason.SHUTDOWN)
+                a for a in self._active.values() if a.run.stop_reason in (None, StopReason.SHUTDOWN)
             ]
             if not held:
                 continue

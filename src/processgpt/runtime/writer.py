@@ -19,11 +19,11 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from processgpt.db.database import is_data_error, is_transient
 from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
-from processgpt.domain.errors import EventBufferFull, LeaseLost
+from processgpt.domain.errors import EventBufferFull
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import TaskStatus
 
@@ -36,7 +36,7 @@ MAX_TEXT_CHARS = 8000
 @dataclass(slots=True)
 class _Pending:
     write: TaskWrite
-    done: list[asyncio.Future[None]] = field(default_factory=list)
+    on_done: Callable[[bool], None] | None = None  # the attempt's end, told when written
     hold_until: float = 0.0  # a growing text delta waits until then for more text
 
 
@@ -151,10 +151,11 @@ class BatchWriter:
         error_json: str | None = None,
         retry_delay: float | None = None,
         attempts: int | None = None,
-    ) -> asyncio.Future[None]:
+        on_done: Callable[[bool], None],
+    ) -> None:
         """Queue the attempt's end: its last events, result and state, written together.
-        The future returned is done once that write is durable, or fails with
-        :class:`LeaseLost` when the fence no longer holds."""
+        ``on_done(True)`` is called once that write is durable, ``on_done(False)`` if it was
+        refused because the fence no longer holds."""
         entry = self._entry(todo_id, fence)
         write = entry.write
         write.events.extend(final_events)
@@ -164,10 +165,8 @@ class BatchWriter:
         write.error_json = error_json
         write.retry_delay = retry_delay
         write.attempts = attempts
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry.done.append(done)
+        entry.on_done = on_done
         self._wakeup.set()
-        return done
 
     @property
     def idle(self) -> bool:
@@ -208,7 +207,7 @@ class BatchWriter:
             if events >= self._max_batch_events:
                 break
             entry = self._pending[todo_id]
-            if now is not None and entry.hold_until > now and not entry.done:
+            if now is not None and entry.hold_until > now and entry.on_done is None:
                 continue
             del self._pending[todo_id]
             for row in entry.write.events:
@@ -229,15 +228,14 @@ class BatchWriter:
         self.rows += count
         for entry in batch:
             todo_id = entry.write.todo_id
-            if todo_id in accepted:
-                for fut in entry.done:
-                    if not fut.done():
-                        fut.set_result(None)
-            else:
+            durable = todo_id in accepted
+            if not durable:
                 self._on_lease_lost(todo_id)
-                for fut in entry.done:
-                    if not fut.done():
-                        fut.set_exception(LeaseLost(todo_id))
+            if entry.on_done is not None:
+                try:
+                    entry.on_done(durable)
+                except Exception:  # a bug in the callback must not stop the writer
+                    log.exception("attempt end callback failed todo_id=%s", todo_id)
 
     async def _apply_with_retry(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         delay = 0.05

@@ -28,18 +28,17 @@ WITH u AS (
         finished_at = CASE WHEN u.status IN ('DONE', 'FAILED', 'CANCELLED') THEN now()
                            WHEN u.status IS NULL THEN t.finished_at END,
         updated_at = now()
-    FROM u
+    FROM u JOIN todolist b ON b.id = u.id  -- b: the row as it was before this statement
     WHERE t.id = ANY (ARRAY(SELECT u.id FROM u)) AND t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
-    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, b.last_seq AS seq_before
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
                         status, data)
     SELECT o.tenant_id, e.todo_id, e.seq, o.proc_inst_id, e.job_id, e.event_type, e.crew_type,
            e.status, e.data::jsonb
     FROM unnest($2::event_write[]) e
-    JOIN owned o ON o.id = e.todo_id
-    JOIN todolist b ON b.id = e.todo_id AND e.seq > b.last_seq
+    JOIN owned o ON o.id = e.todo_id AND e.seq > o.seq_before
 ), notified AS (
     -- One notification per batch ("<todo id>:<last seq>:<status>,..."), split below the
     -- 8000-byte payload limit.
