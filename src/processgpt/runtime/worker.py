@@ -131,6 +131,7 @@ class Worker:
 
     @property
     def running(self) -> int:
+        """Runs holding a slot (an attempt whose last write is queued holds none)."""
         return len(self._active)
 
     async def run(self) -> None:
@@ -504,7 +505,7 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._check_leases.wait(), interval)
             self._check_leases.clear()
-            # Runs being handed back still own their lease until the hand-back commits.
+            # Runs stopping for a shutdown keep their lease until their hand-back is queued.
             held = [
                 a for a in self._active.values() if a.run.stop_reason in (None, StopReason.SHUTDOWN)
             ]
