@@ -187,3 +187,16 @@ async def start_worker_process(
     )
     await proc.wait_for_log("worker started")
     return proc
+
+
+async def cli(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``processgpt <args>`` against ``dsn`` as a user would, and wait for it."""
+    env = {"DATABASE_URL": dsn, "PATH": "/usr/bin:/bin"}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "processgpt.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 
 from processgpt.db.database import Database
-from tests.support import StartProcess
-
-
-async def cli(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {"DATABASE_URL": dsn, "PATH": "/usr/bin:/bin"}
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "processgpt.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+from tests.support import StartProcess, cli
 
 
 async def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from processgpt.db.database import Database
-from tests.test_cli import cli
+from tests.support import cli
 
 
 async def test_agents_create_list_delete(db: Database, db_url: str) -> None:

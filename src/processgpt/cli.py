@@ -194,14 +194,31 @@ async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """``keys create|list|revoke``: a tenant's API keys, straight in the database."""
     db, _embedded = await open_database(settings)
     try:
-        key = await ApiKeyRepository(db).create(args.tenant_id, args.name)
-        print(key.key)
-        print(
-            f"created API key {key.prefix} for tenant {key.tenant_id!r}; it is shown only once",
-            file=sys.stderr,
-        )
+        keys = ApiKeyRepository(db)
+        if args.action == "create":
+            key = await keys.create(args.tenant_id, args.name)
+            print(key.key)
+            print(
+                f"created API key {key.prefix} for tenant {key.tenant_id!r}; it is shown only once",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            for info in await keys.list_keys(args.tenant_id):
+                state = (
+                    f"revoked {info.revoked_at:%Y-%m-%d %H:%M:%S}" if info.revoked_at else "valid"
+                )
+                print(
+                    f"{info.prefix}  {info.created_at:%Y-%m-%d %H:%M:%S}  {state:<27} {info.name}"
+                )
+        elif not await keys.revoke(args.tenant_id, args.prefix):
+            raise CliError(
+                "key_not_found", f"tenant {args.tenant_id!r} has no valid key {args.prefix!r}"
+            )
+        else:
+            print(f"revoked API key {args.prefix} of tenant {args.tenant_id!r}")
         return 0
     finally:
         await db.close()
@@ -383,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_actions.add_parser("create", help="create an API key (printed once)")
     create.add_argument("--tenant", dest="tenant_id", required=True)
     create.add_argument("--name", default="")
+    listing = key_actions.add_parser("list", help="list a tenant's keys (prefixes, never keys)")
+    listing.add_argument("--tenant", dest="tenant_id", required=True)
+    revoke = key_actions.add_parser("revoke", help="revoke a key by its prefix (immediate)")
+    revoke.add_argument("--tenant", dest="tenant_id", required=True)
+    revoke.add_argument("prefix", help="the key's prefix, as `keys list` shows it")
 
     def serving(p: argparse.ArgumentParser) -> None:
         p.add_argument("--concurrency", type=int, help="tasks run at once by this process")

@@ -3,6 +3,7 @@ against a real API process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -17,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from processgpt.db.database import Database
-from tests.support import StartProcess
+from tests.support import StartProcess, cli
 
 SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 
@@ -113,3 +114,41 @@ async def test_jwts_authenticate_and_scope_to_their_tenant(
         assert response.status_code == 401, bad
         assert response.json()["error"]["code"] == "unauthorized"
     assert SECRET not in server.log()
+
+
+async def test_a_revoked_key_is_refused_at_once_by_a_running_api(
+    db: Database, db_url: str, start_process: StartProcess
+) -> None:
+    """Key lookups are cached; `processgpt keys revoke` must still take effect immediately."""
+    created = await cli(db_url, "keys", "create", "--tenant", "acme", "--name", "ci")
+    other = await cli(db_url, "keys", "create", "--tenant", "acme")
+    leaked, kept = created.stdout.strip(), other.stdout.strip()
+    prefix = leaked.split("_")[1]
+    server = start_process("api", env={"PROCESSGPT_API_PORT": "0"})
+    await server.wait_for_log("api listening url=")
+    match = re.search(r"api listening url=(\S+)", server.log())
+    assert match is not None
+
+    async def status(key: str) -> int:
+        async with httpx.AsyncClient(base_url=match[1]) as client:
+            response = await client.get("/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+            return response.status_code
+
+    assert await status(leaked) == 200  # now cached by the API process
+    revoked = await cli(db_url, "keys", "revoke", "--tenant", "acme", prefix)
+    assert revoked.returncode == 0, revoked.stderr
+    started = time.monotonic()
+    while await status(leaked) != 401:
+        assert time.monotonic() - started < 1.0, "the revoked key was still accepted after 1 s"
+        await asyncio.sleep(0.02)
+    assert await status(kept) == 200
+
+    listed = await cli(db_url, "keys", "list", "--tenant", "acme")
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2 and leaked not in listed.stdout and kept not in listed.stdout
+    assert [line.split()[0] for line in lines if "revoked" in line] == [prefix]
+    again = await cli(db_url, "keys", "revoke", "--tenant", "acme", prefix)
+    assert again.returncode == 2 and "error: key_not_found:" in again.stderr
+    elsewhere = await cli(db_url, "keys", "revoke", "--tenant", "globex", kept.split("_")[1])
+    assert elsewhere.returncode == 2  # a tenant cannot revoke another tenant's key
+    assert await status(kept) == 200

@@ -22,7 +22,7 @@ from processgpt.api.chat import install_chat_routes
 from processgpt.api.console import install_console
 from processgpt.api.streams import sse_task_stream
 from processgpt.config import Settings
-from processgpt.db.api_keys import ApiKeyRepository
+from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.processes import ProcessRepository
@@ -152,6 +152,8 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         jwt_jwks_url=settings.jwt_jwks_url,
         jwt_audience=settings.jwt_audience,
     )
+    hub.listener.subscribe(REVOCATIONS_CHANNEL, lambda _prefix: auth.forget_keys())
+    hub.listener.on_reconnect(auth.forget_keys)  # revocations may have been missed meanwhile
     builtins = frozenset(registry.available())
 
     @asynccontextmanager

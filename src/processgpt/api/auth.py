@@ -2,7 +2,10 @@
 option, Supabase-compatible JWTs: HS256 with a shared secret (``PROCESSGPT_JWT_SECRET``) or
 asymmetric keys from a JWKS URL (``PROCESSGPT_JWT_JWKS_URL``: RS256/ES256/EdDSA). A token's
 claims name the tenant (``tenant_id``, or ``app_metadata.tenant_id``) and it must carry
-``exp``. Every route but health needs one."""
+``exp``. Every route but health needs one.
+
+Key lookups are cached for 30 s; a revocation (``processgpt keys revoke``) notifies every API
+process, which drops its cache at once."""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ class Authenticator:
         self._jwks = jwt.PyJWKClient(jwt_jwks_url, cache_keys=True) if jwt_jwks_url else None
         self._jwt_audience = jwt_audience
         self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._generation = 0  # bumped when the cache is dropped: reads begun before keep out
 
     async def tenant_for(self, authorization: str | None, api_key: str | None) -> str:
         """The caller's tenant, or :class:`Unauthorized`."""
@@ -54,12 +58,21 @@ class Authenticator:
             raise Unauthorized("the API key or token is not valid")
         return tenant
 
+    def forget_keys(self) -> None:
+        """Drop every cached key lookup (a key was revoked, or revocations may have been
+        missed while not listening)."""
+        self._cache.clear()
+        self._generation += 1
+
     async def _key_tenant(self, key: str) -> str | None:
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
+        generation = self._generation
         tenant = await self._keys.tenant_of(key)
+        if generation != self._generation:  # read before a revocation: do not keep it
+            return tenant
         self._cache[key] = (now + _CACHE_SECONDS, tenant)
         self._cache.move_to_end(key)
         while len(self._cache) > _CACHE_SIZE:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 
 KEY_PREFIX = "pgpt_"
+REVOCATIONS_CHANNEL = "processgpt_keys"
+"""Notified with a key's prefix when it is revoked: API processes drop their cached keys."""
 
 
 def hash_key(key: str) -> bytes:
@@ -26,6 +29,16 @@ class ApiKey:
     tenant_id: str
     name: str
     prefix: str
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """A key as listed: never the key itself."""
+
+    prefix: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 class ApiKeyRepository:
@@ -47,3 +60,14 @@ class ApiKeyRepository:
             return None
         row = await self.db.fetchrow(QUERIES["find_api_key"], hash_key(key))
         return None if row is None else str(row["tenant_id"])
+
+    async def list_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
+        """The tenant's keys, oldest first, revoked ones included."""
+        rows = await self.db.fetch(QUERIES["list_api_keys"], tenant_id)
+        return [ApiKeyInfo(**dict(r)) for r in rows]
+
+    async def revoke(self, tenant_id: str, prefix: str) -> bool:
+        """Revoke the tenant's key with this prefix; False if it has no such valid key. API
+        processes are notified when the revocation commits and drop their cached keys: the
+        key is refused a few milliseconds after this returns."""
+        return bool(await self.db.fetch(QUERIES["revoke_api_key"], tenant_id, prefix))

@@ -8,6 +8,20 @@ RETURNING id, tenant_id, name, prefix, created_at;
 -- name: find_api_key
 SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
 
+-- name: list_api_keys
+SELECT prefix, name, created_at, revoked_at FROM api_keys
+WHERE tenant_id = $1 ORDER BY created_at, prefix;
+
+-- name: revoke_api_key
+-- Revoke a tenant's key by its prefix. API processes forget the keys they cached as soon as
+-- the revocation commits (the notification).
+WITH revoked AS (
+    UPDATE api_keys SET revoked_at = now()
+    WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL
+    RETURNING prefix
+)
+SELECT prefix, pg_notify('processgpt_keys', prefix) FROM revoked;
+
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1);
 
