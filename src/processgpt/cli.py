@@ -258,7 +258,12 @@ def _api_server(db: Database, settings: Settings) -> ApiServer:
     from processgpt.api.app import create_app  # noqa: PLC0415
     from processgpt.api.server import ApiServer  # noqa: PLC0415
 
-    return ApiServer(create_app(db, settings), settings.api_host, settings.api_port)
+    return ApiServer(
+        create_app(db, settings),
+        settings.api_host,
+        settings.api_port,
+        keep_alive=settings.api_keep_alive,
+    )
 
 
 def _dev_key_path(settings: Settings) -> Path:

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=10, ge=2, le=200)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    api_keep_alive: int = Field(default=75, ge=1)
     jwt_secret: str | None = Field(default=None, repr=False)
     jwt_jwks_url: str | None = None
     jwt_audience: str | None = None

@@ -30,7 +30,7 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, keep_alive: int = 75) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -39,6 +39,11 @@ class ApiServer:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # An idle connection is closed after keep_alive seconds. Clients and proxies must
+            # close theirs first: a server that closes the connection as a client reuses it
+            # makes that request fail (a POST is not retried). uvicorn's 5 s is shorter than
+            # httpx's own 5 s expiry and than the 60 s of common load balancers.
+            timeout_keep_alive=keep_alive,
         )
         self._server = _Server(config)
         self._host = host
