@@ -89,7 +89,7 @@ from processgpt.config import Settings
 from processgpt.db.database import Database
 from processgpt.db.hub import TERMINAL, EventHub
 from processgpt.db.sql import QUERIES
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.domain.errors import (
     InvalidInput,
     InvalidTransition,
@@ -222,13 +222,19 @@ class TodolistRequestHandler(RequestHandler):
     """a2a-sdk's request-handler interface answered from ``todolist`` and the event log."""
 
     def __init__(
-        self, db: Database, hub: EventHub, settings: Settings, known_agents: frozenset[str]
+        self,
+        db: Database,
+        hub: EventHub,
+        settings: Settings,
+        known_agents: frozenset[str],
+        pending_gate: PendingGate,
     ) -> None:
         self.db = db
         self.hub = hub
         self.tasks = TaskRepository(db)
         self.settings = settings
         self.known_agents = known_agents
+        self.pending_gate = pending_gate
 
     @staticmethod
     def _caller(context: ServerCallContext) -> tuple[str, str]:
@@ -274,7 +280,7 @@ class TodolistRequestHandler(RequestHandler):
 
     async def _check_backpressure(self, tenant: str) -> None:
         try:
-            await self.tasks.check_backpressure(tenant, self.settings.max_pending_tasks)
+            await self.pending_gate.check(tenant)
         except TooManyPending as exc:
             raise InternalError(message=exc.message) from None
 
@@ -430,10 +436,16 @@ def agent_card(agent: str, url: str) -> AgentCard:
 
 
 def install_a2a_routes(
-    app: FastAPI, db: Database, hub: EventHub, settings: Settings, known_agents: frozenset[str]
+    app: FastAPI,
+    db: Database,
+    hub: EventHub,
+    settings: Settings,
+    known_agents: frozenset[str],
+    *,
+    pending_gate: PendingGate,
 ) -> None:
     """Add ``/a2a/{agent}/`` and its agent card to ``app``."""
-    handler = TodolistRequestHandler(db, hub, settings, known_agents)
+    handler = TodolistRequestHandler(db, hub, settings, known_agents, pending_gate)
     dispatcher = JsonRpcDispatcher(handler, _ContextBuilder(), enable_v0_3_compat=True)
 
     async def known(agent: str) -> bool:

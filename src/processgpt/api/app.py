@@ -26,7 +26,7 @@ from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.processes import ProcessRepository
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.domain.errors import InvalidInput, PayloadTooLarge
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
@@ -178,8 +178,8 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
 
     app.state.auth = auth
 
-    async def check_backpressure(tenant_id: str) -> None:
-        await tasks.check_backpressure(tenant_id, settings.max_pending_tasks)
+    pending_gate = PendingGate(tasks, settings.max_pending_tasks)  # shared by every create
+    check_backpressure = pending_gate.check
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -314,9 +314,10 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         db,
         hub,
         known_agents=builtins,
-        max_pending_tasks=settings.max_pending_tasks,
+        pending_gate=pending_gate,
         heartbeat=settings.sse_heartbeat,
     )
-    install_a2a_routes(app, db, hub, settings, builtins)  # A2A server (see api/a2a.py)
+    # A2A server (see api/a2a.py)
+    install_a2a_routes(app, db, hub, settings, builtins, pending_gate=pending_gate)
     agents_api.install(app, db)  # /v1/agents and /v1/mcp-servers (see api/agents_api.py)
     return app

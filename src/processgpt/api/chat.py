@@ -34,6 +34,7 @@ from processgpt.api.auth import Authenticator, Tenant
 from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn, check_chat_id
 from processgpt.db.database import Database
 from processgpt.db.hub import TERMINAL, EventHub
+from processgpt.db.tasks import PendingGate
 from processgpt.domain.errors import ChatBusy, InvalidInput, MalformedMessage, ProcessGPTError
 from processgpt.domain.events import Event
 from processgpt.domain.task import TaskStatus
@@ -284,12 +285,12 @@ def install_chat_routes(
     hub: EventHub,
     *,
     known_agents: frozenset[str],
-    max_pending_tasks: int,
+    pending_gate: PendingGate,
     heartbeat: float,
 ) -> ChatSockets:
     """Add the chat routes to ``app`` and its socket registry as ``app.state.chat_sockets``
     (the app's lifespan must ``await app.state.chat_sockets.shutdown()`` on the way out)."""
-    chats = ChatRepository(db, known_agents=known_agents, max_pending_tasks=max_pending_tasks)
+    chats = ChatRepository(db, pending_gate, known_agents=known_agents)
     sockets = ChatSockets(ChatClientLocks(db.dsn))
     app.state.chat_sockets = sockets
     router = APIRouter(tags=["chat"])

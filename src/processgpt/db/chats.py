@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from processgpt.db.database import TRANSIENT_ERRORS, Database
 from processgpt.db.sql import QUERIES
-from processgpt.db.tasks import TaskRepository, to_task
+from processgpt.db.tasks import PendingGate, TaskRepository, to_task
 from processgpt.domain.errors import (
     ChatBusy,
     InvalidInput,
@@ -111,14 +111,14 @@ class ChatRepository:
     def __init__(
         self,
         db: Database,
+        pending_gate: PendingGate,
         *,
         known_agents: frozenset[str] = frozenset(),
-        max_pending_tasks: int = 10_000,
     ) -> None:
         self.db = db
         self.tasks = TaskRepository(db)
         self.known_agents = known_agents
-        self.max_pending_tasks = max_pending_tasks
+        self.pending_gate = pending_gate
 
     async def open(self, tenant_id: str, chat_id: str, agent: str | None = None) -> Chat:
         """The chat, created for ``agent`` (default ``demo``) on first use. A chat keeps its
@@ -190,7 +190,7 @@ class ChatRepository:
                 task = to_task(row)
                 after = task.last_seq
             else:
-                await self._check_backpressure(conn, chat.tenant_id)
+                await self.pending_gate.check(chat.tenant_id, conn=conn)
                 history = await self.history(chat.tenant_id, chat.id, conn=conn)
                 text_budget = len(json.dumps([text, attachments], ensure_ascii=False).encode())
                 payload = {
@@ -221,9 +221,6 @@ class ChatRepository:
             await conn.execute(QUERIES["touch_chat"], chat.tenant_id, chat.id)
         assert new is not None
         return _turn(new), task
-
-    async def _check_backpressure(self, conn: asyncpg.Connection, tenant_id: str) -> None:
-        await self.tasks.check_backpressure(tenant_id, self.max_pending_tasks, conn=conn)
 
 
 class ChatLockUnavailable(ProcessGPTError):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -106,15 +109,16 @@ class TaskRepository:
             raise InvalidInput(f"task refused by the schema: {exc.__class__.__name__}") from None
         raise InvalidInput(f"process instance {sub.proc_inst_id} not found", field="proc_inst_id")
 
-    async def check_backpressure(
+    async def pending_count(
         self, tenant_id: str, default_limit: int, *, conn: asyncpg.Connection | None = None
-    ) -> None:
-        """Raise :class:`TooManyPending` when the tenant already has as many pending tasks as
-        its limit (``tenants.max_pending_tasks``, else ``default_limit``)."""
+    ) -> tuple[int, int]:
+        """The tenant's pending tasks, counted no further than its limit, and that limit
+        (``tenants.max_pending_tasks``, else ``default_limit``). Reads one index entry per
+        pending task: see :class:`PendingGate` for the check to run on every create."""
         target: Any = conn if conn is not None else self.db.pool
         row = await target.fetchrow(QUERIES["pending_count"], tenant_id, default_limit)
-        if row is not None and row["pending"] >= row["max_pending"]:
-            raise TooManyPending(row["pending"], row["max_pending"])
+        assert row is not None
+        return int(row["pending"]), int(row["max_pending"])
 
     async def by_idempotency_key(self, tenant_id: str, key: str) -> Task | None:
         row = await self.db.fetchrow(QUERIES["get_task_by_key"], tenant_id, key)
@@ -185,3 +189,60 @@ class TaskRepository:
 
     async def orchestrators(self) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.db.fetch(QUERIES["list_orchestrators"])]
+
+
+@dataclass(slots=True)
+class _Counted:
+    pending: int  # at the last count, plus the creates admitted since
+    limit: int
+    until: float  # monotonic time the count may be relied on until
+
+
+class PendingGate:
+    """Backpressure on task creation, shared by every route of an API process that creates
+    tasks: :meth:`check` raises :class:`TooManyPending` once a tenant has as many pending
+    tasks as its limit.
+
+    Counting a tenant's pending tasks reads one index entry per task, up to its limit (10,000
+    by default), which made every create as slow as the backlog was long. A tenant found well
+    below its limit (under ``exact_from`` of it) is let through on that count, plus the creates
+    this gate admitted since, for ``fresh_for`` seconds; nearer the limit every create counts.
+    Creates by other API processes in those seconds go unseen, so the limit is exceeded only if
+    they create more than ``1 - exact_from`` of it within ``fresh_for`` seconds.
+    """
+
+    def __init__(
+        self,
+        tasks: TaskRepository,
+        default_limit: int,
+        *,
+        fresh_for: float = 1.0,
+        exact_from: float = 0.9,
+        max_tenants: int = 10_000,
+    ) -> None:
+        self._tasks = tasks
+        self._default_limit = default_limit
+        self._fresh_for = fresh_for
+        self._exact_from = exact_from
+        self._max_tenants = max_tenants
+        self._counted: OrderedDict[str, _Counted] = OrderedDict()
+
+    async def check(self, tenant_id: str, *, conn: asyncpg.Connection | None = None) -> None:
+        """Admit one more create for the tenant, or raise :class:`TooManyPending`."""
+        now = time.monotonic()
+        counted = self._counted.get(tenant_id)
+        if (
+            counted is not None
+            and now < counted.until
+            and counted.pending < counted.limit * self._exact_from
+        ):
+            counted.pending += 1
+            return
+        pending, limit = await self._tasks.pending_count(tenant_id, self._default_limit, conn=conn)
+        if pending >= limit:
+            self._counted.pop(tenant_id, None)
+            raise TooManyPending(pending, limit)
+        self._counted[tenant_id] = _Counted(pending + 1, limit, now + self._fresh_for)
+        self._counted.move_to_end(tenant_id)
+        while len(self._counted) > self._max_tenants:
+            self._counted.popitem(last=False)

@@ -1,0 +1,85 @@
+"""Backpressure on task creation against a real database: exact at the limit, without
+counting the whole backlog on every create."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from processgpt.db.database import Database
+from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.domain.errors import TooManyPending
+from processgpt.domain.task import TaskSubmission
+
+TENANT = "acme"
+DEMO = frozenset({"demo"})
+
+
+class CountingRepository(TaskRepository):
+    """The real repository, counting how often the backlog is counted."""
+
+    counts = 0
+
+    async def pending_count(
+        self, tenant_id: str, default_limit: int, *, conn: asyncpg.Connection | None = None
+    ) -> tuple[int, int]:
+        self.counts += 1
+        return await super().pending_count(tenant_id, default_limit, conn=conn)
+
+
+async def _pending(db: Database) -> int:
+    return int(
+        await db.fetchval(
+            "SELECT count(*) FROM todolist WHERE tenant_id = $1 AND status = 'PENDING'", TENANT
+        )
+    )
+
+
+async def _create_until_refused(gate: PendingGate, tasks: TaskRepository) -> int:
+    created = 0
+    while True:
+        try:
+            await gate.check(TENANT)
+        except TooManyPending:
+            return created
+        await tasks.submit(TENANT, TaskSubmission(agent_orch="demo"), known_agents=DEMO)
+        created += 1
+
+
+async def test_creates_far_below_the_limit_are_admitted_without_counting(db: Database) -> None:
+    await db.execute("INSERT INTO tenants (id, max_pending_tasks) VALUES ($1, 100)", TENANT)
+    tasks = CountingRepository(db)
+    gate = PendingGate(tasks, default_limit=10_000, fresh_for=60)
+    created = await _create_until_refused(gate, tasks)
+    # Exactly at the limit, never over it; counted once for the first 90, then on every
+    # create near the limit (and once more to refuse).
+    assert created == 100 and await _pending(db) == 100
+    assert tasks.counts == 1 + 10 + 1
+
+
+async def test_creates_by_others_are_seen_near_the_limit_and_once_the_count_is_stale(
+    db: Database,
+) -> None:
+    await db.execute("INSERT INTO tenants (id, max_pending_tasks) VALUES ($1, 100)", TENANT)
+    tasks = CountingRepository(db)
+    gate = PendingGate(tasks, default_limit=10_000, fresh_for=0.2)
+    await gate.check(TENANT)  # counted: 0 pending
+    # Another API process creates 95 tasks meanwhile.
+    await db.execute(
+        "INSERT INTO todolist (tenant_id, agent_orch)"
+        " SELECT $1, 'demo' FROM generate_series(1, 95)",
+        TENANT,
+    )
+    await gate.check(TENANT)  # the count of 0 is still fresh: admitted unseen
+    assert tasks.counts == 1
+    await asyncio.sleep(0.25)
+    created = await _create_until_refused(gate, tasks)
+    assert created == 5 and await _pending(db) == 100
+    # The tenant's own limit applies over the server's default, and a refusal is not cached.
+    await db.execute("UPDATE tenants SET max_pending_tasks = 101 WHERE id = $1", TENANT)
+    await gate.check(TENANT)
+    await db.execute("INSERT INTO todolist (tenant_id, agent_orch) VALUES ($1, 'demo')", TENANT)
+    with pytest.raises(TooManyPending):
+        await gate.check(TENANT)
