@@ -65,6 +65,7 @@ class RawHttpClient:
             f"Content-Length: {len(payload)}\r\n\r\n".encode()
             + payload
         )
+        await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
         if length is None:
