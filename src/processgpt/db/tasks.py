@@ -193,9 +193,11 @@ class TaskRepository:
 
 @dataclass(slots=True)
 class _Counted:
-    pending: int  # at the last count, plus the creates admitted since
+    pending: int  # at the count
     limit: int
     until: float  # monotonic time the count may be relied on until
+    allowance: int = 0  # creates admitted on this count without counting again
+    admitted: int = 0  # creates admitted since the count, this process's only
 
 
 class PendingGate:
@@ -204,11 +206,13 @@ class PendingGate:
     tasks as its limit.
 
     Counting a tenant's pending tasks reads one index entry per task, up to its limit (10,000
-    by default), which made every create as slow as the backlog was long. A tenant found well
-    below its limit (under ``exact_from`` of it) is let through on that count, plus the creates
-    this gate admitted since, for ``fresh_for`` seconds; nearer the limit every create counts.
-    Creates by other API processes in those seconds go unseen, so the limit is exceeded only if
-    they create more than ``1 - exact_from`` of it within ``fresh_for`` seconds.
+    by default), which made every create as slow as the backlog was long. A count no older than
+    ``fresh_for`` seconds that left a headroom of H tasks admits up to H/2 creates before the
+    next count: far from the limit a count serves thousands of creates, and approaching it the
+    counts come at most about log2(limit) times. A refusal is remembered for ``refused_for``
+    seconds. Creates by other API processes go unseen between counts, so the limit can be
+    exceeded only if they create more than half the headroom this process last saw within
+    ``fresh_for`` seconds.
     """
 
     def __init__(
@@ -217,13 +221,13 @@ class PendingGate:
         default_limit: int,
         *,
         fresh_for: float = 1.0,
-        exact_from: float = 0.9,
+        refused_for: float = 0.25,
         max_tenants: int = 10_000,
     ) -> None:
         self._tasks = tasks
         self._default_limit = default_limit
         self._fresh_for = fresh_for
-        self._exact_from = exact_from
+        self._refused_for = refused_for
         self._max_tenants = max_tenants
         self._counted: OrderedDict[str, _Counted] = OrderedDict()
 
@@ -231,18 +235,23 @@ class PendingGate:
         """Admit one more create for the tenant, or raise :class:`TooManyPending`."""
         now = time.monotonic()
         counted = self._counted.get(tenant_id)
-        if (
-            counted is not None
-            and now < counted.until
-            and counted.pending < counted.limit * self._exact_from
-        ):
-            counted.pending += 1
-            return
+        if counted is not None and now < counted.until:
+            if counted.pending >= counted.limit:
+                raise TooManyPending(counted.pending, counted.limit)
+            if counted.admitted < counted.allowance:
+                counted.admitted += 1
+                return
         pending, limit = await self._tasks.pending_count(tenant_id, self._default_limit, conn=conn)
-        if pending >= limit:
-            self._counted.pop(tenant_id, None)
-            raise TooManyPending(pending, limit)
-        self._counted[tenant_id] = _Counted(pending + 1, limit, now + self._fresh_for)
+        refused = pending >= limit
+        self._counted[tenant_id] = _Counted(
+            pending,
+            limit,
+            now + (self._refused_for if refused else self._fresh_for),
+            allowance=(limit - pending) // 2,
+            admitted=0 if refused else 1,
+        )
         self._counted.move_to_end(tenant_id)
         while len(self._counted) > self._max_tenants:
             self._counted.popitem(last=False)
+        if refused:
+            raise TooManyPending(pending, limit)
