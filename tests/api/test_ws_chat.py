@@ -228,6 +228,30 @@ async def test_turns_share_the_chat_history(api: Api, db: Database, echo: None) 
     assert rows[1]["input"]["history"] == seen_history
 
 
+async def test_a_chat_can_talk_to_an_agent_profile(api: Api, db: Database, echo: None) -> None:
+    async with api.client() as http:
+        profile = {"name": "echo-helper", "agent_orch": "echo", "instructions": "be brief"}
+        created = await http.post("/v1/agents", json=profile)
+        assert created.status_code == 201, created.text
+    client = AgentApi("echo-helper", api.url, chat_id="with-profile", api_key=api.key_a)
+    await client.connect()
+    try:
+        events = await collect(client.send_message("hello"))
+    finally:
+        await client.close()
+    assert text_of(events) == "echo: hello "
+    row = await db.fetchrow("SELECT agent_orch, agent_profile, status FROM todolist")
+    assert row is not None and dict(row) == {
+        "agent_orch": "echo",
+        "agent_profile": "echo-helper",
+        "status": "DONE",
+    }
+    # another tenant has no such profile
+    async with connect(ws_url(api, "theirs", agent="echo-helper", api_key=api.key_b)) as ws:
+        error = await recv(ws)
+        assert isinstance(error, MsgError) and error.code == "unknown_agent"
+
+
 async def test_a_question_ends_the_turn_and_the_next_message_answers_it(
     api: Api, db: Database, echo: None
 ) -> None:

@@ -121,16 +121,18 @@ class ChatRepository:
         self.pending_gate = pending_gate
 
     async def open(self, tenant_id: str, chat_id: str, agent: str | None = None) -> Chat:
-        """The chat, created for ``agent`` (default ``demo``) on first use. A chat keeps its
-        agent: naming another one is :class:`InvalidInput`."""
+        """The chat, created for ``agent`` (default ``demo``) on first use: an orchestrator,
+        or one of the tenant's agent profiles (each message then runs the profile, as a task
+        naming it does). A chat keeps its agent: naming another one is :class:`InvalidInput`."""
         check_chat_id(chat_id)
         wanted = agent or DEFAULT_AGENT
         if not AGENT_ORCH_PATTERN.match(wanted):
             raise InvalidInput(f"agent {wanted!r} is not a valid agent name", field="agent")
-        if wanted not in self.known_agents and not await self.db.fetchval(
-            QUERIES["orchestrator_exists"], wanted
-        ):
-            raise UnknownAgent(wanted)
+        if wanted not in self.known_agents:
+            found = await self.db.fetchrow(QUERIES["resolve_agent"], tenant_id, wanted)
+            assert found is not None  # one row, always
+            if found["profile_orch"] is None and not found["orch_exists"]:
+                raise UnknownAgent(wanted)
         try:
             row = await self.db.fetchrow(QUERIES["open_chat"], tenant_id, chat_id, wanted)
         except asyncpg.exceptions.ForeignKeyViolationError:
