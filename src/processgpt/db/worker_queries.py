@@ -99,8 +99,9 @@ class WorkerQueries:
         return await self.db.fetch(QUERIES["recover_expired"], limit)
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
-        """Write a batch in one statement; return the tasks whose fence held (their writes
-        are durable). The others lost their lease and nothing of theirs was written."""
+        """Write a batch (at most one write per task) in one statement; return the tasks
+        whose fence held (their writes are durable). The others lost their lease and nothing
+        of theirs was written."""
         rows = await self.db.fetch(
             QUERIES["apply_batch"],
             [

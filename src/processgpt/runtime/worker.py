@@ -36,7 +36,7 @@ from processgpt.domain.errors import (
 from processgpt.domain.events import EventRecord, EventType, encode_json
 from processgpt.domain.task import RetryPolicy, TaskStatus
 from processgpt.runtime.run import Outcome, RunResult, StopReason, TaskRun, TaskRunner
-from processgpt.runtime.writer import BatchWriter
+from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Worker:
         self._queries = WorkerQueries(db)  # on the worker's own pool once run() opens it
         self._writer = BatchWriter(
             self._queries,
-            on_lease_lost=lambda tid: self._stop_run(tid, StopReason.LEASE_LOST),
+            on_refused=lambda tid, fence: self._stop_run(tid, StopReason.LEASE_LOST, fence),
             flush_interval=self.options.flush_interval,
         )
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
@@ -357,11 +357,14 @@ class Worker:
             on_done=functools.partial(self._ended, run, stat, note),
         )
 
-    def _ended(self, run: TaskRun, stat: str, note: _Note | None, durable: bool) -> None:
-        """The attempt's last write committed, or was refused because the lease was lost."""
-        if not durable:
+    def _ended(self, run: TaskRun, stat: str, note: _Note | None, outcome: WriteOutcome) -> None:
+        """The attempt's last write committed, or was refused."""
+        if outcome is WriteOutcome.FENCED_OUT:
             self.stats["lease_lost"] += 1
             log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
+            return
+        if outcome is WriteOutcome.REFUSED:  # the writer failed the task and logged why
+            self.stats["failed"] += 1
             return
         self.stats[stat] += 1
         if note is not None:
@@ -477,11 +480,14 @@ class Worker:
             self.stats["lease_lost"] += 1
             log.warning("task stopped: lease lost task=%s attempt=%d", run.id, run.attempt)
 
-    def _stop_run(self, task_id: uuid.UUID, reason: StopReason) -> None:
-        """Stop a running task early: its executor's ``cancel()`` is called (briefly bounded),
-        then the run is cancelled. From here on the run's writes are refused."""
+    def _stop_run(self, task_id: uuid.UUID, reason: StopReason, fence: int | None = None) -> None:
+        """Stop a running task early (only the attempt holding ``fence``, when given): its
+        executor's ``cancel()`` is called (briefly bounded), then the run is cancelled. From
+        here on the run's writes are refused."""
         active = self._active.get(task_id)
         if active is None or active.run.stop_reason is not None:
+            return
+        if fence is not None and active.run.fence != fence:  # about an earlier attempt
             return
         active.run.stop_reason = reason
         self._spawn(self._cancel(active))

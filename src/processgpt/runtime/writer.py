@@ -9,17 +9,23 @@ were made, and a task's final write commits together with its last events.
 A batch that fails on a lost connection is retried (with backoff) until it commits; it is
 never dropped. A batch refused by the database for another reason is split per task, so one
 bad write fails one task, not its neighbours.
+
+Writes are kept per attempt, ``(todo id, fence)``: a later claim of the same task by the same
+worker never shares a write, a callback or a refusal with the attempt before it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import asyncpg
 
 from processgpt.db.database import is_data_error, is_transient
 from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
@@ -33,11 +39,23 @@ MAX_TEXT_CHARS = 8000
 """A coalesced text delta grows to at most this many characters, then a new one starts."""
 
 
+class WriteOutcome(enum.Enum):
+    """What became of an attempt's last write."""
+
+    WRITTEN = "written"  # durable
+    FENCED_OUT = "fenced_out"  # the fence no longer held (the lease was lost): nothing written
+    REFUSED = "refused"  # the database refused the values; the task was failed instead
+
+
 @dataclass(slots=True)
 class _Pending:
     write: TaskWrite
-    on_done: Callable[[bool], None] | None = None  # the attempt's end, told when written
+    on_done: Callable[[WriteOutcome], None] | None = None  # the attempt's end, told once
     hold_until: float = 0.0  # a growing text delta waits until then for more text
+
+
+_Attempt = tuple[uuid.UUID, int]
+"""A task's attempt: its id and fence."""
 
 
 class BatchWriter:
@@ -45,14 +63,16 @@ class BatchWriter:
 
     Bounded: at most ``max_pending_events`` events wait; :meth:`wait_for_room` blocks
     producers above ``high_water`` events, and an event offered above the hard limit is
-    refused with :class:`EventBufferFull`.
+    refused with :class:`EventBufferFull`. ``on_refused(todo_id, fence)`` is called when an
+    attempt's write was not accepted (its fence no longer held, or its values were refused):
+    that attempt must stop.
     """
 
     def __init__(
         self,
         queries: WorkerQueries,
         *,
-        on_lease_lost: Callable[[uuid.UUID], None],
+        on_refused: Callable[[uuid.UUID, int], None],
         flush_interval: float = 0.002,
         text_window: float = 0.03,
         max_batch_events: int = 2000,
@@ -60,13 +80,13 @@ class BatchWriter:
         max_pending_events: int = 20000,
     ) -> None:
         self._queries = queries
-        self._on_lease_lost = on_lease_lost
+        self._on_refused = on_refused
         self._flush_interval = flush_interval
         self._text_window = text_window
         self._max_batch_events = max_batch_events
         self._high_water = high_water
         self._max_pending = max_pending_events
-        self._pending: dict[uuid.UUID, _Pending] = {}
+        self._pending: dict[_Attempt, _Pending] = {}
         self._pending_events = 0
         self._closing = False
         self._wakeup = asyncio.Event()
@@ -78,9 +98,9 @@ class BatchWriter:
     # -- producers (event loop thread only) ---------------------------------------------
 
     def _entry(self, todo_id: uuid.UUID, fence: int) -> _Pending:
-        entry = self._pending.get(todo_id)
+        entry = self._pending.get((todo_id, fence))
         if entry is None:
-            entry = self._pending[todo_id] = _Pending(TaskWrite(todo_id, fence))
+            entry = self._pending[todo_id, fence] = _Pending(TaskWrite(todo_id, fence))
             self._wakeup.set()
         return entry
 
@@ -108,7 +128,7 @@ class BatchWriter:
     ) -> None:
         """Queue a text delta, merged into the task's previous delta while that one is not
         written yet: a token stream becomes one row per ``text_window``, not one per token."""
-        entry = self._pending.get(todo_id)
+        entry = self._pending.get((todo_id, fence))
         last = entry.write.events[-1] if entry is not None and entry.write.events else None
         if (
             last is not None
@@ -122,7 +142,7 @@ class BatchWriter:
             return
         row = EventRow(next_seq(), job_id, event_type, None, None, "", [text], len(text))
         self.append_event(todo_id, fence, row)
-        entry = self._pending[todo_id]
+        entry = self._pending[todo_id, fence]
         if not entry.hold_until:  # held once: a busy mix of events cannot postpone it again
             entry.hold_until = time.monotonic() + self._text_window
 
@@ -151,11 +171,10 @@ class BatchWriter:
         error_json: str | None = None,
         retry_delay: float | None = None,
         attempts: int | None = None,
-        on_done: Callable[[bool], None],
+        on_done: Callable[[WriteOutcome], None],
     ) -> None:
         """Queue the attempt's end: its last events, result and state, written together.
-        ``on_done(True)`` is called once that write is durable, ``on_done(False)`` if it was
-        refused because the fence no longer holds."""
+        ``on_done`` is called once with what became of that write (:class:`WriteOutcome`)."""
         entry = self._entry(todo_id, fence)
         write = entry.write
         write.events.extend(final_events)
@@ -199,17 +218,22 @@ class BatchWriter:
                 self._wakeup.set()
 
     def _take_batch(self, now: float | None) -> list[_Pending]:
-        """Entries to write now, oldest first; with ``now``, entries holding a growing text
-        delta stay until due unless something waits for them."""
+        """Entries to write now, oldest first, at most one attempt per task (the statement
+        tells tasks apart by id); with ``now``, entries holding a growing text delta stay
+        until due unless something waits for them."""
         batch: list[_Pending] = []
         events = 0
-        for todo_id in list(self._pending):
+        tasks: set[uuid.UUID] = set()
+        for attempt in list(self._pending):
             if events >= self._max_batch_events:
                 break
-            entry = self._pending[todo_id]
+            entry = self._pending[attempt]
             if now is not None and entry.hold_until > now and entry.on_done is None:
                 continue
-            del self._pending[todo_id]
+            if attempt[0] in tasks:  # a later attempt of a task goes in the next batch
+                continue
+            tasks.add(attempt[0])
+            del self._pending[attempt]
             for row in entry.write.events:
                 if row.text is not None:  # the delta stops growing once taken
                     row.data_json = encode_json({"text": "".join(row.text)})
@@ -219,7 +243,7 @@ class BatchWriter:
         return batch
 
     async def _write(self, batch: list[_Pending]) -> None:
-        accepted = await self._apply_with_retry([e.write for e in batch])
+        accepted, refused = await self._apply_with_retry([e.write for e in batch])
         count = sum(len(e.write.events) for e in batch)
         self._pending_events -= count
         if self._pending_events < self._high_water:
@@ -227,27 +251,40 @@ class BatchWriter:
         self.batches += 1
         self.rows += count
         for entry in batch:
-            todo_id = entry.write.todo_id
-            durable = todo_id in accepted
-            if not durable:
-                self._on_lease_lost(todo_id)
+            todo_id, fence = entry.write.todo_id, entry.write.fence
+            if todo_id in accepted:
+                outcome = WriteOutcome.WRITTEN
+            else:  # the attempt may write nothing more
+                outcome = WriteOutcome.REFUSED if todo_id in refused else WriteOutcome.FENCED_OUT
+                self._on_refused(todo_id, fence)
             if entry.on_done is not None:
                 try:
-                    entry.on_done(durable)
+                    entry.on_done(outcome)
                 except Exception:  # a bug in the callback must not stop the writer
                     log.exception("attempt end callback failed todo_id=%s", todo_id)
 
-    async def _apply_with_retry(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+    async def _apply_with_retry(
+        self, writes: list[TaskWrite]
+    ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Write until committed; the tasks whose writes were accepted, and those whose values
+        the database refused (failed instead, see :meth:`_fail_refused_write`)."""
         delay = 0.05
+        rerun = False
         while True:
             try:
-                return await self._queries.apply_batch(writes)
+                return await self._queries.apply_batch(writes), set()
             except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+                if _events_already_written(exc) and not rerun:
+                    # An earlier run of this batch, whose commit was in doubt (its connection
+                    # dropped), committed while this run waited for its rows. Run it again:
+                    # it now sees those events and writes none of them twice.
+                    rerun = True
+                    continue
                 if is_data_error(exc):
                     if len(writes) > 1:
                         return await self._apply_one_by_one(writes)
                     await self._fail_refused_write(writes[0], exc)
-                    return set()
+                    return set(), {writes[0].todo_id}
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
                 log.log(
                     level,
@@ -259,11 +296,16 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _apply_one_by_one(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+    async def _apply_one_by_one(
+        self, writes: list[TaskWrite]
+    ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
         accepted: set[uuid.UUID] = set()
+        refused: set[uuid.UUID] = set()
         for write in writes:
-            accepted |= await self._apply_with_retry([write])
-        return accepted
+            ok, bad = await self._apply_with_retry([write])
+            accepted |= ok
+            refused |= bad
+        return accepted, refused
 
     async def _fail_refused_write(self, write: TaskWrite, exc: Exception) -> None:
         """The database refused this task's values (a bug: inputs are validated before they
@@ -291,3 +333,11 @@ class BatchWriter:
                     break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+
+def _events_already_written(exc: BaseException) -> bool:
+    """The batch collided with events of its own, written by an earlier run of it."""
+    return (
+        isinstance(exc, asyncpg.UniqueViolationError)
+        and getattr(exc, "constraint_name", None) == "events_pkey"
+    )

@@ -5,9 +5,11 @@
 -- accepted.
 --
 -- Re-running the same batch after an unknown commit outcome is harmless: only events newer
--- than the task's newest event before this statement are inserted (its parts all read the
--- rows as they were before its update), values are absolute, and a task already moved to
--- the requested status under the same fence still counts as accepted.
+-- than the task's newest event in this statement's snapshot are inserted, values are
+-- absolute, and a task already moved to the requested status under the same fence still
+-- counts as accepted. If the earlier run commits while this one waits for its rows, the
+-- snapshot predates it and the insert collides with those events (events_pkey): the writer
+-- then runs the batch once more, and that run sees them.
 WITH u AS (
     SELECT * FROM unnest($1::task_write[])
 ), owned AS (
@@ -28,7 +30,7 @@ WITH u AS (
         finished_at = CASE WHEN u.status IN ('DONE', 'FAILED', 'CANCELLED') THEN now()
                            WHEN u.status IS NULL THEN t.finished_at END,
         updated_at = now()
-    FROM u JOIN todolist b ON b.id = u.id  -- b: the row as it was before this statement
+    FROM u JOIN todolist b ON b.id = u.id  -- b: the row in this statement's snapshot
     WHERE t.id = ANY (ARRAY(SELECT u.id FROM u)) AND t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
     RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, b.last_seq AS seq_before
