@@ -77,8 +77,10 @@ class RawHttpClient:
 
     async def close(self) -> None:
         if self._streams is not None:
-            self._streams[1].close()
+            writer = self._streams[1]
             self._streams = None
+            writer.close()
+            await writer.wait_closed()
 
 
 async def post_tasks_raw(

@@ -95,7 +95,6 @@ from processgpt.domain.errors import (
     InvalidTransition,
     ProcessGPTError,
     TaskNotFound,
-    TooManyPending,
 )
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
@@ -264,25 +263,21 @@ class TodolistRequestHandler(RequestHandler):
             task_input = metadata.get("input", {})
             if not isinstance(task_input, dict):
                 raise InvalidParamsError(message="message metadata 'input' must be an object")
-            await self._check_backpressure(tenant)
             sub = TaskSubmission(
                 agent_orch=agent,
                 query=text,
                 input=task_input,
                 idempotency_key=f"a2a:{message.message_id}"[:200] if message.message_id else None,
             )
-            task, _created = await self.tasks.submit(tenant, sub, known_agents=self.known_agents)
+            async with self.pending_gate.admit(tenant):  # refused: an InternalError below
+                task, _created = await self.tasks.submit(
+                    tenant, sub, known_agents=self.known_agents
+                )
         except ProcessGPTError as exc:
             raise _a2a_error(exc) from None
         except ValueError as exc:  # pydantic validation of the submission
             raise InvalidParamsError(message=str(exc)) from None
         return task
-
-    async def _check_backpressure(self, tenant: str) -> None:
-        try:
-            await self.pending_gate.check(tenant)
-        except TooManyPending as exc:
-            raise InternalError(message=exc.message) from None
 
     async def _follow(self, tenant: str, task: Task, tr: _Translator) -> AsyncIterator[A2AEvent]:
         """The log after the task's ``last_seq`` as A2A events, then the closing events."""

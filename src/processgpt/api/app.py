@@ -179,7 +179,6 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
     app.state.auth = auth
 
     pending_gate = PendingGate(tasks, settings.max_pending_tasks)  # shared by every create
-    check_backpressure = pending_gate.check
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -208,8 +207,8 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
             if earlier is not None:
                 response.status_code = 200
                 return earlier
-        await check_backpressure(tenant_id)
-        task, created = await tasks.submit(tenant_id, sub, known_agents=builtins)
+        async with pending_gate.admit(tenant_id):
+            task, created = await tasks.submit(tenant_id, sub, known_agents=builtins)
         if not created:
             response.status_code = 200
         return task
@@ -295,11 +294,15 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
 
     @app.post("/v1/processes", status_code=201, tags=["processes"])
     async def start_process(body: ProcessCreate, tenant_id: Tenant) -> ProcessView:
-        await check_backpressure(tenant_id)
         first = TaskSubmission(**body.task.model_dump(exclude={"proc_inst_id"}))
-        inst, task = await processes.start(
-            tenant_id, first, name=body.name, proc_def_id=body.proc_def_id, variables=body.variables
-        )
+        async with pending_gate.admit(tenant_id):
+            inst, task = await processes.start(
+                tenant_id,
+                first,
+                name=body.name,
+                proc_def_id=body.proc_def_id,
+                variables=body.variables,
+            )
         return ProcessView(process=inst, tasks=[task])
 
     @app.get("/v1/processes/{proc_inst_id}", tags=["processes"])

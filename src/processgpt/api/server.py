@@ -41,8 +41,9 @@ class ApiServer:
             timeout_graceful_shutdown=5,
             # An idle connection is closed after keep_alive seconds. Clients and proxies must
             # close theirs first: a server that closes the connection as a client reuses it
-            # makes that request fail (a POST is not retried). uvicorn's 5 s is shorter than
-            # httpx's own 5 s expiry and than the 60 s of common load balancers.
+            # makes that request fail (a POST is not retried). uvicorn's 5 s equals httpx's
+            # own expiry, which makes that race likely, and is far below the 60 s of common
+            # load balancers.
             timeout_keep_alive=keep_alive,
         )
         self._server = _Server(config)

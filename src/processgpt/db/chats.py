@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -176,7 +177,9 @@ class ChatRepository:
         unless the chat's latest task waits for input: then ``text`` answers it and the turn
         continues that task. :class:`ChatBusy` while the latest task is still running."""
         attachments = list(attachments or [])
-        async with self.db.transaction() as conn:
+        # An admission for a new task is held until the transaction has committed (the
+        # stack closes after the transaction does).
+        async with contextlib.AsyncExitStack() as admission, self.db.transaction() as conn:
             if await conn.fetchrow(QUERIES["lock_chat"], chat.tenant_id, chat.id) is None:
                 raise InvalidInput(f"chat {chat.id!r} does not exist", field="chat_id")
             last = await conn.fetchrow(QUERIES["latest_turn"], chat.tenant_id, chat.id)
@@ -192,7 +195,9 @@ class ChatRepository:
                 task = to_task(row)
                 after = task.last_seq
             else:
-                await self.pending_gate.check(chat.tenant_id, conn=conn)
+                await admission.enter_async_context(
+                    self.pending_gate.admit(chat.tenant_id, conn=conn)
+                )
                 history = await self.history(chat.tenant_id, chat.id, conn=conn)
                 text_budget = len(json.dumps([text, attachments], ensure_ascii=False).encode())
                 payload = {

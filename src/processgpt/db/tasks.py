@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -202,17 +205,20 @@ class _Counted:
 
 class PendingGate:
     """Backpressure on task creation, shared by every route of an API process that creates
-    tasks: :meth:`check` raises :class:`TooManyPending` once a tenant has as many pending
-    tasks as its limit.
+    tasks: ``async with gate.admit(tenant):`` raises :class:`TooManyPending` once a tenant has
+    as many pending tasks as its limit, and otherwise holds the admission while the block
+    creates the task and commits it.
 
     Counting a tenant's pending tasks reads one index entry per task, up to its limit (10,000
     by default), which made every create as slow as the backlog was long. A count no older than
     ``fresh_for`` seconds that left a headroom of H tasks admits up to H/2 creates before the
     next count: far from the limit a count serves thousands of creates, and approaching it the
-    counts come at most about log2(limit) times. A refusal is remembered for ``refused_for``
-    seconds. Creates by other API processes go unseen between counts, so the limit can be
-    exceeded only if they create more than half the headroom this process last saw within
-    ``fresh_for`` seconds.
+    counts come at most about log2(limit) times. One count runs at a time per tenant, and the
+    creates still in flight when it starts are added to it (the count may not see them yet),
+    so this process's own creates never take the tenant past its limit. A refusal is
+    remembered for ``refused_for`` seconds. Creates by other API processes go unseen between
+    counts: the limit can be exceeded only if they create more than half the headroom this
+    process last saw within ``fresh_for`` seconds.
     """
 
     def __init__(
@@ -223,30 +229,63 @@ class PendingGate:
         fresh_for: float = 1.0,
         refused_for: float = 0.25,
         max_tenants: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tasks = tasks
+        self._clock = clock
         self._default_limit = default_limit
         self._fresh_for = fresh_for
         self._refused_for = refused_for
         self._max_tenants = max_tenants
         self._counted: OrderedDict[str, _Counted] = OrderedDict()
+        self._counting: dict[str, asyncio.Future[None]] = {}
+        self._in_flight: dict[str, int] = {}
 
-    async def check(self, tenant_id: str, *, conn: asyncpg.Connection | None = None) -> None:
-        """Admit one more create for the tenant, or raise :class:`TooManyPending`."""
-        now = time.monotonic()
-        counted = self._counted.get(tenant_id)
-        if counted is not None and now < counted.until:
-            if counted.pending >= counted.limit:
-                raise TooManyPending(counted.pending, counted.limit)
-            if counted.admitted < counted.allowance:
-                counted.admitted += 1
-                return
-        pending, limit = await self._tasks.pending_count(tenant_id, self._default_limit, conn=conn)
+    @asynccontextmanager
+    async def admit(
+        self, tenant_id: str, *, conn: asyncpg.Connection | None = None
+    ) -> AsyncIterator[None]:
+        """Admit one create for the tenant, or raise :class:`TooManyPending`. The block
+        creates the task; leave it only once that is committed (or abandoned)."""
+        await self._check(tenant_id, conn)
+        self._in_flight[tenant_id] = self._in_flight.get(tenant_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[tenant_id] - 1
+            if left:
+                self._in_flight[tenant_id] = left
+            else:
+                del self._in_flight[tenant_id]
+
+    async def _check(self, tenant_id: str, conn: asyncpg.Connection | None) -> None:
+        while True:
+            counted = self._counted.get(tenant_id)
+            if counted is not None and self._clock() < counted.until:
+                if counted.pending >= counted.limit:
+                    raise TooManyPending(counted.pending, counted.limit)
+                if counted.admitted < counted.allowance:
+                    counted.admitted += 1
+                    return
+            counting = self._counting.get(tenant_id)
+            if counting is None:
+                break
+            await asyncio.shield(counting)  # another create is counting: use its count
+        done = self._counting[tenant_id] = asyncio.get_running_loop().create_future()
+        try:
+            in_flight = self._in_flight.get(tenant_id, 0)
+            pending, limit = await self._tasks.pending_count(
+                tenant_id, self._default_limit, conn=conn
+            )
+        finally:
+            del self._counting[tenant_id]
+            done.set_result(None)
+        pending += in_flight  # created, maybe not committed yet: not always in the count
         refused = pending >= limit
         self._counted[tenant_id] = _Counted(
             pending,
             limit,
-            now + (self._refused_for if refused else self._fresh_for),
+            self._clock() + (self._refused_for if refused else self._fresh_for),
             allowance=(limit - pending) // 2,
             admitted=0 if refused else 1,
         )
