@@ -11,10 +11,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
+
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 
 KEY_PREFIX = "pgpt_"
+_PREFIX_DRAWS = 5
 REVOCATIONS_CHANNEL = "processgpt_keys"
 """Notified with a key's prefix when it is revoked: API processes drop their cached keys."""
 
@@ -46,13 +49,23 @@ class ApiKeyRepository:
         self.db = db
 
     async def create(self, tenant_id: str, name: str = "") -> ApiKey:
-        """Create a key for ``tenant_id`` (the tenant is created if new)."""
-        prefix = secrets.token_hex(4)
-        key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-        async with self.db.transaction() as conn:
-            await conn.execute(QUERIES["ensure_tenant"], tenant_id)
-            await conn.execute(QUERIES["insert_api_key"], tenant_id, name, prefix, hash_key(key))
-        return ApiKey(key, tenant_id, name, prefix)
+        """Create a key for ``tenant_id`` (the tenant is created if new). Its prefix is unique
+        within the tenant: a prefix already taken is drawn again."""
+        for _ in range(_PREFIX_DRAWS):
+            prefix = secrets.token_hex(4)
+            key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+            try:
+                async with self.db.transaction() as conn:
+                    await conn.execute(QUERIES["ensure_tenant"], tenant_id)
+                    await conn.execute(
+                        QUERIES["insert_api_key"], tenant_id, name, prefix, hash_key(key)
+                    )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "api_keys_tenant_prefix":
+                    raise
+                continue
+            return ApiKey(key, tenant_id, name, prefix)
+        raise RuntimeError(f"no free key prefix for tenant {tenant_id!r} in {_PREFIX_DRAWS} draws")
 
     async def tenant_of(self, key: str) -> str | None:
         """The tenant a valid, unrevoked key belongs to, else None."""
