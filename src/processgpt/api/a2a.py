@@ -85,7 +85,6 @@ from google.protobuf.struct_pb2 import Struct
 
 from processgpt.agents import registry
 from processgpt.api import errors
-from processgpt.config import Settings
 from processgpt.db.database import Database
 from processgpt.db.hub import TERMINAL, EventHub
 from processgpt.db.sql import QUERIES
@@ -224,14 +223,12 @@ class TodolistRequestHandler(RequestHandler):
         self,
         db: Database,
         hub: EventHub,
-        settings: Settings,
         known_agents: frozenset[str],
         pending_gate: PendingGate,
     ) -> None:
         self.db = db
         self.hub = hub
         self.tasks = TaskRepository(db)
-        self.settings = settings
         self.known_agents = known_agents
         self.pending_gate = pending_gate
 
@@ -434,13 +431,12 @@ def install_a2a_routes(
     app: FastAPI,
     db: Database,
     hub: EventHub,
-    settings: Settings,
     known_agents: frozenset[str],
     *,
     pending_gate: PendingGate,
 ) -> None:
     """Add ``/a2a/{agent}/`` and its agent card to ``app``."""
-    handler = TodolistRequestHandler(db, hub, settings, known_agents, pending_gate)
+    handler = TodolistRequestHandler(db, hub, known_agents, pending_gate)
     dispatcher = JsonRpcDispatcher(handler, _ContextBuilder(), enable_v0_3_compat=True)
 
     async def known(agent: str) -> bool:

@@ -321,6 +321,6 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         heartbeat=settings.sse_heartbeat,
     )
     # A2A server (see api/a2a.py)
-    install_a2a_routes(app, db, hub, settings, builtins, pending_gate=pending_gate)
+    install_a2a_routes(app, db, hub, builtins, pending_gate=pending_gate)
     agents_api.install(app, db)  # /v1/agents and /v1/mcp-servers (see api/agents_api.py)
     return app
