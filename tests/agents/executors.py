@@ -122,6 +122,26 @@ class SlowExecutor(AgentExecutor):
         return None
 
 
+class CountingExecutor(AgentExecutor):
+    """Sleeps 20 ms and completes; counts how many of its runs were under way at once."""
+
+    def __init__(self) -> None:
+        self.running = self.most_running = self.finished = 0
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            self.running -= 1
+        self.finished += 1
+        await event_queue.enqueue_event(_artifact(context, "{}"))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        return None
+
+
 class FlakyExecutor(AgentExecutor):
     """Fails while ``attempt <= input.fail_attempts``; records each attempt's start time."""
 

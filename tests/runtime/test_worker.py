@@ -8,6 +8,7 @@ import itertools
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidTransition, UnknownAgent
 from processgpt.domain.task import RetryPolicy, TaskStatus, TaskSubmission
-from processgpt.runtime.worker import Worker, WorkerOptions
+from processgpt.runtime.worker import Worker, WorkerOptions, claim_size
 from tests.agents import executors as ex
 from tests.conftest import StartWorker
 from tests.support import assert_gap_free, wait_until
@@ -279,3 +280,53 @@ async def test_worker_runs_on_connections_of_its_own(db: Database, repo: TaskRep
         if running is not None:
             await asyncio.wait_for(running, 30)
         await caller.close()
+
+
+@pytest.mark.parametrize(
+    ("held", "in_flight", "may_have_work", "expected"),
+    [
+        (0, 0, True, 5),  # a claim asks for half the concurrency
+        (0, 0, False, 0),  # nothing says there is work
+        (5, 1, True, 5),  # a second claim while the first is under way
+        (7, 1, True, 0),  # ... only once half the slots are free
+        (8, 0, True, 2),  # nothing under way: whatever is free
+        (10, 0, True, 0),
+        (0, 2, True, 0),  # two claims under way at most
+    ],
+)
+def test_claim_size(held: int, in_flight: int, may_have_work: bool, expected: int) -> None:
+    got = claim_size(concurrency=10, held=held, in_flight=in_flight, may_have_work=may_have_work)
+    assert got == expected
+
+
+async def test_a_backlog_is_claimed_by_overlapping_claims_within_the_concurrency(
+    db: Database, start_worker: StartWorker
+) -> None:
+    """While a backlog lasts, two claims are under way at once, so the tasks of one run
+    while the next one's round trip is under way; yet no more executors run at once than
+    the worker's concurrency."""
+    await db.execute(
+        "INSERT INTO todolist (tenant_id, agent_orch) SELECT 'default', 'counted'"
+        " FROM generate_series(1, 60)"
+    )
+    counted = ex.CountingExecutor()
+    worker = await start_worker({"counted": counted}, concurrency=6)
+    real_claim = worker._queries.claim
+    under_way = most_under_way = 0
+
+    async def counted_claim(*args: Any) -> Any:
+        nonlocal under_way, most_under_way
+        under_way += 1
+        most_under_way = max(most_under_way, under_way)
+        try:
+            return await real_claim(*args)
+        finally:
+            under_way -= 1
+
+    worker._queries.claim = counted_claim  # type: ignore[method-assign]
+    await wait_until(
+        lambda: db.fetchval("SELECT count(*) = 60 FROM todolist WHERE status = 'DONE'"), 15
+    )
+    assert counted.finished == 60
+    assert counted.most_running == 6
+    assert most_under_way == 2

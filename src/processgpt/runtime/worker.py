@@ -25,6 +25,8 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from processgpt.db.database import Database, is_data_error, is_transient
 from processgpt.db.listen import Listener
 from processgpt.db.worker_queries import SERVER_SETTINGS, WorkerQueries
@@ -43,6 +45,24 @@ log = logging.getLogger(__name__)
 _NOT_RETRIED = (InvalidInput, ExecutorReturnedWithoutResult)
 """Errors a new attempt cannot fix: the task fails at once."""
 _MAX_ERROR_CHARS = 2000
+
+
+def claim_size(*, concurrency: int, held: int, in_flight: int, may_have_work: bool) -> int:
+    """How many tasks a worker claims now (0: none), holding ``held`` slots (running tasks and
+    claims under way) with ``in_flight`` claims under way.
+
+    A claim follows a wake-up (a notification, the poll) or a claim that came back full
+    (``may_have_work``). It asks for at most a ``_CLAIMS_IN_FLIGHT``-th of the concurrency,
+    and while one is under way the next waits until that many slots are free: claims stay few
+    and large, and the tasks of one run while the next one's round trip is under way.
+    """
+    free = concurrency - held
+    if free <= 0 or in_flight >= _CLAIMS_IN_FLIGHT or not may_have_work:
+        return 0
+    chunk = -(-concurrency // _CLAIMS_IN_FLIGHT)
+    if in_flight and free < chunk:
+        return 0
+    return min(free, chunk)
 
 
 def default_consumer() -> str:
@@ -94,9 +114,12 @@ class Worker:
         )
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # there may be new work (a notification, the poll)
+        self._poke = asyncio.Event()  # something the claim loop decides on changed
+        self._reserved = 0  # slots held by claims in flight
+        self._backlog = False  # the last claim came back full
+        self._poll_at = 0.0  # the claim loop looks for work by then even if not woken
         self._check_leases = asyncio.Event()
-        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
@@ -122,7 +145,7 @@ class Worker:
                 self.options.shutdown_grace,
             )
         self._stopping.set()
-        self._wake.set()
+        self._poke.set()
 
     @property
     def writer_batches(self) -> int:
@@ -206,6 +229,7 @@ class Worker:
     def _on_task_notification(self, payload: str) -> None:
         if payload in self._runners:
             self._wake.set()
+            self._poke.set()
 
     def _on_control_notification(self, payload: str) -> None:
         action, _, rest = payload.partition(":")
@@ -226,53 +250,60 @@ class Worker:
         """Notifications sent while disconnected are lost: look for work and re-check every
         lease (a cancellation changes the fence) now rather than at the next heartbeat."""
         self._wake.set()
+        self._poke.set()
         self._check_leases.set()
 
     # -- claiming ---------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while not self._stopping.is_set():
-            # Tasks whose last write is in flight no longer run: their slots are free, so the
-            # next claim overlaps the writer's commit.
-            free = self.options.concurrency - len(self._active)
-            timeout = self.options.poll_interval
-            if free > 0:
-                self._wake.clear()
-                claimed = await self._claim(free)
-                if claimed == free:
+        """Claim whenever slots are free and there may be work, with up to
+        ``_CLAIMS_IN_FLIGHT`` claims at once while a backlog lasts, so that the tasks of one
+        claim run while the next claim's round trip is under way. A claim's slots are
+        reserved from the moment it is sent: the worker never holds more than ``concurrency``
+        tasks."""
+        loop = asyncio.get_running_loop()
+        claims: set[asyncio.Task[None]] = set()
+        self._wake.set()  # look for work at once
+        try:
+            while not self._stopping.is_set():
+                self._poke.clear()
+                for claim in [c for c in claims if c.done()]:
+                    claims.discard(claim)
+                    claim.result()  # a bug in handling claimed rows stops the worker loudly
+                size = self._next_claim_size(len(claims))
+                if size:
+                    self._wake.clear()
+                    self._reserved += size
+                    self._poll_at = loop.time() + self.options.poll_interval
+                    claims.add(asyncio.create_task(self._claim(size), name="claim"))
                     continue
-                if claimed == 0:
-                    timeout = await self._until_next_run_at(timeout)
-            else:
-                self._slot_freed.clear()
-            await self._wait_for_work(timeout, need_slot=free <= 0)
-
-    async def _wait_for_work(self, wait_at_most: float, *, need_slot: bool) -> None:
-        event = self._slot_freed if need_slot else self._wake
-        waiters = [asyncio.create_task(event.wait()), asyncio.create_task(self._stopping.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=wait_at_most, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await asyncio.wait_for(self._poke.wait(), max(0.0, self._poll_at - loop.time()))
+                except TimeoutError:  # the polling fallback for missed notifications
+                    self._wake.set()
+                    self._poll_at = loop.time() + self.options.poll_interval
+        except asyncio.CancelledError:
+            for claim in claims:
+                claim.cancel()
+            raise
         finally:
-            for waiter in waiters:
-                waiter.cancel()
+            if claims:  # their rows become runs, which the shutdown finishes or hands back
+                await asyncio.wait(claims)
 
-    async def _until_next_run_at(self, default: float) -> float:
-        try:
-            seconds = await self._queries.seconds_until_next_run(self._orchs)
-        except Exception as exc:  # noqa: BLE001 - the poll interval is the fallback
-            _log_db_error("next run time", exc)
-            return default
-        return default if seconds is None else max(0.0, min(default, seconds))
+    def _next_claim_size(self, in_flight: int) -> int:
+        return claim_size(
+            concurrency=self.options.concurrency,
+            held=len(self._active) + self._reserved,
+            in_flight=in_flight,
+            may_have_work=self._wake.is_set() or self._backlog,
+        )
 
-    async def _claim(self, limit: int) -> int:
+    async def _claim(self, limit: int) -> None:
         try:
-            rows = await self._queries.claim(
-                self._orchs, limit, self.options.consumer, self.options.lease_seconds
-            )
-        except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
-            _log_db_error("claim", exc)
-            await asyncio.sleep(min(1.0, self.options.poll_interval))
-            return 0
+            rows = await self._claim_rows(limit)
+        finally:
+            self._reserved -= limit
+            self._poke.set()
         loop = asyncio.get_running_loop()
         for claimed in rows:
             run = TaskRun(claimed, self._writer, loop)
@@ -281,7 +312,29 @@ class Worker:
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
         self.stats["claimed"] += len(rows)
         self.stats["claim_statements"] += 1
-        return len(rows)
+        self._backlog = len(rows) == limit
+        if not rows:  # poll again when the next delayed task is due, if that is sooner
+            seconds = await self._until_next_run_at(self.options.poll_interval)
+            self._poll_at = min(self._poll_at, loop.time() + seconds)
+            self._poke.set()
+
+    async def _claim_rows(self, limit: int) -> list[asyncpg.Record]:
+        try:
+            return await self._queries.claim(
+                self._orchs, limit, self.options.consumer, self.options.lease_seconds
+            )
+        except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
+            _log_db_error("claim", exc)
+            await asyncio.sleep(min(1.0, self.options.poll_interval))
+            return []
+
+    async def _until_next_run_at(self, default: float) -> float:
+        try:
+            seconds = await self._queries.seconds_until_next_run(self._orchs)
+        except Exception as exc:  # noqa: BLE001 - the poll interval is the fallback
+            _log_db_error("next run time", exc)
+            return default
+        return default if seconds is None else max(0.0, min(default, seconds))
 
     # -- running one task -----------------------------------------------------------------
 
@@ -316,7 +369,7 @@ class Worker:
         """Free the run's slot (at most once: a later claim of the same task keeps its own)."""
         if self._active.get(active.run.id) is active:
             del self._active[active.run.id]
-            self._slot_freed.set()
+            self._poke.set()
 
     def _finish(
         self,
@@ -592,8 +645,11 @@ _CREW_COMPLETED = EventRecord.build(
 )
 
 
-_POOL_SIZE = 4
-"""Connections of the worker's pool: the claim loop, the writer, heartbeats, lease recovery."""
+_CLAIMS_IN_FLIGHT = 2
+"""Claims one worker may have under way at once while a backlog lasts."""
+
+_POOL_SIZE = _CLAIMS_IN_FLIGHT + 3
+"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery."""
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the
