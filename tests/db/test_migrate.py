@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -42,6 +45,25 @@ async def test_all_migrations_apply_to_an_empty_database(pg_server: PostgresServ
     finally:
         await db.close()
         await pg_server.drop_database(url)
+
+
+async def test_tasks_get_time_ordered_version_7_ids(db: Database) -> None:
+    """Ids of tasks created one after another share their leading timestamp bits, so a claim
+    in age order touches few index pages (migration 0012)."""
+    before = time.time()
+    ids: list[uuid.UUID] = []
+    for _ in range(3):
+        ids.append(
+            await db.fetchval(
+                "INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'noop')"
+                " RETURNING id"
+            )
+        )
+        await asyncio.sleep(0.002)  # the next id is in a later millisecond
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    millis = [int(i.hex[:12], 16) / 1000 for i in ids]
+    assert millis == sorted(millis) and ids == sorted(ids)
+    assert before - 1 <= millis[0] <= time.time() + 1
 
 
 _PLAN_MODES = pytest.mark.parametrize(
