@@ -272,7 +272,7 @@ if __name__ == "__main__":
         "a2a's helper functions, which draw a uuid4 per message and artifact (helpers)",
     )
     p.add_argument(
-        "--rounds", type=int, default=3, help="rounds of both runtimes, alternating (default 3)"
+        "--rounds", type=int, default=5, help="rounds of both runtimes, alternating (default 5)"
     )
     p.add_argument("--skip-pgqueuer", action="store_true", help="measure processgpt only")
     arguments = p.parse_args()

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -330,3 +330,22 @@ async def test_a_backlog_is_claimed_by_overlapping_claims_within_the_concurrency
     assert counted.finished == 60
     assert counted.most_running == 6
     assert most_under_way == 2
+
+
+async def test_a_delayed_task_starts_when_due_though_other_work_came_meanwhile(
+    db: Database, repo: TaskRepository, start_worker: StartWorker
+) -> None:
+    """The claim that finds nothing due yet sets the next poll to the delayed task's run_at;
+    a claim made meanwhile for other work does not push that deadline back to the (long)
+    poll interval."""
+    await start_worker({"noop": ex.NoopExecutor()}, poll_interval=3.0)
+    # Its NOTIFY makes the worker look; the claim finds nothing due yet.
+    delayed = await submit(repo, "noop", run_at=datetime.now(UTC) + timedelta(seconds=0.5))
+    await asyncio.sleep(0.15)
+    other = await submit(repo, "noop")  # a claim for this one comes back neither full nor empty
+    await wait_status(repo, other, TaskStatus.DONE)
+    await wait_status(repo, delayed, TaskStatus.DONE, timeout=5)
+    due_at, started = await db.fetchrow(
+        "SELECT run_at, started_at FROM todolist WHERE id = $1", delayed
+    )
+    assert 0 <= (started - due_at).total_seconds() < 0.5

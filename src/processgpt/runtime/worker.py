@@ -2,9 +2,10 @@
 
 One :class:`Worker` per process serves one or more orchestrators (``agent_orch`` names) with
 up to ``concurrency`` tasks at once. It wakes on NOTIFY when work arrives (polling only as a
-fallback), claims up to its free capacity in one statement, renews all its leases in one
-statement per heartbeat, and writes through one :class:`BatchWriter`. Its statements run on a
-small pool of its own, opened from the given database's DSN, with plans made once per connection
+fallback), claims many tasks per statement (two claims overlap while a backlog lasts, see
+:func:`claim_size`), renews all its leases in one statement per heartbeat, and writes through
+one :class:`BatchWriter`. Its statements run on a small pool of its own, opened from the given
+database's DSN, with plans made once per connection
 (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
 Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
@@ -53,8 +54,9 @@ def claim_size(*, concurrency: int, held: int, in_flight: int, may_have_work: bo
 
     A claim follows a wake-up (a notification, the poll) or a claim that came back full
     (``may_have_work``). It asks for at most a ``_CLAIMS_IN_FLIGHT``-th of the concurrency,
-    and while one is under way the next waits until that many slots are free: claims stay few
-    and large, and the tasks of one run while the next one's round trip is under way.
+    and while one is under way the next waits until that many slots are free, so that during
+    a backlog claims stay large and the tasks of one run while the next one's round trip is
+    under way. With nothing under way it claims whatever is free.
     """
     free = concurrency - held
     if free <= 0 or in_flight >= _CLAIMS_IN_FLIGHT or not may_have_work:
@@ -256,11 +258,8 @@ class Worker:
     # -- claiming ---------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        """Claim whenever slots are free and there may be work, with up to
-        ``_CLAIMS_IN_FLIGHT`` claims at once while a backlog lasts, so that the tasks of one
-        claim run while the next claim's round trip is under way. A claim's slots are
-        reserved from the moment it is sent: the worker never holds more than ``concurrency``
-        tasks."""
+        """Send claims as :func:`claim_size` says. A claim's slots are reserved from the moment
+        it is sent, so the worker never holds more than ``concurrency`` tasks."""
         loop = asyncio.get_running_loop()
         claims: set[asyncio.Task[None]] = set()
         self._wake.set()  # look for work at once
@@ -274,11 +273,13 @@ class Worker:
                 if size:
                     self._wake.clear()
                     self._reserved += size
-                    self._poll_at = loop.time() + self.options.poll_interval
+                    if self._poll_at <= loop.time():  # a sooner deadline (a delayed task) stays
+                        self._poll_at = loop.time() + self.options.poll_interval
                     claims.add(asyncio.create_task(self._claim(size), name="claim"))
                     continue
                 try:
-                    await asyncio.wait_for(self._poke.wait(), max(0.0, self._poll_at - loop.time()))
+                    async with asyncio.timeout_at(self._poll_at):
+                        await self._poke.wait()
                 except TimeoutError:  # the polling fallback for missed notifications
                     self._wake.set()
                     self._poll_at = loop.time() + self.options.poll_interval
@@ -289,6 +290,9 @@ class Worker:
         finally:
             if claims:  # their rows become runs, which the shutdown finishes or hands back
                 await asyncio.wait(claims)
+                for claim in claims:
+                    if not claim.cancelled():
+                        claim.result()
 
     def _next_claim_size(self, in_flight: int) -> int:
         return claim_size(
@@ -304,6 +308,9 @@ class Worker:
         finally:
             self._reserved -= limit
             self._poke.set()
+        if rows is None:  # the claim failed (logged); the next wake-up or poll tries again
+            self._backlog = False
+            return
         loop = asyncio.get_running_loop()
         for claimed in rows:
             run = TaskRun(claimed, self._writer, loop)
@@ -318,7 +325,7 @@ class Worker:
             self._poll_at = min(self._poll_at, loop.time() + seconds)
             self._poke.set()
 
-    async def _claim_rows(self, limit: int) -> list[asyncpg.Record]:
+    async def _claim_rows(self, limit: int) -> list[asyncpg.Record] | None:
         try:
             return await self._queries.claim(
                 self._orchs, limit, self.options.consumer, self.options.lease_seconds
@@ -326,7 +333,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
             _log_db_error("claim", exc)
             await asyncio.sleep(min(1.0, self.options.poll_interval))
-            return []
+            return None
 
     async def _until_next_run_at(self, default: float) -> float:
         try:
@@ -562,7 +569,8 @@ class Worker:
         interval = self.options.lease_seconds / 3
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._check_leases.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._check_leases.wait()
             self._check_leases.clear()
             # Runs stopping for a shutdown keep their lease until their hand-back is queued.
             held = [

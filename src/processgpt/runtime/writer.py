@@ -214,7 +214,8 @@ class BatchWriter:
                 due = min(e.hold_until for e in self._pending.values())
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), max(0.0, due - time.monotonic()))
+                    async with asyncio.timeout(max(0.0, due - time.monotonic())):
+                        await self._wakeup.wait()
                 self._wakeup.set()
 
     def _take_batch(self, now: float | None) -> list[_Pending]:
