@@ -20,6 +20,7 @@ from processgpt.api.a2a import install_a2a_routes
 from processgpt.api.auth import Authenticator, Tenant
 from processgpt.api.chat import install_chat_routes
 from processgpt.api.console import install_console
+from processgpt.api.credential_watch import CredentialWatch, WatchCredentials
 from processgpt.api.streams import sse_task_stream
 from processgpt.config import Settings
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
@@ -152,8 +153,18 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         jwt_jwks_url=settings.jwt_jwks_url,
         jwt_audience=settings.jwt_audience,
     )
-    hub.listener.subscribe(REVOCATIONS_CHANNEL, lambda _prefix: auth.forget_keys())
-    hub.listener.on_reconnect(auth.forget_keys)  # revocations may have been missed meanwhile
+    watch = CredentialWatch(auth)  # ends streams whose key is revoked or token expires
+
+    def key_revoked(prefix: str) -> None:
+        auth.forget_keys()
+        watch.key_revoked(prefix)
+
+    def listener_reconnected() -> None:  # revocations may have been missed meanwhile
+        auth.forget_keys()
+        watch.recheck_all()
+
+    hub.listener.subscribe(REVOCATIONS_CHANNEL, key_revoked)
+    hub.listener.on_reconnect(listener_reconnected)
     builtins = frozenset(registry.available())
 
     @asynccontextmanager
@@ -165,6 +176,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
             await _app.state.chat_sockets.shutdown()  # GRACEFUL_DISCONNECT to chat sockets
             hub_task.cancel()
             await asyncio.gather(hub_task, return_exceptions=True)
+            await watch.aclose()
 
     app = FastAPI(
         title="processgpt",
@@ -173,6 +185,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:  # noqa: PLR0915 - 
         description="Execution API: start processes and tasks, follow them live.",
     )
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(WatchCredentials, watch=watch)
     errors.install(app)
     app.state.hub = hub
 

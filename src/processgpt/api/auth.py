@@ -5,7 +5,8 @@ claims name the tenant (``tenant_id``, or ``app_metadata.tenant_id``) and it mus
 ``exp``. Every route but health needs one.
 
 Key lookups are cached for 30 s; a revocation (``processgpt keys revoke``) notifies every API
-process, which drops its cache at once."""
+process, which drops its cache at once and ends the requests still using the key (see
+:mod:`processgpt.api.credential_watch`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ from processgpt.domain.errors import Unauthorized
 
 _CACHE_SECONDS = 30.0
 _CACHE_SIZE = 10_000
+
+
+def bearer_token(authorization: str | None, api_key: str | None) -> str | None:
+    """The credential a request presents: its API key header, else its bearer token."""
+    if api_key is not None:
+        return api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+    return None
 
 
 class Authenticator:
@@ -43,11 +55,7 @@ class Authenticator:
 
     async def tenant_for(self, authorization: str | None, api_key: str | None) -> str:
         """The caller's tenant, or :class:`Unauthorized`."""
-        token = api_key
-        if token is None and authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() == "bearer":
-                token = value.strip()
+        token = bearer_token(authorization, api_key)
         if not token:
             raise Unauthorized("send an API key (Authorization: Bearer <key>) or a token")
         if token.startswith(KEY_PREFIX):
