@@ -39,7 +39,12 @@ async def test_revoking_a_key_ends_its_streams_and_only_those(api: Api, db: Data
     leaked = await keys.create("acme")
     async with api.client(leaked.key) as client:
         task = (await client.post("/v1/tasks", json=LONG_TASK)).json()
-    async with api.client(leaked.key) as doomed, api.client(api.key_a) as kept:
+    # The routes read the first of repeated headers: the second must not hide the key.
+    repeated = [("Authorization", f"Bearer {leaked.key}"), ("Authorization", "Bearer x")]
+    async with (
+        httpx.AsyncClient(base_url=api.url, headers=repeated, timeout=30) as doomed,
+        api.client(api.key_a) as kept,
+    ):
         doomed_seen: list[float] = []
         kept_seen: list[float] = []
         doomed_stream = asyncio.create_task(_follow(doomed, task["id"], doomed_seen))

@@ -453,7 +453,9 @@ def install_a2a_routes(
     async def rpc(agent: str, request: Request) -> Response:
         auth = request.app.state.auth
         request.state.processgpt_tenant = await auth.tenant_for(
-            request.headers.get("authorization"), request.headers.get("x-api-key")
+            request.headers.get("authorization"),
+            request.headers.get("x-api-key"),
+            scope=request.scope,
         )
         response: Response = await dispatcher.handle_requests(request)
         return response

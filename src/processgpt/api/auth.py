@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import MutableMapping
 from typing import Annotated, Any
 
 import jwt
@@ -20,6 +21,9 @@ from fastapi import Depends, Header, Request
 
 from processgpt.db.api_keys import KEY_PREFIX, ApiKeyRepository
 from processgpt.domain.errors import Unauthorized
+
+CREDENTIAL_SCOPE_KEY = "processgpt.credential"
+"""ASGI scope key of the callable that is told the credential a request was let in with."""
 
 _CACHE_SECONDS = 30.0
 _CACHE_SIZE = 10_000
@@ -53,8 +57,16 @@ class Authenticator:
         self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._generation = 0  # bumped when the cache is dropped: reads begun before keep out
 
-    async def tenant_for(self, authorization: str | None, api_key: str | None) -> str:
-        """The caller's tenant, or :class:`Unauthorized`."""
+    async def tenant_for(
+        self,
+        authorization: str | None,
+        api_key: str | None,
+        *,
+        scope: MutableMapping[str, Any] | None = None,
+    ) -> str:
+        """The caller's tenant, or :class:`Unauthorized`. With the request's ASGI ``scope``,
+        the credential it was let in with is reported to the request's watch (see
+        :mod:`processgpt.api.credential_watch`), which ends the request if it is revoked."""
         token = bearer_token(authorization, api_key)
         if not token:
             raise Unauthorized("send an API key (Authorization: Bearer <key>) or a token")
@@ -64,6 +76,8 @@ class Authenticator:
             tenant = await self._jwt_tenant(token)
         if tenant is None:
             raise Unauthorized("the API key or token is not valid")
+        if scope is not None and (watch := scope.get(CREDENTIAL_SCOPE_KEY)) is not None:
+            watch(token)
         return tenant
 
     def forget_keys(self) -> None:
@@ -127,7 +141,7 @@ async def tenant_of_request(
 ) -> str:
     """FastAPI dependency: the caller's tenant (401 without a valid key or token)."""
     authenticator: Authenticator = request.app.state.auth
-    return await authenticator.tenant_for(authorization, x_api_key)
+    return await authenticator.tenant_for(authorization, x_api_key, scope=request.scope)
 
 
 Tenant = Annotated[str, Depends(tenant_of_request)]

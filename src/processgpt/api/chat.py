@@ -306,7 +306,9 @@ def install_chat_routes(
         authenticator: Authenticator = ws.app.state.auth
         try:
             tenant_id = await authenticator.tenant_for(
-                ws.headers.get("authorization"), ws.headers.get("x-api-key") or api_key or token
+                ws.headers.get("authorization"),
+                ws.headers.get("x-api-key") or api_key or token,
+                scope=ws.scope,
             )
             chat = await chats.open(tenant_id, chat_id, agent)
         except ProcessGPTError as exc:

@@ -1,17 +1,21 @@
-"""Requests in flight end when their credential stops being valid.
+"""Streams end when their credential stops being valid.
 
 A request is authenticated once, when it starts, and an SSE stream, a WebSocket chat or an
-A2A stream can then run for hours. :class:`CredentialWatch` keeps the requests in flight per
-credential and ends them when it is no longer valid:
+A2A stream can then run for hours. :class:`CredentialWatch` keeps the requests in flight by
+the credential they were let in with (the :class:`~processgpt.api.auth.Authenticator`
+reports it, so what is watched is exactly what was accepted) and ends them when it is no
+longer valid:
 
 * an API key revoked with ``processgpt keys revoke``: the revocation's NOTIFY names the key's
   prefix; every key in use with that prefix is looked up again (so another tenant's key with
-  the same prefix ends nothing), and again for all keys in use after the LISTEN connection
-  was lost, since revocations may have been missed meanwhile;
+  the same prefix ends nothing), and every key in use after the LISTEN connection was lost,
+  since revocations may have been missed meanwhile;
 * a JWT, at its ``exp``.
 
-An HTTP response that has started ends there (a client that resumes gets 401); one that has
-not is answered 401; a WebSocket is closed with 1008 (policy violation).
+Only a request that is streaming is cut off: an HTTP response that has sent part of its
+body (it simply ends; a client that resumes gets 401) or an accepted WebSocket (closed with
+1008). A request whose credential is revoked before that point ends as soon as it gets
+there, so an ordinary request is never interrupted halfway through its work.
 """
 
 from __future__ import annotations
@@ -21,14 +25,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 import jwt
 
-from processgpt.api.auth import Authenticator, bearer_token
-from processgpt.api.errors import error_response
+from processgpt.api.auth import CREDENTIAL_SCOPE_KEY, Authenticator
 from processgpt.db.api_keys import KEY_PREFIX
 from processgpt.domain.errors import Unauthorized
 
@@ -40,29 +41,73 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_ENDED = "the API key or token is no longer valid"
-_STARTED = frozenset({"http.response.start", "websocket.accept", "websocket.close"})
+_RECANCEL_SECONDS = 1.0
+"""A cancellation can be swallowed (``asyncio.wait_for`` on Python 3.11): it is repeated this
+often until the request is over."""
+_CLOSE_SECONDS = 5.0
+"""How long ending a response may wait for a client that does not read."""
+_LOOKUPS_AT_ONCE = 4
+"""Key lookups run at once after a reconnect (the rest wait; requests need the pool too)."""
 
 
-@dataclass(eq=False, slots=True)
 class _Request:
-    task: asyncio.Task[Any]
-    ended: bool = False
+    """One request in flight with a credential."""
+
+    __slots__ = ("cancels", "done", "keys", "revoked", "streaming", "task", "timers", "watch")
+
+    def __init__(self, watch: CredentialWatch, task: asyncio.Task[Any]) -> None:
+        self.watch = watch
+        self.task = task
+        self.revoked = False  # its credential is no longer valid
+        self.streaming = False  # part of its body was sent, or its WebSocket accepted
+        self.done = False
+        self.cancels = 0  # cancellations this watch requested
+        self.keys: set[str] = set()  # the API keys it is watched under
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def authenticated(self, token: str) -> None:
+        """The request was let in with ``token``: watch it."""
+        self.watch._add(token, self)
 
     def end(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.task.cancel()
+        """The credential is no longer valid: cut the request off once it is streaming."""
+        self.revoked = True
+        if self.streaming:
+            self._cancel()
+
+    def sent(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept" or (
+            kind == "http.response.body" and message.get("more_body")
+        ):
+            self.streaming = True
+            if self.revoked:
+                self._cancel()
+
+    def _cancel(self) -> None:
+        if self.done:
+            return
+        self.cancels += 1
+        self.task.cancel()
+        loop = self.task.get_loop()
+        self.timers.append(loop.call_later(_RECANCEL_SECONDS, self._cancel))
+
+    def finish(self) -> None:
+        """The request is over (or being closed): no more cancellations."""
+        self.done = True
+        for timer in self.timers:
+            timer.cancel()
 
 
 class CredentialWatch:
-    """The API keys and tokens of the requests in flight, and what ends those requests."""
+    """The credentials of the requests in flight, and what ends those requests."""
 
     def __init__(self, auth: Authenticator) -> None:
         self._auth = auth
         self._by_key: dict[str, set[_Request]] = {}
-        self._checks: dict[str, asyncio.Task[None]] = {}  # key -> its re-check under way
-        self._stale: set[str] = set()  # keys to look up (again) once their check is done
+        self._checks: dict[str, asyncio.Task[None]] = {}  # key -> its lookup under way
+        self._stale: set[str] = set()  # keys to look up (again) once their lookup is done
+        self._lookups = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
 
     @property
     def watched(self) -> int:
@@ -89,45 +134,44 @@ class CredentialWatch:
         await asyncio.gather(*checks, return_exceptions=True)
 
     async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run ``app`` for one request, ended early if its credential stops being valid."""
-        token = _token(scope) if scope["type"] in ("http", "websocket") else None
+        """Run ``app`` for one request, cut off if its credential stops being valid."""
         task = asyncio.current_task()
-        if token is None or task is None:
+        if scope["type"] not in ("http", "websocket") or task is None:
             await app(scope, receive, send)
             return
-        request = _Request(task)
-        started = False
+        request = _Request(self, task)
+        scope[CREDENTIAL_SCOPE_KEY] = request.authenticated
 
         async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] in _STARTED
             await send(message)
+            request.sent(message)
 
-        timer = self._watch(token, request)
         try:
             await app(scope, receive, watched_send)
         except asyncio.CancelledError:
-            if not request.ended:
+            request.finish()
+            # Our own cancellations are taken back; one from anybody else goes on.
+            if not request.cancels or _uncancel(task, request.cancels) > 0:
                 raise
-            task.uncancel()
-            await _close(scope, send, started=started)
+            await _close(scope, send)
         finally:
-            if timer is not None:
-                timer.cancel()
-            requests = self._by_key.get(token)
-            if requests is not None:
-                requests.discard(request)
-                if not requests:
-                    del self._by_key[token]
+            request.finish()
+            for key in request.keys:
+                requests = self._by_key.get(key)
+                if requests is not None:
+                    requests.discard(request)
+                    if not requests:
+                        del self._by_key[key]
 
-    def _watch(self, token: str, request: _Request) -> asyncio.TimerHandle | None:
+    def _add(self, token: str, request: _Request) -> None:
         if token.startswith(KEY_PREFIX):
             self._by_key.setdefault(token, set()).add(request)
-            return None
+            request.keys.add(token)
+            return
         expires = _expiry(token)
-        if expires is None:  # not a token this API accepts: the request is refused anyway
-            return None
-        return asyncio.get_running_loop().call_later(max(0.0, expires - time.time()), request.end)
+        if expires is not None:
+            loop = request.task.get_loop()
+            request.timers.append(loop.call_later(max(0.0, expires - time.time()), request.end))
 
     def _recheck(self, key: str) -> None:
         self._stale.add(key)
@@ -142,26 +186,32 @@ class CredentialWatch:
             del self._checks[key]
 
     async def _check(self, key: str) -> None:
-        # A lookup begun before a revocation may still see the key valid: while new
-        # notifications arrive for the key, it is looked up again.
-        while key in self._stale and key in self._by_key:
+        """Look ``key`` up until a lookup begun after its last notification says whether it
+        is still valid (a lookup that fails is tried again while the key is in use)."""
+        delay = 0.2
+        try:
+            while key in self._stale and key in self._by_key:
+                self._stale.discard(key)
+                try:
+                    async with self._lookups:
+                        await self._auth.tenant_for(None, key)
+                except Unauthorized:
+                    self._end_key(key)
+                    return
+                except Exception as exc:  # noqa: BLE001 - tried again below
+                    log.warning("could not look up a key in use error=%s", type(exc).__name__)
+                    self._stale.add(key)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
             self._stale.discard(key)
-            try:
-                await self._auth.tenant_for(None, key)
-            except Unauthorized:
-                ended = self._by_key.get(key, set())
-                log.info(
-                    "ending requests of a revoked key prefix=%s requests=%d",
-                    key[len(KEY_PREFIX) :].split("_", 1)[0],
-                    len(ended),
-                )
-                for request in list(ended):
-                    request.end()
-                return
-            except Exception as exc:  # noqa: BLE001 - checked again when the listener reconnects
-                log.warning("could not look up a key in use error=%s", type(exc).__name__)
-                return
-        self._stale.discard(key)
+
+    def _end_key(self, key: str) -> None:
+        requests = self._by_key.get(key, set())
+        prefix = key[len(KEY_PREFIX) :].split("_", 1)[0]
+        log.info("ending requests of a revoked key prefix=%s requests=%d", prefix, len(requests))
+        for request in list(requests):
+            request.end()
 
 
 class WatchCredentials:
@@ -175,20 +225,16 @@ class WatchCredentials:
         await self.watch.serve(self.app, scope, receive, send)
 
 
-def _token(scope: Scope) -> str | None:
-    """The request's API key or token, taken as the API takes it (the WebSocket chat also
-    reads ``api_key`` or ``token`` from the query string, ahead of ``Authorization``)."""
-    headers = {k: v for k, v in scope.get("headers", ()) if k in (b"authorization", b"x-api-key")}
-    api_key = headers[b"x-api-key"].decode("latin-1") if b"x-api-key" in headers else None
-    if api_key is None and scope["type"] == "websocket":
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        api_key = next((query[name][0] for name in ("api_key", "token") if name in query), None)
-    authorization = headers.get(b"authorization")
-    return bearer_token(authorization.decode("latin-1") if authorization else None, api_key)
+def _uncancel(task: asyncio.Task[Any], times: int) -> int:
+    """Take back ``times`` cancellation requests; how many others remain."""
+    remaining = task.cancelling()
+    for _ in range(times):
+        remaining = task.uncancel()
+    return remaining
 
 
 def _expiry(token: str) -> float | None:
-    """A JWT's ``exp`` (its signature is checked where the request is authenticated)."""
+    """A JWT's ``exp`` (its signature was checked when the request was let in)."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -197,17 +243,12 @@ def _expiry(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) else None
 
 
-async def _close(scope: Scope, send: Send, *, started: bool) -> None:
-    """End a request whose credential stopped being valid (the client may be gone already)."""
-    with contextlib.suppress(OSError, RuntimeError):
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": Unauthorized.code})
-        elif started:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        else:
-            response = error_response(Unauthorized.code, _ENDED)
-            await response(scope, _no_receive, send)
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
+async def _close(scope: Scope, send: Send) -> None:
+    """End a streaming request whose credential is no longer valid (the client may be gone
+    already, or not reading)."""
+    with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+        async with asyncio.timeout(_CLOSE_SECONDS):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": Unauthorized.code})
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -189,8 +189,9 @@ async def sse_process_stream(
                 yield ai_sdk.DONE
                 return
             wait = min(discover_interval, max(0.0, last_sent + heartbeat - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=wait)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see EventHub.follow
+                async with asyncio.timeout(wait):
+                    await wake.wait()
             if time.monotonic() - last_sent >= heartbeat:
                 yield ai_sdk.HEARTBEAT
                 last_sent = time.monotonic()

@@ -161,8 +161,9 @@ class EventHub:
                         return
                     fresh = True
                     continue
-                try:
-                    await asyncio.wait_for(wake.wait(), timeout=idle_timeout)
+                try:  # not wait_for: on Python 3.11 it can swallow a cancellation
+                    async with asyncio.timeout(idle_timeout):
+                        await wake.wait()
                 except TimeoutError:
                     fresh = True  # a safety net for anything a notification did not say
                     yield None
