@@ -44,6 +44,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _RECANCEL_SECONDS = 1.0
 """A cancellation can be swallowed (``asyncio.wait_for`` on Python 3.11): it is repeated this
 often until the request is over."""
+_MAX_CANCELS = 10
+"""Cancellations requested before giving up on a request that ignores them."""
 _CLOSE_SECONDS = 5.0
 """How long ending a response may wait for a client that does not read."""
 _LOOKUPS_AT_ONCE = 4
@@ -67,7 +69,7 @@ class _Request:
 
     def authenticated(self, token: str) -> None:
         """The request was let in with ``token``: watch it."""
-        self.watch._add(token, self)
+        self.watch.add(token, self)
 
     def end(self) -> None:
         """The credential is no longer valid: cut the request off once it is streaming."""
@@ -86,6 +88,9 @@ class _Request:
 
     def _cancel(self) -> None:
         if self.done:
+            return
+        if self.cancels >= _MAX_CANCELS:
+            log.warning("a request with a revoked credential ignores cancellation")
             return
         self.cancels += 1
         self.task.cancel()
@@ -108,11 +113,6 @@ class CredentialWatch:
         self._checks: dict[str, asyncio.Task[None]] = {}  # key -> its lookup under way
         self._stale: set[str] = set()  # keys to look up (again) once their lookup is done
         self._lookups = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
-
-    @property
-    def watched(self) -> int:
-        """Requests in flight with an API key."""
-        return sum(len(requests) for requests in self._by_key.values())
 
     def key_revoked(self, prefix: str) -> None:
         """A key with this prefix was revoked (by some tenant): look up the keys in use that
@@ -163,7 +163,8 @@ class CredentialWatch:
                     if not requests:
                         del self._by_key[key]
 
-    def _add(self, token: str, request: _Request) -> None:
+    def add(self, token: str, request: _Request) -> None:
+        """Watch ``request`` under the credential it was let in with."""
         if token.startswith(KEY_PREFIX):
             self._by_key.setdefault(token, set()).add(request)
             request.keys.add(token)
