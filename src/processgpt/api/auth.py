@@ -29,7 +29,7 @@ _CACHE_SECONDS = 30.0
 _CACHE_SIZE = 10_000
 
 
-def bearer_token(authorization: str | None, api_key: str | None) -> str | None:
+def _bearer_token(authorization: str | None, api_key: str | None) -> str | None:
     """The credential a request presents: its API key header, else its bearer token."""
     if api_key is not None:
         return api_key
@@ -67,7 +67,7 @@ class Authenticator:
         """The caller's tenant, or :class:`Unauthorized`. With the request's ASGI ``scope``,
         the credential it was let in with is reported to the request's watch (see
         :mod:`processgpt.api.credential_watch`), which ends the request if it is revoked."""
-        token = bearer_token(authorization, api_key)
+        token = _bearer_token(authorization, api_key)
         if not token:
             raise Unauthorized("send an API key (Authorization: Bearer <key>) or a token")
         if token.startswith(KEY_PREFIX):
