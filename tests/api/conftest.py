@@ -9,14 +9,15 @@ import pytest
 
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
+from processgpt.domain.roles import Role
 from tests.support import StartProcess, start_worker_process
 
 
 @dataclass
 class Api:
     url: str
-    key_a: str  # tenant "acme"
-    key_b: str  # tenant "globex"
+    key_a: str  # tenant "acme", admin
+    key_b: str  # tenant "globex", admin
 
     def client(self, key: str | None = None, **kwargs: object) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key or self.key_a}"}
@@ -28,8 +29,8 @@ async def api(db: Database, start_process: StartProcess) -> AsyncIterator[Api]:
     """A real ``processgpt api`` process (free port) and a worker process serving the
     ``streaming`` test agent and ``demo``."""
     keys = ApiKeyRepository(db)
-    key_a = (await keys.create("acme")).key
-    key_b = (await keys.create("globex")).key
+    key_a = (await keys.create("acme", role=Role.ADMIN)).key
+    key_b = (await keys.create("globex", role=Role.ADMIN)).key
     server = start_process(
         "api", env={"PROCESSGPT_API_PORT": "0", "PROCESSGPT_SSE_HEARTBEAT": "0.5"}
     )

@@ -78,22 +78,20 @@ from a2a.utils.errors import (
     TaskNotCancelableError,
     TaskNotFoundError,
 )
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Request
+from fastapi.responses import Response
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 
 from processgpt.agents import registry
-from processgpt.api import errors
-from processgpt.db.database import Database
 from processgpt.db.hub import TERMINAL, EventHub
-from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.domain.errors import (
     InvalidInput,
     InvalidTransition,
     ProcessGPTError,
     TaskNotFound,
+    UnknownAgent,
 )
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
@@ -221,14 +219,13 @@ class TodolistRequestHandler(RequestHandler):
 
     def __init__(
         self,
-        db: Database,
+        tasks: TaskRepository,
         hub: EventHub,
         known_agents: frozenset[str],
         pending_gate: PendingGate,
     ) -> None:
-        self.db = db
         self.hub = hub
-        self.tasks = TaskRepository(db)
+        self.tasks = tasks
         self.known_agents = known_agents
         self.pending_gate = pending_gate
 
@@ -427,41 +424,36 @@ def agent_card(agent: str, url: str) -> AgentCard:
     )
 
 
-def install_a2a_routes(
-    app: FastAPI,
-    db: Database,
-    hub: EventHub,
-    known_agents: frozenset[str],
-    *,
-    pending_gate: PendingGate,
-) -> None:
-    """Add ``/a2a/{agent}/`` and its agent card to ``app``."""
-    handler = TodolistRequestHandler(db, hub, known_agents, pending_gate)
-    dispatcher = JsonRpcDispatcher(handler, _ContextBuilder(), enable_v0_3_compat=True)
+class A2AService:
+    """The A2A side of the API: agent cards and the JSON-RPC endpoint of every agent."""
 
-    async def known(agent: str) -> bool:
-        return agent in known_agents or bool(
-            await db.fetchval(QUERIES["orchestrator_exists"], agent)
-        )
+    def __init__(
+        self,
+        tasks: TaskRepository,
+        hub: EventHub,
+        known_agents: frozenset[str],
+        pending_gate: PendingGate,
+    ) -> None:
+        self.tasks = tasks
+        handler = TodolistRequestHandler(tasks, hub, known_agents, pending_gate)
+        self._dispatcher = JsonRpcDispatcher(handler, _ContextBuilder(), enable_v0_3_compat=True)
+        self._known = known_agents
 
-    async def card(agent: str, request: Request) -> Response:
-        if not await known(agent):
-            return errors.error_response("unknown_agent", f"no agent {agent!r}", 404)
-        url = f"{str(request.base_url).rstrip('/')}/a2a/{agent}/"
-        return JSONResponse(agent_card_to_dict(agent_card(agent, url)))
+    async def check_agent(self, agent: str, tenant_id: str | None = None) -> None:
+        """Raise :class:`UnknownAgent` (naming the agents there are) unless ``agent`` is an
+        orchestrator or (with ``tenant_id``) one of the tenant's agent profiles."""
+        if agent not in self._known and not await self.tasks.agent_exists(tenant_id, agent):
+            raise UnknownAgent(agent, await self.tasks.agent_names(tenant_id, self._known))
 
-    async def rpc(agent: str, request: Request) -> Response:
-        auth = request.app.state.auth
-        request.state.processgpt_tenant = await auth.tenant_for(
-            request.headers.get("authorization"),
-            request.headers.get("x-api-key"),
-            scope=request.scope,
-        )
-        response: Response = await dispatcher.handle_requests(request)
+    async def card(self, agent: str, base_url: str) -> dict[str, Any]:
+        """The agent card of an orchestrator (profiles are the tenant's: no public card)."""
+        await self.check_agent(agent)
+        url = f"{base_url.rstrip('/')}/a2a/{agent}/"
+        card: dict[str, Any] = agent_card_to_dict(agent_card(agent, url))
+        return card
+
+    async def handle(self, request: Request, tenant_id: str) -> Response:
+        """Answer one JSON-RPC request (or stream) of the agent in the URL for ``tenant_id``."""
+        request.state.processgpt_tenant = tenant_id
+        response: Response = await self._dispatcher.handle_requests(request)
         return response
-
-    for path in ("/a2a/{agent}/", "/a2a/{agent}"):
-        app.add_api_route(path, rpc, methods=["POST"], tags=["a2a"], summary="A2A JSON-RPC")
-    app.add_api_route(
-        "/a2a/{agent}" + CARD_PATH, card, methods=["GET"], tags=["a2a"], summary="Agent card"
-    )

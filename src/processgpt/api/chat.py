@@ -25,16 +25,12 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Query, WebSocket
-from fastapi.responses import Response, StreamingResponse
+from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from processgpt.api.auth import Authenticator, Tenant
-from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn, check_chat_id
-from processgpt.db.database import Database
+from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn
 from processgpt.db.hub import TERMINAL, EventHub
-from processgpt.db.tasks import PendingGate
 from processgpt.domain.errors import ChatBusy, InvalidInput, MalformedMessage, ProcessGPTError
 from processgpt.domain.events import Event
 from processgpt.domain.task import TaskStatus
@@ -52,7 +48,8 @@ log = logging.getLogger(__name__)
 
 TURN_ENDS = TERMINAL | {TaskStatus.INPUT_REQUIRED}
 """A turn ends when its task ends or waits for the user's answer."""
-_RUNNING = frozenset({TaskStatus.PENDING, TaskStatus.IN_PROGRESS})
+RUNNING = frozenset({TaskStatus.PENDING, TaskStatus.IN_PROGRESS})
+"""A turn whose task is in one of these still streams (the AI SDK resume)."""
 _SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -198,7 +195,7 @@ class ChatSession:
 
 
 class ChatSockets:
-    """The open chat sockets of this API process (``app.state.chat_sockets``), so that a
+    """The open chat sockets of this API process (``Services.chat_sockets``), so that a
     shutting-down server can tell each client (``GRACEFUL_DISCONNECT``) before it closes."""
 
     def __init__(self, locks: ChatClientLocks) -> None:
@@ -230,7 +227,7 @@ class ChatRequest(BaseModel):
     agent: str | None = None
 
 
-def _last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
+def last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
     """The text and file URLs of the last user message (UIMessage parts, or ``content``)."""
     for message in reversed(messages):
         if message.get("role") != "user":
@@ -253,7 +250,7 @@ def _last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
     raise InvalidInput("the request has no user message", field="messages")
 
 
-async def _chat_sse(
+async def chat_sse(
     hub: EventHub, chats: ChatRepository, chat: Chat, turn: Turn, heartbeat: float
 ) -> AsyncIterator[str]:
     """One turn as a UI message stream, from the start of the turn to its end."""
@@ -279,108 +276,7 @@ async def _chat_sse(
             await chats.mark_delivered(chat.tenant_id, chat.id, turn.turn)
 
 
-def install_chat_routes(
-    app: FastAPI,
-    db: Database,
-    hub: EventHub,
-    *,
-    known_agents: frozenset[str],
-    pending_gate: PendingGate,
-    heartbeat: float,
-) -> ChatSockets:
-    """Add the chat routes to ``app`` and its socket registry as ``app.state.chat_sockets``
-    (the app's lifespan must ``await app.state.chat_sockets.shutdown()`` on the way out)."""
-    chats = ChatRepository(db, pending_gate, known_agents=known_agents)
-    sockets = ChatSockets(ChatClientLocks(db.dsn))
-    app.state.chat_sockets = sockets
-    router = APIRouter(tags=["chat"])
-
-    @router.websocket("/v1/agent_ws/{chat_id}/")
-    async def agent_ws(
-        ws: WebSocket,
-        chat_id: str,
-        agent: str | None = None,
-        api_key: str | None = None,
-        token: str | None = None,
-    ) -> None:
-        authenticator: Authenticator = ws.app.state.auth
-        try:
-            tenant_id = await authenticator.tenant_for(
-                ws.headers.get("authorization"),
-                ws.headers.get("x-api-key") or api_key or token,
-                scope=ws.scope,
-            )
-            chat = await chats.open(tenant_id, chat_id, agent)
-        except ProcessGPTError as exc:
-            await _refuse_after_accept(ws, MsgError(code=exc.code, details=exc.message))
-            return
-        if sockets.closing:
-            await _refuse_after_accept(ws, MsgGracefulDisconnect(), code=1001)
-            return
-        try:
-            lost = await sockets.locks.acquire(tenant_id, chat.id)
-        except ProcessGPTError as exc:
-            await _refuse_after_accept(ws, MsgError(code=exc.code, details=exc.message), 1011)
-            return
-        if lost is None:
-            # Before accept: the handshake fails with HTTP 403, as chat clients expect.
-            await ws.close(code=1008, reason=ChatBusy.code)
-            return
-        session = ChatSession(ws, chat, chats, hub, heartbeat)
-        sockets.sessions.add(session)
-        try:
-            await ws.accept()
-            await session.serve(lost)
-        finally:
-            sockets.sessions.discard(session)
-            await sockets.locks.release(tenant_id, chat.id, lost)
-
-    @router.post(
-        "/v1/chat",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
-    )
-    async def post_chat(
-        body: ChatRequest, tenant_id: Tenant, agent: str | None = Query(default=None)
-    ) -> StreamingResponse:
-        """The AI SDK ``useChat`` endpoint: the last user message starts the chat's next turn
-        (or answers the agent's question); the reply streams as a UI message stream.
-        ``agent`` (body or query) chooses the agent of a new chat (default ``demo``)."""
-        text, files = _last_user_message(body.messages)
-        chat = await chats.open(tenant_id, body.id, body.agent or agent)
-        turn, _task = await chats.start_turn(chat, text, files)
-        return StreamingResponse(
-            _chat_sse(hub, chats, chat, turn, heartbeat),
-            headers=ai_sdk.HEADERS,
-            media_type="text/event-stream",
-        )
-
-    @router.get(
-        "/v1/chat/{chat_id}/stream",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
-    )
-    async def resume_chat(chat_id: str, tenant_id: Tenant) -> Response:
-        """The AI SDK resume: the chat's running turn from its start, or 204 when no reply is
-        being produced (also for a chat this tenant does not have)."""
-        check_chat_id(chat_id)
-        turn = await chats.latest_turn(tenant_id, chat_id)
-        if turn is None or turn.status not in _RUNNING:
-            return Response(status_code=204)
-        chat = Chat(tenant_id, chat_id, "")
-        return StreamingResponse(
-            _chat_sse(hub, chats, chat, turn, heartbeat),
-            headers=ai_sdk.HEADERS,
-            media_type="text/event-stream",
-        )
-
-    app.include_router(router)
-    return sockets
-
-
-async def _refuse_after_accept(
-    ws: WebSocket, message: ServerMessageUnion, code: int = 1008
-) -> None:
+async def refuse_after_accept(ws: WebSocket, message: ServerMessageUnion, code: int = 1008) -> None:
     """Accept, say why, close: the client reads the code instead of a bare HTTP status."""
     with contextlib.suppress(*_SEND_ERRORS):
         await ws.accept()

@@ -195,7 +195,7 @@ class CredentialWatch:
                 self._stale.discard(key)
                 try:
                     async with self._lookups:
-                        await self._auth.tenant_for(None, key)
+                        await self._auth.authenticate(key)
                 except Unauthorized:
                     self._end_key(key)
                     return

@@ -37,21 +37,14 @@ open.
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-import asyncpg
-from fastapi import FastAPI, Header
-from fastapi.responses import StreamingResponse
-
-from processgpt.api.auth import Tenant
-from processgpt.config import Settings
 from processgpt.db.hub import EventHub
-from processgpt.db.sql import QUERIES
-from processgpt.domain.errors import InvalidInput, ProcessNotFound
+from processgpt.db.processes import ProcessRepository
+from processgpt.domain.errors import InvalidInput
 from processgpt.domain.events import Event
 from processgpt.domain.task import TaskStatus
 from processgpt.protocols import ai_sdk
@@ -91,11 +84,6 @@ def decode_cursor(text: str) -> Cursor:
     return cursor
 
 
-def _frame(part: ai_sdk.Part, event_id: str | None = None) -> str:
-    data = json.dumps(part, ensure_ascii=False, separators=(",", ":"), default=str)
-    return f"id: {event_id}\ndata: {data}\n\n" if event_id else f"data: {data}\n\n"
-
-
 def _event_part(event: Event) -> ai_sdk.Part:
     return {
         "type": "data-task_event",
@@ -112,7 +100,7 @@ def _event_part(event: Event) -> ai_sdk.Part:
     }
 
 
-def _status_part(row: asyncpg.Record) -> ai_sdk.Part:
+def _status_part(row: Mapping[str, Any]) -> ai_sdk.Part:
     status = row["status"]
     return {
         "type": "data-task_status",
@@ -137,15 +125,9 @@ def _finish_reason(statuses: list[str]) -> str:
     return "error" if TaskStatus.FAILED in statuses else "other"
 
 
-async def _state(hub: EventHub, tenant_id: str, proc_inst_id: uuid.UUID) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await hub.db.fetch(
-        QUERIES["process_stream_state"], proc_inst_id, tenant_id
-    )
-    return rows
-
-
 async def sse_process_stream(
     hub: EventHub,
+    processes: ProcessRepository,
     tenant_id: str,
     proc_inst_id: uuid.UUID,
     *,
@@ -163,7 +145,7 @@ async def sse_process_stream(
         last_sent = time.monotonic()
         while True:
             wake.clear()
-            rows = await _state(hub, tenant_id, proc_inst_id)
+            rows = await processes.stream_state(tenant_id, proc_inst_id)
             if not rows:  # the instance was deleted while followed
                 yield ai_sdk.frame({"type": "finish", "finishReason": "other"})
                 yield ai_sdk.DONE
@@ -176,11 +158,11 @@ async def sse_process_stream(
                     watched.add(task_id)
                 async for event in _events(hub, tenant_id, task_id, position, row["last_seq"]):
                     position[task_id] = event.seq
-                    yield _frame(_event_part(event), encode_cursor(position))
+                    yield ai_sdk.frame(_event_part(event), encode_cursor(position))
                     last_sent = time.monotonic()
                 if statuses.get(task_id) != row["status"]:
                     statuses[task_id] = row["status"]
-                    yield _frame(_status_part(row))
+                    yield ai_sdk.frame(_status_part(row))
                     last_sent = time.monotonic()
             all_ended = all(TaskStatus(r["status"]).is_terminal for r in tasks)
             if all_ended and (tasks or rows[0]["proc_status"] not in _OPEN_PROCESS):
@@ -210,34 +192,3 @@ async def _events(
         for event in page:
             yield event
         after = page[-1].seq
-
-
-def install(app: FastAPI, hub: EventHub, settings: Settings) -> None:
-    """Add the route to ``app`` (called at the end of ``create_app``)."""
-
-    @app.get(
-        "/v1/processes/{proc_inst_id}/stream",
-        tags=["streams"],
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
-    )
-    async def process_stream(
-        proc_inst_id: uuid.UUID,
-        tenant_id: Tenant,
-        last_event_id: Annotated[str | None, Header()] = None,
-    ) -> StreamingResponse:
-        """Every task of the process instance, replayed then followed live until all of them
-        have ended, as ``data-task_event`` / ``data-task_status`` parts of one AI SDK UI
-        message stream. ``Last-Event-ID`` (an id of this stream) resumes exactly after it."""
-        cursor = decode_cursor(last_event_id) if last_event_id else {}
-        if not await _state(hub, tenant_id, proc_inst_id):
-            raise ProcessNotFound(proc_inst_id)
-        return StreamingResponse(
-            sse_process_stream(
-                hub, tenant_id, proc_inst_id, cursor=cursor, heartbeat=settings.sse_heartbeat
-            ),
-            headers=ai_sdk.HEADERS,
-            media_type="text/event-stream",
-        )
-
-    _ = process_stream  # registered by the decorator

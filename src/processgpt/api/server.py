@@ -23,9 +23,9 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         # Chat clients hear GRACEFUL_DISCONNECT before uvicorn closes their sockets (the app's
         # lifespan shutdown runs only after that).
-        chat = getattr(getattr(self.config.app, "state", None), "chat_sockets", None)
-        if chat is not None:
-            await chat.shutdown()
+        services = getattr(getattr(self.config.app, "state", None), "services", None)
+        if services is not None:
+            await services.chat_sockets.shutdown()
         await super().shutdown(sockets)
 
 

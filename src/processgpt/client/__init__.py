@@ -1,16 +1,9 @@
 """Python clients of the Execution API (HTTP + SSE, WebSocket chat)."""
 
 from processgpt.client.agent_api import AgentApi, AgentBusyException, AgentException
-from processgpt.client.http import (
-    ApiError,
-    EventPage,
-    ProcessGPTClient,
-    ProcessView,
-    ReconnectPolicy,
-    StreamBroken,
-    TaskPage,
-)
+from processgpt.client.http import ApiError, ProcessGPTClient, ReconnectPolicy, StreamBroken
 from processgpt.protocols.sse import DataPart, StreamPart
+from processgpt.protocols.views import EventPage, ProcessView, TaskPage
 
 __all__ = [
     "AgentApi",

@@ -29,9 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-from pydantic import BaseModel
 
-from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.protocols.sse import (
     ResumeCursor,
@@ -40,6 +38,7 @@ from processgpt.protocols.sse import (
     StreamPart,
     parse_part,
 )
+from processgpt.protocols.views import EventPage, ProcessView, TaskPage
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +64,6 @@ class StreamBroken(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(0, "stream_broken", message)
-
-
-class TaskPage(BaseModel):
-    items: list[Task]
-    next_cursor: str | None
-
-
-class EventPage(BaseModel):
-    items: list[Event]
-    next_after: int
-
-
-class ProcessView(BaseModel):
-    process: dict[str, Any]
-    tasks: list[Task]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import asyncpg
 
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
+from processgpt.domain.roles import Role
 
 KEY_PREFIX = "pgpt_"
 _PREFIX_DRAWS = 5
@@ -32,6 +33,8 @@ class ApiKey:
     tenant_id: str
     name: str
     prefix: str
+    role: Role
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -40,44 +43,58 @@ class ApiKeyInfo:
 
     prefix: str
     name: str
+    role: Role
     created_at: datetime
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid credential speaks for: a tenant, with a role in it."""
+
+    tenant_id: str
+    role: Role
 
 
 class ApiKeyRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, tenant_id: str, name: str = "") -> ApiKey:
-        """Create a key for ``tenant_id`` (the tenant is created if new). Its prefix is unique
-        within the tenant: a prefix already taken is drawn again."""
+    async def create(self, tenant_id: str, name: str = "", role: Role = Role.MEMBER) -> ApiKey:
+        """Create a key for ``tenant_id`` with ``role`` (the tenant is created if new). Its
+        prefix is unique within the tenant: a prefix already taken is drawn again."""
         for _ in range(_PREFIX_DRAWS):
             prefix = secrets.token_hex(4)
             key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
             try:
                 async with self.db.transaction() as conn:
                     await conn.execute(QUERIES["ensure_tenant"], tenant_id)
-                    await conn.execute(
-                        QUERIES["insert_api_key"], tenant_id, name, prefix, hash_key(key)
+                    row = await conn.fetchrow(
+                        QUERIES["insert_api_key"], tenant_id, name, prefix, hash_key(key), role
                     )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "api_keys_tenant_prefix":
                     raise
                 continue
-            return ApiKey(key, tenant_id, name, prefix)
+            return ApiKey(key, tenant_id, name, prefix, Role(role), row["created_at"])
         raise RuntimeError(f"no free key prefix for tenant {tenant_id!r} in {_PREFIX_DRAWS} draws")
 
-    async def tenant_of(self, key: str) -> str | None:
-        """The tenant a valid, unrevoked key belongs to, else None."""
+    async def principal_of(self, key: str) -> Principal | None:
+        """The tenant and role of a valid, unrevoked key, else None."""
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
         row = await self.db.fetchrow(QUERIES["find_api_key"], hash_key(key))
-        return None if row is None else str(row["tenant_id"])
+        return None if row is None else Principal(str(row["tenant_id"]), Role(row["role"]))
+
+    async def tenant_of(self, key: str) -> str | None:
+        """The tenant a valid, unrevoked key belongs to, else None."""
+        principal = await self.principal_of(key)
+        return None if principal is None else principal.tenant_id
 
     async def list_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
         """The tenant's keys, oldest first, revoked ones included."""
         rows = await self.db.fetch(QUERIES["list_api_keys"], tenant_id)
-        return [ApiKeyInfo(**dict(r)) for r in rows]
+        return [ApiKeyInfo(**{**dict(r), "role": Role(r["role"])}) for r in rows]
 
     async def revoke(self, tenant_id: str, prefix: str) -> bool:
         """Revoke the tenant's key with this prefix; False if it has no such valid key. API

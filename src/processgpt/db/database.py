@@ -1,4 +1,11 @@
-"""Connection pool, codecs and the translation of driver errors."""
+"""Connection pool, codecs and the translation of driver errors.
+
+Every statement run through :class:`Database` (its methods and :meth:`Database.transaction`)
+raises our errors, not the driver's, for the two failures every caller handles alike: the
+database cannot be reached (:class:`~processgpt.domain.errors.DatabaseUnavailable`, which
+:func:`is_transient` recognises) and text Postgres cannot store, such as NUL
+(:class:`~processgpt.domain.errors.InvalidInput`). Repositories catch the driver's integrity
+errors themselves, where they know what a violated constraint means."""
 
 from __future__ import annotations
 
@@ -7,11 +14,12 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from processgpt.domain.errors import DatabaseUnavailable, InvalidInput
 from processgpt.domain.events import decode_json, encode_json
 
 log = logging.getLogger(__name__)
@@ -44,7 +52,7 @@ available, object in use."""
 def is_data_error(error: BaseException) -> bool:
     """Whether the database (or the driver, while encoding) refused the values themselves:
     the same statement will fail again."""
-    if isinstance(error, asyncpg.exceptions.DataError | ValueError | TypeError):
+    if isinstance(error, asyncpg.exceptions.DataError | ValueError | TypeError | InvalidInput):
         return True
     sqlstate = getattr(error, "sqlstate", None)
     return (
@@ -60,12 +68,49 @@ def is_transient(error: BaseException) -> bool:
     values, constraint violations: SQLSTATE classes 22, 23, 54) are not."""
     if is_data_error(error):
         return False
-    if isinstance(error, (*TRANSIENT_ERRORS, asyncpg.exceptions.InternalClientError)):
+    if isinstance(
+        error, (*TRANSIENT_ERRORS, asyncpg.exceptions.InternalClientError, DatabaseUnavailable)
+    ):
         return True
     sqlstate = getattr(error, "sqlstate", None)
     if not isinstance(error, asyncpg.PostgresError) or not isinstance(sqlstate, str):
         return False
     return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+
+
+_TEXT_ERRORS = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
+
+def translate(error: BaseException) -> BaseException | None:
+    """Our error for a driver error every caller handles alike, or None (see the module)."""
+    if isinstance(error, _TEXT_ERRORS):
+        # Postgres refuses NUL (and invalid UTF-8) in text; only caller text gets this far.
+        return InvalidInput("text may not contain NUL characters or invalid UTF-8")
+    if not isinstance(error, DatabaseUnavailable) and is_transient(error):
+        return DatabaseUnavailable()
+    return None
+
+
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+"""What the driver raises (a lost connection surfaces as OSError or a timeout)."""
+
+
+def _reraise(error: Exception) -> NoReturn:
+    """Raise ``error``, translated when it is one of the driver errors :func:`translate`
+    knows."""
+    ours = translate(error)
+    if ours is not None:
+        raise ours from error
+    raise error
 
 
 def redact_dsn(dsn: str) -> str:
@@ -155,17 +200,43 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
+        """A connection in a transaction, committed when the block ends (rolled back on an
+        exception). Driver errors leaving the block are translated (see the module)."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        except _DRIVER_ERRORS as exc:
+            _reraise(exc)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        return list(await self.pool.fetch(query, *args))
+        try:
+            return list(await self.pool.fetch(query, *args))
+        except _DRIVER_ERRORS as exc:
+            _reraise(exc)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(query, *args)
+        try:
+            return await self.pool.fetchrow(query, *args)
+        except _DRIVER_ERRORS as exc:
+            _reraise(exc)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self.pool.fetchval(query, *args)
+        try:
+            return await self.pool.fetchval(query, *args)
+        except _DRIVER_ERRORS as exc:
+            _reraise(exc)
 
     async def execute(self, query: str, *args: Any) -> str:
-        return str(await self.pool.execute(query, *args))
+        try:
+            return str(await self.pool.execute(query, *args))
+        except _DRIVER_ERRORS as exc:
+            _reraise(exc)
+
+    async def ping(self, within: float = 2.0) -> None:
+        """Raise :class:`DatabaseUnavailable` unless the server answers within ``within``
+        seconds."""
+        try:
+            async with asyncio.timeout(within):
+                await self.fetchval("SELECT 1")
+        except TimeoutError:
+            raise DatabaseUnavailable("the database does not answer") from None

@@ -57,3 +57,10 @@ class ProcessRepository:
             raise ProcessNotFound(proc_inst_id)
         tasks = await self.db.fetch(QUERIES["list_proc_inst_tasks"], proc_inst_id, tenant_id)
         return dict(row), [to_task(t) for t in tasks]
+
+    async def stream_state(self, tenant_id: str, proc_inst_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The instance's status (``proc_status``) and each of its tasks' state, in creation
+        order, in one read. Empty: no such instance for the tenant; one row with ``id`` None:
+        an instance without tasks."""
+        rows = await self.db.fetch(QUERIES["process_stream_state"], proc_inst_id, tenant_id)
+        return [dict(r) for r in rows]

@@ -79,7 +79,7 @@ class TaskRepository:
             if found["profile_orch"] is not None:
                 agent_orch, profile = found["profile_orch"], sub.agent_orch
             elif not found["orch_exists"]:
-                raise UnknownAgent(sub.agent_orch)
+                raise UnknownAgent(sub.agent_orch, await self.agent_names(tenant_id, known_agents))
         args = (
             tenant_id,
             agent_orch,
@@ -191,7 +191,25 @@ class TaskRepository:
         return [Event.model_validate(dict(r)) for r in rows]
 
     async def orchestrators(self) -> list[dict[str, Any]]:
+        """Every orchestrator a worker has registered, with when a worker last served it."""
         return [dict(r) for r in await self.db.fetch(QUERIES["list_orchestrators"])]
+
+    async def orchestrator_exists(self, name: str) -> bool:
+        return bool(await self.db.fetchval(QUERIES["orchestrator_exists"], name))
+
+    async def agent_exists(self, tenant_id: str | None, name: str) -> bool:
+        """Whether ``name`` is a registered orchestrator or (with ``tenant_id``) one of the
+        tenant's agent profiles."""
+        row = await self.db.fetchrow(QUERIES["resolve_agent"], tenant_id, name)
+        return row is not None and (row["profile_orch"] is not None or bool(row["orch_exists"]))
+
+    async def agent_names(
+        self, tenant_id: str | None, known_agents: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """What a task may name as its agent: ``known_agents``, the registered orchestrators
+        and (with ``tenant_id``) the tenant's agent profiles. For error messages."""
+        rows = await self.db.fetch(QUERIES["agent_names"], tenant_id)
+        return sorted(known_agents | {r["name"] for r in rows})
 
 
 @dataclass(slots=True)

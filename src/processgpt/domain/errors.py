@@ -7,6 +7,7 @@ same code is used by the WebSocket and A2A transports). Messages never contain s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 
@@ -31,15 +32,22 @@ class InvalidInput(ProcessGPTError):
 
 
 class UnknownAgent(InvalidInput):
-    """No orchestrator of that name is registered."""
+    """No orchestrator (or agent profile of the tenant) has that name. ``available``: the names
+    there are, when the raiser knows them (the message lists them)."""
 
     code = "unknown_agent"
 
-    def __init__(self, agent_orch: str) -> None:
-        super().__init__(
-            f"no agent orchestrator named {agent_orch!r} is registered", field="agent_orch"
-        )
+    def __init__(self, agent_orch: str, available: Iterable[str] | None = None) -> None:
+        message = f"no agent named {agent_orch!r}"
+        if available is not None:
+            names = sorted(set(available))
+            shown = ", ".join(names[:_NAMES_SHOWN]) + (", …" if len(names) > _NAMES_SHOWN else "")
+            message += f"; agents: {shown}" if names else "; no agents are registered yet"
+        super().__init__(message, field="agent_orch")
         self.agent_orch = agent_orch
+
+
+_NAMES_SHOWN = 30
 
 
 class PayloadTooLarge(InvalidInput):
@@ -72,6 +80,23 @@ class Unauthorized(ProcessGPTError):
     """No valid API key or token was presented."""
 
     code = "unauthorized"
+
+
+class Forbidden(ProcessGPTError):
+    """The caller is authenticated but its role does not allow the action."""
+
+    code = "forbidden"
+
+
+class DatabaseUnavailable(ProcessGPTError):
+    """The database cannot be reached or is restarting; the same request may succeed after
+    ``retry_after`` seconds. Nothing was changed, or the change was rolled back."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str = "the database is unavailable", retry_after: int = 2):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TooManyPending(ProcessGPTError):
@@ -174,6 +199,26 @@ class McpServerNotFound(ProcessGPTError):
         self.name = name
 
 
+class ApiKeyNotFound(ProcessGPTError):
+    """The tenant has no valid API key with that prefix."""
+
+    code = "key_not_found"
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(f"no valid API key with prefix {prefix!r}")
+        self.prefix = prefix
+
+
+class TenantNotFound(ProcessGPTError):
+    """No tenant with that id exists."""
+
+    code = "tenant_not_found"
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} not found")
+        self.tenant_id = tenant_id
+
+
 class NameTaken(ProcessGPTError):
     """An agent profile or MCP server of that name already exists (or the name is reserved)."""
 
@@ -187,6 +232,8 @@ ERROR_STATUS: dict[str, int] = {
     TaskNotFound.code: 404,
     ProcessNotFound.code: 404,
     Unauthorized.code: 401,
+    Forbidden.code: 403,
+    DatabaseUnavailable.code: 503,
     TooManyPending.code: 429,
     "malformed_json": 400,
     "not_found": 404,
@@ -204,6 +251,8 @@ ERROR_STATUS: dict[str, int] = {
     AgentProfileNotFound.code: 404,
     McpServerNotFound.code: 404,
     NameTaken.code: 409,
+    ApiKeyNotFound.code: 404,
+    TenantNotFound.code: 404,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

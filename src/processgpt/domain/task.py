@@ -39,24 +39,33 @@ class TaskStatus(enum.StrEnum):
         return self in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
-class TaskSubmission(BaseModel):
-    """What a caller may give when submitting a task. Validation here is the first gate;
-    the schema's CHECK constraints are the last."""
+class TaskFields(BaseModel):
+    """What a caller may give when creating a task (``POST /v1/tasks``: the idempotency key
+    comes from the ``Idempotency-Key`` header). Validation here is the first gate; the
+    schema's CHECK constraints are the last."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    agent_orch: str
-    query: str = Field(default="", max_length=MAX_QUERY_CHARS)
-    input: dict[str, Any] = Field(default_factory=dict)
-    priority: int = Field(default=0, ge=-1000, le=1000)
-    run_at: datetime | None = None
+    agent_orch: str = Field(
+        description="The agent: an orchestrator or one of the tenant's agent profiles.",
+        examples=["demo"],
+    )
+    query: str = Field(default="", max_length=MAX_QUERY_CHARS, description="What to do.")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="A JSON object given to the agent."
+    )
+    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")
+    run_at: datetime | None = Field(default=None, description="Not run before this time.")
     max_attempts: int = Field(default=3, ge=1, le=100)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    proc_inst_id: uuid.UUID | None = None
+    proc_inst_id: uuid.UUID | None = Field(
+        default=None, description="The process instance the task belongs to."
+    )
     activity_id: str | None = Field(default=None, max_length=200)
     activity_name: str | None = Field(default=None, max_length=500)
     user_id: str | None = Field(default=None, max_length=2000)
-    tool: str | None = Field(default=None, max_length=500)
+    tool: str | None = Field(
+        default=None, max_length=500, description="`formHandler:<form id>` names a form."
+    )
     description: str | None = Field(default=None, max_length=MAX_QUERY_CHARS)
 
     @field_validator("agent_orch")
@@ -69,12 +78,18 @@ class TaskSubmission(BaseModel):
             )
         return value
 
-    @field_validator("query", "description")
+    @field_validator("query", "description", "activity_id", "activity_name", "user_id", "tool")
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         if value is not None and "\x00" in value:
             raise ValueError("text may not contain NUL characters")
         return value
+
+
+class TaskSubmission(TaskFields):
+    """A task to submit: its fields plus an optional idempotency key (same key, same task)."""
+
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Task(BaseModel):

@@ -35,8 +35,9 @@ DONE = "data: [DONE]\n\n"
 _SILENT = frozenset({"crew_completed"})  # the result is sent with the finish
 
 
-def frame(part: Part, event_id: int | None = None) -> str:
-    """One SSE frame; ``event_id`` becomes the SSE ``id:`` (the event's seq)."""
+def frame(part: Part, event_id: int | str | None = None) -> str:
+    """One SSE frame; ``event_id`` becomes the SSE ``id:`` (the event's seq, or a stream's
+    cursor)."""
     data = json.dumps(part, ensure_ascii=False, separators=(",", ":"))
     return f"id: {event_id}\ndata: {data}\n\n" if event_id is not None else f"data: {data}\n\n"
 

@@ -2,14 +2,14 @@
 INSERT INTO tenants (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING;
 
 -- name: insert_api_key
-INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4)
-RETURNING id, tenant_id, name, prefix, created_at;
+INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, tenant_id, name, prefix, role, created_at;
 
 -- name: find_api_key
-SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
 
 -- name: list_api_keys
-SELECT prefix, name, created_at, revoked_at FROM api_keys
+SELECT prefix, name, role, created_at, revoked_at FROM api_keys
 WHERE tenant_id = $1 ORDER BY created_at, prefix;
 
 -- name: revoke_api_key
@@ -24,6 +24,21 @@ SELECT prefix, pg_notify('processgpt_keys', prefix) FROM revoked;
 
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1);
+
+-- name: list_tenants
+SELECT id, name, max_pending_tasks, created_at FROM tenants ORDER BY id;
+
+-- name: get_tenant
+SELECT id, name, max_pending_tasks, created_at FROM tenants WHERE id = $1;
+
+-- name: upsert_tenant
+-- Create the tenant or change its settings. $3: whether $2 (the pending-task limit, NULL for
+-- the server default) was given at all; an absent limit keeps the current one.
+INSERT INTO tenants (id, name, max_pending_tasks) VALUES ($1, $1, $2)
+ON CONFLICT (id) DO UPDATE
+    SET max_pending_tasks = CASE WHEN $3 THEN EXCLUDED.max_pending_tasks
+                                 ELSE tenants.max_pending_tasks END
+RETURNING id, name, max_pending_tasks, created_at, (xmax = 0) AS created;
 
 -- name: pending_count
 -- A tenant's pending tasks, counted no further than its limit ($2: the server default), so

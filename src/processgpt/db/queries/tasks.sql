@@ -232,5 +232,13 @@ ON CONFLICT (name) DO UPDATE SET last_seen_at = now(), description = EXCLUDED.de
 -- name: orchestrator_exists
 SELECT EXISTS (SELECT 1 FROM orchestrators WHERE name = $1);
 
+-- name: agent_names
+SELECT name FROM orchestrators
+UNION
+SELECT name FROM agents WHERE tenant_id = $1;
+
 -- name: list_orchestrators
-SELECT name, description, registered_at, last_seen_at FROM orchestrators ORDER BY name;
+-- online: a worker serving it refreshed last_seen_at (every ~10 s) within 30 seconds.
+SELECT name, description, registered_at, last_seen_at,
+       last_seen_at > now() - interval '30 seconds' AS online
+FROM orchestrators ORDER BY name;

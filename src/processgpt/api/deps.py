@@ -1,0 +1,143 @@
+"""Typed dependencies shared by every router: the services of the app and the caller.
+
+Routes declare what they need by type (FastAPI's ``Annotated[..., Depends(...)]``)::
+
+    @router.get("/{task_id}")
+    async def get_task(task_id: uuid.UUID, tenant_id: Tenant, tasks: TasksDep) -> Task: ...
+
+``Tenant`` is the caller's tenant (401 without a valid credential); ``Caller`` the whole
+:class:`~processgpt.db.api_keys.Principal`; ``AdminCaller`` / ``OperatorCaller`` also require
+that role (403 ``forbidden`` otherwise). The credential is read from ``Authorization: Bearer``
+or ``X-API-Key``, declared as OpenAPI security schemes (so ``/docs`` "Authorize" takes
+either), never as operation parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
+
+from processgpt.api.auth import Authenticator, presented_credential
+from processgpt.api.services import Services
+from processgpt.config import Settings
+from processgpt.db.agents import AgentRepository
+from processgpt.db.api_keys import ApiKeyRepository, Principal
+from processgpt.db.hub import EventHub
+from processgpt.db.processes import ProcessRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.tenants import TenantRepository
+from processgpt.domain.errors import Forbidden
+from processgpt.domain.roles import Role
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key (`pgpt_…`) or a JWT: `Authorization: Bearer <credential>`.",
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key (`pgpt_…`) in the `X-API-Key` header.",
+)
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    """The app's services (HTTP requests and WebSockets alike)."""
+    services: Services = connection.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+def _tasks(connection: HTTPConnection) -> TaskRepository:
+    return services_of(connection).tasks
+
+
+def _processes(connection: HTTPConnection) -> ProcessRepository:
+    return services_of(connection).processes
+
+
+def _agents(connection: HTTPConnection) -> AgentRepository:
+    return services_of(connection).agents
+
+
+def _keys(connection: HTTPConnection) -> ApiKeyRepository:
+    return services_of(connection).keys
+
+
+def _tenants(connection: HTTPConnection) -> TenantRepository:
+    return services_of(connection).tenants
+
+
+def _hub(connection: HTTPConnection) -> EventHub:
+    return services_of(connection).hub
+
+
+def _gate(connection: HTTPConnection) -> PendingGate:
+    return services_of(connection).pending_gate
+
+
+def _settings(connection: HTTPConnection) -> Settings:
+    return services_of(connection).settings
+
+
+def _authenticator(connection: HTTPConnection) -> Authenticator:
+    return services_of(connection).auth
+
+
+TasksDep = Annotated[TaskRepository, Depends(_tasks)]
+ProcessesDep = Annotated[ProcessRepository, Depends(_processes)]
+AgentsDep = Annotated[AgentRepository, Depends(_agents)]
+KeysDep = Annotated[ApiKeyRepository, Depends(_keys)]
+TenantsDep = Annotated[TenantRepository, Depends(_tenants)]
+HubDep = Annotated[EventHub, Depends(_hub)]
+GateDep = Annotated[PendingGate, Depends(_gate)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
+
+
+async def caller(
+    request: Request,
+    auth: AuthenticatorDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    """The caller (401 ``unauthorized`` without a valid key or token)."""
+    authorization = f"Bearer {bearer.credentials}" if bearer is not None else None
+    credential = presented_credential(authorization, api_key)
+    return await auth.authenticate(credential, scope=request.scope)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+"""The caller: its tenant and role."""
+
+
+async def _tenant(principal: Caller) -> str:
+    return principal.tenant_id
+
+
+Tenant = Annotated[str, Depends(_tenant)]
+"""The caller's tenant (every member of it may use the route)."""
+
+
+def _requires(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Caller) -> Principal:
+        if not principal.role.allows(role):
+            raise Forbidden(
+                f"this needs the {role.value} role (the credential is a {principal.role.value})"
+            )
+        return principal
+
+    return check
+
+
+AdminCaller = Annotated[Principal, Depends(_requires(Role.ADMIN))]
+"""A tenant admin (or an operator) of the caller's tenant."""
+OperatorCaller = Annotated[Principal, Depends(_requires(Role.OPERATOR))]
+"""An operator of the deployment."""

@@ -1,0 +1,34 @@
+"""What the OpenAPI document says about the API as a whole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DESCRIPTION = """\
+The Execution API of processgpt: start processes and tasks, answer agents that asked for
+input, give feedback, and follow progress live (SSE, WebSocket, A2A).
+
+**Authentication.** Every operation but health, the agent cards and these docs needs an API
+key or a JWT: `Authorization: Bearer <credential>` or `X-API-Key: <key>` ("Authorize"
+above takes either). Keys are created with `processgpt keys create --tenant T --role R` or
+`POST /v1/keys`. Everything is scoped to the credential's tenant: another tenant's task is a
+404. Roles: `member` (run work), `admin` (also keys, agent profiles, MCP servers),
+`operator` (also `/v1/tenants`).
+
+**Errors.** Every error is `{"error": {"code", "message"}}` with a stable `code`; a refused
+request changes nothing. `503 database_unavailable` and `429 too_many_pending` carry
+`Retry-After`.
+"""
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "tasks", "description": "Tasks: work items run by agents."},
+    {"name": "processes", "description": "Process instances and their tasks."},
+    {"name": "streams", "description": "Live views of the event log (SSE, resumable)."},
+    {"name": "chat", "description": "Chats with an agent: WebSocket and AI SDK `useChat`."},
+    {"name": "agents", "description": "Orchestrators and the tenant's agent profiles."},
+    {"name": "mcp", "description": "The tenant's MCP servers (HTTP)."},
+    {"name": "keys", "description": "The tenant's API keys (admin)."},
+    {"name": "operator", "description": "Operator-only settings."},
+    {"name": "a2a", "description": "Every agent as an A2A agent."},
+    {"name": "health", "description": "Liveness and readiness."},
+]

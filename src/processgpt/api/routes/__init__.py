@@ -1,0 +1,33 @@
+"""One router per resource; :func:`processgpt.api.app.create_app` includes them all."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from processgpt.api.routes import (
+    a2a,
+    agents,
+    chat,
+    console,
+    health,
+    keys,
+    mcp_servers,
+    orchestrators,
+    processes,
+    tasks,
+    tenants,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    tasks.router,
+    processes.router,
+    chat.router,
+    agents.router,
+    mcp_servers.router,
+    orchestrators.router,
+    keys.router,
+    tenants.router,
+    a2a.router,
+    console.router,
+)

@@ -1,0 +1,117 @@
+"""Chat routes: the WebSocket chat protocol and the AI SDK ``useChat`` endpoints (see
+:mod:`processgpt.api.chat` for what a chat is)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket
+from fastapi.responses import Response, StreamingResponse
+
+from processgpt.api import sse
+from processgpt.api.auth import presented_credential
+from processgpt.api.chat import (
+    RUNNING,
+    ChatRequest,
+    ChatSession,
+    chat_sse,
+    last_user_message,
+    refuse_after_accept,
+)
+from processgpt.api.deps import ServicesDep, Tenant
+from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
+from processgpt.db.chats import Chat, check_chat_id
+from processgpt.domain.errors import ChatBusy, ProcessGPTError
+from processgpt.protocols.ws_chat import MsgError, MsgGracefulDisconnect
+
+router = APIRouter(tags=["chat"], responses=responses(*AUTHENTICATED))
+
+
+@router.websocket("/v1/agent_ws/{chat_id}/")
+async def agent_ws(
+    ws: WebSocket,
+    chat_id: str,
+    services: ServicesDep,
+    *,
+    agent: str | None = None,
+    api_key: str | None = None,
+    token: str | None = None,
+) -> None:
+    """The chat protocol of the Lambda Agent API. The key comes in `Authorization: Bearer`,
+    `X-API-Key`, or (browsers cannot set headers) `?api_key=` / `?token=`."""
+    sockets = services.chat_sockets
+    try:
+        credential = presented_credential(
+            ws.headers.get("authorization"), ws.headers.get("x-api-key") or api_key or token
+        )
+        principal = await services.auth.authenticate(credential, scope=ws.scope)
+        chat = await services.chats.open(principal.tenant_id, chat_id, agent)
+    except ProcessGPTError as exc:
+        await refuse_after_accept(ws, MsgError(code=exc.code, details=exc.message))
+        return
+    if sockets.closing:
+        await refuse_after_accept(ws, MsgGracefulDisconnect(), code=1001)
+        return
+    try:
+        lost = await sockets.locks.acquire(chat.tenant_id, chat.id)
+    except ProcessGPTError as exc:
+        await refuse_after_accept(ws, MsgError(code=exc.code, details=exc.message), 1011)
+        return
+    if lost is None:
+        # Before accept: the handshake fails with HTTP 403, as chat clients expect.
+        await ws.close(code=1008, reason=ChatBusy.code)
+        return
+    session = ChatSession(ws, chat, services.chats, services.hub, services.settings.sse_heartbeat)
+    sockets.sessions.add(session)
+    try:
+        await ws.accept()
+        await session.serve(lost)
+    finally:
+        sockets.sessions.discard(session)
+        await sockets.locks.release(chat.tenant_id, chat.id, lost)
+
+
+@router.post(
+    "/v1/chat",
+    response_class=StreamingResponse,
+    responses={**sse.OPENAPI, **responses(*WITH_BODY, 409, 429)},
+)
+async def post_chat(
+    body: ChatRequest,
+    tenant_id: Tenant,
+    services: ServicesDep,
+    agent: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    """The AI SDK `useChat` endpoint: the last user message starts the chat's next turn (or
+    answers the agent's question); the reply streams as a UI message stream. `agent` (body
+    or query) chooses the agent of a new chat (default `demo`)."""
+    text, files = last_user_message(body.messages)
+    chats = services.chats
+    chat = await chats.open(tenant_id, body.id, body.agent or agent)
+    turn, _task = await chats.start_turn(chat, text, files)
+    return sse.event_stream(
+        chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat)
+    )
+
+
+@router.get(
+    "/v1/chat/{chat_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        **sse.OPENAPI,
+        204: {"description": "No reply is being produced."},
+        **responses(422),
+    },
+)
+async def resume_chat(chat_id: str, tenant_id: Tenant, services: ServicesDep) -> Response:
+    """The AI SDK resume: the chat's running turn from its start, or 204 when no reply is
+    being produced (also for a chat this tenant does not have)."""
+    check_chat_id(chat_id)
+    chats = services.chats
+    turn = await chats.latest_turn(tenant_id, chat_id)
+    if turn is None or turn.status not in RUNNING:
+        return Response(status_code=204)
+    chat = Chat(tenant_id, chat_id, "")
+    return sse.event_stream(
+        chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat)
+    )

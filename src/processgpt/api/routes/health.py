@@ -1,0 +1,31 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database and LISTEN)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from processgpt.api.deps import ServicesDep
+from processgpt.api.errors import error_response, responses
+from processgpt.domain.errors import DatabaseUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Always `{"status": "ok"}` while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses=responses(503))
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready when the database answers and live streams are being fed (the LISTEN
+    connection is up); otherwise 503 `not_ready`."""
+    try:
+        await services.db.ping()
+    except DatabaseUnavailable:
+        return error_response("not_ready", "the database does not answer", 503)
+    if not services.hub.listener.connected.is_set():  # live streams would fall back to polls
+        return error_response("not_ready", "not listening for events yet", 503)
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,185 @@
+"""``/v1/tasks``: create, list, read and change tasks; their event log and live stream."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.responses import StreamingResponse
+
+from processgpt.api import sse
+from processgpt.api.deps import HubDep, ServicesDep, SettingsDep, TasksDep, Tenant
+from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
+from processgpt.api.streams import sse_task_stream
+from processgpt.domain.errors import InvalidInput
+from processgpt.domain.task import Task, TaskFields, TaskStatus, TaskSubmission
+from processgpt.protocols.views import Answer, CancelRequest, EventPage, Feedback, TaskPage
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=responses(*AUTHENTICATED))
+
+_IDEMPOTENCY_KEY = Header(
+    min_length=1,
+    max_length=200,
+    description="Same key, same task: a retried create returns the earlier task (200).",
+)
+
+
+def _encode_cursor(task: Task) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(task_id)
+    except ValueError:
+        raise InvalidInput("cursor is not valid", field="cursor") from None
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        200: {"model": Task, "description": "An earlier task with the same Idempotency-Key."},
+        **responses(*WITH_BODY, 429),
+    },
+)
+async def create_task(
+    body: Annotated[
+        TaskFields,
+        Body(
+            openapi_examples={
+                "demo": {
+                    "summary": "A demo task",
+                    "value": {"agent_orch": "demo", "query": "hello", "input": {"steps": 2}},
+                }
+            }
+        ),
+    ],
+    tenant_id: Tenant,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+) -> Task:
+    """Queue a task for an agent. A worker serving the agent runs it; follow it with
+    `GET /v1/tasks/{id}/stream`."""
+    sub = TaskSubmission(**body.model_dump(), idempotency_key=idempotency_key)
+    tasks = services.tasks
+    if idempotency_key is not None:  # a retried create is answered even when saturated
+        earlier = await tasks.by_idempotency_key(tenant_id, idempotency_key)
+        if earlier is not None:
+            response.status_code = 200
+            return earlier
+    async with services.pending_gate.admit(tenant_id):
+        task, created = await tasks.submit(tenant_id, sub, known_agents=services.known_agents)
+    if not created:
+        response.status_code = 200
+    return task
+
+
+@router.get("", responses=responses(422))
+async def list_tasks(
+    tenant_id: Tenant,
+    tasks: TasksDep,
+    *,
+    status: TaskStatus | None = None,
+    agent_orch: Annotated[str | None, Query(max_length=64)] = None,
+    proc_inst_id: uuid.UUID | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TaskPage:
+    """The tenant's tasks, newest first, a page at a time (pass `next_cursor` as `cursor`)."""
+    before = _decode_cursor(cursor) if cursor else None
+    items = await tasks.list_tasks(
+        tenant_id,
+        status=status,
+        agent_orch=agent_orch,
+        proc_inst_id=proc_inst_id,
+        before=before,
+        limit=limit,
+    )
+    next_cursor = _encode_cursor(items[-1]) if len(items) == limit else None
+    return TaskPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{task_id}", responses=responses(404, 422))
+async def get_task(task_id: uuid.UUID, tenant_id: Tenant, tasks: TasksDep) -> Task:
+    """The task as it is now."""
+    return await tasks.get(tenant_id, task_id)
+
+
+@router.post("/{task_id}/cancel", responses=responses(*WITH_BODY, 404, 409))
+async def cancel_task(
+    task_id: uuid.UUID,
+    tenant_id: Tenant,
+    tasks: TasksDep,
+    body: Annotated[CancelRequest | None, Body(examples=[{"reason": "not needed"}])] = None,
+) -> Task:
+    """Cancel a task that has not ended; a running agent is stopped within milliseconds."""
+    return await tasks.cancel(tenant_id, task_id, (body or CancelRequest()).reason)
+
+
+@router.post("/{task_id}/requeue", responses=responses(404, 409, 422))
+async def requeue_task(task_id: uuid.UUID, tenant_id: Tenant, tasks: TasksDep) -> Task:
+    """Queue a FAILED or CANCELLED task again, its attempts reset."""
+    return await tasks.requeue(tenant_id, task_id)
+
+
+@router.post("/{task_id}/input", responses=responses(*WITH_BODY, 404, 409))
+async def answer_task(task_id: uuid.UUID, body: Answer, tenant_id: Tenant, tasks: TasksDep) -> Task:
+    """Answer a task waiting for input (INPUT_REQUIRED): it is queued again with the answer."""
+    return await tasks.answer(tenant_id, task_id, body.answer)
+
+
+@router.post("/{task_id}/feedback", responses=responses(*WITH_BODY, 404))
+async def feedback_task(
+    task_id: uuid.UUID, body: Feedback, tenant_id: Tenant, tasks: TasksDep
+) -> Task:
+    """Record feedback on the task's work."""
+    return await tasks.set_feedback(tenant_id, task_id, body.feedback)
+
+
+@router.get("/{task_id}/events", responses=responses(404, 422))
+async def task_events(
+    task_id: uuid.UUID,
+    tenant_id: Tenant,
+    tasks: TasksDep,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> EventPage:
+    """A page of the task's event log after sequence number `after`."""
+    items = await tasks.events(tenant_id, task_id, after=after, limit=limit)
+    return EventPage(items=items, next_after=items[-1].seq if items else after)
+
+
+@router.get(
+    "/{task_id}/stream",
+    tags=["streams"],
+    response_class=StreamingResponse,
+    responses={**sse.OPENAPI, **responses(404, 422)},
+)
+async def task_stream(
+    task_id: uuid.UUID,
+    tenant_id: Tenant,
+    tasks: TasksDep,
+    *,
+    hub: HubDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header(max_length=100)] = None,
+) -> StreamingResponse:
+    """The task as a Vercel AI SDK UI message stream (v1). Without `Last-Event-ID` the whole
+    task is replayed, then followed live until it ends; with it, exactly the events after
+    that sequence number."""
+    after = 0
+    if last_event_id:
+        if not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > 18:
+            raise InvalidInput("Last-Event-ID must be an event sequence number")
+        after = int(last_event_id)
+    await tasks.get(tenant_id, task_id)  # 404 before the stream starts
+    return sse.event_stream(
+        sse_task_stream(hub, tenant_id, task_id, after=after, heartbeat=settings.sse_heartbeat)
+    )

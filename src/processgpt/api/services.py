@@ -1,0 +1,103 @@
+"""What the API's routes work with, built once per app by :meth:`Services.build` and kept on
+``app.state.services`` (routers reach it through :mod:`processgpt.api.deps`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from processgpt.agents import registry
+from processgpt.api.a2a import A2AService
+from processgpt.api.auth import Authenticator
+from processgpt.api.chat import ChatSockets
+from processgpt.api.credential_watch import CredentialWatch
+from processgpt.config import Settings
+from processgpt.db.agents import AgentRepository
+from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
+from processgpt.db.chats import ChatClientLocks, ChatRepository
+from processgpt.db.database import Database
+from processgpt.db.hub import EventHub
+from processgpt.db.processes import ProcessRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.tenants import TenantRepository
+
+
+@dataclass(frozen=True, eq=False)
+class Services:
+    settings: Settings
+    db: Database
+    hub: EventHub
+    """One LISTEN connection per API process; every live stream follows through it."""
+    auth: Authenticator
+    watch: CredentialWatch
+    """Ends the streams whose key is revoked or whose token expires."""
+    known_agents: frozenset[str]
+    """The built-in orchestrators (other names are looked up in the database)."""
+    tasks: TaskRepository
+    processes: ProcessRepository
+    agents: AgentRepository
+    keys: ApiKeyRepository
+    tenants: TenantRepository
+    chats: ChatRepository
+    chat_sockets: ChatSockets
+    pending_gate: PendingGate
+    """Per-tenant backpressure, shared by every route that creates tasks."""
+    a2a: A2AService
+
+    @classmethod
+    def build(cls, db: Database, settings: Settings) -> Services:
+        hub = EventHub(db)
+        tasks = TaskRepository(db)
+        keys = ApiKeyRepository(db)
+        auth = Authenticator(
+            keys,
+            jwt_secret=settings.jwt_secret,
+            jwt_jwks_url=settings.jwt_jwks_url,
+            jwt_audience=settings.jwt_audience,
+        )
+        watch = CredentialWatch(auth)
+        known = frozenset(registry.available())
+        gate = PendingGate(tasks, settings.max_pending_tasks)
+
+        def key_revoked(prefix: str) -> None:
+            auth.forget_keys()
+            watch.key_revoked(prefix)
+
+        def listener_reconnected() -> None:  # revocations may have been missed meanwhile
+            auth.forget_keys()
+            watch.recheck_all()
+
+        hub.listener.subscribe(REVOCATIONS_CHANNEL, key_revoked)
+        hub.listener.on_reconnect(listener_reconnected)
+        return cls(
+            settings=settings,
+            db=db,
+            hub=hub,
+            auth=auth,
+            watch=watch,
+            known_agents=known,
+            tasks=tasks,
+            processes=ProcessRepository(db),
+            agents=AgentRepository(db, known_orchestrators=known),
+            keys=keys,
+            tenants=TenantRepository(db),
+            chats=ChatRepository(db, gate, known_agents=known),
+            chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
+            pending_gate=gate,
+            a2a=A2AService(tasks, hub, known, gate),
+        )
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The app's lifespan: the event hub runs while the app serves; on the way out chat
+        clients hear ``GRACEFUL_DISCONNECT``, then the hub and the watch stop."""
+        hub = asyncio.create_task(self.hub.run(), name="event-hub")
+        try:
+            yield
+        finally:
+            await self.chat_sockets.shutdown()
+            hub.cancel()
+            await asyncio.gather(hub, return_exceptions=True)
+            await self.watch.aclose()

@@ -1,0 +1,58 @@
+"""Tenants and their operator-set limits (operator-only: see :mod:`processgpt.domain.roles`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from processgpt.db.database import Database
+from processgpt.db.sql import QUERIES
+from processgpt.domain.errors import TenantNotFound
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: str
+    name: str
+    max_pending_tasks: int | None
+    """NULL: the server's default limit (``PROCESSGPT_MAX_PENDING_TASKS``)."""
+    created_at: datetime
+
+
+def _info(row: Any) -> TenantInfo:
+    return TenantInfo(
+        id=row["id"],
+        name=row["name"],
+        max_pending_tasks=row["max_pending_tasks"],
+        created_at=row["created_at"],
+    )
+
+
+class TenantRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def list_tenants(self) -> list[TenantInfo]:
+        return [_info(r) for r in await self.db.fetch(QUERIES["list_tenants"])]
+
+    async def get(self, tenant_id: str) -> TenantInfo:
+        row = await self.db.fetchrow(QUERIES["get_tenant"], tenant_id)
+        if row is None:
+            raise TenantNotFound(tenant_id)
+        return _info(row)
+
+    async def put(
+        self, tenant_id: str, *, max_pending_tasks: int | None = None, set_limit: bool = False
+    ) -> tuple[TenantInfo, bool]:
+        """Create the tenant or update it; ``set_limit``: ``max_pending_tasks`` is given (None
+        then means the server default). Returns the tenant and whether it was created."""
+        row = await self.db.fetchrow(
+            QUERIES["upsert_tenant"], tenant_id, max_pending_tasks, set_limit
+        )
+        assert row is not None
+        return _info(row), bool(row["created"])
+
+    async def ensure(self, tenant_id: str) -> None:
+        """Create the tenant if it does not exist."""
+        await self.db.execute(QUERIES["ensure_tenant"], tenant_id)
