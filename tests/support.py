@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +201,11 @@ async def cli(dsn: str, *args: str, timeout: float = 60) -> subprocess.Completed
         env=env,
         timeout=timeout,
     )
+
+
+async def api_url(server: ProcessGPTProcess) -> str:
+    """The base URL a started ``processgpt api`` (or ``up``) process listens on."""
+    await server.wait_for_log("api listening url=")
+    match = re.search(r"api listening url=(\S+)", server.log())
+    assert match is not None
+    return match[1]

@@ -197,3 +197,43 @@ async def test_a_question_is_answered_by_a_message_to_the_same_task(api: Api) ->
         events = (await http.get(f"/v1/tasks/{task.id}/events")).json()["items"]
     kinds = [e["event_type"] for e in events]
     assert kinds.index("human_asked") < kinds.index("human_response")
+
+
+async def test_bad_a2a_input_gets_json_rpc_errors_without_internals(api: Api, db: Any) -> None:
+    headers = {"Authorization": f"Bearer {api.key_a}", "content-type": "application/json"}
+
+    def send(text: str) -> dict[str, Any]:
+        return {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "message/send",
+            "params": {
+                "message": {
+                    "role": "user",
+                    "messageId": str(uuid.uuid4()),
+                    "parts": [{"kind": "text", "text": text}],
+                },
+                "configuration": {"blocking": False},
+            },
+        }
+
+    async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=30) as http:
+        not_utf8 = json.dumps(send("PLACEHOLDER")).encode().replace(b"PLACEHOLDER", b"\xff\xfe")
+        answers = [
+            await http.post("/a2a/demo/", content=not_utf8),
+            await http.post("/a2a/demo/", json=send("nul \x00 inside")),
+            await http.post("/a2a/demo/", content=json.dumps(send("lone \udcff surrogate"))),
+            await http.post("/a2a/demo/", content=b"[" * 100_000 + b"]" * 100_000),
+        ]
+        for answer in answers:
+            assert answer.status_code == 200, answer.text
+            error = answer.json()["error"]
+            assert error["code"] in (-32700, -32602), error  # parse error / invalid params
+            text = json.dumps(error)
+            for internal in ("Traceback", "asyncpg", "pydantic", 'File "', "errors.pydantic.dev"):
+                assert internal not in text, text
+        unknown = await http.post("/a2a/nobody/", json=send("hi"))
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.json()["error"]["code"] == "unknown_agent"
+        assert "demo" in unknown.json()["error"]["message"]  # it names the agents there are
+    assert await db.fetchval("SELECT count(*) FROM todolist") == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -123,6 +124,11 @@ async def test_human_input_and_cancel_and_requeue_over_http(api: Api) -> None:
         assert requeued.json()["status"] == "PENDING" and requeued.json()["attempts"] == 0
 
 
+async def _chunks(body: bytes, size: int = 65_536) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
 async def test_bad_input_gets_a_4xx_with_a_stable_code_and_writes_nothing(
     api: Api, db: Database
 ) -> None:
@@ -144,6 +150,53 @@ async def test_bad_input_gets_a_4xx_with_a_stable_code_and_writes_nothing(
                 "payload_too_large",
             ),
             (dict(json=[1, 2]), 422, "invalid_input"),
+            (  # not UTF-8
+                dict(
+                    content=b'{"agent_orch": "demo", "query": "\xff\xfe"}',
+                    headers={"content-type": "application/json"},
+                ),
+                400,
+                "malformed_json",
+            ),
+            (  # nested deeper than any decoder goes
+                dict(
+                    content=b'{"agent_orch": "demo", "input": {"a": '
+                    + b"[" * 100_000
+                    + b"]" * 100_000
+                    + b"}}",
+                    headers={"content-type": "application/json"},
+                ),
+                400,
+                "malformed_json",
+            ),
+            (dict(json={"agent_orch": "demo", "query": "a\x00b"}), 422, "invalid_input"),
+            (dict(json={"agent_orch": "demo", "activity_id": "\x00"}), 422, "invalid_input"),
+            (  # valid JSON, but a lone surrogate is not Unicode text Postgres can hold
+                dict(
+                    content=b'{"agent_orch": "demo", "query": "a\\udcff"}',
+                    headers={"content-type": "application/json"},
+                ),
+                422,
+                "invalid_input",
+            ),
+            (
+                dict(
+                    content=b'{"agent_orch": "demo", "input": {"k": "\\ud800"}}',
+                    headers={"content-type": "application/json"},
+                ),
+                422,
+                "invalid_input",
+            ),
+            (  # sent chunked: no Content-Length to refuse it by
+                dict(
+                    content=_chunks(
+                        b'{"agent_orch": "demo", "query": "' + b"x" * 2_100_000 + b'"}'
+                    ),
+                    headers={"content-type": "application/json"},
+                ),
+                413,
+                "payload_too_large",
+            ),
         ]
         for kwargs, status, code in cases:
             response = await client.post("/v1/tasks", **kwargs)  # type: ignore[arg-type]
@@ -153,6 +206,9 @@ async def test_bad_input_gets_a_4xx_with_a_stable_code_and_writes_nothing(
         assert missing.status_code == 404 and error_code(missing) == "task_not_found"
         not_uuid = await client.get("/v1/tasks/abc")
         assert not_uuid.status_code == 422
+        unknown = await client.post("/v1/tasks", json={"agent_orch": "nobody"})
+        listed = unknown.json()["error"]["message"].partition("; agents: ")[2].split(", ")
+        assert {"demo", "streaming"} <= set(listed)  # it says which agents there are
         unknown_route = await client.get("/v1/nothing-here")
         assert unknown_route.status_code == 404 and error_code(unknown_route) == "not_found"
     assert await db.fetchval("SELECT count(*) FROM todolist") == 0

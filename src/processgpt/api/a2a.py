@@ -79,11 +79,13 @@ from a2a.utils.errors import (
     TaskNotFoundError,
 )
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
+from pydantic import ValidationError
 
 from processgpt.agents import registry
+from processgpt.api.errors import describe_validation
 from processgpt.db.hub import TERMINAL, EventHub
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.domain.errors import (
@@ -269,8 +271,8 @@ class TodolistRequestHandler(RequestHandler):
                 )
         except ProcessGPTError as exc:
             raise _a2a_error(exc) from None
-        except ValueError as exc:  # pydantic validation of the submission
-            raise InvalidParamsError(message=str(exc)) from None
+        except ValidationError as exc:  # pydantic validation of the submission
+            raise InvalidParamsError(message=describe_validation(list(exc.errors()))) from None
         return task
 
     async def _follow(self, tenant: str, task: Task, tr: _Translator) -> AsyncIterator[A2AEvent]:
@@ -424,6 +426,27 @@ def agent_card(agent: str, url: str) -> AgentCard:
     )
 
 
+def _body_problem(body: bytes) -> tuple[int, str] | None:
+    """A JSON-RPC error for a body the SDK would answer with an internal error: not UTF-8 or
+    nested too deep (parse errors), or holding text that is not valid Unicode (invalid
+    params). None otherwise, including for JSON the SDK refuses itself."""
+    try:
+        text = body.decode("utf-8")
+        value = json.loads(text)
+    except UnicodeDecodeError:
+        return -32700, "the request is not UTF-8 JSON"
+    except RecursionError:
+        return -32700, "the request is nested too deep"
+    except ValueError:
+        return None  # not JSON: the SDK answers with its parse error
+    if "\\u" in text:  # only an escape can make a lone surrogate out of UTF-8 text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return -32602, "text must be valid Unicode (no lone surrogates)"
+    return None
+
+
 class A2AService:
     """The A2A side of the API: agent cards and the JSON-RPC endpoint of every agent."""
 
@@ -453,7 +476,15 @@ class A2AService:
         return card
 
     async def handle(self, request: Request, tenant_id: str) -> Response:
-        """Answer one JSON-RPC request (or stream) of the agent in the URL for ``tenant_id``."""
+        """Answer one JSON-RPC request (or stream) of the agent in the URL for ``tenant_id``.
+        Bodies the SDK would answer with an internal error quoting its decoder get a proper
+        JSON-RPC error instead (see :func:`_body_problem`)."""
+        problem = _body_problem(await request.body())
+        if problem is not None:
+            code, message = problem
+            return JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+            )
         request.state.processgpt_tenant = tenant_id
         response: Response = await self._dispatcher.handle_requests(request)
         return response

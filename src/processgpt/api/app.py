@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from processgpt.api import errors
+from processgpt.api import errors, openapi
 from processgpt.api.credential_watch import WatchCredentials
 from processgpt.api.middleware import BodyLimit
-from processgpt.api.openapi import DESCRIPTION, TAGS
 from processgpt.api.routes import ROUTERS
 from processgpt.api.routes.console import DOCS_ASSETS, docs_assets_dir
 from processgpt.api.services import Services
@@ -33,8 +32,8 @@ def create_app(db: Database, settings: Settings) -> FastAPI:
     app = FastAPI(
         title="processgpt",
         version="0.1.0",
-        description=DESCRIPTION,
-        openapi_tags=TAGS,
+        description=openapi.DESCRIPTION,
+        openapi_tags=openapi.TAGS,
         lifespan=lifespan,
         docs_url=None,  # served offline by routes/console.py
         redoc_url=None,
@@ -43,6 +42,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(WatchCredentials, watch=services.watch)
     errors.install(app)
+    openapi.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount(DOCS_ASSETS, StaticFiles(directory=docs_assets_dir()), name="docs-assets")

@@ -220,7 +220,20 @@ class ChatSockets:
 class ChatRequest(BaseModel):
     """The AI SDK ``useChat`` request body (``DefaultChatTransport``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "support-42",
+                    "agent": "demo",
+                    "messages": [
+                        {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+                    ],
+                }
+            ]
+        },
+    )
 
     id: str = Field(max_length=128)
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)

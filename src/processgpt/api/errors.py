@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from processgpt.api.openapi import VALIDATION_DESCRIPTION
 from processgpt.db.database import is_transient
 from processgpt.domain.errors import (
     ERROR_STATUS,
@@ -110,7 +111,7 @@ _DESCRIPTIONS: dict[int, str] = {
     404: "Not found for the caller's tenant (`task_not_found`, `process_not_found`, …).",
     409: "The current state does not allow it (`invalid_state`, `name_taken`, …).",
     413: "`payload_too_large`: the body (or a field) is over its limit.",
-    422: "`invalid_input` (or a more precise code such as `unknown_agent`): nothing changed.",
+    422: VALIDATION_DESCRIPTION,
     429: "`too_many_pending`: the tenant's backlog is full; retry after `Retry-After` s.",
     503: "`database_unavailable`: retry after `Retry-After` seconds; nothing changed.",
 }

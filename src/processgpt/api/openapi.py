@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
 DESCRIPTION = """\
 The Execution API of processgpt: start processes and tasks, answer agents that asked for
 input, give feedback, and follow progress live (SSE, WebSocket, A2A).
@@ -32,3 +35,43 @@ TAGS: list[dict[str, Any]] = [
     {"name": "a2a", "description": "Every agent as an A2A agent."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
+
+
+def install(app: FastAPI) -> None:
+    """Serve the document with every validation answer described as what it really is: FastAPI
+    declares ``422`` with its own ``HTTPValidationError`` body for every operation that
+    validates input, while this API answers ``{"error": {"code": "invalid_input", ...}}``."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            _our_validation_errors(doc)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _our_validation_errors(doc: dict[str, Any]) -> None:
+    ours = {"$ref": "#/components/schemas/ErrorBody"}
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            response = operation.get("responses", {}).get("422")
+            content = (response or {}).get("content", {}).get("application/json", {})
+            if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                content["schema"] = ours
+                response["description"] = VALIDATION_DESCRIPTION
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
+VALIDATION_DESCRIPTION = (
+    "`invalid_input` (or a more precise code such as `unknown_agent`): nothing changed."
+)

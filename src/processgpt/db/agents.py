@@ -78,6 +78,12 @@ class AgentProfileSpec(_ProfileFields):
     """A whole profile (create, ``PUT``). ``tools``: allowed tool names (an MCP server name,
     or a ``<server>__<tool>`` name as the model sees it); empty allows all."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"agent_orch": "llm", "model": "gpt-4o-mini", "instructions": "Be brief."}]
+        }
+    )
+
     agent_orch: str = Field(examples=["llm"])
     tools: list[str] = Field(default_factory=list, max_length=_MAX_LIST)
     skills: list[str] = Field(default_factory=list, max_length=_MAX_LIST)
@@ -85,6 +91,8 @@ class AgentProfileSpec(_ProfileFields):
 
 class AgentProfilePatch(_ProfileFields):
     """Fields of a profile to change (``PATCH``); absent fields are kept, null clears."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "gpt-4o"}]})
 
     agent_orch: str | None = Field(default=None, examples=["llm"])
     tools: list[str] | None = Field(default=None, max_length=_MAX_LIST)
@@ -95,7 +103,18 @@ class McpServerSpec(BaseModel):
     """An MCP server entry: ``command`` (+ ``args``, ``env``, ``cwd``) for stdio, or ``url``
     (+ ``headers``) for streamable HTTP. ``transport`` is inferred when absent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "search",
+                    "url": "https://mcp.example.com/mcp",
+                    "headers": {"Authorization": "Bearer <token>"},
+                }
+            ]
+        },
+    )
 
     name: str
     transport: Literal["stdio", "http"] | None = None

@@ -158,7 +158,7 @@ class ChatRepository:
         self, tenant_id: str, chat_id: str, *, conn: asyncpg.Connection | None = None
     ) -> list[dict[str, str]]:
         """The chat's previous turns as ``[{"role": "user"|"assistant", "text": …}]``."""
-        target: Any = conn if conn is not None else self.db.pool
+        target: Any = conn if conn is not None else self.db
         rows = await target.fetch(QUERIES["chat_history"], tenant_id, chat_id, HISTORY_TURNS)
         out: list[dict[str, str]] = []
         for row in rows:

@@ -24,6 +24,23 @@ from processgpt.domain.events import decode_json, encode_json
 
 log = logging.getLogger(__name__)
 
+
+class _WithoutTraceback(logging.Filter):
+    """Turns a record's traceback into ``error=<type>`` on its one line. The pool logs a
+    traceback each time it fails to reconnect while the database is down; an outage should
+    cost a line per attempt, not a screenful."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} error={type(record.exc_info[1]).__name__}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_WithoutTraceback())
+
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
@@ -86,9 +103,10 @@ _TEXT_ERRORS = (
 
 def translate(error: BaseException) -> BaseException | None:
     """Our error for a driver error every caller handles alike, or None (see the module)."""
-    if isinstance(error, _TEXT_ERRORS):
-        # Postgres refuses NUL (and invalid UTF-8) in text; only caller text gets this far.
-        return InvalidInput("text may not contain NUL characters or invalid UTF-8")
+    if isinstance(error, (*_TEXT_ERRORS, UnicodeEncodeError)):
+        # Postgres refuses NUL in text, and a lone surrogate cannot be sent as UTF-8 at all;
+        # only caller text gets this far.
+        return InvalidInput("text may not contain NUL characters or invalid Unicode")
     if not isinstance(error, DatabaseUnavailable) and is_transient(error):
         return DatabaseUnavailable()
     return None
@@ -100,8 +118,10 @@ _DRIVER_ERRORS = (
     asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
+    UnicodeEncodeError,
 )
-"""What the driver raises (a lost connection surfaces as OSError or a timeout)."""
+"""What the driver raises (a lost connection surfaces as OSError or a timeout; text that is
+not valid Unicode fails while the driver encodes it)."""
 
 
 def _reraise(error: Exception) -> NoReturn:

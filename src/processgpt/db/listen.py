@@ -26,11 +26,14 @@ class Listener:
     stop.
     """
 
-    def __init__(self, dsn: str, *, reconnect_delay: float = 0.25) -> None:
+    def __init__(
+        self, dsn: str, *, reconnect_delay: float = 0.25, max_reconnect_delay: float = 2.0
+    ) -> None:
         self._dsn = dsn
         self._handlers: dict[str, list[Handler]] = {}
         self._on_reconnect: list[Callable[[], None]] = []
         self._reconnect_delay = reconnect_delay
+        self._max_reconnect_delay = max_reconnect_delay
         self.connected = asyncio.Event()
 
     def subscribe(self, channel: str, handler: Handler) -> None:
@@ -49,18 +52,26 @@ class Listener:
                 log.exception("notification handler failed channel=%s", channel)
 
     async def run(self) -> None:
+        """Listen until cancelled. While the database cannot be reached, attempts back off
+        (up to ``max_reconnect_delay`` apart) and only the first failure of an outage is
+        logged above DEBUG, with a line when the connection is back."""
         first = True
+        failures = 0
         while True:
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
             except TRANSIENT_ERRORS as exc:
-                log.warning(
-                    "listener cannot connect dsn=%s error=%s",
+                failures += 1
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "listener cannot connect, retrying dsn=%s error=%s attempt=%d",
                     redact_dsn(self._dsn),
                     type(exc).__name__,
+                    failures,
                 )
-                await asyncio.sleep(self._reconnect_delay)
+                delay = self._reconnect_delay * 2 ** min(failures - 1, 16)
+                await asyncio.sleep(min(delay, self._max_reconnect_delay))
                 continue
             try:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
@@ -68,7 +79,8 @@ class Listener:
                     await conn.add_listener(channel, self._dispatch)
                 self.connected.set()
                 if not first:
-                    log.info("listener reconnected")
+                    log.info("listener reconnected after_attempts=%d", failures)
+                failures = 0
                 for callback in self._on_reconnect:
                     callback()
                 first = False

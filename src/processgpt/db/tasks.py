@@ -70,7 +70,7 @@ class TaskRepository:
         """Insert a PENDING task; return it and whether it was created (False: an earlier task
         with the same idempotency key is returned instead). Nothing is written on error.
         With ``conn``, the insert is part of the caller's transaction."""
-        target: Any = conn if conn is not None else self.db.pool
+        target: Any = conn if conn is not None else self.db
         agent_orch, profile = sub.agent_orch, None
         if sub.agent_orch not in known_agents:
             # A name of the tenant's agent profiles runs that profile (it wins over an
@@ -118,7 +118,7 @@ class TaskRepository:
         """The tenant's pending tasks, counted no further than its limit, and that limit
         (``tenants.max_pending_tasks``, else ``default_limit``). Reads one index entry per
         pending task: see :class:`PendingGate` for the check to run on every create."""
-        target: Any = conn if conn is not None else self.db.pool
+        target: Any = conn if conn is not None else self.db
         row = await target.fetchrow(QUERIES["pending_count"], tenant_id, default_limit)
         assert row is not None
         return int(row["pending"]), int(row["max_pending"])

@@ -19,6 +19,17 @@ AGENT_ORCH_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 """What an orchestrator name may look like; the schema enforces the same pattern."""
 
 
+def check_text(value: str) -> None:
+    """Raise ``ValueError`` for text Postgres cannot store: NUL characters, or lone surrogates
+    (which JSON's ``\\udXXX`` escapes can produce and UTF-8 cannot carry)."""
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+
+
 class TaskStatus(enum.StrEnum):
     """States of a task (the ``todo_status`` enum in the schema).
 
@@ -80,9 +91,9 @@ class TaskFields(BaseModel):
 
     @field_validator("query", "description", "activity_id", "activity_name", "user_id", "tool")
     @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("text may not contain NUL characters")
+    def _storable_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_text(value)
         return value
 
 

@@ -37,7 +37,18 @@ class EventPage(BaseModel):
 class ProcessCreate(BaseModel):
     """A process instance to start with its first task."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "onboarding",
+                    "variables": {"customer": "ACME"},
+                    "task": {"agent_orch": "demo", "query": "welcome the customer"},
+                }
+            ]
+        },
+    )
 
     name: str = Field(default="", max_length=500)
     proc_def_id: str | None = Field(default=None, max_length=200)
@@ -104,7 +115,9 @@ class CreatedKey(KeyView):
 class TenantUpdate(BaseModel):
     """Operator settings of a tenant; absent fields are kept."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"max_pending_tasks": 5000}]}
+    )
 
     max_pending_tasks: int | None = Field(
         default=None, ge=1, le=100_000_000, description="null: the server's default limit."

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from processgpt.api.deps import AdminCaller, AgentsDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
@@ -21,6 +21,19 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=responses(*AU
 
 class AgentCreate(AgentProfileSpec):
     """A new agent profile: its name plus the profile's fields."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "support-bot",
+                    "agent_orch": "demo",
+                    "instructions": "Answer customers briefly.",
+                    "persona": "Friendly.",
+                }
+            ]
+        }
+    )
 
     name: str = Field(examples=["support-bot"])
 
