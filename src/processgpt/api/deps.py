@@ -15,7 +15,7 @@ either), never as operation parameters.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -55,51 +55,25 @@ def services_of(connection: HTTPConnection) -> Services:
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-def _tasks(connection: HTTPConnection) -> TaskRepository:
-    return services_of(connection).tasks
+def _service(name: str) -> Callable[[HTTPConnection], Any]:
+    """A dependency returning the service ``name`` of :class:`Services`."""
+
+    def service(connection: HTTPConnection) -> Any:
+        return getattr(services_of(connection), name)
+
+    service.__name__ = f"{name}_service"
+    return service
 
 
-def _processes(connection: HTTPConnection) -> ProcessRepository:
-    return services_of(connection).processes
-
-
-def _agents(connection: HTTPConnection) -> AgentRepository:
-    return services_of(connection).agents
-
-
-def _keys(connection: HTTPConnection) -> ApiKeyRepository:
-    return services_of(connection).keys
-
-
-def _tenants(connection: HTTPConnection) -> TenantRepository:
-    return services_of(connection).tenants
-
-
-def _hub(connection: HTTPConnection) -> EventHub:
-    return services_of(connection).hub
-
-
-def _gate(connection: HTTPConnection) -> PendingGate:
-    return services_of(connection).pending_gate
-
-
-def _settings(connection: HTTPConnection) -> Settings:
-    return services_of(connection).settings
-
-
-def _authenticator(connection: HTTPConnection) -> Authenticator:
-    return services_of(connection).auth
-
-
-TasksDep = Annotated[TaskRepository, Depends(_tasks)]
-ProcessesDep = Annotated[ProcessRepository, Depends(_processes)]
-AgentsDep = Annotated[AgentRepository, Depends(_agents)]
-KeysDep = Annotated[ApiKeyRepository, Depends(_keys)]
-TenantsDep = Annotated[TenantRepository, Depends(_tenants)]
-HubDep = Annotated[EventHub, Depends(_hub)]
-GateDep = Annotated[PendingGate, Depends(_gate)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
+TasksDep = Annotated[TaskRepository, Depends(_service("tasks"))]
+ProcessesDep = Annotated[ProcessRepository, Depends(_service("processes"))]
+AgentsDep = Annotated[AgentRepository, Depends(_service("agents"))]
+KeysDep = Annotated[ApiKeyRepository, Depends(_service("keys"))]
+TenantsDep = Annotated[TenantRepository, Depends(_service("tenants"))]
+HubDep = Annotated[EventHub, Depends(_service("hub"))]
+GateDep = Annotated[PendingGate, Depends(_service("pending_gate"))]
+SettingsDep = Annotated[Settings, Depends(_service("settings"))]
+AuthenticatorDep = Annotated[Authenticator, Depends(_service("auth"))]
 
 
 async def caller(
