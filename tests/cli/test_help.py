@@ -4,13 +4,14 @@ reads listed from the settings classes, no docstring markup, ``--version``."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from processgpt.cli import build_parser
+from processgpt.cli import build_parser, command
 from processgpt.cli.parser import READS
 from processgpt.config import ClientSettings, LlmSettings, Settings, environment_variables
 from tests.cli.conftest import run_cli
@@ -38,13 +39,14 @@ def test_every_command_and_action_has_a_help_line_without_markup() -> None:
     assert not MARKUP.search(top), top
     commands = _subcommands(parser)
     assert set(commands) == set(READS)
+    assert all(inspect.iscoroutinefunction(command(name)) for name in commands)
     assert all(_help_lines(parser).values()), _help_lines(parser)
-    for name, command in commands.items():
+    for name, sub in commands.items():
         assert name in top
-        text = command.format_help()
+        text = sub.format_help()
         assert not MARKUP.search(text), text
-        actions = _subcommands(command)
-        helps = _help_lines(command)
+        actions = _subcommands(sub)
+        helps = _help_lines(sub)
         assert set(helps) == set(actions)
         assert all(helps.values()), (name, helps)
         for action in actions.values():

@@ -12,32 +12,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from processgpt import logs
-from processgpt.cli.admin import cmd_agents, cmd_keys, cmd_migrate
 from processgpt.cli.common import CliError, Command, load_settings
 from processgpt.cli.parser import build_parser
-from processgpt.cli.serve import cmd_api, cmd_up, cmd_worker
-from processgpt.cli.tasks import cmd_submit, cmd_tasks
 from processgpt.config import Settings
 from processgpt.domain.errors import ProcessGPTError
 
-COMMANDS: dict[str, Command] = {
-    "up": cmd_up,
-    "api": cmd_api,
-    "worker": cmd_worker,
-    "submit": cmd_submit,
-    "tasks": cmd_tasks,
-    "migrate": cmd_migrate,
-    "keys": cmd_keys,
-    "agents": cmd_agents,
+COMMANDS: dict[str, str] = {
+    "up": "processgpt.cli.serve:cmd_up",
+    "api": "processgpt.cli.serve:cmd_api",
+    "worker": "processgpt.cli.serve:cmd_worker",
+    "submit": "processgpt.cli.tasks:cmd_submit",
+    "tasks": "processgpt.cli.tasks:cmd_tasks",
+    "migrate": "processgpt.cli.admin:cmd_migrate",
+    "keys": "processgpt.cli.admin:cmd_keys",
+    "agents": "processgpt.cli.admin:cmd_agents",
 }
+"""Each command's function, imported when it runs: a worker never loads the HTTP client's
+modules (``websockets``), nor the task commands the worker's."""
 
-__all__ = ["COMMANDS", "CliError", "build_parser", "main"]
+__all__ = ["COMMANDS", "CliError", "build_parser", "command", "main"]
+
+
+def command(name: str) -> Command:
+    """The function of command ``name``."""
+    module, _, function = COMMANDS[name].partition(":")
+    found: Command = getattr(importlib.import_module(module), function)
+    return found
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -59,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
-        return asyncio.run(COMMANDS[args.command](settings, args))
+        return asyncio.run(command(args.command)(settings, args))
     except CliError as exc:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
     except ProcessGPTError as exc:
