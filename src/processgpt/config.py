@@ -1,11 +1,29 @@
-"""Configuration from the environment (``PROCESSGPT_*``, plus ``DATABASE_URL``)."""
+"""Configuration from the environment: one pydantic-settings class per area, each with its
+``env_prefix``. The composition root (``processgpt.cli``, ``processgpt.app``) builds them and
+passes them in; nothing else reads the environment.
+
+* :class:`Settings` — ``PROCESSGPT_*`` (plus ``DATABASE_URL``): database, workers, API.
+* :class:`LlmSettings` — ``PROCESSGPT_LLM_*``: the model endpoint of ``llm`` and
+  ``deep-research``.
+* :class:`ClientSettings` — ``PROCESSGPT_URL`` / ``PROCESSGPT_API_KEY``: the API the
+  ``processgpt submit`` / ``tasks`` commands talk to.
+
+Every field has a ``description``; :func:`environment_variables` lists a class's variables
+with their defaults (the CLI's ``--help`` shows them, the README's table documents them).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from processgpt.domain.errors import InvalidConfiguration
 
 
 class Settings(BaseSettings):
@@ -14,24 +32,189 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROCESSGPT_", extra="ignore")
 
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "PROCESSGPT_DATABASE_URL")
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PROCESSGPT_DATABASE_URL"),
+        description="Postgres to use; unset: the embedded one",
     )
-    data_dir: Path | None = None
-    concurrency: int = Field(default=10, ge=1, le=10_000)
-    lease_seconds: float = Field(default=30.0, gt=0)
-    poll_interval: float = Field(default=1.0, gt=0)
-    shutdown_grace: float = Field(default=30.0, ge=0)
-    flush_interval: float = Field(default=0.002, ge=0)
-    retry_base_delay: float = Field(default=1.0, gt=0)
-    retry_max_delay: float = Field(default=300.0, gt=0)
-    pool_size: int = Field(default=10, ge=2, le=200)
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=0, le=65535)
-    api_keep_alive: int = Field(default=75, ge=1)
-    jwt_secret: str | None = Field(default=None, repr=False)
-    jwt_jwks_url: str | None = None
-    jwt_audience: str | None = None
-    max_pending_tasks: int = Field(default=10_000, ge=1)
-    sse_heartbeat: float = Field(default=15.0, gt=0)
-    log_level: str = "INFO"
-    log_format: str = Field(default="text", pattern="^(text|json)$")
+    data_dir: Path | None = Field(
+        default=None,
+        description="embedded Postgres data, the dev key and the profile",
+        json_schema_extra={"shown_default": "~/.local/share/processgpt"},
+    )
+    concurrency: int = Field(
+        default=10, ge=1, le=10_000, description="tasks one worker process runs at once"
+    )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="lease length; heartbeats every third of it"
+    )
+    poll_interval: float = Field(
+        default=1.0, gt=0, description="fallback poll and lease-recovery interval, seconds"
+    )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="seconds running tasks get to finish on SIGTERM"
+    )
+    flush_interval: float = Field(
+        default=0.002, ge=0, description="seconds the writer waits to group writes"
+    )
+    retry_base_delay: float = Field(
+        default=1.0, gt=0, description="backoff: attempt n waits up to base*2^(n-1)"
+    )
+    retry_max_delay: float = Field(default=300.0, gt=0, description="backoff cap, seconds")
+    pool_size: int = Field(default=10, ge=2, le=200, description="database connections")
+    api_host: str = Field(default="127.0.0.1", description="where the API listens")
+    api_port: int = Field(
+        default=8000, ge=0, le=65535, description="the API's port (0: a free one)"
+    )
+    api_keep_alive: int = Field(
+        default=75, ge=1, description="seconds an idle HTTP connection stays open"
+    )
+    jwt_secret: str | None = Field(
+        default=None, repr=False, description="accept HS256 JWTs signed with it"
+    )
+    jwt_jwks_url: str | None = Field(
+        default=None, description="accept JWTs whose key is published at this JWKS URL"
+    )
+    jwt_audience: str | None = Field(default=None, description="required 'aud' of JWTs")
+    max_pending_tasks: int = Field(
+        default=10_000, ge=1, description="per-tenant pending tasks before 429"
+    )
+    sse_heartbeat: float = Field(
+        default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="text (key=value) or json"
+    )
+
+
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+DEFAULT_LLM_INSTRUCTIONS = (
+    "You are an agent working on one task of a business process. Use the tools you have "
+    "when they help; ask a person with ask_human only when you cannot go on without them. "
+    "Answer concisely."
+)
+LLM_MAX_STEPS_LIMIT = 50
+
+
+class LlmSettings(BaseSettings):
+    """The model endpoint of the ``llm`` and ``deep-research`` agents and how a run is
+    bounded. ``api_key`` is a secret: not in ``repr``, logs or errors. Empty variables count
+    as unset.
+
+    ``mcp_config`` and ``tool_timeout`` keep their historical names ``PROCESSGPT_MCP_CONFIG``
+    and ``PROCESSGPT_MCP_TOOL_TIMEOUT``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROCESSGPT_LLM_",
+        extra="ignore",
+        env_ignore_empty=True,
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1",
+        json_schema_extra={"shown_default": "OpenAI's"},
+    )
+    api_key: str | None = Field(default=None, repr=False, description="the endpoint's API key")
+    model: str = Field(default=DEFAULT_LLM_MODEL, min_length=1, description="model name")
+    max_steps: int = Field(
+        default=8, ge=1, le=LLM_MAX_STEPS_LIMIT, description="completions per run"
+    )
+    timeout: float = Field(default=120.0, gt=0, description="seconds per model request")
+    instructions: str = Field(
+        default=DEFAULT_LLM_INSTRUCTIONS,
+        description="system prompt",
+        json_schema_extra={"shown_default": "built in"},
+    )
+    mcp_config: str | None = Field(
+        default=None,
+        validation_alias="PROCESSGPT_MCP_CONFIG",
+        description="path of an mcp.json with the MCP servers every task may use",
+    )
+    tool_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="PROCESSGPT_MCP_TOOL_TIMEOUT",
+        description="seconds per MCP tool call",
+    )
+
+    @property
+    def configured(self) -> bool:
+        """Whether an endpoint is configured (a base URL, or a key for OpenAI's)."""
+        return bool(self.base_url or self.api_key)
+
+    def require_endpoint(self, agent: str) -> None:
+        """Raise :class:`InvalidConfiguration` naming the variables to set when no endpoint
+        is configured: a worker for ``agent`` must not start just to fail every task."""
+        if not self.configured:
+            raise InvalidConfiguration(
+                f"the {agent!r} agent needs a model endpoint: set PROCESSGPT_LLM_BASE_URL "
+                "(any OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 for Ollama) "
+                "and/or PROCESSGPT_LLM_API_KEY (alone: OpenAI), then start the worker again"
+            )
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "unset"
+        return f"LlmSettings(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
+
+
+class ClientSettings(BaseSettings):
+    """Where the ``processgpt`` command's API commands (``submit``, ``tasks``) connect when
+    no ``--url`` / ``--api-key`` is given. Unset: the profile ``processgpt up`` wrote."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_", extra="ignore", frozen=True)
+
+    url: str | None = Field(default=None, description="the API's base URL")
+    api_key: str | None = Field(default=None, repr=False, description="an API key of the tenant")
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    """One variable a settings class reads, as ``--help`` and the README show it."""
+
+    name: str
+    default: str
+    description: str
+
+
+def environment_variables(
+    settings: type[BaseSettings], fields: tuple[str, ...] | None = None
+) -> list[EnvironmentVariable]:
+    """The variables ``settings`` reads (all its fields, or ``fields`` in that order): the
+    first alias a field is read from, else ``env_prefix`` + its name in capitals."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    names = fields if fields is not None else tuple(settings.model_fields)
+    found: list[EnvironmentVariable] = []
+    for name in names:
+        info = settings.model_fields[name]
+        found.append(
+            EnvironmentVariable(
+                _variable(prefix, name, info), _default(info), info.description or ""
+            )
+        )
+    return found
+
+
+def _variable(prefix: str, name: str, info: FieldInfo) -> str:
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        if isinstance(first, str):
+            return first
+    if isinstance(alias, str):
+        return alias
+    return f"{prefix}{name}".upper()
+
+
+def _default(info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("shown_default"), str):
+        return str(extra["shown_default"])
+    value: Any = info.default
+    if value is PydanticUndefined or value is None:
+        return "unset"
+    if info.repr is False:
+        return "set" if value else "unset"
+    return str(value)

@@ -6,9 +6,9 @@ Agents written for that SDK run with at most their a2a imports changed::
     server = ProcessGPTAgentServer(agent_executor=MyExecutor(), agent_type="crewai-action")
     await server.run()
 
-The 0.3-style a2a types and helpers those agents use (``new_agent_text_message``,
-``new_text_artifact``, ``TaskStatusUpdateEvent`` without ``final``) are in
-:mod:`processgpt_agent_sdk.compat`.
+Every other name those agents import (a2a-sdk 0.3's ``AgentExecutor``, ``RequestContext``,
+``EventQueue``, ``TaskStatusUpdateEvent``, ``TaskState``, ``new_agent_text_message``,
+``new_text_artifact``, …) is in :mod:`processgpt_agent_sdk.compat`.
 """
 
 from __future__ import annotations

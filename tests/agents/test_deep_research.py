@@ -230,5 +230,5 @@ def test_plan_questions_are_capped_deduplicated_and_validated() -> None:
 
 def test_deep_research_is_offered_only_with_a_model_endpoint() -> None:
     assert AGENT in registry.BUILTINS
-    assert AGENT not in registry.available_for_up({})
-    assert AGENT in registry.available_for_up({"PROCESSGPT_LLM_BASE_URL": "http://x/v1"})
+    assert AGENT not in registry.available_for_up(LlmSettings(base_url=None, api_key=None))
+    assert AGENT in registry.available_for_up(LlmSettings(base_url="http://x/v1"))

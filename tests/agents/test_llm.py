@@ -424,9 +424,9 @@ async def test_an_unreachable_server_only_loses_its_tools() -> None:
 
 def test_up_runs_llm_only_when_configured() -> None:
     assert "llm" in registry.BUILTINS
-    assert "llm" not in registry.available_for_up({})
-    assert "llm" in registry.available_for_up({"PROCESSGPT_LLM_BASE_URL": "http://x/v1"})
-    assert "demo" in registry.available_for_up({})
+    assert "llm" not in registry.available_for_up(LlmSettings(base_url=None, api_key=None))
+    assert "llm" in registry.available_for_up(LlmSettings(base_url="http://x/v1"))
+    assert "demo" in registry.available_for_up(LlmSettings(base_url=None, api_key=None))
     settings = LlmSettings(api_key=API_KEY)
     assert API_KEY not in repr(settings)
 

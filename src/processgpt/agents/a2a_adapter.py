@@ -57,6 +57,7 @@ from processgpt.domain.events import (
     EventRecord,
     EventType,
     encode_event_data,
+    encode_json,
     parse_text,
 )
 from processgpt.runtime.run import READY, Outcome, RunResult, TaskRun
@@ -253,6 +254,20 @@ class ProcessGPTEventQueue(EventQueue):
     ) -> Awaitable[None]:
         """Send a file to the user (a URL, and optionally its workspace path)."""
         return self._emit("file", {"url": url, "media_type": media_type, "path": path})
+
+    def complete(self, result: Any) -> Awaitable[None]:
+        """Set the task's final result and end it as completed, in one call: the same as a
+        ``TaskArtifactUpdateEvent`` with ``last_chunk=True``, except that ``result`` is stored
+        as given (a dict stays a dict, a string stays a string; a form task's dict is stored
+        as ``{form_id: {...}}``; values JSON has no type for are stored as their ``str()``;
+        NaN is refused with :class:`InvalidInput` and nothing is set). The task finishes when
+        ``execute`` returns; call this last."""
+        encode_json(result)  # refuses what the result column cannot hold, now
+        with self._lock:
+            self._result.output = result
+            self._result.has_output = True
+            self._result.outcome = Outcome.COMPLETED
+        return READY
 
     def step_started(self) -> Awaitable[None]:
         return self._emit("step_started", {})

@@ -18,10 +18,11 @@ A run has three parts, all visible in the task's event log:
    that answered); a task with a form asks for a JSON object with the form's fields instead,
    and that object is the result.
 
-It is the ``llm`` agent's sibling: the same settings (:class:`LlmSettings`, from the
-environment), the same ``input.model`` / ``input.instructions`` / profile overrides and the
-same mapping of provider errors (retryable → ``RetryLater``, other 4xx →
-``ModelRequestRejected``). Cancelling the task cancels its running children.
+It is the ``llm`` agent's sibling: the same settings (:class:`~processgpt.config.LlmSettings`,
+passed in by the composition root; no model endpoint, no executor), the same
+``input.model`` / ``input.instructions`` / profile overrides and the same mapping of provider
+errors (retryable → ``RetryLater``, other 4xx → ``ModelRequestRejected``). Cancelling the
+task cancels its running children.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def _bounded_int(options: Mapping[str, Any], name: str, default: int, limit: int
 
 class DeepResearchExecutor(LlmExecutor):
     """Plans sub-questions, researches them in parallel as child tasks, writes a report."""
+
+    agent_name = "deep-research"
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         if not isinstance(context, ProcessGPTRequestContext) or not isinstance(

@@ -1,7 +1,9 @@
 """The built-in ``llm`` orchestrator: a tool-calling agent on any OpenAI-compatible Chat
 Completions endpoint (OpenAI, vLLM, Ollama, LM Studio, LiteLLM proxies), streaming.
 
-Configuration comes from the environment (:class:`LlmSettings`) and a task's ``input`` may
+Configuration is a :class:`~processgpt.config.LlmSettings` (``PROCESSGPT_LLM_*``), built by
+the composition root and passed in; without a model endpoint the executor refuses to be
+created (:class:`~processgpt.domain.errors.InvalidConfiguration`). A task's ``input`` may
 override ``model``, ``instructions`` and ``max_steps``; ``input.history`` (a list of
 ``{"role": "user"|"assistant", "text": …}``) is sent before the query.
 
@@ -40,7 +42,6 @@ Error messages never contain the API key.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,19 +69,21 @@ from processgpt.agents.llm_conversation import (
     saved_state,
     tool_arguments,
 )
+from processgpt.config import (
+    DEFAULT_LLM_INSTRUCTIONS,
+    DEFAULT_LLM_MODEL,
+    LLM_MAX_STEPS_LIMIT,
+    LlmSettings,
+)
 from processgpt.domain.errors import InvalidInput, RetryLater
 from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset, load_servers
 
-if TYPE_CHECKING:  # openai is an optional dependency (the ``llm`` extra)
+if TYPE_CHECKING:  # imported when the first task runs: a worker of other agents never loads it
     from openai import AsyncOpenAI
 
-DEFAULT_MODEL = "gpt-4o-mini"
-DEFAULT_INSTRUCTIONS = (
-    "You are an agent working on one task of a business process. Use the tools you have "
-    "when they help; ask a person with ask_human only when you cannot go on without them. "
-    "Answer concisely."
-)
-MAX_STEPS_LIMIT = 50
+DEFAULT_MODEL = DEFAULT_LLM_MODEL
+DEFAULT_INSTRUCTIONS = DEFAULT_LLM_INSTRUCTIONS
+MAX_STEPS_LIMIT = LLM_MAX_STEPS_LIMIT
 _MAX_RETRY_AFTER = 300.0
 _MAX_PROVIDER_MESSAGE = 300
 
@@ -93,67 +96,8 @@ class ModelRequestRejected(InvalidInput):
 
 
 # -- configuration ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, repr=False)
-class LlmSettings:
-    """Where the model is and how a run is bounded. ``api_key`` is a secret: not in ``repr``,
-    logs or errors."""
-
-    base_url: str | None = None
-    api_key: str | None = None
-    model: str = DEFAULT_MODEL
-    max_steps: int = 8
-    timeout: float = 120.0
-    instructions: str = DEFAULT_INSTRUCTIONS
-    mcp_config: str | None = None
-    tool_timeout: float = 60.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> LlmSettings:
-        """``PROCESSGPT_LLM_BASE_URL``, ``_API_KEY``, ``_MODEL``, ``_MAX_STEPS`` (8),
-        ``_TIMEOUT`` (120 s), ``_INSTRUCTIONS``; ``PROCESSGPT_MCP_CONFIG`` (path of an
-        ``mcp.json``) and ``PROCESSGPT_MCP_TOOL_TIMEOUT`` (60 s)."""
-        env = os.environ if env is None else env
-        return cls(
-            base_url=env.get("PROCESSGPT_LLM_BASE_URL") or None,
-            api_key=env.get("PROCESSGPT_LLM_API_KEY") or None,
-            model=env.get("PROCESSGPT_LLM_MODEL") or DEFAULT_MODEL,
-            max_steps=_env_int(env, "PROCESSGPT_LLM_MAX_STEPS", 8),
-            timeout=_env_float(env, "PROCESSGPT_LLM_TIMEOUT", 120.0),
-            instructions=env.get("PROCESSGPT_LLM_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
-            mcp_config=env.get("PROCESSGPT_MCP_CONFIG") or None,
-            tool_timeout=_env_float(env, "PROCESSGPT_MCP_TOOL_TIMEOUT", 60.0),
-        )
-
-    @property
-    def configured(self) -> bool:
-        """Whether an endpoint is configured (a base URL, or a key for the default one)."""
-        return bool(self.base_url or self.api_key)
-
-    def __repr__(self) -> str:
-        key = "set" if self.api_key else "unset"
-        return f"LlmSettings(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number, not {raw!r}", field=name) from None
-    if value <= 0:
-        raise InvalidInput(f"{name} must be positive", field=name)
-    return value
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _env_float(env, name, default)
-    if value != int(value):
-        raise InvalidInput(f"{name} must be a whole number", field=name)
-    return int(value)
+# The settings are built by the composition root (``LlmSettings`` in ``processgpt.config``) and
+# passed in; a task's ``input`` and its agent profile override them per task (``TaskPlan``).
 
 
 @dataclass(frozen=True)
@@ -243,6 +187,9 @@ class _Step:
 class LlmExecutor(AgentExecutor):
     """A tool-calling agent on an OpenAI-compatible endpoint, with MCP tools and ask_human."""
 
+    agent_name = "llm"
+    """The name configuration errors use."""
+
     def __init__(
         self,
         settings: LlmSettings | None = None,
@@ -250,7 +197,11 @@ class LlmExecutor(AgentExecutor):
         connections: McpConnections | None = None,
         delegator: Delegator | None = None,
     ) -> None:
-        self.settings = settings or LlmSettings.from_env()
+        """``settings``: the model endpoint (default: ``LlmSettings()``, from the environment).
+        Raises :class:`~processgpt.domain.errors.InvalidConfiguration` when no endpoint is
+        configured, so a worker fails at start instead of failing every task."""
+        self.settings = settings if settings is not None else LlmSettings()
+        self.settings.require_endpoint(self.agent_name)
         self.delegator = delegator or Delegator.from_env()
         self.connections = connections or McpConnections(call_timeout=self.settings.tool_timeout)
         self._owns_connections = connections is None
@@ -268,12 +219,8 @@ class LlmExecutor(AgentExecutor):
 
     def _openai(self) -> AsyncOpenAI:
         if self._client is None:
-            try:
-                from openai import AsyncOpenAI  # noqa: PLC0415 - optional dependency
-            except ImportError:
-                raise InvalidInput(
-                    "the llm agent needs the openai package: pip install 'processgpt[llm]'"
-                ) from None
+            from openai import AsyncOpenAI  # noqa: PLC0415 - loaded by the first task
+
             self._client = AsyncOpenAI(
                 base_url=self.settings.base_url,
                 # Local endpoints (Ollama, vLLM) take any key; the client insists on one.

@@ -2,19 +2,20 @@
 
 Built-ins are listed here; installed packages add theirs under the entry-point group
 ``processgpt.orchestrators`` (``name = "package.module:Factory"``); and any
-``package.module:Class`` can be named directly. A factory is called with no arguments and
-returns an A2A ``AgentExecutor``.
+``package.module:Class`` can be named directly. A factory is called with no arguments (the
+built-ins that need a model endpoint: with the :class:`~processgpt.config.LlmSettings` the
+composition root built) and returns an A2A ``AgentExecutor``.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
-from collections.abc import Mapping
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
+from processgpt.config import LlmSettings
 from processgpt.domain.errors import InvalidInput, UnknownAgent
 
 ENTRY_POINT_GROUP = "processgpt.orchestrators"
@@ -39,25 +40,29 @@ def available() -> dict[str, str]:
     return found
 
 
-def available_for_up(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def available_for_up(llm: LlmSettings) -> dict[str, str]:
     """What ``processgpt up`` should run with this configuration: :func:`available` without
-    ``llm`` and ``deep-research`` (:data:`NEEDS_LLM`) unless ``PROCESSGPT_LLM_BASE_URL`` or
-    ``PROCESSGPT_LLM_API_KEY`` is set and the ``openai`` package is installed (the ``llm``
-    extra)."""
-    env = os.environ if env is None else env
+    ``llm`` and ``deep-research`` (:data:`NEEDS_LLM`) unless ``llm`` names a model endpoint
+    (:attr:`LlmSettings.configured`)."""
     found = available()
-    llm_configured = bool(env.get("PROCESSGPT_LLM_BASE_URL") or env.get("PROCESSGPT_LLM_API_KEY"))
-    if not llm_configured or importlib.util.find_spec("openai") is None:
+    if not llm.configured:
         for name in NEEDS_LLM:
             found.pop(name, None)
     return found
 
 
-def load_object(spec: str) -> Any:
-    """Import ``package.module:Attribute``."""
+def load_object(spec: str, *, from_cwd: bool = False) -> Any:
+    """Import ``package.module:Attribute``. ``from_cwd``: the current directory is put first
+    on ``sys.path`` (and stays there) before importing, so a user's own module is found as
+    ``python -m`` would find it, also from the installed ``processgpt`` command."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise InvalidInput(f"{spec!r} is not of the form package.module:Attribute")
+    if from_cwd:
+        cwd = os.getcwd()
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
+            importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -71,13 +76,19 @@ def load_object(spec: str) -> Any:
     return obj
 
 
-def create_executor(name_or_spec: str) -> Any:
-    """Instantiate the executor of a registered name or of a ``module:Class`` spec."""
+def create_executor(name_or_spec: str, *, llm: LlmSettings | None = None) -> Any:
+    """Instantiate the executor of a registered name or of a ``module:Class`` spec (imported
+    from the current directory too, see :func:`load_object`). The built-ins that need a model
+    endpoint (:data:`NEEDS_LLM`) get ``llm`` (default: ``LlmSettings()``) and raise
+    :class:`~processgpt.domain.errors.InvalidConfiguration` when it names none."""
+    if name_or_spec in NEEDS_LLM:
+        factory = load_object(BUILTINS[name_or_spec])
+        return factory(llm if llm is not None else LlmSettings())
     spec = available().get(name_or_spec)
     if spec is None:
         if ":" not in name_or_spec:
             raise UnknownAgent(name_or_spec)
-        spec = name_or_spec
+        return load_object(name_or_spec, from_cwd=True)()
     factory = load_object(spec)
     return factory()
 

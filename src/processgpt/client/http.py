@@ -5,6 +5,8 @@ async with ProcessGPTClient("http://127.0.0.1:8000", api_key) as pg:
     task = await pg.create_task("demo", "hello", input={"steps": 2})
     async for part in pg.stream(task.id):          # typed parts; reconnects by itself
         print(part.type, part.seq)
+    async for event in pg.follow(task.id):         # or the event log itself, live
+        print(event.seq, event.event_type, event.data)
 ```
 
 Every API error raises :class:`ApiError` with the HTTP status and the stable error ``code``
@@ -30,6 +32,7 @@ from typing import Any, Self
 
 import httpx
 
+from processgpt.domain.events import Event, EventType
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.protocols.sse import (
     ResumeCursor,
@@ -38,7 +41,7 @@ from processgpt.protocols.sse import (
     StreamPart,
     parse_part,
 )
-from processgpt.protocols.views import EventPage, ProcessView, TaskPage
+from processgpt.protocols.views import EventPage, OrchestratorView, ProcessView, TaskPage
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,13 @@ class ReconnectPolicy:
 
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
 
+SETTLED = frozenset(
+    {TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INPUT_REQUIRED}
+)
+"""Where :meth:`ProcessGPTClient.follow` stops: the task ended or waits for a person."""
+
+_EVENT_PAGE = 500
+
 
 def _error(response: httpx.Response) -> ApiError:
     """The error of a read response (its body is ``{"error": {"code", "message"}}``)."""
@@ -114,14 +124,16 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 
 class ProcessGPTClient:
     """A client bound to one API and key. Use as an async context manager (or call
-    :meth:`aclose`). ``transport`` replaces httpx's (tests, proxies)."""
+    :meth:`aclose`). ``transport`` replaces httpx's (tests, proxies). ``timeout``: seconds
+    per request, or an ``httpx.Timeout`` (e.g. a short ``connect`` so that an API that is not
+    running is an error at once: ``httpx.ConnectError``, or ``ConnectTimeout``)."""
 
     def __init__(
         self,
         base_url: str,
         api_key: str,
         *,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         reconnect: ReconnectPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
@@ -287,6 +299,57 @@ class ProcessGPTClient:
             "GET", f"/v1/tasks/{task_id}/events", params={"after": after, "limit": limit}
         )
         return EventPage.model_validate(response.json())
+
+    async def follow(self, task_id: TaskId, *, after: int = 0) -> AsyncIterator[Event]:
+        """The task's events after seq ``after``, in order, without gaps or repeats: first
+        those already written, then live, until the task has ended (DONE, FAILED, CANCELLED)
+        or waits for a person (INPUT_REQUIRED) and every event up to then was yielded.
+
+        The live part listens to :meth:`stream` only to learn that new events exist and
+        reads them from the event log (:meth:`events`), so every event comes as the log
+        holds it, including those the UI message stream shows as no part of their own.
+        Errors as :meth:`stream` (``ApiError``, ``StreamBroken``, ``httpx`` transport
+        errors)."""
+        last = after
+        task = await self.get_task(task_id)
+        async for event in self._events_after(task_id, last):
+            last = event.seq
+            yield event
+        if task.status in SETTLED and last >= task.last_seq:
+            return
+        async for part in self.stream(task_id, after=last):
+            seq = part.seq
+            if seq is None or seq <= last:
+                continue
+            asked = False
+            async for event in self._events_after(task_id, last):
+                last = event.seq
+                asked = asked or event.event_type == EventType.HUMAN_ASKED
+                yield event
+            if asked:  # it may have been the run's last event: the task then waits
+                task = await self.get_task(task_id)
+                if task.status is TaskStatus.INPUT_REQUIRED and last >= task.last_seq:
+                    return
+        # The stream ended ([DONE]): the task has ended; its last events may carry no part.
+        async for event in self._events_after(task_id, last):
+            yield event
+
+    async def _events_after(self, task_id: TaskId, after: int) -> AsyncIterator[Event]:
+        while True:
+            page = await self.events(task_id, after, limit=_EVENT_PAGE)
+            for event in page.items:
+                yield event
+            if len(page.items) < _EVENT_PAGE:
+                return
+            after = page.next_after
+
+    # -- orchestrators --------------------------------------------------------------------------
+
+    async def orchestrators(self) -> list[OrchestratorView]:
+        """Every orchestrator a worker has registered, with ``online``: whether a worker
+        serving it was seen recently (a task of an agent that is not online waits)."""
+        response = await self._request("GET", "/v1/orchestrators")
+        return [OrchestratorView.model_validate(item) for item in response.json()]
 
     # -- processes ------------------------------------------------------------------------------
 

@@ -56,6 +56,13 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class InvalidConfiguration(ProcessGPTError):
+    """The process's configuration (environment, flags) cannot work; the message names what
+    to set. Raised at start, before anything runs."""
+
+    code = "invalid_configuration"
+
+
 class TaskNotFound(ProcessGPTError):
     """No task with that id exists for the caller's tenant."""
 
@@ -253,6 +260,7 @@ ERROR_STATUS: dict[str, int] = {
     NameTaken.code: 409,
     ApiKeyNotFound.code: 404,
     TenantNotFound.code: 404,
+    InvalidConfiguration.code: 500,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

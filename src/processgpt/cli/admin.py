@@ -1,0 +1,90 @@
+"""``migrate``, ``keys`` and ``agents``: operator commands, straight in the database
+(``DATABASE_URL``, or the embedded Postgres of the data directory)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from processgpt.agents import registry
+from processgpt.app import open_database
+from processgpt.cli.common import CliError
+from processgpt.config import Settings
+from processgpt.db.agents import AgentProfileSpec, AgentRepository
+from processgpt.db.api_keys import ApiKeyRepository
+from processgpt.db.migrate import current_version, migrate
+from processgpt.db.sql import QUERIES
+from processgpt.domain.roles import Role
+
+
+async def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    db, _embedded = await open_database(settings, run_migrations=False)
+    try:
+        applied = await migrate(db)
+        version = await current_version(db)
+        print(f"schema at version {version} ({len(applied)} migration(s) applied)")
+    finally:
+        await db.close()
+    return 0
+
+
+async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """``keys create|list|revoke``: a tenant's API keys."""
+    db, _embedded = await open_database(settings)
+    try:
+        keys = ApiKeyRepository(db)
+        if args.action == "create":
+            key = await keys.create(args.tenant_id, args.name, role=Role(args.role))
+            print(key.key)
+            print(
+                f"created {key.role} API key {key.prefix} for tenant {key.tenant_id!r}; "
+                "it is shown only once",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            for info in await keys.list_keys(args.tenant_id):
+                state = (
+                    f"revoked {info.revoked_at:%Y-%m-%d %H:%M:%S}" if info.revoked_at else "valid"
+                )
+                print(
+                    f"{info.prefix}  {info.created_at:%Y-%m-%d %H:%M:%S}  {state:<27} {info.name}"
+                )
+        elif not await keys.revoke(args.tenant_id, args.prefix):
+            raise CliError(
+                "key_not_found", f"tenant {args.tenant_id!r} has no valid key {args.prefix!r}"
+            )
+        else:
+            print(f"revoked API key {args.prefix} of tenant {args.tenant_id!r}")
+        return 0
+    finally:
+        await db.close()
+
+
+async def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
+    """``agents create|list|delete``: a tenant's agent profiles."""
+    tenant = args.agents_tenant or args.tenant or "default"
+    db, _embedded = await open_database(settings)
+    try:
+        repo = AgentRepository(db, known_orchestrators=frozenset(registry.available()))
+        if args.action == "create":
+            tools = [t for t in (args.tools or "").split(",") if t.strip()]
+            spec = AgentProfileSpec(
+                agent_orch=args.orch,
+                model=args.model,
+                instructions=args.instructions,
+                persona=args.persona,
+                tools=tools,
+            )
+            await db.execute(QUERIES["ensure_tenant"], tenant)
+            row = await repo.create(tenant, args.name, spec)
+            print(json.dumps(row, default=str, indent=2))
+        elif args.action == "list":
+            for row in await repo.list_agents(tenant):
+                print(f"{row['name']:<24} {row['agent_orch']:<16} {row['model'] or '-'}")
+        else:
+            await repo.delete(tenant, args.name)
+            print(f"deleted agent profile {args.name!r} of tenant {tenant!r}", file=sys.stderr)
+        return 0
+    finally:
+        await db.close()

@@ -1,0 +1,276 @@
+"""The ``processgpt`` command line: every command, action and flag with a help line, and the
+environment variables each command reads (generated from the settings classes) in its
+``--help``."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import PackageNotFoundError, version
+
+from pydantic_settings import BaseSettings
+
+from processgpt.config import ClientSettings, LlmSettings, Settings, environment_variables
+from processgpt.domain.roles import Role
+from processgpt.domain.task import TaskStatus
+
+DESCRIPTION = """\
+processgpt runs AI agents as durable tasks on Postgres.
+
+Start everything (embedded Postgres, API, console, workers for the built-in agents):
+  processgpt up
+then, in another shell (it finds the running instance through the profile 'up' writes):
+  processgpt submit --agent demo "hello world" --follow
+
+'submit' and 'tasks' talk to the HTTP API (--url/--api-key, PROCESSGPT_URL/PROCESSGPT_API_KEY,
+or the profile of the data directory); 'migrate', 'keys' and 'agents' work on the database
+(DATABASE_URL, or the embedded Postgres of the data directory)."""
+
+_DATABASE = ("database_url", "data_dir", "pool_size", "log_level", "log_format")
+_WORKER = (
+    "concurrency",
+    "lease_seconds",
+    "poll_interval",
+    "shutdown_grace",
+    "flush_interval",
+    "retry_base_delay",
+    "retry_max_delay",
+)
+_API = (
+    "api_host",
+    "api_port",
+    "api_keep_alive",
+    "jwt_secret",
+    "jwt_jwks_url",
+    "jwt_audience",
+    "max_pending_tasks",
+    "sse_heartbeat",
+)
+_Reads = tuple[tuple[type[BaseSettings], tuple[str, ...] | None], ...]
+
+READS: dict[str, _Reads] = {
+    "up": ((Settings, None), (LlmSettings, None)),
+    "api": ((Settings, _DATABASE + _API),),
+    "worker": ((Settings, _DATABASE + _WORKER), (LlmSettings, None)),
+    "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "migrate": ((Settings, _DATABASE),),
+    "keys": ((Settings, _DATABASE),),
+    "agents": ((Settings, _DATABASE),),
+}
+"""The environment variables each command reads, by settings class and field."""
+
+
+def environment_epilog(command: str) -> str:
+    """The ``--help`` epilog of ``command``: its environment variables and defaults."""
+    found = [var for cls, fields in READS[command] for var in environment_variables(cls, fields)]
+    name = max(len(var.name) for var in found)
+    default = max(len(var.default) for var in found)
+    lines = ["environment variables:", f"  {'NAME':<{name}}  {'DEFAULT':<{default}}  MEANING"]
+    lines += [f"  {v.name:<{name}}  {v.default:<{default}}  {v.description}" for v in found]
+    return "\n".join(lines)
+
+
+def package_version() -> str:
+    try:
+        return version("processgpt")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535; 0: a free one)")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+class _Parsers:
+    """Builds subcommands that share a formatter and their environment epilog."""
+
+    def __init__(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        self.sub = sub
+
+    def add(self, name: str, help: str, **kwargs: object) -> argparse.ArgumentParser:
+        return self.sub.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            epilog=environment_epilog(name) if name in READS else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def _data_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help=f"{what} (PROCESSGPT_DATA_DIR)")
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    """The options that say which API an HTTP command talks to."""
+    group = parser.add_argument_group("connection (default: the profile 'processgpt up' wrote)")
+    group.add_argument("--url", help="the API's base URL (PROCESSGPT_URL)")
+    group.add_argument("--api-key", help="an API key; it decides the tenant (PROCESSGPT_API_KEY)")
+    group.add_argument(
+        "--data-dir", metavar="DIR", help="use the profile of the 'up' on this data directory"
+    )
+
+
+def _serving(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=_positive_int, help="tasks this process runs at once")
+    parser.add_argument("--lease-seconds", type=float, help="lease length (heartbeat: a third)")
+    parser.add_argument("--shutdown-grace", type=float, help="seconds to let tasks finish on stop")
+
+
+def _listening(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address the API listens on (PROCESSGPT_API_HOST)")
+    parser.add_argument(
+        "--port", type=_port, help="port the API listens on; 0: a free one (PROCESSGPT_API_PORT)"
+    )
+
+
+def _serve_parsers(parsers: _Parsers) -> None:
+    up = parsers.add(
+        "up", "run everything: database, migrations, API + console, workers for built-in agents"
+    )
+    _listening(up)
+    _data_dir_option(up, "embedded Postgres data, dev key and profile")
+    _serving(up)
+
+    api = parsers.add("api", "serve the HTTP API alone")
+    _listening(api)
+    _data_dir_option(api, "embedded Postgres data")
+
+    worker = parsers.add("worker", "run a worker for one or more agents")
+    worker.add_argument(
+        "--agent", action="append", metavar="NAME", help="agent (orchestrator) name; repeatable"
+    )
+    worker.add_argument(
+        "--executor",
+        metavar="MODULE:CLASS",
+        help="your own AgentExecutor, imported from the current directory or installed "
+        "packages (e.g. examples.my_agent:MyExecutor); needs exactly one --agent",
+    )
+    worker.add_argument(
+        "--blocking",
+        action="store_true",
+        default=None,
+        help="run the executor in a thread (for blocking code)",
+    )
+    worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    _data_dir_option(worker, "embedded Postgres data")
+    _serving(worker)
+
+
+def _task_parsers(parsers: _Parsers) -> None:
+    submit = parsers.add("submit", "submit a task over the API (and follow it)")
+    submit.add_argument("--agent", required=True, help="agent name (agent_orch)")
+    submit.add_argument("query", nargs="?", default="", help="what to do")
+    submit.add_argument("--input", metavar="JSON", help="JSON object given to the agent")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    submit.add_argument("--max-attempts", type=int, default=3, help="attempts (default 3)")
+    submit.add_argument("--idempotency-key", metavar="KEY", help="same key, same task")
+    submit.add_argument("--run-at", metavar="TIME", help="ISO 8601 time before which it waits")
+    submit.add_argument(
+        "--follow", action="store_true", help="print its events live, then its result"
+    )
+    _connection(submit)
+
+    tasks = parsers.add(
+        "tasks", "list, show, follow, cancel, requeue or answer tasks (over the API)"
+    )
+    actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the newest tasks")
+    listing.add_argument(
+        "--status", choices=[s.value for s in TaskStatus], help="only tasks in this state"
+    )
+    listing.add_argument("--agent", help="only this agent's tasks")
+    listing.add_argument("--limit", type=_positive_int, default=50, help="at most (default 50)")
+    _connection(listing)
+    for name, help in (
+        ("show", "a task and its events"),
+        ("follow", "print a task's events live until it ends or waits for input"),
+        ("cancel", "cancel a task"),
+        ("requeue", "run a failed or cancelled task again"),
+    ):
+        action = actions.add_parser(name, help=help)
+        action.add_argument("task_id", metavar="TASK_ID", help="the task's id")
+        _connection(action)
+    answer = actions.add_parser("answer", help="answer a task waiting for input")
+    answer.add_argument("task_id", metavar="TASK_ID", help="the task's id")
+    answer.add_argument("answer", help="the answer (text, or JSON with --json)")
+    answer.add_argument("--json", action="store_true", help="the answer is JSON")
+    _connection(answer)
+
+
+def _admin_parsers(parsers: _Parsers) -> None:
+    migrate = parsers.add("migrate", "apply database migrations")
+    _data_dir_option(migrate, "embedded Postgres data")
+
+    keys = parsers.add("keys", "create, list or revoke a tenant's API keys (in the database)")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_actions.add_parser("create", help="create an API key (printed once)")
+    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        default=Role.MEMBER.value,
+        help="member (default): the tenant's work; admin: also keys, agents, MCP servers; "
+        "operator: also every tenant",
+    )
+    listing = key_actions.add_parser("list", help="list a tenant's keys (prefixes, never keys)")
+    revoke = key_actions.add_parser("revoke", help="revoke a key by its prefix (immediate)")
+    revoke.add_argument("prefix", help="the key's prefix, as 'keys list' shows it")
+    for action in (create, listing, revoke):
+        action.add_argument("--tenant", dest="tenant_id", required=True, help="tenant id")
+        _data_dir_option(action, "embedded Postgres data")
+
+    agents = parsers.add("agents", "create, list or delete agent profiles (in the database)")
+    agent_actions = agents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    agent_create = agent_actions.add_parser("create", help="create an agent profile")
+    agent_create.add_argument("name", help="the profile's name (tasks name it as their agent)")
+    agent_create.add_argument("--orch", required=True, help="orchestrator (agent_orch)")
+    agent_create.add_argument("--model", help="model name")
+    agent_create.add_argument("--instructions", help="system instructions")
+    agent_create.add_argument("--persona", help="added to the instructions")
+    agent_create.add_argument("--tools", help="allowed tools, comma separated (default: all)")
+    agent_list = agent_actions.add_parser("list", help="list the tenant's agent profiles")
+    agent_delete = agent_actions.add_parser("delete", help="delete an agent profile")
+    agent_delete.add_argument("name", help="the profile's name")
+    for p in (agent_create, agent_list, agent_delete):
+        p.add_argument("--tenant", dest="agents_tenant", help="tenant id (default: default)")
+        _data_dir_option(p, "embedded Postgres data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="processgpt",
+        description=DESCRIPTION,
+        epilog="'processgpt COMMAND --help' shows a command's options and environment.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"processgpt {package_version()}")
+    parser.add_argument(
+        "--tenant",
+        default=None,
+        help="tenant of the 'agents' commands (default: default); 'submit' and 'tasks' act "
+        "for their API key's tenant",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = _Parsers(sub)
+    _serve_parsers(parsers)
+    _task_parsers(parsers)
+    _admin_parsers(parsers)
+    return parser
