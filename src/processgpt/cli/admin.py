@@ -14,7 +14,7 @@ from processgpt.config import Settings
 from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.migrate import current_version, migrate
-from processgpt.db.sql import QUERIES
+from processgpt.db.tenants import TenantRepository
 from processgpt.domain.roles import Role
 
 
@@ -76,7 +76,7 @@ async def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
                 persona=args.persona,
                 tools=tools,
             )
-            await db.execute(QUERIES["ensure_tenant"], tenant)
+            await TenantRepository(db).ensure(tenant)
             row = await repo.create(tenant, args.name, spec)
             print(json.dumps(row, default=str, indent=2))
         elif args.action == "list":

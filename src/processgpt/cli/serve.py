@@ -16,8 +16,9 @@ from processgpt.app import _signals_stop, open_database, worker_options
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
 from processgpt.config import LlmSettings, Settings
-from processgpt.db.api_keys import ApiKeyRepository
+from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
+from processgpt.domain.roles import Role
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
@@ -201,15 +202,16 @@ def _dev_key_path(data_dir: Path) -> Path:
 
 
 async def _dev_api_key(db: Database, data_dir: Path) -> str:
-    """The development key `up` prints: kept (mode 0600) in the data directory and reused
-    while it is valid."""
+    """The development key `up` prints: an admin key of tenant ``default`` (it manages the
+    tenant's agents, MCP servers and keys from the console), kept (mode 0600) in the data
+    directory and reused while it is valid."""
     path = _dev_key_path(data_dir)
     keys = ApiKeyRepository(db)
     if path.exists():
         key = path.read_text().strip()
-        if await keys.tenant_of(key) == "default":
+        if await keys.principal_of(key) == Principal("default", Role.ADMIN):
             return key
-    created = await keys.create("default", "development key (processgpt up)")
+    created = await keys.create("default", "development key (processgpt up)", Role.ADMIN)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(created.key + "\n")
