@@ -47,10 +47,6 @@ async def wait_status(
     await wait_until(reached, timeout)
 
 
-async def last_seq(db: Database, task_id: uuid.UUID) -> int:
-    return int(await db.fetchval("SELECT last_seq FROM todolist WHERE id = $1", task_id))
-
-
 async def test_a_task_runs_to_done_with_ordered_events(
     db: Database, repo: TaskRepository, start_worker: StartWorker
 ) -> None:
