@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from _common import (
     CpuMeter,
@@ -30,17 +28,23 @@ from _common import (
     write_results,
 )
 
-from processgpt.db.worker_queries import SERVER_SETTINGS, EventRow, TaskWrite, WorkerQueries
+from processgpt.db.worker_queries import (
+    SERVER_SETTINGS,
+    ClaimedTask,
+    EventRow,
+    TaskWrite,
+    WorkerQueries,
+)
 from processgpt.domain.task import TaskStatus
 
 NAME = "sql_path"
 _COMPLETED = '{"status":"completed"}'
 
 
-def _noop_write(row: Mapping[str, Any]) -> TaskWrite:
-    seq = int(row["last_seq"])
-    job = str(row["id"])
-    write = TaskWrite(row["id"], int(row["fence"]), status=TaskStatus.DONE, output_json='"ok"')
+def _noop_write(task: ClaimedTask) -> TaskWrite:
+    seq = task.last_seq
+    job = str(task.id)
+    write = TaskWrite(task.id, task.fence, status=TaskStatus.DONE, output_json='"ok"')
     write.events = [
         EventRow(seq + 1, job, "task_working", None, None, '"a"'),
         EventRow(seq + 2, job, "task_working", None, None, '"b"'),

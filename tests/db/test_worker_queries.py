@@ -12,7 +12,7 @@ from processgpt.domain.task import TaskStatus
 async def _claim_one(queries: WorkerQueries, db: Database) -> tuple[uuid.UUID, int]:
     await db.execute("INSERT INTO todolist (tenant_id, agent_orch) VALUES ('default', 'demo')")
     [row] = await queries.claim(["demo"], 1, "w", 30.0)
-    return row["id"], int(row["fence"])
+    return row.id, row.fence
 
 
 def _event(seq: int) -> EventRow:
@@ -50,3 +50,39 @@ async def test_a_batch_under_an_old_fence_writes_nothing(db: Database) -> None:
     assert await queries.apply_batch(stale) == set()
     assert await _log(db, task_id) == []
     assert await db.fetchval("SELECT status FROM todolist WHERE id = $1", task_id) == "IN_PROGRESS"
+
+
+async def test_a_claimed_task_carries_its_row_and_context(db: Database) -> None:
+    """The typed fields, and the row and context an executor sees, as the claim read them."""
+    proc = await db.fetchval(
+        "INSERT INTO bpm_proc_inst (tenant_id, proc_def_id) VALUES ('default', 'p')"
+        " RETURNING proc_inst_id"
+    )
+    await db.execute(
+        "INSERT INTO form_def (tenant_id, id, html) VALUES ('default', 'order_form', '<form/>')"
+    )
+    await db.execute(
+        "INSERT INTO todolist (tenant_id, agent_orch, query, max_attempts, proc_inst_id, tool,"
+        " last_seq) VALUES ('default', 'demo', 'hello', 4, $1, 'formHandler:order_form', 7)",
+        proc,
+    )
+    [task] = await WorkerQueries(db).claim(["demo"], 1, "w", 30.0)
+    stored = await db.fetchrow("SELECT * FROM todolist WHERE id = $1", task.id)
+    assert stored is not None
+    assert (task.tenant_id, task.agent_orch, task.query, task.proc_inst_id) == (
+        "default",
+        "demo",
+        "hello",
+        proc,
+    )
+    assert (task.fence, task.attempts, task.max_attempts, task.last_seq) == (
+        stored["fence"],
+        1,
+        4,
+        7,
+    )
+    assert list(task.row().items()) == list(stored.items())  # every column, in table order
+    context = task.loaded_context()
+    assert set(context) == {"form", "users", "tenant_mcp", "agent_profile", "sources"}
+    assert context["form"]["html"] == "<form/>" and context["users"] is None
+    assert task.form_id == "order_form"

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
 
 from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidTransition, UnknownAgent
 from processgpt.domain.task import RetryPolicy, TaskStatus, TaskSubmission
-from processgpt.runtime.worker import Worker, WorkerOptions, claim_size
+from processgpt.runtime.worker import Worker, WorkerOptions
 from tests.agents import executors as ex
 from tests.conftest import StartWorker
 from tests.support import assert_gap_free, wait_until
@@ -107,11 +110,20 @@ async def test_retries_follow_backoff_then_dead_letter_and_requeue(
     await wait_status(repo, task_id, TaskStatus.FAILED)
     starts = ex.FlakyExecutor.attempts[str(task_id)]
     assert len(starts) == 3
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # attempt n waits within [base·2^(n-1)·(1-jitter), base·2^(n-1)] (+ pickup slack)
-    for n, gap in enumerate(gaps, start=1):
+    errors = await db.fetch(
+        "SELECT data, \"timestamp\" FROM events WHERE todo_id = $1 AND event_type = 'error'"
+        " ORDER BY seq",
+        task_id,
+    )
+    # attempt n waits within [base·2^(n-1)·(1-jitter), base·2^(n-1)] (+ pickup slack), by the
+    # database's clock: from the write that ended attempt n to the one that ended attempt n+1
+    # (each attempt fails at once)
+    for n, (error, next_error) in enumerate(itertools.pairwise(errors), start=1):
         ceiling = 0.3 * 2 ** (n - 1)
-        assert ceiling * 0.5 - 0.02 <= gap <= ceiling + 0.25, (n, gaps)
+        delay = error["data"]["retry_in_seconds"]
+        assert ceiling * 0.5 - 0.001 <= delay <= ceiling + 0.001, (n, delay)
+        waited = (next_error["timestamp"] - error["timestamp"]).total_seconds()
+        assert delay - 0.001 <= waited <= delay + PICKUP_SLACK, (n, delay, waited)
     task = await repo.get(TENANT, task_id)
     assert task.attempts == 3 and task.error is not None
     assert "flaky failure on attempt 3" in task.error["message"]
@@ -126,19 +138,29 @@ async def test_retries_follow_backoff_then_dead_letter_and_requeue(
     await assert_gap_free(db, task_id)
 
 
-async def test_cancel_stops_a_running_executor_within_a_second(
+PICKUP_SLACK = 1.0
+"""Seconds a due task may wait for its claim: the fallback poll (0.2 s in these tests) plus
+the delays of a loaded machine."""
+
+
+async def test_cancel_reaches_a_running_executor_promptly(
     db: Database, repo: TaskRepository, start_worker: StartWorker
 ) -> None:
-    await start_worker({"slow": ex.SlowExecutor()})
-    task_id = await submit(repo, "slow", input={"steps": 1000, "delay": 0.05})
+    """The executor is quiet (30 s between events) and heartbeats are 20 s apart: only the
+    cancellation's notification can stop it this soon."""
+    worker = await start_worker({"slow": ex.SlowExecutor()}, lease_seconds=60.0)
+    task_id = await submit(repo, "slow", input={"steps": 1000, "delay": 30})
     await wait_until(lambda: str(task_id) in ex.SlowExecutor.started)
-    await asyncio.sleep(0.2)
+    await wait_until(
+        lambda: db.fetchval("SELECT last_seq = 1 FROM todolist WHERE id = $1", task_id)
+    )
     t0 = time.monotonic()
     cancelled = await repo.cancel(TENANT, task_id)
     assert cancelled.status is TaskStatus.CANCELLED
-    await wait_until(lambda: str(task_id) in ex.SlowExecutor.cancelled, timeout=2)
-    assert ex.SlowExecutor.cancelled[str(task_id)] - t0 < 1.0
-    await asyncio.sleep(0.3)  # nothing more is written after the cancellation event
+    await wait_until(lambda: str(task_id) in ex.SlowExecutor.cancelled, timeout=10)
+    assert ex.SlowExecutor.cancelled[str(task_id)] - t0 < 5.0
+    # The run is over: it can queue nothing more, and what it queued before is fenced out.
+    await wait_until(lambda: worker.stats["cancelled"] == 1 and worker.running == 0)
     rows = await assert_gap_free(db, task_id)
     assert rows[-1]["event_type"] == "task_cancelled"
     assert (await repo.get(TENANT, task_id)).status is TaskStatus.CANCELLED
@@ -165,17 +187,20 @@ async def test_human_input_round_trip(
 async def test_lost_lease_fences_out_the_old_owner(
     db: Database, repo: TaskRepository, start_worker: StartWorker
 ) -> None:
-    await start_worker({"slow": ex.SlowExecutor()})
+    worker = await start_worker({"slow": ex.SlowExecutor()})
     task_id = await submit(repo, "slow", input={"steps": 1000, "delay": 0.02})
-    await wait_until(lambda: str(task_id) in ex.SlowExecutor.started)
-    await asyncio.sleep(0.1)
-    # Another worker takes the task over (as after an expired lease): new fence.
-    await db.execute(
-        "UPDATE todolist SET fence = fence + 1, consumer = 'thief' WHERE id = $1", task_id
+    await wait_until(
+        lambda: db.fetchval("SELECT last_seq > 0 FROM todolist WHERE id = $1", task_id)
     )
-    seq_at_takeover = await db.fetchval("SELECT last_seq FROM todolist WHERE id = $1", task_id)
-    await wait_until(lambda: str(task_id) in ex.SlowExecutor.cancelled, timeout=3)
-    await asyncio.sleep(0.2)
+    # Another worker takes the task over (as after an expired lease): new fence, its own lease.
+    seq_at_takeover = await db.fetchval(
+        "UPDATE todolist SET fence = fence + 1, consumer = 'thief',"
+        " lease_until = now() + interval '1 hour' WHERE id = $1 RETURNING last_seq",
+        task_id,
+    )
+    await wait_until(lambda: str(task_id) in ex.SlowExecutor.cancelled, timeout=10)
+    # The old run is over: it can queue nothing more, and whatever it queued was refused.
+    await wait_until(lambda: worker.stats["lease_lost"] == 1 and worker.running == 0)
     later = await db.fetchval(
         "SELECT count(*) FROM events WHERE todo_id = $1 AND seq > $2", task_id, seq_at_takeover
     )
@@ -184,16 +209,38 @@ async def test_lost_lease_fences_out_the_old_owner(
     assert task.status is TaskStatus.IN_PROGRESS and task.consumer == "thief"
 
 
+class _BlockingUntilReleased(AgentExecutor):
+    """Blocks its thread until the test releases it (``blocking = True``: run in a thread)."""
+
+    blocking = True
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        self.started.set()
+        self.release.wait(timeout=60)  # blocks the thread, as sync code would
+        await ex.NoopExecutor().execute(context, event_queue)
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        self.release.set()
+
+
 async def test_blocking_executor_runs_off_the_event_loop(
     repo: TaskRepository, start_worker: StartWorker
 ) -> None:
-    await start_worker({"block": ex.BlockingExecutor(), "noop": ex.NoopExecutor()}, concurrency=4)
-    blocked = await submit(repo, "block", input={"sleep": 1.5})
-    await asyncio.sleep(0.2)
-    t0 = time.monotonic()
-    quick = await submit(repo, "noop")
-    await wait_status(repo, quick, TaskStatus.DONE)
-    assert time.monotonic() - t0 < 0.5  # not stuck behind the sleeping thread
+    blocking = _BlockingUntilReleased()
+    await start_worker({"block": blocking, "noop": ex.NoopExecutor()}, concurrency=4)
+    try:
+        blocked = await submit(repo, "block")
+        await wait_until(blocking.started.is_set)
+        quick = await submit(repo, "noop")
+        await wait_status(repo, quick, TaskStatus.DONE)
+        # not stuck behind the blocked thread, which is still blocked
+        assert (await repo.get(TENANT, blocked)).status is TaskStatus.IN_PROGRESS
+    finally:
+        blocking.release.set()
     await wait_status(repo, blocked, TaskStatus.DONE)
 
 
@@ -282,23 +329,6 @@ async def test_worker_runs_on_connections_of_its_own(db: Database, repo: TaskRep
         await caller.close()
 
 
-@pytest.mark.parametrize(
-    ("held", "in_flight", "may_have_work", "expected"),
-    [
-        (0, 0, True, 5),  # a claim asks for half the concurrency
-        (0, 0, False, 0),  # nothing says there is work
-        (5, 1, True, 5),  # a second claim while the first is under way
-        (7, 1, True, 0),  # ... only once half the slots are free
-        (8, 0, True, 2),  # nothing under way: whatever is free
-        (10, 0, True, 0),
-        (0, 2, True, 0),  # two claims under way at most
-    ],
-)
-def test_claim_size(held: int, in_flight: int, may_have_work: bool, expected: int) -> None:
-    got = claim_size(concurrency=10, held=held, in_flight=in_flight, may_have_work=may_have_work)
-    assert got == expected
-
-
 async def test_a_backlog_is_claimed_by_overlapping_claims_within_the_concurrency(
     db: Database, start_worker: StartWorker
 ) -> None:
@@ -338,14 +368,24 @@ async def test_a_delayed_task_starts_when_due_though_other_work_came_meanwhile(
     """The claim that finds nothing due yet sets the next poll to the delayed task's run_at;
     a claim made meanwhile for other work does not push that deadline back to the (long)
     poll interval."""
-    await start_worker({"noop": ex.NoopExecutor()}, poll_interval=3.0)
-    # Its NOTIFY makes the worker look; the claim finds nothing due yet.
+    worker = await start_worker({"noop": ex.NoopExecutor()}, poll_interval=10.0)
+    real_lookup = worker._queries.seconds_until_next_run
+    looked_up: list[float | None] = []
+
+    async def observed_lookup(*args: Any) -> float | None:
+        seconds = await real_lookup(*args)
+        looked_up.append(seconds)
+        return seconds
+
+    worker._queries.seconds_until_next_run = observed_lookup  # type: ignore[method-assign]
+    # Its NOTIFY makes the worker look; the claim finds nothing due yet and looks up when
+    # the delayed task is due.
     delayed = await submit(repo, "noop", run_at=datetime.now(UTC) + timedelta(seconds=0.5))
-    await asyncio.sleep(0.15)
+    await wait_until(lambda: any(s is not None for s in looked_up))
     other = await submit(repo, "noop")  # a claim for this one comes back neither full nor empty
     await wait_status(repo, other, TaskStatus.DONE)
-    await wait_status(repo, delayed, TaskStatus.DONE, timeout=5)
+    await wait_status(repo, delayed, TaskStatus.DONE, timeout=15)
     due_at, started = await db.fetchrow(
         "SELECT run_at, started_at FROM todolist WHERE id = $1", delayed
     )
-    assert 0 <= (started - due_at).total_seconds() < 0.5
+    assert 0 <= (started - due_at).total_seconds() < PICKUP_SLACK  # not at the next poll (10 s)

@@ -26,7 +26,7 @@ async def _claim(queries: WorkerQueries, db: Database, n: int) -> list[tuple[uui
         n,
     )
     rows = await queries.claim(["demo"], n, "w", 30.0)
-    return [(r["id"], int(r["fence"])) for r in rows]
+    return [(r.id, r.fence) for r in rows]
 
 
 def _last_events(first_seq: int = 1) -> list[EventRow]:
@@ -53,6 +53,16 @@ def _finish(
 
 async def _events(db: Database, task_id: uuid.UUID) -> int:
     return int(await db.fetchval("SELECT count(*) FROM events WHERE todo_id = $1", task_id))
+
+
+async def _waiting_for_a_lock(db: Database) -> bool:
+    """Whether a statement on the test's database waits for a lock another one holds."""
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) > 0 FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
 
 
 async def test_the_end_of_an_attempt_is_reported_once_written_or_fenced_out(
@@ -136,7 +146,7 @@ async def test_a_batch_whose_earlier_run_commits_meanwhile_is_written_once(db: D
         outcomes: Outcomes = []
         running = asyncio.create_task(writer.run())
         _finish(writer, task_id, fence, outcomes)
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: _waiting_for_a_lock(db))
         assert outcomes == []  # waiting for the earlier run's row lock
         await in_doubt.commit()
         await wait_until(lambda: outcomes)
@@ -173,3 +183,43 @@ async def test_a_failing_callback_is_logged_and_the_writer_goes_on(
     assert outcomes == [(second, WriteOutcome.WRITTEN)]
     assert any("callback failed" in r.getMessage() for r in caplog.records)
     assert await db.fetchval("SELECT count(*) FROM todolist WHERE status = 'DONE'") == 2
+
+
+async def test_a_write_the_database_refuses_fails_its_task_alone(db: Database) -> None:
+    """A value the database refuses (a bug upstream) fails that task, with an error event
+    numbered after its log, not the tasks written in the same batch."""
+    queries = WorkerQueries(db)
+    (bad, bad_fence), (good, good_fence) = await _claim(queries, db, 2)
+    refused: list[tuple[uuid.UUID, int]] = []
+    writer = BatchWriter(queries, on_refused=lambda *attempt: refused.append(attempt))
+    outcomes: Outcomes = []
+    writer.append_event(bad, bad_fence, EventRow(1, "job", "task_working", None, None, '"ok"'))
+    writer.finish(
+        bad,
+        bad_fence,
+        TaskStatus.DONE,
+        final_events=[EventRow(2, "job", "task_working", None, None, "{not json")],
+        on_done=lambda outcome: outcomes.append((bad, outcome)),
+    )
+    _finish(writer, good, good_fence, outcomes)
+    running = asyncio.create_task(writer.run())
+    await wait_until(lambda: len(outcomes) == 2)
+    writer.close()
+    await running
+
+    assert sorted(outcomes) == sorted([(bad, WriteOutcome.REFUSED), (good, WriteOutcome.WRITTEN)])
+    assert refused == [(bad, bad_fence)]
+    row = await db.fetchrow("SELECT status, error, last_seq FROM todolist WHERE id = $1", bad)
+    assert row is not None and row["status"] == "FAILED"
+    error = {"code": "storage_error", "message": "the task's events could not be stored "}
+    assert row["error"]["code"] == error["code"]
+    assert row["error"]["message"].startswith(error["message"])
+    events = await db.fetch(
+        "SELECT seq, job_id, event_type, crew_type, data FROM events WHERE todo_id = $1",
+        bad,
+    )
+    # none of the refused write's events; the failure numbered after the log (empty here)
+    assert [tuple(e.values())[:4] for e in events] == [(1, "TASK_ERROR", "error", "agent")]
+    assert events[0]["data"] == {**row["error"], "retrying": False}
+    assert row["last_seq"] == 1
+    assert await db.fetchval("SELECT status FROM todolist WHERE id = $1", good) == "DONE"

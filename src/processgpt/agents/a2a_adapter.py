@@ -102,7 +102,7 @@ class ProcessGPTRequestContext(RequestContext):
 
     def __init__(self, run: TaskRun) -> None:
         task_id = run.id_str
-        proc_inst_id = run.claimed["proc_inst_id"]
+        proc_inst_id = run.claimed.proc_inst_id
         # The call context (a pydantic model) is built when first asked for.
         super().__init__(
             None,  # type: ignore[arg-type]
@@ -112,7 +112,7 @@ class ProcessGPTRequestContext(RequestContext):
         )
         self._run = run
         self._row: dict[str, Any] | None = None
-        self._query: str = run.claimed["query"] or ""
+        self._query: str = run.claimed.query or ""
 
     @property
     def row(self) -> dict[str, Any]:
@@ -129,13 +129,12 @@ class ProcessGPTRequestContext(RequestContext):
     def call_context(self) -> ServerCallContext:
         call: ServerCallContext | None = self._call_context
         if call is None:
-            call = self._call_context = ServerCallContext(tenant=self._run.claimed["tenant_id"])
+            call = self._call_context = ServerCallContext(tenant=self._run.claimed.tenant_id)
         return call
 
     @property
     def tenant(self) -> str:
-        tenant: str = self._run.claimed["tenant_id"]
-        return tenant
+        return self._run.claimed.tenant_id
 
     @property
     def requested_extensions(self) -> set[str]:

@@ -1,9 +1,12 @@
-"""The statements a worker runs: claim, heartbeat, lease recovery, context loading and the
-batched, fenced write of events and results."""
+"""The statements a worker runs: claim, heartbeat, presence, lease recovery, and the batched,
+fenced write of events and results. Claimed rows leave this module as :class:`ClaimedTask`s,
+and the driver errors the worker must tell apart are dealt with here."""
 
 from __future__ import annotations
 
+import operator
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +14,7 @@ import asyncpg
 
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
+from processgpt.domain.events import EventRecord
 from processgpt.domain.task import TaskStatus
 
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
@@ -22,16 +26,79 @@ running it."""
 
 _CONTEXT_COLUMNS = ("ctx_form", "ctx_users", "ctx_tenant_mcp", "ctx_agent_profile", "ctx_sources")
 
+_claimed_fields = operator.itemgetter(
+    "id",
+    "tenant_id",
+    "agent_orch",
+    "query",
+    "proc_inst_id",
+    "fence",
+    "attempts",
+    "max_attempts",
+    "last_seq",
+)
+"""The columns of a claimed record that :class:`ClaimedTask` keeps as fields, in their order
+(read in one call)."""
 
-def task_row(claimed: asyncpg.Record) -> dict[str, Any]:
-    """The task's ``todolist`` row from a claimed record."""
-    return {k: v for k, v in claimed.items() if not k.startswith("ctx_")}
 
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task as a worker claimed it, for one attempt.
 
-def loaded_context(claimed: asyncpg.Record) -> dict[str, Any]:
-    """What the claim read for the task's context from a claimed record: ``form``, ``users``,
-    ``tenant_mcp``, ``agent_profile``, ``sources`` (None when absent)."""
-    return {key[4:]: claimed[key] for key in _CONTEXT_COLUMNS}
+    The fields are what the worker and the agent adapter read for every run. The rest of the
+    claim's record (the whole ``todolist`` row, and what the claim read for the task's
+    context: form, people, MCP configuration, agent profile, sources) is decoded only when
+    asked for, by :meth:`row`, :meth:`loaded_context` and :attr:`form_id`.
+    """
+
+    id: uuid.UUID
+    tenant_id: str
+    agent_orch: str
+    query: str
+    proc_inst_id: uuid.UUID | None
+    fence: int
+    attempts: int
+    """This attempt's number (the claim counted it)."""
+    max_attempts: int
+    last_seq: int
+    """Sequence number of the newest event in the task's log when it was claimed."""
+    record: Mapping[str, Any] = field(repr=False, compare=False)
+    """The claim's record: read only by the methods below."""
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ClaimedTask:
+        """A claimed task from a record of ``claim_tasks`` (on the claim's hot path: no
+        validation, no copies)."""
+        task_id, tenant, orch, query, proc_inst_id, fence, attempts, max_attempts, last_seq = (
+            _claimed_fields(record)
+        )
+        return cls(
+            task_id,
+            tenant,
+            orch,
+            query,
+            proc_inst_id,
+            fence,
+            attempts,
+            max_attempts,
+            last_seq,
+            record,
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The task's ``todolist`` row as claimed (a new dict at every call)."""
+        return {k: v for k, v in self.record.items() if not k.startswith("ctx_")}
+
+    def loaded_context(self) -> dict[str, Any]:
+        """What the claim read for the task's context: ``form``, ``users``, ``tenant_mcp``,
+        ``agent_profile``, ``sources`` (None when absent)."""
+        return {key[4:]: self.record[key] for key in _CONTEXT_COLUMNS}
+
+    @property
+    def form_id(self) -> str | None:
+        """The id of the task's form, if it has one."""
+        form = self.record["ctx_form"]
+        return form.get("id") if isinstance(form, dict) else None
 
 
 @dataclass(slots=True)
@@ -70,12 +137,13 @@ class WorkerQueries:
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
-    ) -> list[asyncpg.Record]:
-        """Claim up to ``limit`` tasks: each record is the task's row plus what its context
-        needs (see :func:`task_row` and :func:`loaded_context`)."""
-        return await self.db.fetch(
+    ) -> list[ClaimedTask]:
+        """Claim up to ``limit`` tasks of the given orchestrators, each with what its context
+        needs."""
+        rows = await self.db.fetch(
             QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
         )
+        return [ClaimedTask.from_record(row) for row in rows]
 
     async def seconds_until_next_run(self, agent_orchs: list[str]) -> float | None:
         """Seconds (by the database's clock) until the next delayed task is due; None if
@@ -95,13 +163,30 @@ class WorkerQueries:
         )
         return {r["id"] for r in rows}
 
-    async def recover_expired(self, limit: int = 100) -> list[asyncpg.Record]:
-        return await self.db.fetch(QUERIES["recover_expired"], limit)
+    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, TaskStatus]]:
+        """Put back (or fail, once its attempts are used up) up to ``limit`` tasks whose
+        lease expired, whoever held them; each task with the state it was put in."""
+        rows = await self.db.fetch(QUERIES["recover_expired"], limit)
+        return [(r["id"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         """Write a batch (at most one write per task) in one statement; return the tasks
         whose fence held (their writes are durable). The others lost their lease and nothing
-        of theirs was written."""
+        of theirs was written.
+
+        Running a batch again after its outcome was unknown (its connection dropped) is safe
+        (see the statement). If that earlier run commits while this one waits for its rows,
+        this one collides with the earlier run's events; it is then run once more, and sees
+        them.
+        """
+        try:
+            return await self._apply_batch(writes)
+        except asyncpg.UniqueViolationError as exc:
+            if getattr(exc, "constraint_name", None) != "events_pkey":
+                raise
+            return await self._apply_batch(writes)
+
+    async def _apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         rows = await self.db.fetch(
             QUERIES["apply_batch"],
             [
@@ -126,11 +211,33 @@ class WorkerQueries:
         )
         return {r["id"] for r in rows}
 
-    async def fail_task_write(self, todo_id: uuid.UUID, fence: int, error: dict[str, Any]) -> bool:
-        """Fail a running task whose write the database refused; False if the fence no
-        longer holds."""
-        row = await self.db.fetchrow(QUERIES["fail_task_write"], todo_id, fence, error)
+    async def fail_task_write(
+        self,
+        todo_id: uuid.UUID,
+        fence: int,
+        error: dict[str, Any],
+        event: EventRecord,
+        event_data_json: str,
+    ) -> bool:
+        """Fail a running task whose write the database refused: ``error`` becomes its error
+        and ``event`` (its data already encoded) is logged after whatever the task's log
+        already holds. False if the fence no longer holds."""
+        row = await self.db.fetchrow(
+            QUERIES["fail_task_write"],
+            todo_id,
+            fence,
+            error,
+            event.job_id,
+            event.event_type,
+            event.crew_type,
+            event_data_json,
+        )
         return row is not None
 
     async def register_orchestrators(self, names: dict[str, str]) -> None:
+        """Register the orchestrators a worker serves (name → description), seen now."""
         await self.db.execute(QUERIES["register_orchestrators"], list(names), list(names.values()))
+
+    async def touch_orchestrators(self, names: list[str]) -> None:
+        """Mark the orchestrators a running worker serves as seen now (its presence)."""
+        await self.db.execute(QUERIES["touch_orchestrators"], names)

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import threading
-import uuid
-from collections.abc import Awaitable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Generator
 from typing import Any, Protocol
 
-from processgpt.db.worker_queries import EventRow, loaded_context, task_row
+from processgpt.db.worker_queries import ClaimedTask, EventRow
 from processgpt.domain.errors import LeaseLost
 from processgpt.domain.events import EventRecord, encode_json
+from processgpt.runtime.attempt import Outcome, RunResult, StopReason
 from processgpt.runtime.context import build_extras
 from processgpt.runtime.writer import BatchWriter
 
-
-class StopReason(enum.StrEnum):
-    CANCELLED = "cancelled"  # a person cancelled the task
-    LEASE_LOST = "lease_lost"  # another worker owns it now, or the fence moved
-    SHUTDOWN = "shutdown"  # this worker is stopping and hands the task back
-
-
-class Outcome(enum.StrEnum):
-    """How an executor's run ended (decided by the agent adapter)."""
-
-    COMPLETED = "completed"
-    INPUT_REQUIRED = "input_required"
-    FAILED = "failed"  # the agent declared failure: no retry
-    CANCELLED = "cancelled"  # the agent cancelled itself
-
-
-@dataclass(frozen=True)
-class RunResult:
-    outcome: Outcome
-    output: Any = None
-    message: str | None = None
+__all__ = ["READY", "Outcome", "RunResult", "StopReason", "TaskRun", "TaskRunner"]
 
 
 class TaskRunner(Protocol):
@@ -86,9 +64,8 @@ class TaskRun:
     """One attempt at a claimed task. Events emitted here get the next sequence numbers and
     go to the process's :class:`BatchWriter`, fenced by this attempt's token.
 
-    ``claimed`` is the claim's record: the task's row and what the claim read besides it
-    (form, people, MCP configuration, agent profile, sources). :attr:`row` and
-    :attr:`context` (the executor-facing ``extras``) are built from it when first asked for.
+    ``claimed`` is the task as claimed. :attr:`row` and :attr:`context` (the executor-facing
+    ``extras``) are built from the claim's record when first asked for.
     """
 
     __slots__ = (
@@ -108,7 +85,7 @@ class TaskRun:
 
     def __init__(
         self,
-        claimed: Mapping[str, Any],
+        claimed: ClaimedTask,
         writer: BatchWriter,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
@@ -116,34 +93,33 @@ class TaskRun:
         self.writer = writer
         self.loop = loop
         self.stop_reason: StopReason | None = None
-        self.id: uuid.UUID = claimed["id"]
+        self.id = claimed.id
         self.id_str = str(self.id)
-        self.fence = int(claimed["fence"])
-        self.attempt = int(claimed["attempts"])
+        self.fence = claimed.fence
+        self.attempt = claimed.attempts
         self._row: dict[str, Any] | None = None
         self._context: dict[str, Any] | None = None
-        self._next_seq = int(claimed["last_seq"]) + 1
+        self._next_seq = claimed.last_seq + 1
         self._thread = threading.get_ident()
 
     @property
     def row(self) -> dict[str, Any]:
         """The task's row as claimed."""
         if self._row is None:
-            self._row = task_row(self.claimed)
+            self._row = self.claimed.row()
         return self._row
 
     @property
     def context(self) -> dict[str, Any]:
         """The ``extras`` of the task's context (see :func:`build_extras`)."""
         if self._context is None:
-            self._context = build_extras(self.row, loaded_context(self.claimed))
+            self._context = build_extras(self.row, self.claimed.loaded_context())
         return self._context
 
     @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
-        form = self.claimed["ctx_form"]
-        return form.get("id") if isinstance(form, dict) else None
+        return self.claimed.form_id
 
     def stopped(self) -> bool:
         """Whether the run was told to stop (it may change while the run awaits)."""

@@ -1,11 +1,12 @@
 """The worker: claims tasks, runs them concurrently, keeps their leases, and ends each attempt.
 
 One :class:`Worker` per process serves one or more orchestrators (``agent_orch`` names) with
-up to ``concurrency`` tasks at once. It wakes on NOTIFY when work arrives (polling only as a
-fallback), claims many tasks per statement (two claims overlap while a backlog lasts, see
-:func:`claim_size`), renews all its leases in one statement per heartbeat, and writes through
-one :class:`BatchWriter`. Its statements run on a small pool of its own, opened from the given
-database's DSN, with plans made once per connection
+up to ``concurrency`` tasks at once. It composes the parts of the engine: the claim loop
+(:mod:`~processgpt.runtime.claims`: woken by NOTIFY, polling only as a fallback), the leases
+(:mod:`~processgpt.runtime.lease`: heartbeats, presence, recovery of expired leases), one
+:class:`~processgpt.runtime.writer.BatchWriter` for every write, and the decision of how each
+attempt ends (:mod:`~processgpt.runtime.attempt`). Its statements run on a small pool of its
+own, opened from the given database's DSN, with plans made once per connection
 (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
 Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
@@ -22,49 +23,24 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
-from processgpt.db.database import Database, is_data_error, is_transient
+from processgpt.db.database import Database
 from processgpt.db.listen import Listener
-from processgpt.db.worker_queries import SERVER_SETTINGS, WorkerQueries
-from processgpt.domain.errors import (
-    ExecutorReturnedWithoutResult,
-    InvalidInput,
-    RetryLater,
-)
-from processgpt.domain.events import EventRecord, EventType, encode_json
-from processgpt.domain.task import RetryPolicy, TaskStatus
-from processgpt.runtime.run import Outcome, RunResult, StopReason, TaskRun, TaskRunner
+from processgpt.db.retry import retry_transient
+from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
+from processgpt.domain.events import encode_json
+from processgpt.domain.task import RetryPolicy
+from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, end_of_attempt
+from processgpt.runtime.background import background
+from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
+from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
-
-_NOT_RETRIED = (InvalidInput, ExecutorReturnedWithoutResult)
-"""Errors a new attempt cannot fix: the task fails at once."""
-_MAX_ERROR_CHARS = 2000
-
-
-def claim_size(*, concurrency: int, held: int, in_flight: int, may_have_work: bool) -> int:
-    """How many tasks a worker claims now (0: none), holding ``held`` slots (running tasks and
-    claims under way) with ``in_flight`` claims under way.
-
-    A claim follows a wake-up (a notification, the poll) or a claim that came back full
-    (``may_have_work``). It asks for at most a ``_CLAIMS_IN_FLIGHT``-th of the concurrency,
-    and while one is under way the next waits until that many slots are free, so that during
-    a backlog claims stay large and the tasks of one run while the next one's round trip is
-    under way. With nothing under way it claims whatever is free.
-    """
-    free = concurrency - held
-    if free <= 0 or in_flight >= _CLAIMS_IN_FLIGHT or not may_have_work:
-        return 0
-    chunk = -(-concurrency // _CLAIMS_IN_FLIGHT)
-    if in_flight and free < chunk:
-        return 0
-    return min(free, chunk)
 
 
 def default_consumer() -> str:
@@ -79,6 +55,7 @@ class WorkerOptions:
     shutdown_grace: float = 30.0
     flush_interval: float = 0.002
     cancel_timeout: float = 5.0
+    presence_interval: float = PRESENCE_INTERVAL
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     consumer: str = field(default_factory=default_consumer)
 
@@ -104,7 +81,7 @@ class Worker:
         if not runners:
             raise ValueError("a worker needs at least one orchestrator to run")
         self.db = db
-        self.options = options or WorkerOptions()
+        self.options = opts = options or WorkerOptions()
         self._runners = dict(runners)
         self._descriptions = dict(descriptions or {})
         self._orchs = sorted(self._runners)
@@ -112,17 +89,30 @@ class Worker:
         self._writer = BatchWriter(
             self._queries,
             on_refused=lambda tid, fence: self._stop_run(tid, StopReason.LEASE_LOST, fence),
-            flush_interval=self.options.flush_interval,
+            flush_interval=opts.flush_interval,
+        )
+        self._claims = ClaimLoop(
+            self._queries,
+            self._orchs,
+            concurrency=opts.concurrency,
+            consumer=opts.consumer,
+            lease_seconds=opts.lease_seconds,
+            poll_interval=opts.poll_interval,
+            running=lambda: len(self._active),
+            start=self._start_runs,
+        )
+        self._leases = LeaseKeeper(
+            self._queries,
+            self._orchs,
+            lease_seconds=opts.lease_seconds,
+            recovery_interval=opts.poll_interval,
+            presence_interval=opts.presence_interval,
+            held=self._held_leases,
+            on_lost=lambda tid, fence: self._stop_run(tid, StopReason.LEASE_LOST, fence),
         )
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
-        self._helpers: set[asyncio.Task[Any]] = set()
-        self._wake = asyncio.Event()  # there may be new work (a notification, the poll)
-        self._poke = asyncio.Event()  # something the claim loop decides on changed
-        self._reserved = 0  # slots held by claims in flight
-        self._backlog = False  # the last claim came back full
-        self._poll_at = 0.0  # the claim loop looks for work by then even if not woken
-        self._check_leases = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
+        self._stopping = False
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -140,14 +130,14 @@ class Worker:
 
     def stop(self) -> None:
         """Begin a graceful stop (safe to call more than once)."""
-        if not self._stopping.is_set():
+        if not self._stopping:
             log.info(
                 "worker stopping running=%d grace=%.1fs",
                 len(self._active),
                 self.options.shutdown_grace,
             )
-        self._stopping.set()
-        self._poke.set()
+        self._stopping = True
+        self._claims.stop()
 
     @property
     def writer_batches(self) -> int:
@@ -160,7 +150,11 @@ class Worker:
         return len(self._active)
 
     async def run(self) -> None:
-        """Serve until :meth:`stop`, then shut down gracefully and return."""
+        """Serve until :meth:`stop`, then shut down gracefully and return.
+
+        Raises what stopped it otherwise: a failed background task (after a graceful stop),
+        or a bug in handling claimed tasks (at once: runs are cancelled, their leases expire).
+        """
         # The worker's statements run on connections of their own: load on the caller's pool
         # (the API's, in `processgpt up`) can never hold up the writer or the heartbeats.
         # Connections are opened when first needed, so a server still starting is retried
@@ -179,59 +173,48 @@ class Worker:
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
         listener.on_reconnect(self._on_reconnect)
-        await self._retry_transient(
+        await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
-            )
+            ),
+            what="registering the orchestrators",
         )
-        writer = asyncio.create_task(self._writer.run(), name="writer")
-        background = [
-            asyncio.create_task(listener.run(), name="listener"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._recovery_loop(), name="recovery"),
-        ]
-        claim_loop: asyncio.Task[None] | None = None
         log.info(
             "worker started consumer=%s agents=%s concurrency=%d",
             self.options.consumer,
             ",".join(self._orchs),
             self.options.concurrency,
         )
+        crashed = self._on_background_crash
         try:
-            await asyncio.wait_for(listener.connected.wait(), timeout=30)
-            self.started.set()
-            claim_loop = asyncio.create_task(self._claim_loop(), name="claim")
-            await claim_loop  # returns once stop() was called
-            await self._shutdown()
-            self._writer.close()
-            await writer
+            # Left in reverse order, which is the shutdown order: claiming has stopped; the
+            # runs finish within the grace period and the rest are handed back; the writer
+            # writes everything queued; then heartbeats (which keep the leases of runs being
+            # handed back) and the listener (which delivers cancellations) stop.
+            async with (
+                background(listener.run(), name="listener", on_crash=crashed),
+                self._leases.running(on_crash=crashed),
+                background(
+                    self._writer.run(), name="writer", finish=self._writer.close, on_crash=crashed
+                ),
+                self._runs(),
+            ):
+                await asyncio.wait_for(listener.connected.wait(), timeout=30)
+                self.started.set()
+                await self._claims.run()  # returns once stop() was called
         finally:
-            if claim_loop is not None:
-                claim_loop.cancel()
-            writer.cancel()
-            for task in background:
-                task.cancel()
-            for task in list(self._helpers):
-                task.cancel()
-            for active in list(self._active.values()):
-                if active.task is not None:
-                    active.task.cancel()
-            await asyncio.gather(
-                *background,
-                writer,
-                *([claim_loop] if claim_loop is not None else []),
-                *self._helpers,
-                *(a.task for a in self._active.values() if a.task is not None),
-                return_exceptions=True,
-            )
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    def _on_background_crash(self, exc: BaseException) -> None:
+        """A background loop failed (a bug; logged): stop serving, gracefully, so that the
+        runs still end or are handed back; :meth:`run` then raises the error."""
+        self.stop()
 
     # -- notifications ----------------------------------------------------------------------
 
     def _on_task_notification(self, payload: str) -> None:
         if payload in self._runners:
-            self._wake.set()
-            self._poke.set()
+            self._claims.wake()
 
     def _on_control_notification(self, payload: str) -> None:
         action, _, rest = payload.partition(":")
@@ -251,124 +234,57 @@ class Worker:
     def _on_reconnect(self) -> None:
         """Notifications sent while disconnected are lost: look for work and re-check every
         lease (a cancellation changes the fence) now rather than at the next heartbeat."""
-        self._wake.set()
-        self._poke.set()
-        self._check_leases.set()
+        self._claims.wake()
+        self._leases.check_now()
 
-    # -- claiming ---------------------------------------------------------------------------
+    # -- running tasks ----------------------------------------------------------------------
 
-    async def _claim_loop(self) -> None:
-        """Send claims as :func:`claim_size` says. A claim's slots are reserved from the moment
-        it is sent, so the worker never holds more than ``concurrency`` tasks."""
+    def _start_runs(self, tasks: list[ClaimedTask]) -> None:
+        """Make runs of claimed tasks (the claim loop calls this once per claim statement)."""
         loop = asyncio.get_running_loop()
-        claims: set[asyncio.Task[None]] = set()
-        self._wake.set()  # look for work at once
-        try:
-            while not self._stopping.is_set():
-                self._poke.clear()
-                for claim in [c for c in claims if c.done()]:
-                    claims.discard(claim)
-                    claim.result()  # a bug in handling claimed rows stops the worker loudly
-                size = self._next_claim_size(len(claims))
-                if size:
-                    self._wake.clear()
-                    self._reserved += size
-                    if self._poll_at <= loop.time():  # a sooner deadline (a delayed task) stays
-                        self._poll_at = loop.time() + self.options.poll_interval
-                    claims.add(asyncio.create_task(self._claim(size), name="claim"))
-                    continue
-                try:
-                    async with asyncio.timeout_at(self._poll_at):
-                        await self._poke.wait()
-                except TimeoutError:  # the polling fallback for missed notifications
-                    self._wake.set()
-                    self._poll_at = loop.time() + self.options.poll_interval
-        except asyncio.CancelledError:
-            for claim in claims:
-                claim.cancel()
-            raise
-        finally:
-            if claims:  # their rows become runs, which the shutdown finishes or hands back
-                await asyncio.wait(claims)
-                for claim in claims:
-                    if not claim.cancelled():
-                        claim.result()
-
-    def _next_claim_size(self, in_flight: int) -> int:
-        return claim_size(
-            concurrency=self.options.concurrency,
-            held=len(self._active) + self._reserved,
-            in_flight=in_flight,
-            may_have_work=self._wake.is_set() or self._backlog,
-        )
-
-    async def _claim(self, limit: int) -> None:
-        try:
-            rows = await self._claim_rows(limit)
-        finally:
-            self._reserved -= limit
-            self._poke.set()
-        if rows is None:  # the claim failed (logged); the next wake-up or poll tries again
-            self._backlog = False
-            return
-        loop = asyncio.get_running_loop()
-        for claimed in rows:
-            run = TaskRun(claimed, self._writer, loop)
-            active = _Active(run, self._runners[claimed["agent_orch"]])
-            self._active[run.id] = active
+        writer, active_runs, runners = self._writer, self._active, self._runners
+        for claimed in tasks:
+            run = TaskRun(claimed, writer, loop)
+            active = _Active(run, runners[claimed.agent_orch])
+            active_runs[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
-        self.stats["claimed"] += len(rows)
+        self.stats["claimed"] += len(tasks)
         self.stats["claim_statements"] += 1
-        self._backlog = len(rows) == limit
-        if not rows:  # poll again when the next delayed task is due, if that is sooner
-            seconds = await self._until_next_run_at(self.options.poll_interval)
-            self._poll_at = min(self._poll_at, loop.time() + seconds)
-            self._poke.set()
 
-    async def _claim_rows(self, limit: int) -> list[asyncpg.Record] | None:
-        try:
-            return await self._queries.claim(
-                self._orchs, limit, self.options.consumer, self.options.lease_seconds
-            )
-        except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
-            _log_db_error("claim", exc)
-            await asyncio.sleep(min(1.0, self.options.poll_interval))
-            return None
-
-    async def _until_next_run_at(self, default: float) -> float:
-        try:
-            seconds = await self._queries.seconds_until_next_run(self._orchs)
-        except Exception as exc:  # noqa: BLE001 - the poll interval is the fallback
-            _log_db_error("next run time", exc)
-            return default
-        return default if seconds is None else max(0.0, min(default, seconds))
-
-    # -- running one task -----------------------------------------------------------------
+    def _held_leases(self) -> list[Lease]:
+        # Runs stopping for a shutdown keep their lease until their hand-back is queued.
+        return [
+            (a.run.id, a.run.fence)
+            for a in self._active.values()
+            if a.run.stop_reason in (None, StopReason.SHUTDOWN)
+        ]
 
     async def _execute(self, active: _Active) -> None:
         run = active.run
+        result: RunResult | None = None
+        error: Exception | None = None
         try:
-            if run.stopped():  # stopped before it started
-                self._after_stop(active)
-                return
-            try:
-                result = await active.runner.run(run)
-            except asyncio.CancelledError:
-                if not run.stopped():
-                    raise
-                _uncancel()
-                self._after_stop(active)
-                return
-            except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
-                if run.stopped():
-                    self._after_stop(active)
-                else:
-                    self._fail_attempt(active, exc)
-                return
-            if run.stopped():
-                self._after_stop(active)
-            else:
-                self._complete(active, result)
+            if not run.stopped():  # else stopped before it started
+                try:
+                    result = await active.runner.run(run)
+                except asyncio.CancelledError:
+                    if not run.stopped():
+                        raise
+                    _uncancel()  # we cancelled it to stop its executor; it goes on to end
+                except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
+                    error = exc
+            self._end(
+                active,
+                end_of_attempt(
+                    run.id,
+                    run.attempt,
+                    run.claimed.max_attempts,
+                    result=result,
+                    error=error,
+                    stopped=run.stop_reason,
+                    retry=self.options.retry,
+                ),
+            )
         finally:
             self._release(active)
 
@@ -376,169 +292,44 @@ class Worker:
         """Free the run's slot (at most once: a later claim of the same task keeps its own)."""
         if self._active.get(active.run.id) is active:
             del self._active[active.run.id]
-            self._poke.set()
+            self._claims.poke()
 
-    def _finish(
-        self,
-        active: _Active,
-        status: TaskStatus,
-        *events: tuple[EventRecord, str],
-        output: Any = None,
-        error: dict[str, Any] | None = None,
-        retry_delay: float | None = None,
-        attempts: int | None = None,
-        stat: str,
-        note: _Note | None = None,
-    ) -> None:
+    def _end(self, active: _Active, end: AttemptEnd) -> None:
         """Queue the attempt's last write (its final events, result and state, committed
-        together). Its slot is free at once; once the write is durable, ``stat`` is counted
-        and ``note`` logged (see :meth:`_ended`)."""
+        together), if it has one. Its slot is free at once; ``end.stat`` is counted and
+        ``end.note`` logged once the write is durable (see :meth:`_ended`)."""
         run = active.run
-        try:
-            output_json = None if output is None else encode_json(output)
-        except InvalidInput as exc:  # e.g. NaN in the result: fail instead of retrying forever
-            error = {"code": exc.code, "message": f"the result cannot be stored: {exc.message}"}
-            status, events, output_json = (
-                TaskStatus.FAILED,
-                (_event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),),
-                None,
-            )
-            stat, note = "failed", (logging.WARNING, "task result refused task=%s", (run.id,))
         self._release(active)
+        if end.status is None:
+            self._count(end.stat, end.note)
+            return
         self._writer.finish(
             run.id,
             run.fence,
-            status,
-            final_events=[run.event_row(record, data) for record, data in events],
-            output_json=output_json,
-            error_json=None if error is None else encode_json(error),
-            retry_delay=retry_delay,
-            attempts=attempts,
-            on_done=functools.partial(self._ended, run, stat, note),
+            end.status,
+            final_events=[run.event_row(record, data) for record, data in end.events],
+            output_json=end.output_json,
+            error_json=None if end.error is None else encode_json(end.error),
+            retry_delay=end.retry_delay,
+            attempts=end.attempts,
+            on_done=functools.partial(self._ended, run, end),
         )
 
-    def _ended(self, run: TaskRun, stat: str, note: _Note | None, outcome: WriteOutcome) -> None:
+    def _ended(self, run: TaskRun, end: AttemptEnd, outcome: WriteOutcome) -> None:
         """The attempt's last write committed, or was refused."""
         if outcome is WriteOutcome.FENCED_OUT:
             self.stats["lease_lost"] += 1
             log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
-            return
-        if outcome is WriteOutcome.REFUSED:  # the writer failed the task and logged why
+        elif outcome is WriteOutcome.REFUSED:  # the writer failed the task and logged why
             self.stats["failed"] += 1
-            return
+        else:
+            self._count(end.stat, end.note)
+
+    def _count(self, stat: str, note: Note | None) -> None:
         self.stats[stat] += 1
         if note is not None:
             level, message, args = note
             log.log(level, message, *args)
-
-    def _complete(self, active: _Active, result: RunResult) -> None:
-        run = active.run
-        if result.outcome is Outcome.COMPLETED:
-            self._finish(
-                active,
-                TaskStatus.DONE,
-                _CREW_COMPLETED,
-                output=result.output,
-                stat="done",
-                note=(logging.INFO, "task done task=%s attempt=%d", (run.id, run.attempt)),
-            )
-        elif result.outcome is Outcome.INPUT_REQUIRED:
-            self._finish(
-                active,
-                TaskStatus.INPUT_REQUIRED,
-                stat="input_required",
-                note=(logging.INFO, "task waits for input task=%s", (run.id,)),
-            )
-        elif result.outcome is Outcome.CANCELLED:
-            self._finish(
-                active,
-                TaskStatus.CANCELLED,
-                _event(
-                    EventType.TASK_CANCELLED,
-                    {"reason": result.message or "agent cancelled"},
-                    "TASK_CANCELLED",
-                ),
-                stat="cancelled",
-            )
-        else:
-            message = result.message or "the agent reported failure"
-            error = {"code": "agent_failed", "message": message, "attempt": run.attempt}
-            self._finish(
-                active,
-                TaskStatus.FAILED,
-                _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
-                error=error,
-                stat="failed",
-                note=(logging.INFO, "task failed by agent task=%s", (run.id,)),
-            )
-
-    def _fail_attempt(self, active: _Active, exc: Exception) -> None:
-        run = active.run
-        code = getattr(exc, "code", "executor_error")
-        message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-        retrying = run.attempt < int(run.claimed["max_attempts"]) and not isinstance(
-            exc, _NOT_RETRIED
-        )
-        error: dict[str, Any] = {"code": code, "message": message, "attempt": run.attempt}
-        if retrying:
-            delay = (
-                exc.delay
-                if isinstance(exc, RetryLater) and exc.delay is not None
-                else self.options.retry.delay(run.attempt)
-            )
-            self._finish(
-                active,
-                TaskStatus.PENDING,
-                _event(
-                    EventType.ERROR,
-                    {**error, "retrying": True, "retry_in_seconds": round(delay, 3)},
-                    "TASK_ERROR",
-                ),
-                error=error,
-                retry_delay=delay,
-                stat="retried",
-                note=(
-                    logging.WARNING,
-                    "task attempt failed, retrying task=%s attempt=%d delay=%.2fs error=%s",
-                    (run.id, run.attempt, delay, type(exc).__name__),
-                ),
-            )
-        else:
-            self._finish(
-                active,
-                TaskStatus.FAILED,
-                _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR"),
-                error=error,
-                stat="failed",
-                note=(
-                    logging.WARNING,
-                    "task failed task=%s attempt=%d error=%s",
-                    (run.id, run.attempt, type(exc).__name__),
-                ),
-            )
-
-    def _after_stop(self, active: _Active) -> None:
-        run = active.run
-        if run.stop_reason is StopReason.SHUTDOWN:
-            self._finish(
-                active,
-                TaskStatus.PENDING,
-                _event(
-                    EventType.TASK_REQUEUED,
-                    {"reason": "shutdown", "attempt": run.attempt},
-                    "TASK_REQUEUED",
-                ),
-                retry_delay=0.0,
-                attempts=run.attempt - 1,
-                stat="handed_back",
-                note=(logging.INFO, "task handed back task=%s", (run.id,)),
-            )
-        elif run.stop_reason is StopReason.CANCELLED:
-            self.stats["cancelled"] += 1
-            log.info("task cancelled task=%s", run.id)
-        else:
-            self.stats["lease_lost"] += 1
-            log.warning("task stopped: lease lost task=%s attempt=%d", run.id, run.attempt)
 
     def _stop_run(self, task_id: uuid.UUID, reason: StopReason, fence: int | None = None) -> None:
         """Stop a running task early (only the attempt holding ``fence``, when given): its
@@ -563,46 +354,31 @@ class Worker:
             if active.task is not None:
                 active.task.cancel()
 
-    # -- leases -----------------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        interval = self.options.lease_seconds / 3
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._check_leases.wait()
-            self._check_leases.clear()
-            # Runs stopping for a shutdown keep their lease until their hand-back is queued.
-            held = [
-                a for a in self._active.values() if a.run.stop_reason in (None, StopReason.SHUTDOWN)
-            ]
-            if not held:
-                continue
-            try:
-                kept = await self._queries.extend_leases(
-                    [(a.run.id, a.run.fence) for a in held], self.options.lease_seconds
-                )
-            except Exception as exc:  # noqa: BLE001 - retried at the next beat
-                _log_db_error("lease renewal", exc)
-                continue
-            for active in held:
-                if active.run.id not in kept:
-                    self._stop_run(active.run.id, StopReason.LEASE_LOST)
-
-    async def _recovery_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.poll_interval)
-            try:
-                recovered = await self._queries.recover_expired()
-            except Exception as exc:  # noqa: BLE001 - retried at the next interval
-                _log_db_error("lease recovery", exc)
-                continue
-            for row in recovered:
-                log.warning(
-                    "recovered task with expired lease task=%s now=%s", row["id"], row["status"]
-                )
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     # -- shutdown ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _runs(self) -> AsyncIterator[None]:
+        """The runs (and their cancel hooks) belong to this block. Left normally, it lets them
+        finish within the grace period, hands the rest back and closes the runners; left by
+        an exception, it cancels them and waits for them to end."""
+        try:
+            yield
+        except BaseException:
+            tasks: list[asyncio.Task[Any]] = [
+                *(a.task for a in self._active.values() if a.task is not None),
+                *self._helpers,
+            ]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
+            raise
+        await self._shutdown()
 
     async def _shutdown(self) -> None:
         tasks = [a.task for a in self._active.values() if a.task is not None]
@@ -625,38 +401,8 @@ class Worker:
                     "runner did not close cleanly agent=%s error=%s", name, type(exc).__name__
                 )
 
-    # -- helpers ----------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._helpers.add(task)
-        task.add_done_callback(self._helpers.discard)
-
-    async def _retry_transient(self, make: Any) -> Any:
-        delay = 0.05
-        while True:
-            try:
-                return await make()
-            except Exception as exc:
-                if is_data_error(exc):
-                    raise
-                _log_db_error("start-up", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-
-_Note = tuple[int, str, tuple[Any, ...]]
-"""A log line written once an attempt's last write is durable: level, message, arguments."""
-
-_CREW_COMPLETED = EventRecord.build(
-    EventType.CREW_COMPLETED, {"status": "completed"}, job_id="CREW_FINISHED", crew_type="crew"
-)
-
-
-_CLAIMS_IN_FLIGHT = 2
-"""Claims one worker may have under way at once while a backlog lasts."""
-
-_POOL_SIZE = _CLAIMS_IN_FLIGHT + 3
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 3
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery."""
 
 _CANCEL_HOOK_SECONDS = 0.5
@@ -664,23 +410,8 @@ _CANCEL_HOOK_SECONDS = 0.5
 cancellation target is under a second)."""
 
 
-def _log_db_error(what: str, exc: BaseException) -> None:
-    """Background loops never die on a database error: they log it and try again."""
-    if is_transient(exc):
-        log.warning("%s failed, will retry error=%s", what, type(exc).__name__)
-    else:
-        log.error("%s failed, will retry error=%s", what, type(exc).__name__, exc_info=exc)
-
-
 def _uncancel() -> None:
     """We cancelled the task ourselves to stop its executor; it goes on to record why."""
     current = asyncio.current_task()
     if current is not None:
         current.uncancel()
-
-
-def _event(
-    event_type: EventType, data: Any, job_id: str, crew_type: str = "agent"
-) -> tuple[EventRecord, str]:
-    """An event the worker writes itself, with its encoded data."""
-    return EventRecord.build(event_type, data, job_id=job_id, crew_type=crew_type)

@@ -25,13 +25,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import asyncpg
-
-from processgpt.db.database import is_data_error, is_transient
+from processgpt.db.database import is_data_error
+from processgpt.db.retry import retry_transient
 from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
 from processgpt.domain.errors import EventBufferFull
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import TaskStatus
+from processgpt.runtime.attempt import failure_event
 
 log = logging.getLogger(__name__)
 
@@ -269,33 +269,19 @@ class BatchWriter:
     ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
         """Write until committed; the tasks whose writes were accepted, and those whose values
         the database refused (failed instead, see :meth:`_fail_refused_write`)."""
-        delay = 0.05
-        rerun = False
-        while True:
-            try:
-                return await self._queries.apply_batch(writes), set()
-            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
-                if _events_already_written(exc) and not rerun:
-                    # An earlier run of this batch, whose commit was in doubt (its connection
-                    # dropped), committed while this run waited for its rows. Run it again:
-                    # it now sees those events and writes none of them twice.
-                    rerun = True
-                    continue
-                if is_data_error(exc):
-                    if len(writes) > 1:
-                        return await self._apply_one_by_one(writes)
-                    await self._fail_refused_write(writes[0], exc)
-                    return set(), {writes[0].todo_id}
-                level = logging.WARNING if is_transient(exc) else logging.ERROR
-                log.log(
-                    level,
-                    "event batch not written, retrying tasks=%d error=%s delay=%.2fs",
-                    len(writes),
-                    type(exc).__name__,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        try:
+            accepted = await retry_transient(
+                lambda: self._queries.apply_batch(writes),
+                what=f"event batch of {len(writes)} tasks",
+            )
+        except Exception as exc:
+            if not is_data_error(exc):  # retry_transient gives back nothing else
+                raise
+            if len(writes) > 1:
+                return await self._apply_one_by_one(writes)
+            await self._fail_refused_write(writes[0], exc)
+            return set(), {writes[0].todo_id}
+        return accepted, set()
 
     async def _apply_one_by_one(
         self, writes: list[TaskWrite]
@@ -317,28 +303,24 @@ class BatchWriter:
             write.todo_id,
             type(exc).__name__,
         )
-        message = f"the task's events could not be stored ({type(exc).__name__})"
-        error = {"code": "storage_error", "message": message}
-        delay = 0.05
-        while True:
-            try:
-                await self._queries.fail_task_write(write.todo_id, write.fence, error)
-                break
-            except Exception as retry_exc:  # noqa: BLE001 - classified below
-                if is_data_error(retry_exc):  # cannot happen for this fixed statement
-                    log.error(
-                        "could not record the failure todo_id=%s error=%s",
-                        write.todo_id,
-                        type(retry_exc).__name__,
-                    )
-                    break
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-
-def _events_already_written(exc: BaseException) -> bool:
-    """The batch collided with events of its own, written by an earlier run of it."""
-    return (
-        isinstance(exc, asyncpg.UniqueViolationError)
-        and getattr(exc, "constraint_name", None) == "events_pkey"
-    )
+        error = {
+            "code": "storage_error",
+            "message": f"the task's events could not be stored ({type(exc).__name__})",
+        }
+        record, data_json = failure_event(error)
+        try:
+            await retry_transient(
+                lambda: self._queries.fail_task_write(
+                    write.todo_id, write.fence, error, record, data_json
+                ),
+                what="recording a refused write",
+            )
+        except Exception as fail_exc:
+            if not is_data_error(fail_exc):
+                raise
+            # Cannot happen for this fixed statement; the task's lease expires instead.
+            log.error(
+                "could not record the failure todo_id=%s error=%s",
+                write.todo_id,
+                type(fail_exc).__name__,
+            )

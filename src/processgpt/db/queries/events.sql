@@ -8,8 +8,8 @@
 -- than the task's newest event in this statement's snapshot are inserted, values are
 -- absolute, and a task already moved to the requested status under the same fence still
 -- counts as accepted. If the earlier run commits while this one waits for its rows, the
--- snapshot predates it and the insert collides with those events (events_pkey): the writer
--- then runs the batch once more, and that run sees them.
+-- snapshot predates it and the insert collides with those events (events_pkey):
+-- WorkerQueries.apply_batch then runs the batch once more, and that run sees them.
 WITH u AS (
     SELECT * FROM unnest($1::task_write[])
 ), owned AS (
@@ -53,7 +53,8 @@ SELECT o.id, (SELECT count(*) FROM notified) AS notifications FROM owned o;
 
 -- name: fail_task_write
 -- The database refused a task's write for a reason a retry cannot fix: fail the attempt with
--- an error event numbered after whatever the log already holds (fenced like any write).
+-- error $3 and the event ($4 job_id, $5 event_type, $6 crew_type, $7 data as JSON text)
+-- numbered after whatever the log already holds (fenced like any write).
 WITH upd AS (
     UPDATE todolist t
     SET status = 'FAILED', consumer = NULL, lease_until = NULL, last_seq = t.last_seq + 1,
@@ -63,7 +64,8 @@ WITH upd AS (
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
                         data)
-    SELECT tenant_id, id, last_seq, proc_inst_id, 'TASK_ERROR', 'error', 'agent', $3::jsonb
+    SELECT tenant_id, id, last_seq, proc_inst_id, $4::text, $5::text, $6::text,
+           $7::text::jsonb
     FROM upd
 )
 SELECT upd.id, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':FAILED')

@@ -229,6 +229,11 @@ INSERT INTO orchestrators (name, description)
 SELECT * FROM unnest($1::text[], $2::text[])
 ON CONFLICT (name) DO UPDATE SET last_seen_at = now(), description = EXCLUDED.description;
 
+-- name: touch_orchestrators
+-- Presence: a running worker marks the orchestrators it serves as seen (from its heartbeat,
+-- at most every few seconds).
+UPDATE orchestrators SET last_seen_at = now() WHERE name = ANY ($1::text[]);
+
 -- name: orchestrator_exists
 SELECT EXISTS (SELECT 1 FROM orchestrators WHERE name = $1);
 
