@@ -19,12 +19,14 @@ from processgpt import logs
 from processgpt.agents import registry
 from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.app import ProcessGPT, _signals_stop, open_database, worker_options
-from processgpt.config import Settings
+from processgpt.config import SecretSettings, Settings
 from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import default_data_dir
+from processgpt.db.mcp_servers import rotate_secrets
 from processgpt.db.migrate import current_version, migrate
+from processgpt.db.secret_box import SecretBox
 from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import ProcessGPTError
 from processgpt.domain.events import Event
@@ -253,6 +255,26 @@ async def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
 
 
+async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    """``secrets rotate [--new-key]``: re-encrypt every stored secret with the first key."""
+    secrets = SecretSettings()
+    keys = secrets.keys.get_secret_value() if secrets.keys else None
+    box = SecretBox.configured(keys, secrets.data_dir or settings.data_dir)
+    if args.new_key:
+        box.add_key()
+        print(f"added a new first key to {box.key_file}", file=sys.stderr)
+    db, _embedded = await open_database(settings)
+    try:
+        report = await rotate_secrets(db, box)
+    finally:
+        await db.close()
+    print(
+        f"re-encrypted the secrets of {report.servers} MCP server(s) and "
+        f"{report.tenants} tenant MCP configuration(s) with the first key"
+    )
+    return 0
+
+
 def _api_server(db: Database, settings: Settings) -> ApiServer:
     # Imported here: a worker process never loads the web stack (it costs ~15 MB of RSS).
     from processgpt.api.app import create_app  # noqa: PLC0415
@@ -393,6 +415,18 @@ def _agents_parser(sub: Any) -> None:
         p.add_argument("--tenant", dest="agents_tenant", help="tenant id (default: default)")
 
 
+def _secrets_parser(sub: Any) -> None:
+    """The ``secrets`` command's arguments."""
+    secrets = sub.add_parser("secrets", help="manage the keys of stored secrets")
+    secret_actions = secrets.add_subparsers(dest="action", required=True)
+    rotate = secret_actions.add_parser(
+        "rotate", help="re-encrypt stored secrets with the first key (and encrypt plaintext)"
+    )
+    rotate.add_argument(
+        "--new-key", action="store_true", help="first add a new key to the data dir's key file"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="processgpt", description=__doc__)
     parser.add_argument("--tenant", default="default", help="tenant id (default: default)")
@@ -454,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("answer")
     answer.add_argument("--json", action="store_true", help="the answer is JSON")
     _agents_parser(sub)
+    _secrets_parser(sub)
     return parser
 
 
@@ -466,6 +501,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "submit": cmd_submit,
     "tasks": cmd_tasks,
     "agents": cmd_agents,
+    "secrets": cmd_secrets,
 }
 
 

@@ -69,7 +69,7 @@ from processgpt.agents.llm_conversation import (
     tool_arguments,
 )
 from processgpt.domain.errors import InvalidInput, RetryLater
-from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset, load_servers
+from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset
 
 if TYPE_CHECKING:  # openai is an optional dependency (the ``llm`` extra)
     from openai import AsyncOpenAI
@@ -106,14 +106,12 @@ class LlmSettings:
     max_steps: int = 8
     timeout: float = 120.0
     instructions: str = DEFAULT_INSTRUCTIONS
-    mcp_config: str | None = None
-    tool_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LlmSettings:
         """``PROCESSGPT_LLM_BASE_URL``, ``_API_KEY``, ``_MODEL``, ``_MAX_STEPS`` (8),
-        ``_TIMEOUT`` (120 s), ``_INSTRUCTIONS``; ``PROCESSGPT_MCP_CONFIG`` (path of an
-        ``mcp.json``) and ``PROCESSGPT_MCP_TOOL_TIMEOUT`` (60 s)."""
+        ``_TIMEOUT`` (120 s), ``_INSTRUCTIONS``. MCP settings are
+        :class:`~processgpt.config.McpSettings` (``PROCESSGPT_MCP_*``)."""
         env = os.environ if env is None else env
         return cls(
             base_url=env.get("PROCESSGPT_LLM_BASE_URL") or None,
@@ -122,8 +120,6 @@ class LlmSettings:
             max_steps=_env_int(env, "PROCESSGPT_LLM_MAX_STEPS", 8),
             timeout=_env_float(env, "PROCESSGPT_LLM_TIMEOUT", 120.0),
             instructions=env.get("PROCESSGPT_LLM_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
-            mcp_config=env.get("PROCESSGPT_MCP_CONFIG") or None,
-            tool_timeout=_env_float(env, "PROCESSGPT_MCP_TOOL_TIMEOUT", 60.0),
         )
 
     @property
@@ -252,7 +248,8 @@ class LlmExecutor(AgentExecutor):
     ) -> None:
         self.settings = settings or LlmSettings.from_env()
         self.delegator = delegator or Delegator.from_env()
-        self.connections = connections or McpConnections(call_timeout=self.settings.tool_timeout)
+        # Not `or`: an empty pool has len() 0 and is falsy.
+        self.connections = connections if connections is not None else McpConnections()
         self._owns_connections = connections is None
         self._client: AsyncOpenAI | None = None
 
@@ -294,7 +291,7 @@ class LlmExecutor(AgentExecutor):
         options: dict[str, Any] = row.get("input") or {}
         plan = TaskPlan.of(self.settings, options, extras)
         client = self._openai()
-        toolset = await self._toolset(extras, event_queue, plan)
+        toolset = await self._toolset(str(row["tenant_id"]), extras, event_queue, plan)
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
         if self.delegator.available:
             tools.append(DELEGATE_TOOL)
@@ -341,13 +338,18 @@ class LlmExecutor(AgentExecutor):
             return
 
     async def _toolset(
-        self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue, plan: TaskPlan
+        self,
+        tenant_id: str,
+        extras: Mapping[str, Any],
+        queue: ProcessGPTEventQueue,
+        plan: TaskPlan,
     ) -> Toolset:
-        servers = load_servers(extras.get("tenant_mcp"), config_path=self.settings.mcp_config or "")
-        servers = [server for server in servers if plan.allows_server(server.name)]
-        if not servers:
-            return Toolset()
-        toolset = await self.connections.toolset(servers)
+        servers = self.connections.plan(tenant_id, extras.get("tenant_mcp"))
+        usable = [server for server in servers.servers if plan.allows_server(server.name)]
+        toolset = await self.connections.toolset(usable) if usable else Toolset()
+        toolset.unavailable.update(
+            {name: why for name, why in servers.refused.items() if plan.allows_server(name)}
+        )
         if plan.allowed_tools:
             toolset.tools = {k: t for k, t in toolset.tools.items() if plan.allows_tool(t)}
         if toolset.unavailable:

@@ -27,6 +27,7 @@ from processgpt.config import Settings
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.hub import EventHub
+from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
@@ -67,6 +68,10 @@ def _agents(connection: HTTPConnection) -> AgentRepository:
     return services_of(connection).agents
 
 
+def _mcp_servers(connection: HTTPConnection) -> McpServerRepository:
+    return services_of(connection).mcp_servers
+
+
 def _keys(connection: HTTPConnection) -> ApiKeyRepository:
     return services_of(connection).keys
 
@@ -94,6 +99,7 @@ def _authenticator(connection: HTTPConnection) -> Authenticator:
 TasksDep = Annotated[TaskRepository, Depends(_tasks)]
 ProcessesDep = Annotated[ProcessRepository, Depends(_processes)]
 AgentsDep = Annotated[AgentRepository, Depends(_agents)]
+McpServersDep = Annotated[McpServerRepository, Depends(_mcp_servers)]
 KeysDep = Annotated[ApiKeyRepository, Depends(_keys)]
 TenantsDep = Annotated[TenantRepository, Depends(_tenants)]
 HubDep = Annotated[EventHub, Depends(_hub)]
