@@ -92,11 +92,14 @@ def _tool_results(fake_llm: FakeLLM) -> dict[str, Any]:
     return {calls[m["tool_call_id"]]: m["content"] for m in request.messages if m["role"] == "tool"}
 
 
-async def _chat(url: str, chat_id: str, credential: str, fake_llm: FakeLLM) -> None:
-    """One chat turn over a WebSocket opened with the credential in the query string."""
+async def _chat(
+    url: str, chat_id: str, fake_llm: FakeLLM, query: str = "", headers: Any = None
+) -> None:
+    """One chat turn over a WebSocket opened with a credential in the query string or in a
+    header."""
     fake_llm.add(Turn(text=f"hello from {chat_id}"))
-    ws_url = url.replace("http://", "ws://") + f"/v1/agent_ws/{chat_id}/?agent=llm&{credential}"
-    async with connect(ws_url) as ws:
+    ws_url = url.replace("http://", "ws://") + f"/v1/agent_ws/{chat_id}/?agent=llm&{query}"
+    async with connect(ws_url, additional_headers=headers) as ws:
         assert isinstance(ServerMessage.validate_json(await ws.recv()), MsgStatus)
         await ws.send(MsgUserMessage(text="hi").model_dump_json())
         while not isinstance(ServerMessage.validate_json(await ws.recv()), MsgEventEnd):
@@ -173,8 +176,9 @@ async def test_no_secret_reaches_any_log_line_at_debug(
         created = await member.post("/v1/tasks", json={"agent_orch": "llm", "query": "go"})
         assert created.status_code == 201, created.text
         await wait_status(member, created.json()["id"], "DONE")
-        await _chat(url, "with-key", f"api_key={key}", fake_llm)
-        await _chat(url, "with-token", f"token={token}", fake_llm)
+        await _chat(url, "with-key", fake_llm, query=f"api_key={key}")
+        await _chat(url, "with-token", fake_llm, query=f"token={token}")
+        await _chat(url, "with-header", fake_llm, headers={"Authorization": f"Bearer {token}"})
 
     # the planted values travelled: the MCP servers saw them, decrypted by the worker
     results = _tool_results(fake_llm)
@@ -214,4 +218,6 @@ async def test_no_secret_reaches_any_log_line_at_debug(
     ]
     assert hits == []
     assert "level=DEBUG" in logs["api"] and "level=DEBUG" in logs["worker"]
-    assert "api_key=***" in logs["api"] and "token=***" in logs["api"]  # the lines exist
+    # the lines that held them exist
+    assert "api_key=***" in logs["api"] and "token=***" in logs["api"]
+    assert "authorization: ***" in logs["api"].lower()
