@@ -53,6 +53,7 @@ class Api:
     url: str
     key_a: str  # tenant "acme", admin
     key_b: str  # tenant "globex", admin
+    mcp_config: Path  # the operator's mcp.json the api process reads
 
     def client(self, key: str | None = None, **kwargs: object) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key or self.key_a}"}
@@ -60,15 +61,11 @@ class Api:
 
 
 @pytest.fixture
-def mcp_config(tmp_path: Path) -> Path:
-    """The operator's mcp.json the ``api`` process reads (see :func:`write_mcp_config`)."""
-    return write_mcp_config(tmp_path / "operator-mcp.json")
-
-
-@pytest.fixture
-async def api(db: Database, start_process: StartProcess, mcp_config: Path) -> AsyncIterator[Api]:
+async def api(db: Database, start_process: StartProcess, tmp_path: Path) -> AsyncIterator[Api]:
     """A real ``processgpt api`` process (free port; the operator's MCP file is
-    ``mcp_config``) and a worker process serving the ``streaming`` test agent and ``demo``."""
+    ``Api.mcp_config``, see :func:`write_mcp_config`) and a worker process serving the
+    ``streaming`` test agent and ``demo``."""
+    mcp_config = write_mcp_config(tmp_path / "operator-mcp.json")
     keys = ApiKeyRepository(db)
     key_a = (await keys.create("acme", role=Role.ADMIN)).key
     key_b = (await keys.create("globex", role=Role.ADMIN)).key
@@ -77,4 +74,4 @@ async def api(db: Database, start_process: StartProcess, mcp_config: Path) -> As
         start_process, "--executor", "tests.agents.executors:StreamingExecutor", agent="streaming"
     )
     await start_worker_process(start_process, agent="demo")
-    yield Api(url, key_a, key_b)
+    yield Api(url, key_a, key_b, mcp_config)

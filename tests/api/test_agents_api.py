@@ -196,6 +196,11 @@ async def test_mcp_server_bad_input(api: Api, db: Database) -> None:
         assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 0
         first = await client.post("/v1/mcp-servers", json={"name": "x", "url": "http://h/mcp"})
         assert first.is_success, first.text
+        pem = {"API_KEY": "-----BEGIN KEY-----\nabc\r\n-----END KEY-----"}  # line breaks are fine
+        multiline = await client.post(
+            "/v1/mcp-servers", json={"name": "pem", "catalog": "calc", "env": pem}
+        )
+        assert multiline.status_code == 201, multiline.text
         dup = await client.post("/v1/mcp-servers", json={"name": "x", "catalog": "calc"})
         assert dup.status_code == 409 and error_code(dup) == "name_taken"
         missing = await client.post("/v1/mcp-servers/nope/enable")

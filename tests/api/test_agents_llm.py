@@ -6,7 +6,6 @@ server as the model."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,11 +25,11 @@ ENV_SECRET = "mcp-env-secret-0123456789"
 
 @pytest.fixture
 async def llm_worker(
-    fake_llm: FakeLLM, mcp_config: Path, start_worker: StartWorker
+    api: Api, fake_llm: FakeLLM, start_worker: StartWorker
 ) -> AsyncIterator[LlmExecutor]:
     """One in-process llm worker for the whole test, with the api's mcp.json (no server for
     every task; the ``calc`` catalog entry)."""
-    pool = McpConnections(McpSettings(config=mcp_config, tool_timeout=10.0))
+    pool = McpConnections(McpSettings(config=api.mcp_config, tool_timeout=10.0))
     executor = LlmExecutor(
         LlmSettings(
             base_url=fake_llm.base_url,

@@ -53,11 +53,12 @@ STDIO_REFUSED = (
 )
 
 
-def _no_control(value: str, what: str, *, allow_tab: bool = False) -> str:
+def _no_control(value: str, what: str, *, allowed: str = "") -> str:
     if len(value) > _MAX_VALUE:
         raise ValueError(f"{what} must be at most {_MAX_VALUE} characters")
-    if any((ord(c) < 32 and not (allow_tab and c == "\t")) or ord(c) == 127 for c in value):
-        raise ValueError(f"{what} may not contain NUL, line breaks or control characters")
+    if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in value):
+        shown = "NUL or control characters" if allowed else "NUL, line breaks or control characters"
+        raise ValueError(f"{what} may not contain {shown}")
     return value
 
 
@@ -101,7 +102,7 @@ class McpServerSpec(BaseModel):
         for key, item in value.items():
             if not ENV_NAME_PATTERN.match(key):
                 raise ValueError("env names must be letters, digits and '_' (not first a digit)")
-            _no_control(item, "env values")
+            _no_control(item, "env values", allowed="\t\r\n")  # PEM keys have line breaks
         return value
 
     @field_validator("headers")
@@ -110,7 +111,7 @@ class McpServerSpec(BaseModel):
         for key, item in value.items():
             if not _HEADER_NAME.match(key):
                 raise ValueError("header names must be HTTP tokens")
-            _no_control(item, "header values", allow_tab=True)
+            _no_control(item, "header values", allowed="\t")
         return value
 
     @field_validator("url")
