@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.agents.llm import LlmExecutor
@@ -19,6 +20,9 @@ from tests.fake_llm import FakeLLM
 from tests.support import PostgresServer, ProcessGPTProcess, StartProcess
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+# Stored secrets are encrypted; the test processes (API, workers, the tests themselves) share
+# one key, and never create a key file in the home directory.
+os.environ.setdefault("PROCESSGPT_SECRET_KEYS", Fernet.generate_key().decode())
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """A real MCP server for the tests, built with the ``mcp`` package.
 
 Tools: ``add(a, b)``, ``lookup(q)`` (a tiny fixed index; ``PROCESSGPT_TEST_MCP_TAG`` is added
-to every answer, so tests can tell which server answered), ``fail()`` (always raises) and
-``slow(seconds)``.
+to every answer, so tests can tell which server answered), ``fail()`` (always raises),
+``slow(seconds)``, ``environment()`` (the server process's environment, as JSON) and
+``request_info()`` (over HTTP: the headers and query string of the request, as JSON).
 
     python tests/mcp_server.py                 # stdio
     python tests/mcp_server.py --http PORT     # streamable HTTP on 127.0.0.1:PORT/mcp
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("processgpt-test", log_level="WARNING")
@@ -47,6 +50,21 @@ async def slow(seconds: float) -> str:
     """Sleep, then answer."""
     await asyncio.sleep(seconds)
     return "slept"
+
+
+@server.tool()
+def environment() -> str:
+    """The server's environment variables."""
+    return json.dumps(dict(os.environ))
+
+
+@server.tool()
+def request_info(ctx: Context) -> str:
+    """The HTTP request's headers and query string (empty over stdio)."""
+    request: Any = ctx.request_context.request
+    if request is None:
+        return json.dumps({})
+    return json.dumps({"headers": dict(request.headers), "query": str(request.url.query)})
 
 
 def main() -> None:

@@ -7,6 +7,10 @@ passes them in; nothing else reads the environment.
   ``deep-research``.
 * :class:`ClientSettings` — ``PROCESSGPT_URL`` / ``PROCESSGPT_API_KEY``: the API the
   ``processgpt submit`` / ``tasks`` commands talk to.
+* :class:`McpSettings` — ``PROCESSGPT_MCP_*``: the operator's MCP servers and what tenants'
+  servers may reach.
+* :class:`DelegateSettings` — ``PROCESSGPT_DELEGATE_*``: remote A2A agents ``delegate`` calls.
+* :class:`SecretSettings` — ``PROCESSGPT_SECRET_KEYS``: the keys of stored secrets.
 
 Every field has a ``description``; :func:`environment_variables` lists a class's variables
 with their defaults (the CLI's ``--help`` shows them, the README's table documents them).
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,10 +103,7 @@ LLM_MAX_STEPS_LIMIT = 50
 class LlmSettings(BaseSettings):
     """The model endpoint of the ``llm`` and ``deep-research`` agents and how a run is
     bounded. ``api_key`` is a secret: not in ``repr``, logs or errors. Empty variables count
-    as unset.
-
-    ``mcp_config`` and ``tool_timeout`` keep their historical names ``PROCESSGPT_MCP_CONFIG``
-    and ``PROCESSGPT_MCP_TOOL_TIMEOUT``."""
+    as unset."""
 
     model_config = SettingsConfigDict(
         env_prefix="PROCESSGPT_LLM_",
@@ -127,17 +128,6 @@ class LlmSettings(BaseSettings):
         default=DEFAULT_LLM_INSTRUCTIONS,
         description="system prompt",
         json_schema_extra={"shown_default": "built in"},
-    )
-    mcp_config: str | None = Field(
-        default=None,
-        validation_alias="PROCESSGPT_MCP_CONFIG",
-        description="path of an mcp.json with the MCP servers every task may use",
-    )
-    tool_timeout: float = Field(
-        default=60.0,
-        gt=0,
-        validation_alias="PROCESSGPT_MCP_TOOL_TIMEOUT",
-        description="seconds per MCP tool call",
     )
 
     @property
@@ -168,6 +158,68 @@ class ClientSettings(BaseSettings):
 
     url: str | None = Field(default=None, description="the API's base URL")
     api_key: str | None = Field(default=None, repr=False, description="an API key of the tenant")
+
+
+class McpSettings(BaseSettings):
+    """MCP servers: the operator's ``mcp.json`` and what tenants' HTTP servers may reach.
+
+    ``allow_private_networks``: tenants' HTTP servers may be on loopback, private (RFC 1918,
+    fc00::/7) and shared (100.64/10) addresses; link-local (169.254/16, fe80::/10: cloud
+    metadata) stays refused unless listed in ``allowed_networks``. ``allowed_networks``:
+    comma-separated CIDRs, addresses or host names tenants' servers may reach whatever they
+    resolve to."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_MCP_", extra="ignore")
+
+    config: Path | None = Field(
+        default=None, description="path of the operator's mcp.json (servers and catalog)"
+    )
+    tool_timeout: float = Field(default=60.0, gt=0, description="seconds per MCP tool call")
+    connect_timeout: float = Field(
+        default=20.0, gt=0, description="seconds to start or reach an MCP server"
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="tenants' HTTP servers may be on loopback/private addresses",
+    )
+    allowed_networks: str = Field(
+        default="", description="CIDRs or hosts tenants' HTTP servers may reach (comma list)"
+    )
+
+
+class DelegateSettings(BaseSettings):
+    """The ``delegate`` tool: how long it waits, and which remote A2A agents it may call
+    (``urls``: comma-separated URL prefixes; empty: none). ``token`` is sent to them as a
+    bearer token."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_DELEGATE_", extra="ignore")
+
+    timeout: float = Field(default=300.0, gt=0, description="seconds a delegated task may take")
+    urls: str = Field(default="", description="remote A2A agent URL prefixes (comma list)")
+    token: SecretStr | None = Field(
+        default=None, description="bearer token sent to those remote agents"
+    )
+
+
+class SecretSettings(BaseSettings):
+    """The keys that encrypt stored secrets (MCP headers, env values, URL credentials).
+
+    ``keys``: comma-separated Fernet keys, the first encrypts and all decrypt
+    (``PROCESSGPT_SECRET_KEYS``). Unset: ``<data dir>/secret.key`` (one key a line, created
+    with mode 0600 on first use). Every API and worker process must have the same keys."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_SECRET_", extra="ignore")
+
+    keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys for stored secrets, comma list (first encrypts)",
+        json_schema_extra={"shown_default": "<data dir>/secret.key"},
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        validation_alias="PROCESSGPT_DATA_DIR",
+        description="where secret.key is kept when no keys are set",
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Any
 
-from processgpt.agents.delegate import Delegator
+from processgpt.agents.delegate import Delegator, url_under
 from processgpt.agents.demo import DemoExecutor
 from processgpt.agents.llm import LlmExecutor, LlmSettings
 from processgpt.db.database import Database
@@ -111,3 +111,30 @@ async def test_delegate_times_out_and_cancels_the_child(
     assert "within 1s" in finished["error"]
     (child,) = await repo.list_tasks(TENANT, agent_orch="demo")
     assert child.status is TaskStatus.CANCELLED
+
+
+def test_remote_urls_are_compared_parsed_not_as_text() -> None:
+    prefixes = ("https://agents.example", "http://10.0.0.5:8000/a2a/")
+    allowed = [
+        "https://agents.example/a2a/x/",
+        "https://AGENTS.example:443/a2a/x/",
+        "http://10.0.0.5:8000/a2a/",
+        "http://10.0.0.5:8000/a2a/demo/",
+    ]
+    refused = [
+        "https://agents.example.evil.net/a2a/x/",  # a text prefix would match these
+        "https://agents.example@evil.net/a2a/x/",
+        "https://agents.example:444/a2a/x/",
+        "http://agents.example/a2a/x/",
+        "https://user:pw@agents.example/a2a/x/",
+        "http://10.0.0.5:8000/a2a-admin/",
+        "http://10.0.0.5:8000/",
+        "http://10.0.0.5:80/a2a/",
+        "not a url",
+        "http://[::1/",
+    ]
+    for url in allowed:
+        assert url_under(url, prefixes), url
+    for url in refused:
+        assert not url_under(url, prefixes), url
+    assert not url_under("https://agents.example/x", ())

@@ -17,10 +17,14 @@ import pytest
 
 from processgpt.agents import registry
 from processgpt.agents.llm import LlmExecutor, LlmSettings
+from processgpt.config import McpSettings
 from processgpt.db.database import Database
+from processgpt.db.secret_box import SecretBox, new_key
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskStatus, TaskSubmission
-from processgpt.tools.mcp import McpConnections, function_name, load_servers
+from processgpt.tools.mcp import McpConnections, function_name
+from processgpt.tools.mcp_config import OperatorConfig, plan_for_task
+from processgpt.tools.netguard import NetworkPolicy
 from tests.conftest import StartWorker
 from tests.fake_llm import FakeLLM, Turn
 from tests.support import assert_gap_free, wait_until
@@ -82,8 +86,9 @@ async def start_llm(
 ) -> AsyncIterator[StartLlm]:
     """``await start_llm(mcp_servers={...}, **settings)``: an in-process worker running an
     llm executor that talks to the fake model, with an mcp.json file holding
-    ``mcp_servers``."""
+    ``mcp_servers``; tenants' servers may be on 127.0.0.1 (where the test servers are)."""
     made: list[LlmExecutor] = []
+    pools: list[McpConnections] = []
 
     async def start(mcp_servers: dict[str, Any] | None = None, **settings: Any) -> LlmExecutor:
         config = tmp_path / "mcp.json"
@@ -91,8 +96,11 @@ async def start_llm(
         settings.setdefault("base_url", fake_llm.base_url)
         settings.setdefault("api_key", API_KEY)
         settings.setdefault("model", "fake-model")
-        settings.setdefault("tool_timeout", 10.0)
-        executor = LlmExecutor(LlmSettings(mcp_config=str(config), **settings))
+        pool = McpConnections(
+            McpSettings(config=config, tool_timeout=10.0, allowed_networks="127.0.0.1/32")
+        )
+        pools.append(pool)
+        executor = LlmExecutor(LlmSettings(**settings), connections=pool)
         made.append(executor)
         await start_worker({"llm": executor})
         return executor
@@ -100,6 +108,8 @@ async def start_llm(
     yield start
     for executor in made:
         await executor.aclose()
+    for pool in pools:
+        await pool.close()
 
 
 async def submit(repo: TaskRepository, query: str = "q", **fields: Any) -> uuid.UUID:
@@ -390,23 +400,34 @@ def test_mcp_config_merges_file_and_tenant_and_hides_secrets(tmp_path: Path) -> 
             }
         )
     )
+    operator = OperatorConfig.read(path)
+    box = SecretBox([new_key()])
+    policy = NetworkPolicy()
+
+    def plan(tenant: Any) -> dict[str, Any]:
+        found = plan_for_task(tenant, tenant_id=TENANT, operator=operator, box=box, policy=policy)
+        return {s.name: s for s in found.servers}
+
     tenant = {"mcpServers": {"b": {"url": "https://h/mcp", "headers": {"A": "hdr-secret"}}}}
-    servers = {s.name: s for s in load_servers(tenant, config_path=path)}
+    servers = plan(tenant)
     assert set(servers) == {"a", "b"}
-    assert servers["b"].url == "https://h/mcp"  # the tenant wins
+    assert servers["b"].url == "https://h/mcp" and servers["b"].guarded  # the tenant wins
+    assert not servers["a"].guarded and servers["a"].origin == "operator"
     shown = repr(list(servers.values())) + servers["a"].describe()
     assert "env-secret" not in shown and "hdr-secret" not in shown
-    file_only = {s.name: s for s in load_servers(None, config_path=path)}
+    file_only = plan(None)
     assert "pw" not in file_only["b"].describe() and "q-secret" not in file_only["b"].describe()
     assert servers["a"].key != file_only["b"].key
-    changed = load_servers({"mcpServers": {"a": {"command": "run-a", "env": {"TOKEN": "new"}}}})
-    assert changed[0].key != servers["a"].key
+    changed = OperatorConfig.parse(
+        {"mcpServers": {"a": {"command": "run-a", "env": {"TOKEN": "new"}}}}
+    ).servers["a"]
+    assert changed.key != servers["a"].key
 
 
-async def test_an_unreachable_server_only_loses_its_tools() -> None:
-    pool = McpConnections(connect_timeout=5)
-    try:
-        servers = load_servers(
+async def test_an_unreachable_server_only_loses_its_tools(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps(
             {
                 "mcpServers": {
                     "gone": {"command": "/nonexistent/mcp-server"},
@@ -414,7 +435,10 @@ async def test_an_unreachable_server_only_loses_its_tools() -> None:
                 }
             }
         )
-        toolset = await pool.toolset(servers)
+    )
+    pool = McpConnections(McpSettings(config=config), connect_timeout=5)
+    try:
+        toolset = await pool.toolset(pool.plan(TENANT, None).servers)
         assert "gone" in toolset.unavailable and "calc__add" in toolset.tools
         outcome = await pool.call(toolset.tools["calc__slow"], {"seconds": 5}, seconds=0.3)
         assert outcome.error is not None and "did not answer" in outcome.error

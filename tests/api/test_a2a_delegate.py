@@ -3,7 +3,10 @@ process, through a2a-sdk's client. Only the model is a stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import httpx
 
 from processgpt.agents.delegate import Delegator
 from processgpt.agents.llm import LlmExecutor
@@ -44,3 +47,60 @@ async def test_delegate_to_a_remote_a2a_agent(
     assert "not allowed" in refused["content"]
     log = await tool_events(db, task_id)
     assert [k for k, _ in log].count("tool_usage_finished") == 2
+
+
+class _CardServer:
+    """Serves ``card`` (JSON) for every request on 127.0.0.1 and counts the requests."""
+
+    def __init__(self, card: bytes = b"{}") -> None:
+        self.card = card
+        self.requests: list[bytes] = []
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> _CardServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b""
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            head += line
+        self.requests.append(head)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(self.card)}\r\nconnection: close\r\n\r\n".encode()
+            + self.card
+        )
+        await writer.drain()
+        writer.close()
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+async def test_a_card_pointing_elsewhere_gets_neither_the_message_nor_the_token(
+    api: Api,
+) -> None:
+    """The listed agent's card names another URL: the client would follow it with the bearer
+    token; every request of the call is checked against PROCESSGPT_DELEGATE_URLS."""
+    elsewhere = await _CardServer().start()
+    async with httpx.AsyncClient() as http:
+        card = (await http.get(f"{api.url}/a2a/demo/.well-known/agent-card.json")).text
+    assert api.url in card
+    listed = await _CardServer(card.replace(api.url, elsewhere.url).encode()).start()
+    try:
+        delegator = Delegator(
+            remote_prefixes=(listed.url,), remote_token="planted-delegate-token", timeout=10
+        )
+        outcome = await delegator.call(
+            {}, "call-1", {"url": f"{listed.url}/a2a/demo/", "message": "hi"}
+        )
+        assert outcome.error is not None and "card points outside" in outcome.error
+        assert len(listed.requests) >= 1  # the card was read, with the token
+        assert elsewhere.requests == []  # nothing went elsewhere
+    finally:
+        await listed.stop()
+        await elsewhere.stop()

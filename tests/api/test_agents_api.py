@@ -82,7 +82,7 @@ async def test_agent_profile_bad_input(api: Api, db: Database) -> None:
 async def test_profiles_and_servers_are_tenant_scoped(api: Api) -> None:
     async with api.client(api.key_a) as acme, api.client(api.key_b) as globex:
         assert (await acme.post("/v1/agents", json={"name": "a", "agent_orch": "demo"})).is_success
-        server = {"name": "calc", "command": "true"}
+        server = {"name": "calc", "url": "https://calc.example/mcp"}
         assert (await acme.post("/v1/mcp-servers", json=server)).is_success
 
         assert (await globex.get("/v1/agents")).json() == []
@@ -115,18 +115,17 @@ async def test_profiles_and_servers_are_tenant_scoped(api: Api) -> None:
 
 async def test_mcp_servers_never_show_secrets(api: Api, db: Database) -> None:
     async with api.client() as client:
-        stdio = await client.post(
+        catalog = await client.post(
             "/v1/mcp-servers",
-            json={
-                "name": "files",
-                "command": "npx",
-                "args": ["-y", "files"],
-                "env": {"API_KEY": ENV_SECRET},
-            },
+            json={"name": "files", "catalog": "calc", "env": {"API_KEY": ENV_SECRET}},
         )
-        assert stdio.status_code == 201, stdio.text
-        assert stdio.json()["env"] == {"API_KEY": "***"}
-        assert stdio.json()["transport"] == "stdio" and stdio.json()["enabled"] is True
+        assert catalog.status_code == 201, catalog.text
+        assert catalog.json()["env"] == {"API_KEY": "***"}
+        assert catalog.json()["transport"] == "catalog" and catalog.json()["enabled"] is True
+        assert catalog.json()["catalog"] == "calc"
+        assert (
+            catalog.json()["command"] is None and catalog.json()["args"] is None
+        )  # the operator's
         http = await client.post(
             "/v1/mcp-servers",
             json={
@@ -142,7 +141,7 @@ async def test_mcp_servers_never_show_secrets(api: Api, db: Database) -> None:
         assert http.json()["enabled"] is False
 
         responses = [
-            stdio,
+            catalog,
             http,
             await client.get("/v1/mcp-servers"),
             await client.get("/v1/mcp-servers/files"),
@@ -157,11 +156,14 @@ async def test_mcp_servers_never_show_secrets(api: Api, db: Database) -> None:
         assert set(listed) == {"files", "search"}
         assert (await client.get("/v1/mcp-servers/search")).json()["enabled"] is True
         assert (await client.get("/v1/mcp-servers/files")).json()["enabled"] is False
-        # stored as given, for the workers
+        # stored encrypted: no secret in the table's text
+        stored = await db.fetchval("SELECT string_agg(config::text, ' ') FROM mcp_servers")
+        for secret in (ENV_SECRET, "header-secret", URL_SECRET, "user:pw"):
+            assert secret not in stored
         config = await db.fetchval(
             "SELECT config FROM mcp_servers WHERE tenant_id = 'acme' AND name = 'files'"
         )
-        assert config["env"] == {"API_KEY": ENV_SECRET}
+        assert config["env"]["API_KEY"].startswith("enc:fernet:")
 
         assert (await client.delete("/v1/mcp-servers/files")).status_code == 204
         gone = await client.delete("/v1/mcp-servers/files")
@@ -171,26 +173,52 @@ async def test_mcp_servers_never_show_secrets(api: Api, db: Database) -> None:
 async def test_mcp_server_bad_input(api: Api, db: Database) -> None:
     async with api.client() as client:
         cases = [
-            {"name": "x"},  # neither command nor url
-            {"name": "x", "command": "a", "url": "http://h/mcp"},
-            {"name": "x", "url": "ftp://h/mcp"},
-            {"name": "x", "url": "http://h/mcp", "transport": "stdio"},
-            {"name": "x", "url": "http://h/mcp", "env": {"A": "b"}},
-            {"name": "x", "command": "a", "headers": {"A": "b"}},
-            {"name": "x", "command": "a", "env": {"A": 1}},
-            {"name": "bad name", "command": "a"},
-            {"name": "x", "command": "a", "extra": True},
+            ({"name": "x"}, "invalid_input"),  # neither url nor catalog
+            ({"name": "x", "catalog": "calc", "url": "http://h/mcp"}, "invalid_input"),
+            ({"name": "x", "url": "ftp://h/mcp"}, "invalid_input"),
+            ({"name": "x", "url": "http://h/mcp", "transport": "catalog"}, "invalid_input"),
+            ({"name": "x", "url": "http://h/mcp", "env": {"A": "b"}}, "invalid_input"),
+            ({"name": "x", "catalog": "calc", "headers": {"A": "b"}}, "invalid_input"),
+            ({"name": "x", "catalog": "calc", "env": {"API_KEY": 1}}, "invalid_input"),
+            ({"name": "x", "catalog": "calc", "env": {"API_KEY": "a\x00b"}}, "invalid_input"),
+            ({"name": "x", "catalog": "calc", "env": {"PATH": "/tmp"}}, "invalid_input"),
+            ({"name": "x", "url": "http://h/mcp", "headers": {"A": "b\r\nX: y"}}, "invalid_input"),
+            ({"name": "bad name", "url": "http://h/mcp"}, "invalid_input"),
+            ({"name": "x", "url": "http://h/mcp", "extra": True}, "invalid_input"),
+            ({"name": "x", "catalog": "nope"}, "unknown_mcp_catalog_entry"),
+            ({"name": "x", "command": "a"}, "stdio_not_allowed"),
+            ({"name": "x", "url": "http://127.0.0.1:9/mcp"}, "url_not_allowed"),
         ]
-        for body in cases:
+        for body, code in cases:
             response = await client.post("/v1/mcp-servers", json=body)
             assert response.status_code == 422, (body, response.text)
-            assert error_code(response) == "invalid_input", (body, response.text)
+            assert error_code(response) == code, (body, response.text)
         assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 0
-        assert (await client.post("/v1/mcp-servers", json={"name": "x", "command": "a"})).is_success
-        dup = await client.post("/v1/mcp-servers", json={"name": "x", "command": "b"})
+        first = await client.post("/v1/mcp-servers", json={"name": "x", "url": "http://h/mcp"})
+        assert first.is_success, first.text
+        pem = {"API_KEY": "-----BEGIN KEY-----\nabc\r\n-----END KEY-----"}  # line breaks are fine
+        multiline = await client.post(
+            "/v1/mcp-servers", json={"name": "pem", "catalog": "calc", "env": pem}
+        )
+        assert multiline.status_code == 201, multiline.text
+        dup = await client.post("/v1/mcp-servers", json={"name": "x", "catalog": "calc"})
         assert dup.status_code == 409 and error_code(dup) == "name_taken"
         missing = await client.post("/v1/mcp-servers/nope/enable")
         assert missing.status_code == 404 and error_code(missing) == "mcp_server_not_found"
+
+
+async def test_the_catalog_lists_what_the_operator_offers(api: Api) -> None:
+    async with api.client() as client:
+        listed = await client.get("/v1/mcp-catalog")
+        assert listed.status_code == 200, listed.text
+        assert listed.json() == [
+            {
+                "name": "calc",
+                "description": "the test MCP server",
+                "env": sorted(["PROCESSGPT_TEST_MCP_TAG", "SECRET_TOKEN", "API_KEY"]),
+            }
+        ]
+        assert "mcp_server.py" not in listed.text  # the operator's command stays hidden
 
 
 async def test_a_task_named_by_profile_runs_its_orchestrator(api: Api) -> None:

@@ -1,55 +1,54 @@
 """The ``llm`` agent with profiles and MCP servers managed through the API: a real api process,
-an in-process llm worker (started once, never restarted), a real MCP server over stdio, and
-the scripted OpenAI-compatible server as the model."""
+an in-process llm worker (started once, never restarted), a real MCP server over stdio (an
+entry of the operator's catalog the tenant switches on), and the scripted OpenAI-compatible
+server as the model."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from processgpt.agents.llm import LlmExecutor, LlmSettings
+from processgpt.config import McpSettings
 from processgpt.db.database import Database
+from processgpt.tools.mcp import McpConnections
 from tests.api.conftest import Api
 from tests.api.test_tasks_api import wait_status
 from tests.conftest import StartWorker
 from tests.fake_llm import FakeLLM, Turn
 
-MCP_SERVER = Path(__file__).resolve().parent.parent / "mcp_server.py"
 ENV_SECRET = "mcp-env-secret-0123456789"
 
 
 @pytest.fixture
 async def llm_worker(
-    fake_llm: FakeLLM, tmp_path: Path, start_worker: StartWorker
+    api: Api, fake_llm: FakeLLM, start_worker: StartWorker
 ) -> AsyncIterator[LlmExecutor]:
-    """One in-process llm worker for the whole test, with an empty mcp.json."""
-    config = tmp_path / "mcp.json"
-    config.write_text('{"mcpServers": {}}')
+    """One in-process llm worker for the whole test, with the api's mcp.json (no server for
+    every task; the ``calc`` catalog entry)."""
+    pool = McpConnections(McpSettings(config=api.mcp_config, tool_timeout=10.0))
     executor = LlmExecutor(
         LlmSettings(
             base_url=fake_llm.base_url,
             api_key="sk-test",
             model="env-model",
             instructions="Environment instructions.",
-            mcp_config=str(config),
-            tool_timeout=10.0,
-        )
+        ),
+        connections=pool,
     )
     await start_worker({"llm": executor})
     yield executor
     await executor.aclose()
+    await pool.close()
 
 
 def _calc_server() -> dict[str, Any]:
     return {
         "name": "calc",
-        "command": sys.executable,
-        "args": [str(MCP_SERVER)],
+        "catalog": "calc",
         "env": {"PROCESSGPT_TEST_MCP_TAG": "from-api", "SECRET_TOKEN": ENV_SECRET},
     }
 

@@ -17,10 +17,19 @@ caller's log like any tool call (``tool_usage_started`` / ``tool_usage_finished`
   a small pool (2 connections) lazily from ``DATABASE_URL`` / ``PROCESSGPT_DATABASE_URL``,
   closed by the executor's ``aclose()``. Without either, local delegation is not offered.
 - Remote: a2a-sdk's client (``create_client``, non-streaming ``SendMessage``), only to URLs
-  starting with a prefix in ``PROCESSGPT_DELEGATE_URLS`` (comma-separated; empty: remote
-  delegation off — a model must not be able to make the worker call arbitrary URLs). When
-  ``PROCESSGPT_DELEGATE_TOKEN`` is set it is sent as ``Authorization: Bearer`` to those URLs.
-  The answer is the completed task's artifacts (or the reply message) as text.
+  under a prefix in ``PROCESSGPT_DELEGATE_URLS`` (comma-separated; empty: remote delegation
+  off — a model, and so a tenant, must not be able to make the worker call arbitrary URLs).
+  A URL is under a prefix when its scheme, host and port are the prefix's and its path is
+  the prefix's path or below it (compared parsed, never as text: ``https://a.example.evil``
+  or ``https://a.example@evil`` are not under ``https://a.example``); a URL with userinfo is
+  refused. The check applies to every request of the call (the agent card may name another
+  URL; redirects are not followed), so the token never leaves the listed agents. The
+  operator lists these URLs, so they may be internal: the network guard of tenants' MCP
+  servers does not apply. When ``PROCESSGPT_DELEGATE_TOKEN`` is set it is sent as
+  ``Authorization: Bearer`` to those URLs. The answer is the completed task's artifacts (or
+  the reply message) as text.
+
+Settings: :class:`~processgpt.config.DelegateSettings` (``PROCESSGPT_DELEGATE_*``).
 """
 
 from __future__ import annotations
@@ -28,17 +37,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from processgpt.agents.registry import available
+from processgpt.config import DelegateSettings, Settings
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import ProcessGPTError
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
 from processgpt.tools.mcp import ToolOutcome
+
+if TYPE_CHECKING:
+    import httpx
 
 DELEGATE = "delegate"
 DEFAULT_TIMEOUT = 300.0
@@ -94,24 +107,28 @@ class Delegator:
         self._remote_token = remote_token
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, *, database: Database | None = None
+    def from_settings(
+        cls,
+        settings: DelegateSettings,
+        *,
+        database: Database | None = None,
+        database_url: str | None = None,
     ) -> Delegator:
-        env = os.environ if env is None else env
-        raw_timeout = env.get("PROCESSGPT_DELEGATE_TIMEOUT")
-        try:
-            timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
-        except ValueError:
-            timeout = DEFAULT_TIMEOUT
-        prefixes = tuple(
-            p.strip() for p in (env.get("PROCESSGPT_DELEGATE_URLS") or "").split(",") if p.strip()
-        )
+        prefixes = tuple(p.strip() for p in settings.urls.split(",") if p.strip())
         return cls(
             database=database,
-            database_url=env.get("DATABASE_URL") or env.get("PROCESSGPT_DATABASE_URL") or None,
-            timeout=timeout if timeout > 0 else DEFAULT_TIMEOUT,
+            database_url=database_url,
+            timeout=settings.timeout,
             remote_prefixes=prefixes,
-            remote_token=env.get("PROCESSGPT_DELEGATE_TOKEN") or None,
+            remote_token=settings.token.get_secret_value() if settings.token else None,
+        )
+
+    @classmethod
+    def from_env(cls, *, database: Database | None = None) -> Delegator:
+        """:meth:`from_settings` with the settings of the environment
+        (``PROCESSGPT_DELEGATE_*``, and ``DATABASE_URL`` for local delegation)."""
+        return cls.from_settings(
+            DelegateSettings(), database=database, database_url=Settings().database_url
         )
 
     @property
@@ -199,7 +216,7 @@ class Delegator:
             delay = min(delay * 1.5, 1.0)
 
     async def _remote(self, url: str, message: str) -> ToolOutcome:
-        if not any(url.startswith(prefix) for prefix in self.remote_prefixes):
+        if not url_under(url, self.remote_prefixes):
             return _error("remote delegation to this URL is not allowed (PROCESSGPT_DELEGATE_URLS)")
         import httpx  # noqa: PLC0415 - only remote delegation needs them
         from a2a.client import ClientConfig, create_client  # noqa: PLC0415
@@ -209,7 +226,12 @@ class Delegator:
         headers = {"Authorization": f"Bearer {self._remote_token}"} if self._remote_token else {}
         async with (
             asyncio.timeout(self.timeout),
-            httpx.AsyncClient(headers=headers, timeout=self.timeout) as http,
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=self.timeout,
+                follow_redirects=False,
+                event_hooks={"request": [self._only_listed_urls]},
+            ) as http,
         ):
             try:
                 client = await create_client(
@@ -231,6 +253,54 @@ class Delegator:
             finally:
                 await client.close()
         return _error("the A2A agent sent no answer")
+
+    async def _only_listed_urls(self, request: httpx.Request) -> None:
+        """Every request of a remote call (the card's URL included) stays under the listed
+        prefixes: the bearer token is never sent anywhere else."""
+        if not url_under(str(request.url), self.remote_prefixes):
+            import httpx  # noqa: PLC0415
+
+            raise httpx.ConnectError(
+                "the agent card points outside PROCESSGPT_DELEGATE_URLS", request=request
+            )
+
+
+def url_under(url: str, prefixes: Iterable[str]) -> bool:
+    """Whether ``url`` is under one of ``prefixes``: same scheme, host and port, and a path
+    equal to or below the prefix's (compared parsed; a URL with userinfo never is)."""
+    try:
+        target = urlsplit(url)
+        target_port = target.port
+    except ValueError:
+        return False
+    if target.username is not None or target.password is not None or not target.hostname:
+        return False
+    for prefix in prefixes:
+        try:
+            allowed = urlsplit(prefix)
+            allowed_port = allowed.port
+        except ValueError:
+            continue
+        if (
+            target.scheme.lower() == allowed.scheme.lower()
+            and target.hostname == allowed.hostname
+            and _port(target.scheme, target_port) == _port(allowed.scheme, allowed_port)
+            and _path_under(target.path, allowed.path)
+        ):
+            return True
+    return False
+
+
+def _port(scheme: str, port: int | None) -> int | None:
+    return port if port is not None else {"http": 80, "https": 443}.get(scheme.lower())
+
+
+def _path_under(path: str, prefix: str) -> bool:
+    if prefix in ("", "/"):
+        return True
+    if prefix.endswith("/"):
+        return path.startswith(prefix) or path == prefix.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def _child_outcome(agent: str, task: Task) -> ToolOutcome:

@@ -76,7 +76,7 @@ from processgpt.config import (
     LlmSettings,
 )
 from processgpt.domain.errors import InvalidInput, RetryLater
-from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset, load_servers
+from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset
 
 if TYPE_CHECKING:  # imported when the first task runs: a worker of other agents never loads it
     from openai import AsyncOpenAI
@@ -203,7 +203,8 @@ class LlmExecutor(AgentExecutor):
         self.settings = settings if settings is not None else LlmSettings()
         self.settings.require_endpoint(self.agent_name)
         self.delegator = delegator or Delegator.from_env()
-        self.connections = connections or McpConnections(call_timeout=self.settings.tool_timeout)
+        # Not `or`: an empty pool has len() 0 and is falsy.
+        self.connections = connections if connections is not None else McpConnections()
         self._owns_connections = connections is None
         self._client: AsyncOpenAI | None = None
 
@@ -241,7 +242,7 @@ class LlmExecutor(AgentExecutor):
         options: dict[str, Any] = row.get("input") or {}
         plan = TaskPlan.of(self.settings, options, extras)
         client = self._openai()
-        toolset = await self._toolset(extras, event_queue, plan)
+        toolset = await self._toolset(str(row["tenant_id"]), extras, event_queue, plan)
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
         if self.delegator.available:
             tools.append(DELEGATE_TOOL)
@@ -288,13 +289,18 @@ class LlmExecutor(AgentExecutor):
             return
 
     async def _toolset(
-        self, extras: Mapping[str, Any], queue: ProcessGPTEventQueue, plan: TaskPlan
+        self,
+        tenant_id: str,
+        extras: Mapping[str, Any],
+        queue: ProcessGPTEventQueue,
+        plan: TaskPlan,
     ) -> Toolset:
-        servers = load_servers(extras.get("tenant_mcp"), config_path=self.settings.mcp_config or "")
-        servers = [server for server in servers if plan.allows_server(server.name)]
-        if not servers:
-            return Toolset()
-        toolset = await self.connections.toolset(servers)
+        servers = self.connections.plan(tenant_id, extras.get("tenant_mcp"))
+        usable = [server for server in servers.servers if plan.allows_server(server.name)]
+        toolset = await self.connections.toolset(usable) if usable else Toolset()
+        toolset.unavailable.update(
+            {name: why for name, why in servers.refused.items() if plan.allows_server(name)}
+        )
         if plan.allowed_tools:
             toolset.tools = {k: t for k, t in toolset.tools.items() if plan.allows_tool(t)}
         if toolset.unavailable:

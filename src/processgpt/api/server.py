@@ -1,4 +1,12 @@
-"""Serving the API with uvicorn inside our own event loop and signal handling."""
+"""Serving the API with uvicorn inside our own event loop and signal handling.
+
+uvicorn's own lines carry request paths: the WebSocket handshake line (``"WebSocket
+/v1/agent_ws/c/?api_key=…" [accepted]``, INFO) and, at DEBUG, the handshake request line and
+headers logged by ``websockets`` through the same logger. :class:`ServerLogScrubber`, attached
+to uvicorn's loggers, replaces query values and credential header values in those records
+before any handler sees them (the handler :mod:`processgpt.logs` installs scrubs every line
+again). uvicorn's access log is off (``access_log=False``); its logger gets the same filter.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,51 @@ from typing import Any
 import uvicorn
 
 log = logging.getLogger(__name__)
+
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"}
+)
+UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")
+
+
+def path_without_query_values(path: str) -> str:
+    """``/a/b?api_key=k&x=1`` → ``/a/b?api_key=***&x=***``: names kept, values gone."""
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    names = [item.partition("=")[0] for item in query.split("&") if item]
+    return base + "?" + "&".join(f"{name}=***" for name in names)
+
+
+class ServerLogScrubber(logging.Filter):
+    """Removes query values and credential header values from uvicorn's records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.args, tuple) or not record.args:
+            return True
+        args = [
+            path_without_query_values(a) if isinstance(a, str) and a.startswith("/") else a
+            for a in record.args
+        ]
+        if (
+            record.msg in ("< %s: %s", "> %s: %s")
+            and len(args) == 2
+            and str(args[0]).lower() in _CREDENTIAL_HEADERS
+        ):
+            args[1] = "***"
+        record.args = tuple(args)
+        return True
+
+
+_SCRUBBER = ServerLogScrubber()
+
+
+def scrub_server_logs() -> None:
+    """Attach the scrubber to uvicorn's loggers (once per process)."""
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SCRUBBER not in logger.filters:
+            logger.addFilter(_SCRUBBER)
 
 
 class _Server(uvicorn.Server):
@@ -31,6 +84,7 @@ class _Server(uvicorn.Server):
 
 class ApiServer:
     def __init__(self, app: Any, host: str, port: int, *, keep_alive: int = 75) -> None:
+        scrub_server_logs()
         config = uvicorn.Config(
             app,
             host=host,

@@ -13,15 +13,18 @@ from processgpt.api.a2a import A2AService
 from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
-from processgpt.config import Settings
+from processgpt.config import McpSettings, SecretSettings, Settings
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
+from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.processes import ProcessRepository
+from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.tools.netguard import NetworkPolicy
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +41,11 @@ class Services:
     tasks: TaskRepository
     processes: ProcessRepository
     agents: AgentRepository
+    mcp_servers: McpServerRepository
+    mcp_settings: McpSettings
+    """The operator's MCP file (its tenant catalog is read from it at each request)."""
+    mcp_policy: NetworkPolicy
+    """What tenants' MCP server URLs may reach."""
     keys: ApiKeyRepository
     tenants: TenantRepository
     chats: ChatRepository
@@ -47,7 +55,21 @@ class Services:
     a2a: A2AService
 
     @classmethod
-    def build(cls, db: Database, settings: Settings) -> Services:
+    def build(
+        cls,
+        db: Database,
+        settings: Settings,
+        *,
+        mcp: McpSettings | None = None,
+        secrets: SecretSettings | None = None,
+    ) -> Services:
+        """``mcp`` and ``secrets`` default to the environment's."""
+        mcp = mcp or McpSettings()
+        secrets = secrets or SecretSettings()
+        box = SecretBox.configured(
+            secrets.keys.get_secret_value() if secrets.keys else None,
+            secrets.data_dir or settings.data_dir,
+        )
         hub = EventHub(db)
         tasks = TaskRepository(db)
         keys = ApiKeyRepository(db)
@@ -81,6 +103,9 @@ class Services:
             tasks=tasks,
             processes=ProcessRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
+            mcp_servers=McpServerRepository(db, box),
+            mcp_settings=mcp,
+            mcp_policy=NetworkPolicy.parse(mcp.allow_private_networks, mcp.allowed_networks),
             keys=keys,
             tenants=TenantRepository(db),
             chats=ChatRepository(db, gate, known_agents=known),

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",
+    "secrets": "processgpt.cli.admin:cmd_secrets",
 }
 """Each command's function, imported when it runs: a worker never loads the HTTP client's
 modules (``websockets``), nor the task commands the worker's."""

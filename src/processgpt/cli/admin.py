@@ -1,4 +1,4 @@
-"""``migrate``, ``keys`` and ``agents``: operator commands, straight in the database
+"""``migrate``, ``keys``, ``agents`` and ``secrets``: operator commands, straight in the database
 (``DATABASE_URL``, or the embedded Postgres of the data directory)."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import sys
 from processgpt.agents import registry
 from processgpt.app import open_database
 from processgpt.cli.common import CliError
-from processgpt.config import Settings
+from processgpt.config import SecretSettings, Settings
 from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
+from processgpt.db.mcp_servers import rotate_secrets
 from processgpt.db.migrate import current_version, migrate
+from processgpt.db.secret_box import SecretBox
 from processgpt.db.tenants import TenantRepository
 from processgpt.domain.roles import Role
 
@@ -88,3 +90,23 @@ async def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await db.close()
+
+
+async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    """``secrets rotate [--new-key]``: re-encrypt every stored secret with the first key."""
+    secrets = SecretSettings()
+    keys = secrets.keys.get_secret_value() if secrets.keys else None
+    box = SecretBox.configured(keys, secrets.data_dir or settings.data_dir)
+    if args.new_key:
+        box.add_key()
+        print(f"added a new first key to {box.key_file}", file=sys.stderr)
+    db, _embedded = await open_database(settings)
+    try:
+        report = await rotate_secrets(db, box)
+    finally:
+        await db.close()
+    print(
+        f"re-encrypted the secrets of {report.servers} MCP server(s) and "
+        f"{report.tenants} tenant MCP configuration(s) with the first key"
+    )
+    return 0

@@ -9,7 +9,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic_settings import BaseSettings
 
-from processgpt.config import ClientSettings, LlmSettings, Settings, environment_variables
+from processgpt.config import (
+    ClientSettings,
+    DelegateSettings,
+    LlmSettings,
+    McpSettings,
+    SecretSettings,
+    Settings,
+    environment_variables,
+)
 from processgpt.domain.roles import Role
 from processgpt.domain.task import TaskStatus
 
@@ -48,14 +56,27 @@ _API = (
 _Reads = tuple[tuple[type[BaseSettings], tuple[str, ...] | None], ...]
 
 READS: dict[str, _Reads] = {
-    "up": ((Settings, None), (LlmSettings, None)),
-    "api": ((Settings, _DATABASE + _API),),
-    "worker": ((Settings, _DATABASE + _WORKER), (LlmSettings, None)),
+    "up": (
+        (Settings, None),
+        (LlmSettings, None),
+        (McpSettings, None),
+        (DelegateSettings, None),
+        (SecretSettings, ("keys",)),
+    ),
+    "api": ((Settings, _DATABASE + _API), (McpSettings, None), (SecretSettings, ("keys",))),
+    "worker": (
+        (Settings, _DATABASE + _WORKER),
+        (LlmSettings, None),
+        (McpSettings, None),
+        (DelegateSettings, None),
+        (SecretSettings, ("keys",)),
+    ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
+    "secrets": ((Settings, _DATABASE), (SecretSettings, ("keys",))),
 }
 """The environment variables each command reads, by settings class and field."""
 
@@ -252,6 +273,16 @@ def _admin_parsers(parsers: _Parsers) -> None:
     for p in (agent_create, agent_list, agent_delete):
         p.add_argument("--tenant", dest="agents_tenant", help="tenant id (default: default)")
         _data_dir_option(p, "embedded Postgres data")
+
+    secrets = parsers.add("secrets", "manage the keys of stored secrets (in the database)")
+    secret_actions = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rotate = secret_actions.add_parser(
+        "rotate", help="re-encrypt stored secrets with the first key (and encrypt plaintext)"
+    )
+    rotate.add_argument(
+        "--new-key", action="store_true", help="first add a new key to the data dir's key file"
+    )
+    _data_dir_option(rotate, "embedded Postgres data and secret.key")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,35 +1,29 @@
-"""Agent profiles (``agents``) and per-tenant MCP servers (``mcp_servers``).
+"""Agent profiles (``agents``); a tenant's MCP servers are in :mod:`processgpt.db.mcp_servers`.
 
 A profile is a tenant's named agent: an orchestrator plus the model, instructions, persona,
 allowed tools and skills it runs with. A task whose ``agent_orch`` is a profile name runs the
 profile (see :meth:`processgpt.db.tasks.TaskRepository.submit`). Profile names may not be the
 names of orchestrators known when the profile is made.
-
-MCP server rows are merged into the tenant's MCP configuration by the claim, so a change is
-seen by the next task. Their ``env`` and ``headers`` values are secrets: this module never
-logs them, and the API shows their keys only.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import (
     AgentProfileNotFound,
     InvalidInput,
-    McpServerNotFound,
     NameTaken,
     UnknownAgent,
 )
 from processgpt.domain.task import AGENT_ORCH_PATTERN
 
-MCP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MAX_TEXT = 100_000
 _MAX_LIST = 200
 
@@ -97,66 +91,6 @@ class AgentProfilePatch(_ProfileFields):
     agent_orch: str | None = Field(default=None, examples=["llm"])
     tools: list[str] | None = Field(default=None, max_length=_MAX_LIST)
     skills: list[str] | None = Field(default=None, max_length=_MAX_LIST)
-
-
-class McpServerSpec(BaseModel):
-    """An MCP server entry: ``command`` (+ ``args``, ``env``, ``cwd``) for stdio, or ``url``
-    (+ ``headers``) for streamable HTTP. ``transport`` is inferred when absent."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "search",
-                    "url": "https://mcp.example.com/mcp",
-                    "headers": {"Authorization": "Bearer <token>"},
-                }
-            ]
-        },
-    )
-
-    name: str
-    transport: Literal["stdio", "http"] | None = None
-    command: str | None = Field(default=None, min_length=1, max_length=2000)
-    args: list[str] = Field(default_factory=list, max_length=_MAX_LIST)
-    env: dict[str, str] = Field(default_factory=dict, max_length=_MAX_LIST)
-    cwd: str | None = Field(default=None, max_length=2000)
-    url: str | None = Field(default=None, max_length=2000)
-    headers: dict[str, str] = Field(default_factory=dict, max_length=_MAX_LIST)
-    enabled: bool = True
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not MCP_NAME_PATTERN.match(value):
-            raise ValueError("name must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
-        return value
-
-    @model_validator(mode="after")
-    def _shape(self) -> McpServerSpec:
-        if bool(self.command) == bool(self.url):
-            raise ValueError("give either a command (stdio) or a url (http)")
-        transport: Literal["stdio", "http"] = "stdio" if self.command else "http"
-        if self.transport is not None and self.transport != transport:
-            raise ValueError(f"transport {self.transport!r} does not match the entry")
-        self.transport = transport
-        if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must be an http(s) URL")
-        if transport == "stdio" and self.headers:
-            raise ValueError("headers are for http servers")
-        if transport == "http" and (self.args or self.env or self.cwd):
-            raise ValueError("args, env and cwd are for stdio servers")
-        return self
-
-    def config(self) -> dict[str, Any]:
-        """The ``mcp.json`` entry stored in ``mcp_servers.config``."""
-        if self.command:
-            entry: dict[str, Any] = {"command": self.command, "args": self.args, "env": self.env}
-            if self.cwd:
-                entry["cwd"] = self.cwd
-            return entry
-        return {"url": self.url, "headers": self.headers}
 
 
 class AgentRepository:
@@ -240,37 +174,6 @@ class AgentRepository:
     async def delete(self, tenant_id: str, name: str) -> None:
         if await self.db.fetchrow(QUERIES["delete_agent"], tenant_id, name) is None:
             raise AgentProfileNotFound(name)
-
-    # -- MCP servers ---------------------------------------------------------------------
-
-    async def add_mcp_server(self, tenant_id: str, spec: McpServerSpec) -> dict[str, Any]:
-        row = await self._write(
-            "insert_mcp_server", tenant_id, spec.name, spec.transport, spec.config(), spec.enabled
-        )
-        if row is None:
-            raise NameTaken(f"an MCP server named {spec.name!r} already exists")
-        return row
-
-    async def list_mcp_servers(self, tenant_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.db.fetch(QUERIES["list_mcp_servers"], tenant_id)]
-
-    async def get_mcp_server(self, tenant_id: str, name: str) -> dict[str, Any]:
-        row = await self.db.fetchrow(QUERIES["get_mcp_server"], tenant_id, name)
-        if row is None:
-            raise McpServerNotFound(name)
-        return dict(row)
-
-    async def set_mcp_server_enabled(
-        self, tenant_id: str, name: str, enabled: bool
-    ) -> dict[str, Any]:
-        row = await self.db.fetchrow(QUERIES["set_mcp_server_enabled"], tenant_id, name, enabled)
-        if row is None:
-            raise McpServerNotFound(name)
-        return dict(row)
-
-    async def delete_mcp_server(self, tenant_id: str, name: str) -> None:
-        if await self.db.fetchrow(QUERIES["delete_mcp_server"], tenant_id, name) is None:
-            raise McpServerNotFound(name)
 
     async def _write(self, query: str, *args: Any) -> dict[str, Any] | None:
         try:

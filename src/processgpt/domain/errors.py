@@ -232,6 +232,33 @@ class NameTaken(ProcessGPTError):
     code = "name_taken"
 
 
+class StdioNotAllowed(InvalidInput):
+    """A tenant named a command to run (a stdio MCP server): commands on worker hosts come
+    only from the operator's configuration (``mcp.json``, or its ``tenantCatalog``)."""
+
+    code = "stdio_not_allowed"
+
+
+class UrlNotAllowed(InvalidInput):
+    """A tenant's URL points where tenants may not reach (loopback, private, link-local,
+    multicast, reserved addresses) or is not an http(s) URL."""
+
+    code = "url_not_allowed"
+
+
+class UnknownMcpCatalogEntry(InvalidInput):
+    """No entry of that name in the operator's MCP catalog is offered to the tenant."""
+
+    code = "unknown_mcp_catalog_entry"
+
+
+class SecretsUnavailable(ProcessGPTError):
+    """A stored secret cannot be sealed or opened: no key is configured, a key is malformed,
+    or none of the keys opens the value (the message says which, never a key or a value)."""
+
+    code = "secrets_unavailable"
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -261,6 +288,10 @@ ERROR_STATUS: dict[str, int] = {
     ApiKeyNotFound.code: 404,
     TenantNotFound.code: 404,
     InvalidConfiguration.code: 500,
+    StdioNotAllowed.code: 422,
+    UrlNotAllowed.code: 422,
+    UnknownMcpCatalogEntry.code: 422,
+    SecretsUnavailable.code: 500,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

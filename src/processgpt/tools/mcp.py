@@ -1,15 +1,10 @@
-"""MCP tools: server configuration, a per-process connection pool, and tool calls.
+"""MCP tools: a per-process connection pool, and tool calls.
 
-Servers are described in the common ``mcp.json`` shape::
-
-    {"mcpServers": {
-        "files":  {"command": "npx", "args": ["-y", "@mcp/files"], "env": {"TOKEN": "…"}},
-        "search": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "…"}}}}
-
-from a file (``PROCESSGPT_MCP_CONFIG``) merged with the tenant's configuration (the task's
-``extras["tenant_mcp"]``, same shape; a tenant entry replaces a file entry of the same name).
-Entries with ``"disabled": true`` are skipped. Transports: stdio (``command``) and streamable
-HTTP (``url``).
+Which servers a task may use is decided by :mod:`processgpt.tools.mcp_config` (the operator's
+``mcp.json``, ``PROCESSGPT_MCP_CONFIG``, merged with the tenant's HTTP servers and catalog
+references): :meth:`McpConnections.plan` reads it for a task. Transports: stdio (``command``,
+only from the operator) and streamable HTTP (``url``); a tenant's URL is reached through the
+network guard (:mod:`processgpt.tools.netguard`), every connection checked at connect time.
 
 :class:`McpConnections` keeps one connection per distinct server configuration (keyed by a
 hash of it, so an edited configuration gets a new connection on the next task and the old one
@@ -19,7 +14,8 @@ the pool owns; :meth:`McpConnections.close` ends them all (call it on worker shu
 Contracts:
 
 * Secrets never leave this module in logs, errors or ``repr``: ``env`` and ``headers`` values
-  are only handed to the subprocess / HTTP client.
+  are only handed to the subprocess / HTTP client (stored ones are decrypted here, with the
+  keys of :class:`~processgpt.db.secret_box.SecretBox`).
 * A server that cannot be reached only removes its tools (reported in
   :attr:`Toolset.unavailable`); a failing or timed-out tool call returns a
   :class:`ToolOutcome` with ``error`` set. Neither raises.
@@ -34,159 +30,41 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from processgpt.config import McpSettings, SecretSettings
+from processgpt.db.secret_box import SecretBox
+from processgpt.tools.mcp_config import (
+    McpServerConfig,
+    OperatorConfig,
+    ServerPlan,
+    plan_for_task,
+    url_without_secrets,
+)
+from processgpt.tools.netguard import NetworkPolicy, guarded_http_client
 
 if TYPE_CHECKING:  # the mcp package is an optional dependency (the ``llm`` extra)
     import mcp
 
+__all__ = [
+    "McpConnections",
+    "McpServerConfig",
+    "McpTool",
+    "ToolOutcome",
+    "Toolset",
+    "function_name",
+]
+
 log = logging.getLogger(__name__)
 
-MCP_CONFIG_ENV = "PROCESSGPT_MCP_CONFIG"
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_-]")
 _MAX_NAME = 64
 _MAX_ERROR_CHARS = 500
 _MAX_LIST_PAGES = 20
-
-
-# -- configuration ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, repr=False)
-class McpServerConfig:
-    """One server entry. ``env`` and ``headers`` are secrets: never logged or shown."""
-
-    name: str
-    command: str | None = None
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def transport(self) -> str:
-        return "stdio" if self.command else "http"
-
-    @property
-    def key(self) -> str:
-        """A hash of everything that defines the connection (not the name): equal configs
-        share a connection; any change makes a new one."""
-        canonical = json.dumps(
-            {
-                "command": self.command,
-                "args": list(self.args),
-                "env": dict(sorted(self.env.items())),
-                "cwd": self.cwd,
-                "url": self.url,
-                "headers": dict(sorted(self.headers.items())),
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def describe(self) -> str:
-        """A log-safe description: the server name and where it runs, no secrets."""
-        where = self.command if self.command else _url_without_secrets(self.url or "")
-        return f"{self.name} ({self.transport}: {where})"
-
-    def __repr__(self) -> str:
-        return f"McpServerConfig({self.describe()})"
-
-
-def parse_servers(config: Any, *, source: str) -> dict[str, McpServerConfig]:
-    """The servers of an ``{"mcpServers": {...}}`` document. Malformed entries are skipped
-    with a warning naming the entry (never its values)."""
-    if not config:
-        return {}
-    servers = config.get("mcpServers") if isinstance(config, Mapping) else None
-    if not isinstance(servers, Mapping):
-        log.warning("mcp config has no mcpServers object source=%s", source)
-        return {}
-    parsed: dict[str, McpServerConfig] = {}
-    for name, entry in servers.items():
-        server = _parse_entry(str(name), entry, source)
-        if server is not None:
-            parsed[server.name] = server
-    return parsed
-
-
-def _parse_entry(name: str, entry: Any, source: str) -> McpServerConfig | None:
-    if not isinstance(entry, Mapping):
-        log.warning("mcp server entry is not an object source=%s server=%s", source, name)
-        return None
-    if entry.get("disabled") or entry.get("enabled") is False:
-        return None
-    problem = _entry_problem(entry)
-    if problem:
-        log.warning("mcp server entry skipped: %s source=%s server=%s", problem, source, name)
-        return None
-    if entry.get("command"):
-        return McpServerConfig(
-            name=name,
-            command=entry["command"],
-            args=tuple(str(a) for a in entry.get("args") or []),
-            env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
-            cwd=str(entry["cwd"]) if entry.get("cwd") else None,
-        )
-    return McpServerConfig(
-        name=name,
-        url=entry["url"],
-        headers={str(k): str(v) for k, v in (entry.get("headers") or {}).items()},
-    )
-
-
-def _entry_problem(entry: Mapping[str, Any]) -> str | None:
-    """Why an entry cannot be used (never quoting its values), or None."""
-    args = entry.get("args") or []
-    if not isinstance(entry.get("env") or {}, Mapping) or not isinstance(
-        entry.get("headers") or {}, Mapping
-    ):
-        return "env and headers must be objects"
-    if not isinstance(args, list) or not all(isinstance(a, str | int | float) for a in args):
-        return "args must be a list of strings"
-    if str(entry.get("type") or entry.get("transport") or "").lower() == "sse":
-        return "the sse transport is not supported (use streamable HTTP)"
-    command, url = entry.get("command"), entry.get("url")
-    if isinstance(command, str) and command:
-        return None
-    if isinstance(url, str) and url.startswith(("http://", "https://")):
-        return None
-    return "it has neither a command nor an http(s) url"
-
-
-def load_servers(
-    tenant_config: Any = None, *, config_path: str | os.PathLike[str] | None = None
-) -> list[McpServerConfig]:
-    """The servers for a task: the file's (``config_path``, default ``$PROCESSGPT_MCP_CONFIG``)
-    merged with the tenant's, which win on equal names. The file is read on every call, so
-    an edit takes effect on the next task."""
-    path = config_path if config_path is not None else os.environ.get(MCP_CONFIG_ENV)
-    servers: dict[str, McpServerConfig] = {}
-    if path:
-        try:
-            document = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read mcp config path=%s error=%s", path, type(exc).__name__)
-        else:
-            servers.update(parse_servers(document, source="file"))
-    servers.update(parse_servers(tenant_config, source="tenant"))
-    return list(servers.values())
-
-
-def _url_without_secrets(url: str) -> str:
-    """Scheme, host and path only: no userinfo, no query string."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return ""
-    authority, slash, path = rest.partition("/")
-    host = authority.rpartition("@")[2]
-    return f"{scheme}://{host}{slash}{path.split('?', 1)[0]}"
 
 
 # -- tools -----------------------------------------------------------------------------------
@@ -260,7 +138,7 @@ def _error_text(exc: BaseException, server: McpServerConfig | None = None) -> st
     text = str(exc) or type(exc).__name__
     if server is not None:
         if server.url:
-            text = text.replace(server.url, _url_without_secrets(server.url))
+            text = text.replace(server.url, url_without_secrets(server.url))
         for secret in [*server.env.values(), *server.headers.values()]:
             if len(secret) >= 4:
                 text = text.replace(secret, "***")
@@ -296,9 +174,10 @@ class _Connection:
     """One live client session, held open by a background task the pool owns (anyio
     requires the session to be entered and left in the same task)."""
 
-    def __init__(self, server: McpServerConfig, read_timeout: float) -> None:
+    def __init__(self, server: McpServerConfig, read_timeout: float, policy: NetworkPolicy) -> None:
         self.server = server
         self.read_timeout = read_timeout
+        self.policy = policy
         self.client: mcp.Client | None = None
         self.broken = False
         self.last_used = time.monotonic()
@@ -358,12 +237,14 @@ class _Connection:
             )
         import httpx2  # noqa: PLC0415 - mcp 2.x's HTTP client
 
-        http = await stack.enter_async_context(
-            httpx2.AsyncClient(
-                headers=dict(server.headers),
-                timeout=httpx2.Timeout(30.0, read=max(300.0, self.read_timeout)),
-            )
+        timeout = httpx2.Timeout(30.0, read=max(300.0, self.read_timeout))
+        headers = dict(server.headers)
+        client = (
+            guarded_http_client(self.policy, headers=headers, timeout=timeout)
+            if server.guarded
+            else httpx2.AsyncClient(headers=headers, timeout=timeout)
         )
+        http = await stack.enter_async_context(client)
         assert server.url is not None
         return streamable_http_client(server.url, http_client=http)
 
@@ -387,20 +268,34 @@ def _root_cause(exc: BaseException) -> BaseException:
 class McpConnections:
     """A per-process pool of MCP connections, shared by all tasks of a worker.
 
-    ``connect_timeout``: seconds to start a server and finish the handshake;
-    ``call_timeout``: default seconds per tool call; ``idle_timeout``: connections not used
-    for this long are closed (checked whenever tools are requested).
+    ``settings``: the operator's file, timeouts and network policy (default: from the
+    environment); ``box``: the keys that open stored secrets (default: from the environment or
+    the data directory). ``connect_timeout``: seconds to start a server and finish the
+    handshake; ``call_timeout``: default seconds per tool call (both default to the
+    settings); ``idle_timeout``: connections not used for this long are closed (checked
+    whenever tools are requested).
     """
 
     def __init__(
         self,
+        settings: McpSettings | None = None,
         *,
-        connect_timeout: float = 20.0,
-        call_timeout: float = 60.0,
+        box: SecretBox | None = None,
+        connect_timeout: float | None = None,
+        call_timeout: float | None = None,
         idle_timeout: float = 600.0,
     ) -> None:
-        self.connect_timeout = connect_timeout
-        self.call_timeout = call_timeout
+        self.settings = settings or McpSettings()
+        if box is None:
+            secrets = SecretSettings()
+            keys = secrets.keys.get_secret_value() if secrets.keys else None
+            box = SecretBox.configured(keys, secrets.data_dir)
+        self.box = box
+        self.policy = NetworkPolicy.parse(
+            self.settings.allow_private_networks, self.settings.allowed_networks
+        )
+        self.connect_timeout = connect_timeout or self.settings.connect_timeout
+        self.call_timeout = call_timeout or self.settings.tool_timeout
         self.idle_timeout = idle_timeout
         self._connections: dict[str, _Connection] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -408,6 +303,18 @@ class McpConnections:
 
     def __len__(self) -> int:
         return len(self._connections)
+
+    def plan(self, tenant_id: str, tenant_config: Any) -> ServerPlan:
+        """The servers a task of ``tenant_id`` may use: the operator's file (read now) and
+        the tenant's configuration from the claim (``extras["tenant_mcp"]``), with the
+        tenant's entries that may not run in :attr:`ServerPlan.refused`."""
+        return plan_for_task(
+            tenant_config,
+            tenant_id=tenant_id,
+            operator=OperatorConfig.read(self.settings.config),
+            box=self.box,
+            policy=self.policy,
+        )
 
     async def toolset(self, servers: Sequence[McpServerConfig]) -> Toolset:
         """Connect (or reuse connections) to ``servers`` and list their tools."""
@@ -503,7 +410,7 @@ class McpConnections:
         if connection is None or connection.broken:
             if connection is not None:
                 self._discard(server)
-            connection = _Connection(server, self.call_timeout)
+            connection = _Connection(server, self.call_timeout, self.policy)
             self._connections[server.key] = connection
             log.info("mcp connecting server=%s", server.describe())
         connection.last_used = time.monotonic()

@@ -25,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     chat.router,
     agents.router,
     mcp_servers.router,
+    mcp_servers.catalog_router,
     orchestrators.router,
     keys.router,
     tenants.router,

@@ -25,23 +25,3 @@ SELECT * FROM agents WHERE tenant_id = $1 ORDER BY name;
 
 -- name: delete_agent
 DELETE FROM agents WHERE tenant_id = $1 AND name = $2 RETURNING name;
-
--- name: insert_mcp_server
-INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (tenant_id, name) DO NOTHING
-RETURNING *;
-
--- name: list_mcp_servers
-SELECT * FROM mcp_servers WHERE tenant_id = $1 ORDER BY name;
-
--- name: get_mcp_server
-SELECT * FROM mcp_servers WHERE tenant_id = $1 AND name = $2;
-
--- name: set_mcp_server_enabled
-UPDATE mcp_servers SET enabled = $3, updated_at = now()
-WHERE tenant_id = $1 AND name = $2
-RETURNING *;
-
--- name: delete_mcp_server
-DELETE FROM mcp_servers WHERE tenant_id = $1 AND name = $2 RETURNING name;

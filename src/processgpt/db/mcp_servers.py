@@ -1,0 +1,319 @@
+"""A tenant's MCP servers (``mcp_servers``), their secrets sealed at rest.
+
+A tenant may add two kinds of server, never a command (commands on worker hosts are the
+operator's alone, see :mod:`processgpt.tools.mcp_config`):
+
+* ``http``: ``{"url", "headers"}``, a streamable HTTP server. Stored as ``{"url": <the URL
+  without userinfo, query or fragment>, "url_secret": <the whole URL, sealed; only when it
+  differs>, "headers": {name: <sealed value>}}``.
+* ``catalog``: ``{"catalog": <entry of the operator's tenantCatalog>, "env": {...}}``, a stdio
+  server the operator describes and the tenant switches on with its own values for the env
+  names the entry lists. Stored as ``{"catalog", "env": {name: <sealed value>}}``.
+
+Rows with transport ``stdio`` are what tenants could add before (migration 0014 disabled
+them); they can be listed and deleted, never enabled.
+
+Sealing (:class:`~processgpt.db.secret_box.SecretBox`): header and env values and URL
+credentials are encrypted when written; :func:`open_entry` gives a worker the plaintext;
+:func:`rotate_secrets` re-encrypts every stored value with the first key (and encrypts values
+still in plaintext, in ``mcp_servers`` and in ``tenants.mcp``). This module never logs a
+config's values; the API shows names and masks values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from processgpt.db.database import Database
+from processgpt.db.secret_box import SecretBox
+from processgpt.db.sql import QUERIES
+from processgpt.domain.errors import (
+    InvalidInput,
+    McpServerNotFound,
+    NameTaken,
+    StdioNotAllowed,
+)
+
+MCP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+_MAX_VALUE = 16_000
+_MAX_ENTRIES = 200
+
+STDIO_REFUSED = (
+    "stdio servers (commands run on worker hosts) come only from the operator's configuration; "
+    'enable an entry of the operator\'s MCP catalog with {"catalog": <entry>} instead'
+)
+
+
+def _no_control(value: str, what: str, *, allowed: str = "") -> str:
+    if len(value) > _MAX_VALUE:
+        raise ValueError(f"{what} must be at most {_MAX_VALUE} characters")
+    if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in value):
+        shown = "NUL or control characters" if allowed else "NUL, line breaks or control characters"
+        raise ValueError(f"{what} may not contain {shown}")
+    return value
+
+
+class McpServerSpec(BaseModel):
+    """A server a tenant adds: ``url`` (+ ``headers``) for streamable HTTP, or ``catalog``
+    (+ ``env``) for an entry of the operator's catalog. ``transport`` is inferred when absent.
+
+    ``command``, ``args`` and ``cwd`` are accepted by the schema only to be refused with
+    ``stdio_not_allowed`` (:attr:`names_a_command`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    transport: Literal["http", "catalog", "stdio"] | None = None
+    url: str | None = Field(default=None, max_length=2000)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    catalog: str | None = Field(default=None, max_length=64)
+    env: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    enabled: bool = True
+    command: str | None = Field(default=None, description="Refused: `stdio_not_allowed`.")
+    args: list[str] | None = Field(default=None, description="Refused: `stdio_not_allowed`.")
+    cwd: str | None = Field(default=None, description="Refused: `stdio_not_allowed`.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not MCP_NAME_PATTERN.match(value):
+            raise ValueError("name must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+        return value
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog(cls, value: str | None) -> str | None:
+        if value is not None and not MCP_NAME_PATTERN.match(value):
+            raise ValueError("catalog must be the name of an entry of the operator's catalog")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not ENV_NAME_PATTERN.match(key):
+                raise ValueError("env names must be letters, digits and '_' (not first a digit)")
+            _no_control(item, "env values", allowed="\t\r\n")  # PEM keys have line breaks
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not _HEADER_NAME.match(key):
+                raise ValueError("header names must be HTTP tokens")
+            _no_control(item, "header values", allowed="\t")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _no_control(value, "url")
+        if " " in value or not value.lower().startswith(("http://", "https://")):
+            raise ValueError("url must be an http(s) URL")
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:
+            raise ValueError("url is not a valid URL") from None
+        if not host:
+            raise ValueError("url must name a host")
+        return value
+
+    @property
+    def names_a_command(self) -> bool:
+        """Whether the body asks for a command to be run (always refused)."""
+        return (
+            self.command is not None
+            or self.args is not None
+            or self.cwd is not None
+            or self.transport == "stdio"
+        )
+
+    @model_validator(mode="after")
+    def _shape(self) -> McpServerSpec:
+        if self.names_a_command:
+            return self  # refused with its own code by the repository / the route
+        if bool(self.url) == bool(self.catalog):
+            raise ValueError("give either a url (http) or a catalog entry name (catalog)")
+        transport: Literal["http", "catalog"] = "http" if self.url else "catalog"
+        if self.transport is not None and self.transport != transport:
+            raise ValueError(f"transport {self.transport!r} does not match the entry")
+        self.transport = transport
+        if transport == "catalog" and self.headers:
+            raise ValueError("headers are for http servers")
+        if transport == "http" and self.env:
+            raise ValueError("env is for catalog servers")
+        return self
+
+    def entry(self) -> dict[str, Any]:
+        """The ``mcp.json``-shaped entry, in plaintext (seal it before storing)."""
+        if self.catalog:
+            return {"catalog": self.catalog, "env": dict(self.env)}
+        return {"url": self.url, "headers": dict(self.headers)}
+
+
+# -- sealing -------------------------------------------------------------------------------
+
+
+def split_url(url: str) -> tuple[str, bool]:
+    """The URL without userinfo, query string or fragment, and whether it had any of them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", True
+    host = parts.netloc.rpartition("@")[2]
+    safe = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return safe, safe != url
+
+
+def _seal_values(values: Any, seal: Callable[[str], str]) -> Any:
+    if not isinstance(values, Mapping):
+        return values
+    return {str(k): seal(v) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def seal_entry(entry: Mapping[str, Any], box: SecretBox, *, rotate: bool = False) -> dict[str, Any]:
+    """``entry`` as stored: env and header values sealed, a URL with credentials, a query or
+    a fragment split into its safe part (``url``) and the sealed whole (``url_secret``).
+
+    ``rotate=False`` seals every value as given (a value that looks sealed is sealed again, so
+    a tenant cannot smuggle in a token); ``rotate=True`` re-encrypts sealed values with the
+    first key and seals plaintext ones (for entries already stored)."""
+    seal = box.rotate if rotate else box.seal
+    sealed = dict(entry)
+    for field in ("env", "headers"):
+        if field in sealed:
+            sealed[field] = _seal_values(sealed[field], seal)
+    if isinstance(sealed.get("url_secret"), str):
+        sealed["url_secret"] = seal(sealed["url_secret"])
+    elif isinstance(sealed.get("url"), str):
+        safe, secret = split_url(sealed["url"])
+        if secret:
+            sealed["url_secret"] = box.seal(sealed["url"])
+            sealed["url"] = safe
+    return sealed
+
+
+def open_entry(entry: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
+    """The plaintext of a stored entry: values opened, ``url`` the whole URL again. Raises
+    :class:`~processgpt.domain.errors.SecretsUnavailable` when a value cannot be opened."""
+    opened = dict(entry)
+    for field in ("env", "headers"):
+        if field in opened:
+            opened[field] = _seal_values(opened[field], box.open)
+    secret = opened.pop("url_secret", None)
+    if isinstance(secret, str):
+        opened["url"] = box.open(secret)
+    return opened
+
+
+# -- the repository --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    servers: int
+    """``mcp_servers`` rows rewritten."""
+    tenants: int
+    """``tenants.mcp`` configurations rewritten."""
+
+
+class McpServerRepository:
+    """The tenant's MCP server rows. Every method is scoped to one tenant."""
+
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self.db = db
+        self.box = box
+
+    async def add(self, tenant_id: str, spec: McpServerSpec) -> dict[str, Any]:
+        """Insert a server (secrets sealed). Raises ``stdio_not_allowed`` for a command,
+        ``name_taken`` when the tenant has a server of that name."""
+        if spec.names_a_command:
+            raise StdioNotAllowed(STDIO_REFUSED, field="command")
+        config = seal_entry(spec.entry(), self.box)
+        try:
+            row = await self.db.fetchrow(
+                QUERIES["insert_mcp_server"],
+                tenant_id,
+                spec.name,
+                spec.transport,
+                config,
+                spec.enabled,
+            )
+        except asyncpg.exceptions.ForeignKeyViolationError:
+            raise InvalidInput(f"tenant {tenant_id!r} does not exist", field="tenant_id") from None
+        except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
+            # The constraint's kind only: never the row's values (they hold secrets).
+            raise InvalidInput(f"refused by the schema: {exc.__class__.__name__}") from None
+        if row is None:
+            raise NameTaken(f"an MCP server named {spec.name!r} already exists")
+        return dict(row)
+
+    async def list_servers(self, tenant_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.db.fetch(QUERIES["list_mcp_servers"], tenant_id)]
+
+    async def get(self, tenant_id: str, name: str) -> dict[str, Any]:
+        row = await self.db.fetchrow(QUERIES["get_mcp_server"], tenant_id, name)
+        if row is None:
+            raise McpServerNotFound(name)
+        return dict(row)
+
+    async def set_enabled(self, tenant_id: str, name: str, enabled: bool) -> dict[str, Any]:
+        """Switch a server on or off. A stdio row (from before migration 0014) cannot be
+        switched on: ``stdio_not_allowed``."""
+        try:
+            row = await self.db.fetchrow(
+                QUERIES["set_mcp_server_enabled"], tenant_id, name, enabled
+            )
+        except asyncpg.exceptions.CheckViolationError:
+            raise StdioNotAllowed(STDIO_REFUSED) from None
+        if row is None:
+            raise McpServerNotFound(name)
+        return dict(row)
+
+    async def delete(self, tenant_id: str, name: str) -> None:
+        if await self.db.fetchrow(QUERIES["delete_mcp_server"], tenant_id, name) is None:
+            raise McpServerNotFound(name)
+
+
+async def rotate_secrets(db: Database, box: SecretBox) -> RotationReport:
+    """Re-encrypt every stored MCP secret with the box's first key, and encrypt the values
+    still in plaintext: ``mcp_servers`` rows and ``tenants.mcp`` entries, in one transaction
+    (rows locked, so a concurrent write waits). Raises ``secrets_unavailable`` (nothing
+    changed) when a value was sealed with a key the box does not have."""
+    servers = tenants = 0
+    async with db.transaction() as conn:
+        for row in await conn.fetch(QUERIES["lock_mcp_server_configs"]):
+            config = row["config"]
+            rotated = seal_entry(config, box, rotate=True)
+            if rotated != config:
+                await conn.execute(
+                    QUERIES["update_mcp_server_config"], row["tenant_id"], row["name"], rotated
+                )
+                servers += 1
+        for row in await conn.fetch(QUERIES["lock_tenant_mcp"]):
+            mcp = row["mcp"]
+            entries = mcp.get("mcpServers") if isinstance(mcp, Mapping) else None
+            if not isinstance(entries, Mapping):
+                continue
+            rotated_entries = {
+                name: seal_entry(entry, box, rotate=True) if isinstance(entry, Mapping) else entry
+                for name, entry in entries.items()
+            }
+            if rotated_entries != entries:
+                await conn.execute(
+                    QUERIES["update_tenant_mcp"], row["id"], {**mcp, "mcpServers": rotated_entries}
+                )
+                tenants += 1
+    return RotationReport(servers=servers, tenants=tenants)

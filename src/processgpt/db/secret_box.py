@@ -1,0 +1,210 @@
+"""Encryption at rest for stored secrets (MCP header and env values, URL credentials).
+
+A :class:`SecretBox` holds Fernet keys (AES-128-CBC + HMAC-SHA256, from ``cryptography``):
+the first key encrypts, every key decrypts, so keys can be rotated (put a new key first,
+re-encrypt with :meth:`SecretBox.rotate`, drop the old key later). A sealed value is the text
+``enc:fernet:<token>``; anything else is plaintext (rows written before encryption existed,
+or by hand) and :meth:`SecretBox.open` returns it as it is.
+
+Where the keys come from (:meth:`SecretBox.configured`): ``PROCESSGPT_SECRET_KEYS``
+(comma-separated) when set, else the file ``<data dir>/secret.key`` (one key a line, the first
+encrypts), created with mode 0600 the first time a value is sealed. A process that reads keys
+from the file reads it again when a value does not open with the keys it has (another process
+may have added a key). API and worker processes must share the keys: in a split deployment,
+set ``PROCESSGPT_SECRET_KEYS`` on every one of them.
+
+Contracts: no key, token or plaintext ever appears in an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from processgpt.db.embedded import default_data_dir
+from processgpt.domain.errors import SecretsUnavailable
+
+log = logging.getLogger(__name__)
+
+SEALED_PREFIX = "enc:fernet:"
+KEY_FILE = "secret.key"
+
+
+def is_sealed(value: str) -> bool:
+    return value.startswith(SEALED_PREFIX)
+
+
+def new_key() -> str:
+    """A fresh random Fernet key (url-safe base64 text)."""
+    return Fernet.generate_key().decode("ascii")
+
+
+def _parse_keys(texts: Sequence[str], source: str) -> list[Fernet]:
+    keys: list[Fernet] = []
+    for number, text in enumerate(texts, start=1):
+        try:
+            keys.append(Fernet(text.strip().encode("ascii")))
+        except (ValueError, UnicodeEncodeError):
+            # Never the key itself: only where it is and which one.
+            raise SecretsUnavailable(
+                f"key {number} of {source} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
+    return keys
+
+
+class SecretBox:
+    """Seals and opens secret values with a ring of Fernet keys. Thread-safe.
+
+    Give ``keys`` (fixed) or ``key_file`` (read lazily; created on the first :meth:`seal`
+    when missing). Opening a value never creates a key."""
+
+    def __init__(self, keys: Sequence[str] = (), *, key_file: Path | None = None) -> None:
+        if not keys and key_file is None:
+            raise ValueError("give keys or a key file")
+        self._fixed = bool(keys)
+        self._key_file = key_file
+        self._lock = threading.Lock()
+        self._ring: MultiFernet | None = None
+        if keys:
+            self._ring = MultiFernet(_parse_keys(keys, "PROCESSGPT_SECRET_KEYS"))
+
+    @classmethod
+    def configured(cls, keys: str | None, data_dir: Path | None) -> SecretBox:
+        """The box of a process: ``keys`` (comma-separated, ``PROCESSGPT_SECRET_KEYS``) when
+        given, else the key file in ``data_dir`` (default: the embedded database's)."""
+        if keys and keys.strip():
+            return cls([k for k in keys.split(",") if k.strip()])
+        return cls(key_file=(data_dir or default_data_dir()) / KEY_FILE)
+
+    @property
+    def key_file(self) -> Path | None:
+        """The key file, or None when the keys come from the environment."""
+        return None if self._fixed else self._key_file
+
+    def seal(self, plaintext: str) -> str:
+        """``plaintext`` encrypted with the first key (a new key file is made if needed)."""
+        ring = self._keys(create=True)
+        return SEALED_PREFIX + ring.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def open(self, value: str) -> str:
+        """The plaintext of a sealed value; a value that is not sealed is returned as is.
+        Raises :class:`SecretsUnavailable` when no configured key opens it."""
+        if not is_sealed(value):
+            return value
+        token = value[len(SEALED_PREFIX) :].encode("ascii", errors="replace")
+        try:
+            return self._keys(create=False).decrypt(token).decode("utf-8")
+        except InvalidToken:
+            pass
+        if not self._fixed and self._reload():
+            with contextlib.suppress(InvalidToken):
+                return self._keys(create=False).decrypt(token).decode("utf-8")
+        raise SecretsUnavailable(
+            "a stored secret was encrypted with a key this process does not have "
+            "(every API and worker process needs the same PROCESSGPT_SECRET_KEYS)"
+        )
+
+    def rotate(self, value: str) -> str:
+        """``value`` sealed with the first key: a sealed value is re-encrypted, a plaintext
+        one encrypted."""
+        if not is_sealed(value):
+            return self.seal(value)
+        token = value[len(SEALED_PREFIX) :].encode("ascii", errors="replace")
+        ring = self._keys(create=False)
+        try:
+            return SEALED_PREFIX + ring.rotate(token).decode("ascii")
+        except InvalidToken:
+            raise SecretsUnavailable(
+                "a stored secret was encrypted with a key that is not configured any more"
+            ) from None
+
+    def add_key(self) -> None:
+        """Put a new key first in the key file (it encrypts from now on; the old ones still
+        decrypt). Only for keys kept in the file."""
+        if self._fixed or self._key_file is None:
+            raise SecretsUnavailable(
+                "the keys come from PROCESSGPT_SECRET_KEYS: put a new key first there instead"
+            )
+        with self._lock:
+            existing = self._read_file() or []
+            _write_key_file(self._key_file, [new_key(), *existing], replace=True)
+            self._ring = None
+        log.info("secret key added key_file=%s keys=%d", self._key_file, len(existing) + 1)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _keys(self, *, create: bool) -> MultiFernet:
+        with self._lock:
+            if self._ring is not None:
+                return self._ring
+            assert self._key_file is not None
+            texts = self._read_file()
+            if texts is None:
+                if not create:
+                    raise SecretsUnavailable(
+                        "no secret key: set PROCESSGPT_SECRET_KEYS (the same on every API "
+                        f"and worker process) or provide {self._key_file}"
+                    )
+                texts = _write_key_file(self._key_file, [new_key()], replace=False)
+                log.info("secret key created key_file=%s", self._key_file)
+            self._ring = MultiFernet(_parse_keys(texts, str(self._key_file)))
+            return self._ring
+
+    def _read_file(self) -> list[str] | None:
+        assert self._key_file is not None
+        try:
+            text = self._key_file.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SecretsUnavailable(
+                f"cannot read the secret key file {self._key_file}: {type(exc).__name__}"
+            ) from None
+        keys = [line.strip() for line in text.splitlines() if line.strip()]
+        return keys or None
+
+    def _reload(self) -> bool:
+        """Forget the keys read from the file; True if the file has others now."""
+        with self._lock:
+            before = self._ring
+            self._ring = None
+        try:
+            self._keys(create=False)
+        except SecretsUnavailable:
+            return False
+        return self._ring is not before
+
+
+def _write_key_file(path: Path, keys: list[str], *, replace: bool) -> list[str]:
+    """Write ``keys`` (mode 0600), whole or not at all: the text goes to a temporary file that
+    then takes the name. Without ``replace`` an existing file wins, so two processes creating
+    the file at once end up with the same keys."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write("".join(f"{k}\n" for k in keys))
+            out.flush()
+            os.fsync(out.fileno())
+        if replace:
+            os.replace(temporary, path)
+            return keys
+        try:
+            os.link(temporary, path)  # fails if the file exists: never overwrites a key
+        except FileExistsError:
+            text = path.read_text(encoding="ascii")
+            existing = [line.strip() for line in text.splitlines() if line.strip()]
+            if not existing:
+                raise SecretsUnavailable(f"the secret key file {path} is empty") from None
+            return existing
+        return keys
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)

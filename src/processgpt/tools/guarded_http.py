@@ -1,0 +1,88 @@
+"""The HTTP client of tenants' MCP servers: every connection checked by a
+:class:`~processgpt.tools.netguard.NetworkPolicy` at connect time (imported only where
+``httpx2``, which comes with ``mcp``, is installed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+import httpcore2
+import httpx2
+
+from processgpt.tools.netguard import NetworkPolicy
+
+
+class GuardedBackend(httpcore2.AsyncNetworkBackend):
+    """Resolves the host itself, refuses when the policy refuses any of its addresses, and
+    connects to a checked address (TLS still verifies the host name the client asked for)."""
+
+    def __init__(self, policy: NetworkPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        try:
+            with anyio.fail_after(timeout):
+                addresses = await self._policy.resolve(host, port)
+        except TimeoutError:
+            raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
+        except OSError as exc:  # refused by the policy, or the name does not resolve
+            raise httpcore2.ConnectError(str(exc)) from None
+        failure: httpcore2.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore2.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise httpcore2.ConnectError("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_client(
+    policy: NetworkPolicy, *, headers: dict[str, str], timeout: httpx2.Timeout
+) -> httpx2.AsyncClient:
+    """See :func:`processgpt.tools.netguard.guarded_http_client`."""
+    limits = httpx2.Limits()
+    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    # httpx2's transport takes no network backend: its pool is built again the way httpx2
+    # builds it (same TLS context and limits), with the guarded backend.
+    transport._pool = httpcore2.AsyncConnectionPool(
+        ssl_context=httpx2.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=GuardedBackend(policy),
+    )
+    return httpx2.AsyncClient(
+        transport=transport,
+        headers=headers,
+        timeout=timeout,
+        trust_env=False,
+        follow_redirects=False,
+    )

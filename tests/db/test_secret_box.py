@@ -1,0 +1,80 @@
+"""Encryption at rest: sealing, opening, keys from the environment or a key file, rotation."""
+
+from __future__ import annotations
+
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from processgpt.db.secret_box import SecretBox, is_sealed, new_key
+from processgpt.domain.errors import SecretsUnavailable
+
+SECRET = "ghp_planted-secret-0123456789"
+
+
+def test_sealed_values_open_with_any_key_of_the_ring() -> None:
+    old, new = new_key(), new_key()
+    sealed = SecretBox([old]).seal(SECRET)
+    assert is_sealed(sealed) and SECRET not in sealed
+    assert SecretBox([new, old]).open(sealed) == SECRET
+    assert SecretBox([old]).open("plain value") == "plain value"  # rows from before
+    with pytest.raises(SecretsUnavailable) as refused:
+        SecretBox([new]).open(sealed)
+    assert SECRET not in refused.value.message and old not in refused.value.message
+
+
+def test_rotation_re_encrypts_with_the_first_key() -> None:
+    old, new = new_key(), new_key()
+    sealed = SecretBox([old]).seal(SECRET)
+    ring = SecretBox([new, old])
+    rotated = ring.rotate(sealed)
+    assert rotated != sealed and SecretBox([new]).open(rotated) == SECRET
+    encrypted = ring.rotate("plaintext-from-before")  # plaintext gets sealed
+    assert is_sealed(encrypted) and SecretBox([new]).open(encrypted) == "plaintext-from-before"
+    with pytest.raises(SecretsUnavailable):
+        SecretBox([new]).rotate(sealed)  # a value no configured key opens
+
+
+def test_a_malformed_key_is_refused_without_showing_it() -> None:
+    with pytest.raises(SecretsUnavailable) as refused:
+        SecretBox.configured("not-a-fernet-key-but-secret", None)
+    assert "not-a-fernet-key-but-secret" not in refused.value.message
+    assert "key 1" in refused.value.message
+
+
+def test_the_key_file_is_made_0600_on_first_seal_and_shared(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    api = SecretBox.configured(None, data_dir)
+    worker = SecretBox.configured("", data_dir)
+    with pytest.raises(SecretsUnavailable, match="no secret key"):
+        worker.open(SecretBox([new_key()]).seal("x"))  # opening never creates a key
+    assert not (data_dir / "secret.key").exists()
+
+    sealed = api.seal(SECRET)
+    key_file = data_dir / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert worker.open(sealed) == SECRET  # the worker reads the same file
+
+    # a new first key: the worker, holding the old ring, reads the file again when a value
+    # does not open, and the old values still open
+    api.add_key()
+    newer = SecretBox.configured(None, data_dir).seal(SECRET)
+    assert worker.open(newer) == SECRET and worker.open(sealed) == SECRET
+    assert len(key_file.read_text().split()) == 2
+    with pytest.raises(SecretsUnavailable, match="PROCESSGPT_SECRET_KEYS"):
+        SecretBox([new_key()]).add_key()
+
+
+def test_processes_creating_the_key_file_at_once_agree(tmp_path: Path) -> None:
+    boxes = [SecretBox.configured(None, tmp_path) for _ in range(8)]
+    sealed: list[str] = []
+    threads = [threading.Thread(target=lambda b=b: sealed.append(b.seal(SECRET))) for b in boxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reader = SecretBox.configured(None, tmp_path)
+    assert [reader.open(s) for s in sealed] == [SECRET] * 8
+    assert len((tmp_path / "secret.key").read_text().split()) == 1

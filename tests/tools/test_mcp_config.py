@@ -1,0 +1,194 @@
+"""Which servers a task may use: the operator's file is trusted, the tenant's entries (from the
+database) are refused unless they are HTTP servers or catalog references; a stdio server gets
+only the environment its configuration names (a real MCP server reports its environment)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processgpt.config import McpSettings
+from processgpt.db.secret_box import SecretBox, new_key
+from processgpt.tools.mcp import McpConnections
+from processgpt.tools.mcp_config import OperatorConfig, plan_for_task, tenant_plan
+from processgpt.tools.netguard import NetworkPolicy
+
+MCP_SERVER = Path(__file__).resolve().parent.parent / "mcp_server.py"
+OPERATOR = {
+    "mcpServers": {"files": {"command": "files-mcp", "env": {"ROOT": "/srv"}}},
+    "tenantCatalog": {
+        "github": {
+            "command": "github-mcp",
+            "args": ["stdio"],
+            "env": {"LOG": "warn"},
+            "tenantEnv": ["GITHUB_TOKEN", "LD_PRELOAD", "PATH", "NODE_OPTIONS"],
+        },
+        "acme-only": {"command": "acme-mcp", "tenants": ["acme"]},
+        "bad": {"url": "https://x.example/mcp"},  # catalog entries are commands
+    },
+}
+
+
+def _plan(tenant: Any, tenant_id: str = "acme") -> tuple[dict[str, Any], dict[str, str]]:
+    plan = plan_for_task(
+        tenant,
+        tenant_id=tenant_id,
+        operator=OperatorConfig.parse(OPERATOR),
+        box=SecretBox([new_key()]),
+        policy=NetworkPolicy(),
+    )
+    return {s.name: s for s in plan.servers}, plan.refused
+
+
+def test_commands_from_the_database_never_run() -> None:
+    servers, refused = _plan(
+        {
+            "mcpServers": {
+                "sh": {"command": "/bin/sh", "args": ["-c", "touch /tmp/pwned"]},
+                "py": {"command": "python3", "env": {"LD_PRELOAD": "/tmp/x.so"}},
+                "args-only": {"args": ["-c", "id"]},
+                "cwd-only": {"url": "https://ok.example/mcp", "cwd": "/"},
+                "files": {"command": "/bin/sh"},  # a tenant entry shadowing the operator's
+                "off": {"command": "/bin/sh", "disabled": True},
+            }
+        }
+    )
+    assert servers == {}  # the operator's "files" is hidden by the refused tenant entry
+    assert set(refused) == {"sh", "py", "args-only", "cwd-only", "files"}
+    assert all("operator's configuration" in why for why in refused.values())
+
+
+def test_http_entries_are_checked_and_catalog_references_resolved() -> None:
+    servers, refused = _plan(
+        {
+            "mcpServers": {
+                "web": {"url": "https://mcp.example/mcp", "headers": {"A": "b"}},
+                "local": {"url": "http://127.0.0.1:9000/mcp"},
+                "meta": {"url": "http://169.254.169.254/latest/meta-data"},
+                "gh": {"catalog": "github", "env": {"GITHUB_TOKEN": "t"}},
+                "gh-path": {"catalog": "github", "env": {"PATH": "/tmp/evil"}},
+                "gh-preload": {"catalog": "github", "env": {"LD_PRELOAD": "/tmp/x.so"}},
+                "gh-nul": {"catalog": "github", "env": {"GITHUB_TOKEN": "a\x00b"}},
+                "nope": {"catalog": "unknown"},
+                "theirs": {"catalog": "acme-only"},
+                "bad": {"catalog": "bad"},
+                "empty": {"headers": {}},
+            }
+        }
+    )
+    assert set(servers) == {"files", "web", "gh", "theirs"}
+    assert servers["web"].guarded and servers["web"].origin == "tenant"
+    gh = servers["gh"]
+    assert gh.command == "github-mcp" and gh.args == ("stdio",) and gh.origin == "catalog:github"
+    assert dict(gh.env) == {"LOG": "warn", "GITHUB_TOKEN": "t"}
+    assert "loopback" in refused["local"] and "link-local" in refused["meta"]
+    assert "PATH" in refused["gh-path"] and "LD_PRELOAD" in refused["gh-preload"]
+    assert "NUL" in refused["gh-nul"]
+    assert "no entry 'unknown'" in refused["nope"] and "no entry 'bad'" in refused["bad"]
+    assert set(refused) == {
+        "local",
+        "meta",
+        "gh-path",
+        "gh-preload",
+        "gh-nul",
+        "nope",
+        "bad",
+        "empty",
+    }
+    # an entry offered to one tenant only
+    _, other = _plan({"mcpServers": {"theirs": {"catalog": "acme-only"}}}, tenant_id="globex")
+    assert "no entry 'acme-only'" in other["theirs"]
+
+
+def test_the_catalog_never_offers_names_that_change_how_programs_load() -> None:
+    entry = OperatorConfig.parse(OPERATOR).catalog["github"]
+    assert entry.tenant_env == {"GITHUB_TOKEN"}
+    assert "bad" not in OperatorConfig.parse(OPERATOR).catalog
+
+
+def test_an_unreadable_file_counts_as_empty(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    assert OperatorConfig.read(tmp_path / "broken.json") == OperatorConfig()
+    assert OperatorConfig.read(tmp_path / "missing.json") == OperatorConfig()
+    assert OperatorConfig.read(None) == OperatorConfig()
+
+
+def test_tenant_plan_reads_only_the_tenant_entries() -> None:
+    plan = tenant_plan(
+        {"mcpServers": {"web": {"url": "https://w.example/mcp"}}},
+        tenant_id="acme",
+        operator=OperatorConfig.parse(OPERATOR),
+        box=SecretBox([new_key()]),
+        policy=NetworkPolicy(),
+    )
+    assert [s.name for s in plan.servers] == ["web"]
+
+
+WORKER_SECRETS = {
+    "DATABASE_URL": "postgresql://app:db-password-planted@db.internal/processgpt",
+    "PROCESSGPT_LLM_API_KEY": "sk-planted-llm-key",
+    "PROCESSGPT_JWT_SECRET": "planted-jwt-secret",
+    "PROCESSGPT_SECRET_KEYS": new_key(),
+    "AWS_SECRET_ACCESS_KEY": "planted-aws-secret",
+}
+MCP_LIBRARY_DEFAULTS = {"HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"}
+PYTHON_ADDS = {"LC_CTYPE"}  # the server's Python sets it itself (PEP 538 locale coercion)
+
+
+async def test_a_stdio_server_gets_only_the_environment_its_configuration_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in WORKER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "env": {
+                        "command": sys.executable,
+                        "args": [str(MCP_SERVER)],
+                        "env": {"CONFIGURED": "yes"},
+                    }
+                },
+                "tenantCatalog": {
+                    "cat": {
+                        "command": sys.executable,
+                        "args": [str(MCP_SERVER)],
+                        "env": {"OPERATOR_SET": "1"},
+                        "tenantEnv": ["TENANT_TOKEN"],
+                    }
+                },
+            }
+        )
+    )
+    pool = McpConnections(McpSettings(config=config), connect_timeout=20)
+    try:
+        plan = pool.plan(
+            "acme",
+            {"mcpServers": {"mine": {"catalog": "cat", "env": {"TENANT_TOKEN": "t-1"}}}},
+        )
+        assert not plan.refused
+        toolset = await pool.toolset(plan.servers)
+        seen = {}
+        for server in ("env", "mine"):
+            outcome = await pool.call(toolset.tools[f"{server}__environment"], {})
+            assert outcome.error is None, outcome.error
+            seen[server] = json.loads(outcome.text)
+    finally:
+        await pool.close()
+    assert seen["env"]["CONFIGURED"] == "yes"
+    assert set(seen["env"]) - MCP_LIBRARY_DEFAULTS - PYTHON_ADDS == {"CONFIGURED"}
+    assert seen["mine"]["TENANT_TOKEN"] == "t-1" and seen["mine"]["OPERATOR_SET"] == "1"
+    assert set(seen["mine"]) - MCP_LIBRARY_DEFAULTS - PYTHON_ADDS == {
+        "OPERATOR_SET",
+        "TENANT_TOKEN",
+    }
+    for environment in seen.values():
+        text = json.dumps(environment)
+        for name, value in WORKER_SECRETS.items():
+            assert name not in environment and value not in text
