@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from processgpt import logs
 from processgpt.agents import registry
 from processgpt.agents.a2a_adapter import A2ATaskRunner
-from processgpt.app import ProcessGPT, _signals_stop, open_database, worker_options
+from processgpt.app import (
+    ProcessGPT,
+    _signals_stop,
+    open_database,
+    run_command,
+    worker_options,
+)
 from processgpt.config import Settings
 from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
@@ -481,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
-        return asyncio.run(COMMANDS[args.command](settings, args))
+        return run_command(COMMANDS[args.command](settings, args))
     except CliError as exc:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
     except ProcessGPTError as exc:
