@@ -95,6 +95,8 @@ class EmbeddedPostgres:
         """Stop the server of this data directory now (a fast shutdown: sessions are ended)."""
         with _data_dir_lock(self.data_dir):
             stop_postgres(self.data_dir)
+        with _owned_lock:
+            _owned.discard(self.data_dir)  # nothing left to stop at exit (it may be deleted)
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -255,6 +257,8 @@ def _stop_owned() -> None:
         owned = sorted(_owned)
         _owned.clear()
     for pgdata in owned:
+        if not pgdata.exists():  # deleted: a server still running there stops by itself
+            continue
         try:
             with _data_dir_lock(pgdata):
                 if _read_owner(pgdata) == me:
