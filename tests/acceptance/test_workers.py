@@ -103,7 +103,8 @@ async def test_frozen_worker_cannot_write_after_losing_its_lease(
     before = await assert_gap_free(db, task_id)
     frozen.signal(signal.SIGCONT)  # it wakes up believing it still owns the task
     await frozen.wait_for_log("lease lost", timeout=15)
-    await asyncio.sleep(0.5)
+    frozen.signal(signal.SIGTERM)  # once it has exited, it cannot write anything later
+    assert await frozen.wait() == 0, frozen.log()
     after = await assert_gap_free(db, task_id)
     assert after == before  # nothing of the frozen worker's was written
     assert await status_of(db, task_id) == "DONE"
