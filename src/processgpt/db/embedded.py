@@ -200,6 +200,7 @@ def _open_server(pgdata: Path) -> Any:
 _owned: set[Path] = set()
 _owned_lock = threading.Lock()
 _thread_locks: dict[Path, threading.Lock] = {}
+_exit_hook = False
 
 
 @contextmanager
@@ -243,9 +244,11 @@ def _write_owner(pgdata: Path, identity: str | None) -> None:
 
 
 def _stop_at_exit(pgdata: Path) -> None:
+    global _exit_hook  # noqa: PLW0603 - one hook per process
     with _owned_lock:
-        if not _owned:
+        if not _exit_hook:
             atexit.register(_stop_owned)
+            _exit_hook = True
         _owned.add(pgdata)
 
 
