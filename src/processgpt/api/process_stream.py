@@ -113,9 +113,10 @@ def _event_part(event: Event) -> ai_sdk.Part:
 
 
 def _status_part(row: asyncpg.Record) -> ai_sdk.Part:
+    status = row["status"]
     return ai_sdk.task_status_part(
         task_id=str(row["id"]),
-        status=row["status"],
+        status=status,
         agent_orch=row["agent_orch"],
         activity_id=row["activity_id"],
         activity_name=row["activity_name"],

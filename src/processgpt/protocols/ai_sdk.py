@@ -43,53 +43,6 @@ DONE = "data: [DONE]\n\n"
 _SILENT = frozenset({"crew_completed"})  # the result is sent with the finish
 
 
-def task_status_part(
-    *,
-    task_id: str,
-    status: str,
-    agent_orch: str,
-    activity_id: str | None,
-    activity_name: str | None,
-    attempts: int,
-    last_seq: int,
-    output: Any,
-    error: Any,
-) -> Part:
-    """A ``data-task_status`` part: a snapshot of a task, with part ``id`` = the task id (the
-    AI SDK replaces a data part that has the same type and id, so a client keeps the latest).
-    ``output`` is sent only when the task is DONE, ``error`` only when it FAILED."""
-    return {
-        "type": "data-task_status",
-        "id": task_id,
-        "data": {
-            "task_id": task_id,
-            "status": status,
-            "agent_orch": agent_orch,
-            "activity_id": activity_id,
-            "activity_name": activity_name,
-            "attempts": attempts,
-            "last_seq": last_seq,
-            "output": output if status == TaskStatus.DONE else None,
-            "error": error if status == TaskStatus.FAILED else None,
-        },
-    }
-
-
-def status_of(task: Task) -> Part:
-    """The :func:`task_status_part` of ``task``."""
-    return task_status_part(
-        task_id=str(task.id),
-        status=task.status.value,
-        agent_orch=task.agent_orch,
-        activity_id=task.activity_id,
-        activity_name=task.activity_name,
-        attempts=task.attempts,
-        last_seq=task.last_seq,
-        output=task.output,
-        error=task.error,
-    )
-
-
 def frame(part: Part, event_id: int | None = None) -> str:
     """One SSE frame; ``event_id`` becomes the SSE ``id:`` (the event's seq)."""
     data = json.dumps(part, ensure_ascii=False, separators=(",", ":"))
@@ -258,3 +211,50 @@ class UIMessageStream:
         reason = {TaskStatus.DONE: "stop", TaskStatus.FAILED: "error"}.get(task.status, "other")
         parts.append({"type": "finish", "finishReason": reason})
         return parts
+
+
+def task_status_part(
+    *,
+    task_id: str,
+    status: str,
+    agent_orch: str,
+    activity_id: str | None,
+    activity_name: str | None,
+    attempts: int,
+    last_seq: int,
+    output: Any,
+    error: Any,
+) -> Part:
+    """A ``data-task_status`` part: a snapshot of a task, with part ``id`` = the task id (the
+    AI SDK replaces a data part that has the same type and id, so a client keeps the latest).
+    ``output`` is sent only when the task is DONE, ``error`` only when it FAILED."""
+    return {
+        "type": "data-task_status",
+        "id": task_id,
+        "data": {
+            "task_id": task_id,
+            "status": status,
+            "agent_orch": agent_orch,
+            "activity_id": activity_id,
+            "activity_name": activity_name,
+            "attempts": attempts,
+            "last_seq": last_seq,
+            "output": output if status == TaskStatus.DONE else None,
+            "error": error if status == TaskStatus.FAILED else None,
+        },
+    }
+
+
+def status_of(task: Task) -> Part:
+    """The :func:`task_status_part` of ``task``."""
+    return task_status_part(
+        task_id=str(task.id),
+        status=task.status.value,
+        agent_orch=task.agent_orch,
+        activity_id=task.activity_id,
+        activity_name=task.activity_name,
+        attempts=task.attempts,
+        last_seq=task.last_seq,
+        output=task.output,
+        error=task.error,
+    )
