@@ -3,15 +3,19 @@ process that started it only; real processes on a temporary data directory."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
-import uuid
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
+from processgpt.app import TERMINATED
 from processgpt.db.embedded import postmaster_pid
-from tests.support import ProcessGPTProcess, StartProcess
+from tests.support import ProcessGPTProcess, StartProcess, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -64,9 +68,8 @@ async def test_each_exit_path_stops_the_server_it_started(embedded: Embedded) ->
     assert code == 0, log
     embedded.assert_stopped(log)
 
-    missing = str(uuid.uuid4())
-    code, log = await embedded.run("tasks", "cancel", missing)  # an error
-    assert code == 2 and "error: task_not_found:" in log, log
+    code, log = await embedded.run("keys", "revoke", "--tenant", "acme", "nosuchkey")  # an error
+    assert code == 2 and "error: key_not_found:" in log, log
     embedded.assert_stopped(log)
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # a serving command's graceful stop
@@ -77,13 +80,46 @@ async def test_each_exit_path_stops_the_server_it_started(embedded: Embedded) ->
         assert await worker.wait() == 0, worker.log()
         embedded.assert_stopped(worker.log())
 
-    # SIGTERM where no graceful stop is installed: following a task that waits forever
-    follow = embedded.start("submit", "--agent", "demo", "hello", "--follow")
-    await follow.wait_for_log(" PENDING", timeout=90)
-    embedded.running()
-    follow.signal(signal.SIGTERM)
-    assert await follow.wait() == 143, follow.log()
-    embedded.assert_stopped(follow.log())
+
+WAITS_FOR_EVER = """
+import asyncio, sys
+from processgpt.app import open_database, run_command
+from processgpt.config import Settings
+
+async def command() -> int:
+    db, _embedded = await open_database(Settings())
+    try:
+        print("database open", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await db.close()
+    return 0
+
+sys.exit(run_command(command()))
+"""
+
+
+async def test_sigterm_outside_a_graceful_stop_still_stops_the_server(
+    embedded: Embedded, tmp_path: Path
+) -> None:
+    """A command run by ``run_command`` that has no graceful stop of its own (as the CLI runs
+    every command): SIGTERM cancels it, its cleanup runs, and so does the server's stop."""
+    log_path = tmp_path / "waits.log"
+    env = {**os.environ, "DATABASE_URL": "", "PROCESSGPT_DATA_DIR": str(embedded.data_dir)}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WAITS_FOR_EVER], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            await wait_until(lambda: "database open" in log_path.read_text(), timeout=90)
+            embedded.running()
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == TERMINATED, log_path.read_text()
+    embedded.assert_stopped(log_path.read_text())
 
 
 async def test_only_the_process_that_started_the_server_stops_it(embedded: Embedded) -> None:
