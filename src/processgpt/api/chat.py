@@ -29,6 +29,7 @@ from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from processgpt.api.streams import event_frames
 from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn
 from processgpt.db.hub import TERMINAL, EventHub
 from processgpt.domain.errors import ChatBusy, InvalidInput, MalformedMessage, ProcessGPTError
@@ -277,11 +278,8 @@ async def chat_sse(
         if item is None:
             yield ai_sdk.HEARTBEAT
         elif isinstance(item, Event):
-            parts = stream.encode(item)
-            if not parts:
-                yield f"id: {item.seq}\n\n"
-            for i, part in enumerate(parts):
-                yield ai_sdk.frame(part, item.seq if i == len(parts) - 1 else None)
+            for text in event_frames(stream, item):
+                yield text
         else:
             for part in stream.finish(item):
                 yield ai_sdk.frame(part)

@@ -102,21 +102,17 @@ def _event_part(event: Event) -> ai_sdk.Part:
 
 def _status_part(row: Mapping[str, Any]) -> ai_sdk.Part:
     status = row["status"]
-    return {
-        "type": "data-task_status",
-        "id": str(row["id"]),
-        "data": {
-            "task_id": str(row["id"]),
-            "status": status,
-            "agent_orch": row["agent_orch"],
-            "activity_id": row["activity_id"],
-            "activity_name": row["activity_name"],
-            "attempts": row["attempts"],
-            "last_seq": row["last_seq"],
-            "output": row["output"] if status == TaskStatus.DONE else None,
-            "error": row["error"] if status == TaskStatus.FAILED else None,
-        },
-    }
+    return ai_sdk.task_status_part(
+        task_id=str(row["id"]),
+        status=status,
+        agent_orch=row["agent_orch"],
+        activity_id=row["activity_id"],
+        activity_name=row["activity_name"],
+        attempts=row["attempts"],
+        last_seq=row["last_seq"],
+        output=row["output"],
+        error=row["error"],
+    )
 
 
 def _finish_reason(statuses: list[str]) -> str:

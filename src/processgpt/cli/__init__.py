@@ -11,7 +11,6 @@ Every error a user can cause prints ``error: <code>: <message>`` and exits with 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from processgpt import logs
+from processgpt.app import run_command
 from processgpt.cli.common import CliError, Command, load_settings
 from processgpt.cli.parser import build_parser
 from processgpt.config import Settings
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
-        return asyncio.run(command(args.command)(settings, args))
+        return run_command(command(args.command)(settings, args))
     except CliError as exc:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
     except ProcessGPTError as exc:

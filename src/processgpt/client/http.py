@@ -35,6 +35,8 @@ import httpx
 from processgpt.domain.events import Event, EventType
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.protocols.sse import (
+    STATUS_PART,
+    DataPart,
     ResumeCursor,
     SSEDecoder,
     SSEFrame,
@@ -116,6 +118,17 @@ def _error(response: httpx.Response) -> ApiError:
         except ValueError:
             retry_after = None
     return ApiError(response.status_code, code, message, retry_after=retry_after)
+
+
+def _says_waiting(part: StreamPart) -> bool:
+    """Whether ``part`` is the stream's snapshot of a task waiting for input (the status
+    change itself is no event of the log)."""
+    return (
+        isinstance(part, DataPart)
+        and part.type == STATUS_PART
+        and isinstance(part.data, dict)
+        and part.data.get("status") == TaskStatus.INPUT_REQUIRED
+    )
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -318,15 +331,15 @@ class ProcessGPTClient:
         if task.status in SETTLED and last >= task.last_seq:
             return
         async for part in self.stream(task_id, after=last):
-            seq = part.seq
-            if seq is None or seq <= last:
+            waiting = _says_waiting(part)
+            if not waiting and (part.seq is None or part.seq <= last):
                 continue
-            asked = False
+            asked = waiting
             async for event in self._events_after(task_id, last):
                 last = event.seq
                 asked = asked or event.event_type == EventType.HUMAN_ASKED
                 yield event
-            if asked:  # it may have been the run's last event: the task then waits
+            if asked:  # the run may have ended with its question: the task then waits
                 task = await self.get_task(task_id)
                 if task.status is TaskStatus.INPUT_REQUIRED and last >= task.last_seq:
                     return

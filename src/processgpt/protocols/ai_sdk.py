@@ -10,6 +10,14 @@ Event types it understands (written by executors through the event-queue helpers
 ({tool_call_id, tool_name, input}), ``tool_usage_finished`` ({tool_call_id, tool_name,
 output | error}), ``step_started`` / ``step_finished``, ``file`` ({url, media_type}),
 ``error`` ({message, retrying}). Every other event becomes a ``data-<event_type>`` part.
+Every event gives at least one part, so that the SSE frame carrying its seq has data: an
+event with nothing to show (``crew_completed``, whose result comes with the finish; a
+``step_finished`` with no step open) becomes a *transient* ``data-<event_type>`` part, which
+the AI SDK passes to ``onData`` without adding it to the message.
+
+:func:`task_status_part` is the ``data-task_status`` snapshot of a task (the task stream
+sends it when the task waits for input and on every change after that; the process stream
+for every task it follows).
 """
 
 from __future__ import annotations
@@ -96,7 +104,7 @@ class UIMessageStream:
         return parts
 
     def encode(self, event: Event) -> list[Part]:  # noqa: PLR0912 - one branch per event type
-        """The parts for one event (possibly none)."""
+        """The parts for one event: at least one (see the module's contract)."""
         kind, data = event.event_type, event.data
         body: dict[str, Any] = data if isinstance(data, dict) else {}
         if kind == "text_delta":
@@ -175,6 +183,8 @@ class UIMessageStream:
             parts.append({"type": f"data-{kind}", "data": data})
         elif kind not in _SILENT:
             parts.append({"type": f"data-{kind}", "data": data})
+        if not parts:
+            parts.append({"type": f"data-{kind}", "data": data, "transient": True})
         return parts
 
     def _delta(self, kind: str, text: str, seq: int) -> list[Part]:
@@ -202,3 +212,50 @@ class UIMessageStream:
         reason = {TaskStatus.DONE: "stop", TaskStatus.FAILED: "error"}.get(task.status, "other")
         parts.append({"type": "finish", "finishReason": reason})
         return parts
+
+
+def task_status_part(
+    *,
+    task_id: str,
+    status: str,
+    agent_orch: str,
+    activity_id: str | None,
+    activity_name: str | None,
+    attempts: int,
+    last_seq: int,
+    output: Any,
+    error: Any,
+) -> Part:
+    """A ``data-task_status`` part: a snapshot of a task, with part ``id`` = the task id (the
+    AI SDK replaces a data part that has the same type and id, so a client keeps the latest).
+    ``output`` is sent only when the task is DONE, ``error`` only when it FAILED."""
+    return {
+        "type": "data-task_status",
+        "id": task_id,
+        "data": {
+            "task_id": task_id,
+            "status": status,
+            "agent_orch": agent_orch,
+            "activity_id": activity_id,
+            "activity_name": activity_name,
+            "attempts": attempts,
+            "last_seq": last_seq,
+            "output": output if status == TaskStatus.DONE else None,
+            "error": error if status == TaskStatus.FAILED else None,
+        },
+    }
+
+
+def status_of(task: Task) -> Part:
+    """The :func:`task_status_part` of ``task``."""
+    return task_status_part(
+        task_id=str(task.id),
+        status=task.status.value,
+        agent_orch=task.agent_orch,
+        activity_id=task.activity_id,
+        activity_name=task.activity_name,
+        attempts=task.attempts,
+        last_seq=task.last_seq,
+        output=task.output,
+        error=task.error,
+    )

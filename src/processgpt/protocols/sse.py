@@ -3,8 +3,9 @@
 :class:`SSEDecoder` is incremental (feed it chunks as they arrive, split anywhere, even inside
 a UTF-8 sequence or a ``\\r\\n``) and follows the WHATWG rules this API relies on: ``data:``
 lines joined by newlines, ``id:``, ``event:`` and ``retry:`` fields, ``:`` comments, a blank
-line ends a frame. Unlike a browser it also returns frames that carry only an ``id`` (the task
-stream sends ``id: <seq>`` alone for an event that has no parts, to move the cursor).
+line ends a frame. Unlike a browser it also returns frames that carry only an ``id`` (servers
+before this one sent ``id: <seq>`` alone for an event that had no parts; a client ignores
+them but moves its cursor).
 
 :func:`parse_part` turns a frame's JSON into one of the part models below (the Vercel AI SDK
 UI message stream v1 part types, see ``processgpt.protocols.ai_sdk``), with the frame's SSE
@@ -304,6 +305,10 @@ _PART_TYPES: dict[str, type[StreamPart]] = {
 }
 
 
+STATUS_PART = "data-task_status"
+"""The type of a task's status snapshot (``processgpt.protocols.ai_sdk.task_status_part``)."""
+
+
 class StreamProtocolError(ValueError):
     """A frame's data is not a UI message stream part."""
 
@@ -343,8 +348,10 @@ class ResumeCursor:
     time. The cursor mirrors the open state from the parts it delivered, so on a new
     connection it knows how many leading frames the reader already has: the re-opening prefix
     of L plus the id-less frames delivered after L (the start of an event cut off mid-way, or
-    the closing parts after the last event). Use :meth:`connect` before each request and
-    :meth:`accept` for every data frame.
+    the closing parts after the last event). ``data-task_status`` snapshots are not counted:
+    the server sends the current one again on a new connection when it still applies (the
+    task still waits), so a reader may get the same snapshot twice, never a stale one after
+    a newer. Use :meth:`connect` before each request and :meth:`accept` for every data frame.
     """
 
     last_id: int = 0
@@ -377,10 +384,12 @@ class ResumeCursor:
             return part
         if frame.data is None:
             return None
+        part = parse_part(frame.data, frame.id)
+        if part.type == STATUS_PART:
+            return part  # a snapshot: sent again on a new connection while it applies
         if self._skip > 0:
             self._skip -= 1
             return None
-        part = parse_part(frame.data, frame.id)
         self._apply(part)
         self._position += 1
         return part
