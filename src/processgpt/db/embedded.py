@@ -43,9 +43,8 @@ _STOP_TIMEOUT = 60.0
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("PROCESSGPT_DATA_DIR")
-    if base:
-        return Path(base).expanduser()
+    """Where data lives when ``PROCESSGPT_DATA_DIR`` (``Settings.data_dir``) is unset: the
+    platform's user data directory."""
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "processgpt"
 
