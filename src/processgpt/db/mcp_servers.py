@@ -69,7 +69,19 @@ class McpServerSpec(BaseModel):
     ``command``, ``args`` and ``cwd`` are accepted by the schema only to be refused with
     ``stdio_not_allowed`` (:attr:`names_a_command`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "search",
+                    "url": "https://mcp.example.com/mcp",
+                    "headers": {"Authorization": "Bearer <token>"},
+                },
+                {"name": "gh", "catalog": "github", "env": {"GITHUB_TOKEN": "<token>"}},
+            ]
+        },
+    )
 
     name: str
     transport: Literal["http", "catalog", "stdio"] | None = None
