@@ -80,6 +80,15 @@ async def test_admins_manage_keys_up_to_their_own_role(api: Api) -> None:
         assert (await admin.get("/v1/tasks")).status_code == 200
 
 
+async def test_an_admin_cannot_revoke_a_higher_key_of_its_tenant(api: Api, db: Database) -> None:
+    operator = await ApiKeyRepository(db).create("acme", "root", Role.OPERATOR)
+    async with api.client(api.key_a) as admin:
+        refused = await admin.delete(f"/v1/keys/{operator.prefix}")
+        assert refused.status_code == 403 and code(refused) == "forbidden"
+    async with api.client(operator.key) as ops:
+        assert (await ops.get("/v1/tenants")).status_code == 200  # still valid
+
+
 async def test_operator_settings_are_out_of_reach_of_tenant_keys(api: Api, db: Database) -> None:
     operator = (await ApiKeyRepository(db).create("ops", "root", Role.OPERATOR)).key
     async with api.client(api.key_a) as admin:

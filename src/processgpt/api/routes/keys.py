@@ -58,9 +58,15 @@ async def list_keys(caller: AdminCaller, keys: KeysDep) -> list[KeyView]:
     return [key_view(k) for k in await keys.list_keys(caller.tenant_id)]
 
 
-@router.delete("/{prefix}", status_code=204, responses=responses(404))
+@router.delete("/{prefix}", status_code=204, responses=responses(404, 422))
 async def revoke_key(prefix: str, caller: AdminCaller, keys: KeysDep) -> Response:
-    """Revoke a key at once: its requests in flight end, its streams stop."""
+    """Revoke a key at once: its requests in flight end, its streams stop. A key with a role
+    above the caller's (the operator's key in this tenant) is not the caller's to revoke."""
+    found = next((k for k in await keys.list_keys(caller.tenant_id) if k.prefix == prefix), None)
+    if found is None or found.revoked_at is not None:
+        raise ApiKeyNotFound(prefix)
+    if not caller.role.allows(found.role):
+        raise Forbidden(f"a {caller.role.value} cannot revoke a key with the {found.role} role")
     if not await keys.revoke(caller.tenant_id, prefix):
         raise ApiKeyNotFound(prefix)
     log.info("api key revoked tenant=%s prefix=%s", caller.tenant_id, prefix)
