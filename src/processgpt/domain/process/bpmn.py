@@ -150,10 +150,12 @@ class _Reader:
     def problem(self, element_id: str | None, text: str) -> None:
         self.problems.append(DefinitionProblem(element_id, text))
 
-    def unsupported(self, element: Element) -> None:
+    def unsupported(self, element: Element, owner: str | None = None) -> None:
+        """Report ``element`` (by its id, else the id of the element it is in)."""
         ns, local = _split(element.tag)
         prefix = "" if ns in (BPMN, "") else f"{{{ns}}}"
-        self.problem(_attr(element, "id") or None, f"unsupported BPMN element {prefix}{local}")
+        element_id = _attr(element, "id") or owner or None
+        self.problem(element_id, f"unsupported BPMN element {prefix}{local}")
 
     # -- the document -------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class _Reader:
         for child in element:
             ns, local = _split(child.tag)
             if ns != BPMN or local not in allowed:
-                self.unsupported(child)
+                self.unsupported(child, _attr(element, "id"))
             elif local == "extensionElements":
                 self._extension(element)
 
