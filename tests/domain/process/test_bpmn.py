@@ -3,6 +3,7 @@ agent settings in extension elements, refused elements and hostile XML."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def chain(*nodes: str) -> str:
     ids = ["start", *[n.split('id="', 1)[1].split('"', 1)[0] for n in nodes], "end"]
     flows = "".join(
         f'<bpmn:sequenceFlow id="f{i}" sourceRef="{a}" targetRef="{b}"/>'
-        for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False))
+        for i, (a, b) in enumerate(itertools.pairwise(ids))
     )
     return '<bpmn:startEvent id="start"/>' + "".join(nodes) + '<bpmn:endEvent id="end"/>' + flows
 
@@ -186,13 +187,16 @@ def test_every_unsupported_element_is_listed_with_its_id_and_type() -> None:
         '<bpmn:intermediateThrowEvent id="throw"/>',
         '<bpmn:eventBasedGateway id="ebg"/>',
         '<bpmn:userTask id="multi"><bpmn:multiInstanceLoopCharacteristics/></bpmn:userTask>',
-        '<bpmn:userTask id="listener"><bpmn:extensionElements><camunda:taskListener event="create"/>'
-        "</bpmn:extensionElements></bpmn:userTask>",
+        '<bpmn:userTask id="listener"><bpmn:extensionElements>'
+        '<camunda:taskListener event="create"/></bpmn:extensionElements></bpmn:userTask>',
     ).replace(
         '<bpmn:endEvent id="end"/>',
         '<bpmn:endEvent id="end"><bpmn:terminateEventDefinition id="term"/></bpmn:endEvent>',
     )
-    body += '<bpmn:boundaryEvent id="err" attachedToRef="send"><bpmn:errorEventDefinition/></bpmn:boundaryEvent>'
+    body += (
+        '<bpmn:boundaryEvent id="err" attachedToRef="send"><bpmn:errorEventDefinition/>'
+        "</bpmn:boundaryEvent>"
+    )
     body += '<bpmn:subProcess id="esp" triggeredByEvent="true"/>'
     with pytest.raises(ProcessDefinitionInvalid) as caught:
         parse_bpmn(document(body, extra='<bpmn:error id="E1"/>'))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -166,7 +167,7 @@ def test_activities_timers_and_events() -> None:
         ),
     )
     chain = [n.id for n in nodes]
-    flows = [(f"f{i}", a, b) for i, (a, b) in enumerate(zip(chain, chain[1:], strict=False))]
+    flows = [(f"f{i}", a, b) for i, (a, b) in enumerate(itertools.pairwise(chain))]
     flows.append(("fb", "b_ok", "e"))
     result = found(graph(nodes, flows, roles=(Role("clerk"),)))
     assert ("role", "role 'ghost' is not declared") in result

@@ -90,6 +90,14 @@ _ACTIVITY_CHILDREN = _FLOW_ELEMENT_CHILDREN | {
     "property",
 }
 _COMMENTS = {"textAnnotation", "association"}
+_SKIPPED = _COMMENTS | {
+    "laneSet",  # lanes and data are read first, by _Reader._data
+    "dataObject",
+    "dataObjectReference",
+    "documentation",
+    "incoming",  # a sub-process's own links: its sequence flows say the same
+    "outgoing",
+}
 _INERT_EXTENSIONS = {(ZEEBE, "userTask"), (ZEEBE, "versionTag"), (CAMUNDA, "versionTag")}
 _LIST_KEYS = ("inputData", "outputData")
 
@@ -283,11 +291,7 @@ class _Reader:
         if ns != BPMN:
             self.unsupported(element)
             return
-        if local in ("laneSet", "dataObject", "dataObjectReference", "documentation"):
-            return  # read by _data (or text for people)
-        if local in ("incoming", "outgoing"):
-            return  # a sub-process's own links: the sequence flows say the same
-        if local in _COMMENTS:
+        if local in _SKIPPED:
             return
         if local == "extensionElements":
             self._extension_children(element, element_id)
