@@ -28,7 +28,8 @@ def leave_request(condition: str = "days > 5") -> dict[str, Any]:
         "gateways": [{"id": "long", "type": "exclusiveGateway"}],
         "activities": [
             {"id": "ask", "type": "userTask", "role": "manager"},
-            {"id": "hr", "type": "userTask", "role": "manager", "agent": "llm", "agentMode": "draft"},
+            {"id": "hr", "type": "userTask", "role": "manager", "agent": "llm",
+             "agentMode": "draft"},
         ],
         "sequences": [
             {"id": "f1", "source": "start", "target": "ask"},
@@ -70,7 +71,8 @@ async def test_publish_read_and_version(api: Api) -> None:
         assert listed.status_code == 200
         assert [(d["id"], d["version"]) for d in listed.json()["items"]] == [("leave_request", 2)]
         detail = (await client.get("/v1/process-definitions/leave_request")).json()
-        assert detail["latest_version"] == 2 and [v["version"] for v in detail["versions"]] == [1, 2]
+        assert detail["latest_version"] == 2
+        assert [v["version"] for v in detail["versions"]] == [1, 2]
         v1 = (await client.get("/v1/process-definitions/leave_request/versions/1")).json()
         assert v1["source"] == leave_request()  # the source as published
         flows = {f["id"]: f for f in v1["graph"]["flows"]}
@@ -149,15 +151,21 @@ async def test_publishing_needs_an_admin_reading_a_member(api: Api, db: Database
 
 
 async def test_the_examples_and_samples_publish(api: Api) -> None:
-    forms = json.loads((EXAMPLES / "expense_approval.forms.json").read_text())
+    def example(name: str) -> Any:
+        return json.loads((EXAMPLES / name).read_text())
+
     bodies: list[dict[str, Any]] = [
-        {"id": "expense_approval", "definition": json.loads((EXAMPLES / "expense_approval.json").read_text()), "forms": forms},
+        {
+            "id": "expense_approval",
+            "definition": example("expense_approval.json"),
+            "forms": example("expense_approval.forms.json"),
+        },
         {"id": "expense_approval_bpmn", "bpmn": (EXAMPLES / "expense_approval.bpmn").read_text()},
-        {"id": "contract_review", "definition": json.loads((EXAMPLES / "parallel_review.json").read_text())},
-        {"id": "support_escalation", "definition": json.loads((EXAMPLES / "timer_escalation.json").read_text())},
+        {"id": "contract_review", "definition": example("parallel_review.json")},
+        {"id": "support_escalation", "definition": example("timer_escalation.json")},
         {"id": "call_activity_child", "bpmn": (SAMPLES / "call_activity_child.bpmn").read_text()},
         {"id": "call_activity", "bpmn": (SAMPLES / "call_activity.bpmn").read_text()},
-    ]  # fmt: skip
+    ]
     async with api.client() as client:
         for body in bodies:
             response = await client.post("/v1/process-definitions", json=body)

@@ -40,7 +40,6 @@ condition written as ``${…}`` (JUEL) is read as the CEL expression inside.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -49,6 +48,17 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from processgpt.domain.errors import DefinitionProblem, ProcessDefinitionInvalid
+from processgpt.domain.process.bpmn_extensions import (
+    BPMN,
+    BPMNDI,
+    CAMUNDA,
+    UENGINE,
+    ExtensionReader,
+    attr,
+    setting_names,
+    split_tag,
+    unwrap_juel,
+)
 from processgpt.domain.process.model import (
     Activity,
     AgentMode,
@@ -64,13 +74,6 @@ from processgpt.domain.process.model import (
 )
 
 MAX_BPMN_BYTES = 2_000_000
-BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-BPMNDI = "http://www.omg.org/spec/BPMN/20100524/DI"
-UENGINE = "http://uengine"
-CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
-ZEEBE = "http://camunda.org/schema/zeebe/1.0"
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
-
 _TASKS = {
     "userTask": TaskType.USER,
     "task": TaskType.USER,
@@ -98,19 +101,7 @@ _SKIPPED = _COMMENTS | {
     "incoming",  # a sub-process's own links: its sequence flows say the same
     "outgoing",
 }
-_INERT_EXTENSIONS = {(ZEEBE, "userTask"), (ZEEBE, "versionTag"), (CAMUNDA, "versionTag")}
 _LIST_KEYS = ("inputData", "outputData")
-
-
-def _split(tag: str) -> tuple[str, str]:
-    if tag.startswith("{"):
-        ns, _, local = tag[1:].partition("}")
-        return ns, local
-    return "", tag
-
-
-def _attr(element: Element, name: str) -> str:
-    return (element.get(name) or "").strip()
 
 
 @dataclass
@@ -144,9 +135,11 @@ def parse_bpmn(text: str, *, definition_id: str | None = None) -> ProcessGraph:
     return _Reader().document(root, definition_id)
 
 
-class _Reader:
+class _Reader(ExtensionReader):
+    """Reads the document; :class:`ExtensionReader` the settings in extension elements."""
+
     def __init__(self) -> None:
-        self.problems: list[DefinitionProblem] = []
+        super().__init__()
         self.messages: dict[str, str] = {}
         self.signals: dict[str, str] = {}
         self.data_objects: dict[str, str] = {}
@@ -155,26 +148,23 @@ class _Reader:
         self.lane_of: dict[str, str] = {}
         self.roles: dict[str, Role] = {}
 
-    def problem(self, element_id: str | None, text: str) -> None:
-        self.problems.append(DefinitionProblem(element_id, text))
-
     def unsupported(self, element: Element, owner: str | None = None) -> None:
         """Report ``element`` (by its id, else the id of the element it is in)."""
-        ns, local = _split(element.tag)
+        ns, local = split_tag(element.tag)
         prefix = "" if ns in (BPMN, "") else f"{{{ns}}}"
-        element_id = _attr(element, "id") or owner or None
+        element_id = attr(element, "id") or owner or None
         self.problem(element_id, f"unsupported BPMN element {prefix}{local}")
 
     # -- the document -------------------------------------------------------------------
 
     def document(self, root: Element, definition_id: str | None) -> ProcessGraph:
-        if _split(root.tag) != (BPMN, "definitions"):
+        if split_tag(root.tag) != (BPMN, "definitions"):
             raise ProcessDefinitionInvalid(
                 [DefinitionProblem(None, "the root element is not bpmn:definitions")]
             )
         processes: list[Element] = []
         for child in root:
-            ns, local = _split(child.tag)
+            ns, local = split_tag(child.tag)
             if ns == BPMNDI and local == "BPMNDiagram":
                 continue
             if ns != BPMN:
@@ -185,7 +175,7 @@ class _Reader:
                 self._collaboration(child)
             elif local in ("message", "signal"):
                 names = self.messages if local == "message" else self.signals
-                names[_attr(child, "id")] = _attr(child, "name") or _attr(child, "id")
+                names[attr(child, "id")] = attr(child, "name") or attr(child, "id")
                 self._only(child, {"extensionElements", "documentation"})
             elif local != "documentation":
                 self.unsupported(child)
@@ -196,8 +186,8 @@ class _Reader:
         process = processes[0]
         props = self._extension(process)
         self._data(process)
-        graph = self._graph(process, definition_id or _attr(process, "id") or "process")
-        name = _attr(process, "name") or str(props.get("definitionName") or "")
+        graph = self._graph(process, definition_id or attr(process, "id") or "process")
+        name = attr(process, "name") or str(props.get("definitionName") or "")
         graph = replace(graph, name=name)
         if self.problems:
             raise ProcessDefinitionInvalid(self.problems)
@@ -205,7 +195,7 @@ class _Reader:
 
     def _collaboration(self, element: Element) -> None:
         for child in element:
-            ns, local = _split(child.tag)
+            ns, local = split_tag(child.tag)
             if ns == BPMN and local == "participant":
                 self._only(child, {"extensionElements", "documentation"})
                 self._extension(child)
@@ -216,9 +206,9 @@ class _Reader:
 
     def _only(self, element: Element, allowed: set[str]) -> None:
         for child in element:
-            ns, local = _split(child.tag)
+            ns, local = split_tag(child.tag)
             if ns != BPMN or local not in allowed:
-                self.unsupported(child, _attr(element, "id"))
+                self.unsupported(child, attr(element, "id"))
             elif local == "extensionElements":
                 self._extension(element)
 
@@ -226,25 +216,25 @@ class _Reader:
         """Variables (data objects, ProcessGPT's ``uengine:variable``) and roles (lanes)
         declared anywhere in the process, read before the nodes that use them."""
         for element in process.iter():
-            ns, local = _split(element.tag)
+            ns, local = split_tag(element.tag)
             if ns == BPMN and local == "dataObject":
-                name = _attr(element, "name") or _attr(element, "id")
-                self.data_objects[_attr(element, "id")] = name
+                name = attr(element, "name") or attr(element, "id")
+                self.data_objects[attr(element, "id")] = name
                 self.variables.setdefault(name, Variable(name, "any"))
             elif ns == UENGINE and local == "variable":
-                name = _attr(element, "name")
+                name = attr(element, "name")
                 if name:
-                    kind = _attr(element, "type").lower() or "string"
+                    kind = attr(element, "type").lower() or "string"
                     self.variables.setdefault(
-                        name, Variable(name, kind, _attr(element, "description"))
+                        name, Variable(name, kind, attr(element, "description"))
                     )
         for element in process.iter(f"{{{BPMN}}}dataObjectReference"):
-            ref = _attr(element, "dataObjectRef")
-            name = self.data_objects.get(ref) or _attr(element, "name") or _attr(element, "id")
-            self.data_objects[_attr(element, "id")] = name
+            ref = attr(element, "dataObjectRef")
+            name = self.data_objects.get(ref) or attr(element, "name") or attr(element, "id")
+            self.data_objects[attr(element, "id")] = name
             self.variables.setdefault(name, Variable(name, "any"))
         for lane in process.iter(f"{{{BPMN}}}lane"):
-            name = _attr(lane, "name") or _attr(lane, "id")
+            name = attr(lane, "name") or attr(lane, "id")
             props = self._extension(lane, check=False)
             resolution = props.get("roleResolutionContext")
             default = props.get("default")
@@ -286,8 +276,8 @@ class _Reader:
         )
 
     def _element(self, element: Element, graph: _Graph) -> None:
-        ns, local = _split(element.tag)
-        element_id = _attr(element, "id")
+        ns, local = split_tag(element.tag)
+        element_id = attr(element, "id")
         if ns != BPMN:
             self.unsupported(element)
             return
@@ -299,20 +289,20 @@ class _Reader:
         if local == "sequenceFlow":
             graph.flows.append(self._flow(element))
             return
-        default = _attr(element, "default")
+        default = attr(element, "default")
         if default and local in ("exclusiveGateway", "inclusiveGateway"):
             graph.defaults[element_id] = default
         if local == "boundaryEvent":
             timer = self._boundary(element)
             if timer is not None:
-                graph.boundaries.append((_attr(element, "attachedToRef"), timer))
+                graph.boundaries.append((attr(element, "attachedToRef"), timer))
             return
         node = self._node(element, local)
         if node is not None:
             graph.nodes.append(node)
 
     def _node(self, element: Element, local: str) -> Node | None:
-        element_id, name = _attr(element, "id"), _attr(element, "name")
+        element_id, name = attr(element, "id"), attr(element, "name")
         if local in _TASKS:
             return Node(element_id, NodeKind.TASK, name, activity=self._activity(element, local))
         if local in _GATEWAYS:
@@ -325,27 +315,27 @@ class _Reader:
         if local == "callActivity":
             self._only(element, _ACTIVITY_CHILDREN)
             self._associations(element)
-            called = _attr(element, "calledElement") or None
+            called = attr(element, "calledElement") or None
             return Node(element_id, NodeKind.CALL, name, called=called)
         self.unsupported(element)
         return None
 
     def _subprocess(self, element: Element) -> Node | None:
-        element_id = _attr(element, "id")
-        if _attr(element, "triggeredByEvent") == "true":
+        element_id = attr(element, "id")
+        if attr(element, "triggeredByEvent") == "true":
             self.problem(element_id, "unsupported BPMN element event sub-process")
             return None
         inner = self._graph(element, element_id)
-        return Node(element_id, NodeKind.SUBPROCESS, _attr(element, "name"), subprocess=inner)
+        return Node(element_id, NodeKind.SUBPROCESS, attr(element, "name"), subprocess=inner)
 
     def _flow(self, element: Element) -> Flow:
-        element_id = _attr(element, "id")
+        element_id = attr(element, "id")
         props = self._extension(element, check=False)
         expression: str | None = None
         for child in element:
-            ns, local = _split(child.tag)
+            ns, local = split_tag(child.tag)
             if ns == BPMN and local == "conditionExpression":
-                expression = _juel((child.text or "").strip()) or None
+                expression = unwrap_juel((child.text or "").strip()) or None
             elif ns != BPMN or local not in ("documentation", "extensionElements"):
                 self.unsupported(child)
             elif local == "extensionElements":
@@ -365,36 +355,36 @@ class _Reader:
             priority = 0
         return Flow(
             id=element_id,
-            source=_attr(element, "sourceRef"),
-            target=_attr(element, "targetRef"),
+            source=attr(element, "sourceRef"),
+            target=attr(element, "targetRef"),
             condition=condition,
             condition_mode=condition_mode,
             priority=priority,
-            name=_attr(element, "name"),
+            name=attr(element, "name"),
         )
 
     def _event(self, element: Element, local: str) -> Node | None:
-        element_id, name = _attr(element, "id"), _attr(element, "name")
+        element_id, name = attr(element, "id"), attr(element, "name")
         definition = self._definition(element)
         kind_of: NodeKind | None = None
         timer: TimerSpec | None = None
         event_name: str | None = None
         if definition is None and local in ("startEvent", "endEvent"):
             kind_of = NodeKind.START if local == "startEvent" else NodeKind.END
-        elif definition is not None and _split(definition.tag)[1] == "timerEventDefinition":
+        elif definition is not None and split_tag(definition.tag)[1] == "timerEventDefinition":
             if local in ("startEvent", "intermediateCatchEvent"):
                 kind_of = NodeKind.START if local == "startEvent" else NodeKind.TIMER
                 timer = self._timer(element_id, definition)
         elif definition is not None and local == "intermediateCatchEvent":
-            what = _split(definition.tag)[1]
+            what = split_tag(definition.tag)[1]
             if what == "messageEventDefinition":
-                ref = _attr(definition, "messageRef")
+                ref = attr(definition, "messageRef")
                 kind_of, event_name = NodeKind.MESSAGE, self.messages.get(ref) or name or ref
             elif what == "signalEventDefinition":
-                ref = _attr(definition, "signalRef")
+                ref = attr(definition, "signalRef")
                 kind_of, event_name = NodeKind.SIGNAL, self.signals.get(ref) or name or ref
         if kind_of is None:
-            what = _split(definition.tag)[1] if definition is not None else "no definition"
+            what = split_tag(definition.tag)[1] if definition is not None else "no definition"
             self.problem(element_id, f"unsupported BPMN element {local} ({what})")
             return None
         return Node(element_id, kind_of, name, timer=timer, event_name=event_name or None)
@@ -404,34 +394,34 @@ class _Reader:
         checked."""
         found: Element | None = None
         for child in element:
-            ns, local = _split(child.tag)
+            ns, local = split_tag(child.tag)
             if ns == BPMN and local.endswith("EventDefinition"):
                 if found is not None:
-                    self.problem(_attr(element, "id"), "several event definitions")
+                    self.problem(attr(element, "id"), "several event definitions")
                 found = child
             elif ns != BPMN or local not in _FLOW_ELEMENT_CHILDREN:
                 self.unsupported(child)
             elif local == "extensionElements":
-                self._extension_children(child, _attr(element, "id"))
+                self._extension_children(child, attr(element, "id"))
         return found
 
     def _boundary(self, element: Element) -> BoundaryTimer | None:
-        element_id = _attr(element, "id")
+        element_id = attr(element, "id")
         definition = self._definition(element)
-        if definition is None or _split(definition.tag)[1] != "timerEventDefinition":
-            what = _split(definition.tag)[1] if definition is not None else "no definition"
+        if definition is None or split_tag(definition.tag)[1] != "timerEventDefinition":
+            what = split_tag(definition.tag)[1] if definition is not None else "no definition"
             self.problem(element_id, f"unsupported BPMN element boundaryEvent ({what})")
             return None
         timer = self._timer(element_id, definition)
         if timer is None:
             return None
-        interrupting = _attr(element, "cancelActivity").lower() != "false"
-        return BoundaryTimer(element_id, timer, interrupting, _attr(element, "name"))
+        interrupting = attr(element, "cancelActivity").lower() != "false"
+        return BoundaryTimer(element_id, timer, interrupting, attr(element, "name"))
 
     def _timer(self, element_id: str, definition: Element) -> TimerSpec | None:
         values: dict[str, str] = {}
         for child in definition:
-            ns, local = _split(child.tag)
+            ns, local = split_tag(child.tag)
             if ns == BPMN and local in ("timeDuration", "timeDate", "timeCycle"):
                 values[local] = (child.text or "").strip()
             elif ns != BPMN or local not in ("documentation", "extensionElements"):
@@ -446,7 +436,7 @@ class _Reader:
         )
 
     def _activity(self, element: Element, local: str) -> Activity:
-        element_id = _attr(element, "id")
+        element_id = attr(element, "id")
         allowed = _ACTIVITY_CHILDREN | ({"script"} if local == "scriptTask" else set())
         self._only(element, allowed)
         props = self._extension(element, check=False)
@@ -455,7 +445,7 @@ class _Reader:
         inputs, outputs = self._associations(element)
         form = (
             str(props.get("form") or "")
-            or _attr(element, f"{{{CAMUNDA}}}formKey")
+            or attr(element, f"{{{CAMUNDA}}}formKey")
             or str(props.get("formKey") or "")
         )
         tool = str(props.get("tool") or "") or (f"formHandler:{form}" if form else "")
@@ -488,8 +478,8 @@ class _Reader:
             tool=tool or None,
             form_id=form_id or None,
             instruction=instruction.strip(),
-            input_data=tuple(dict.fromkeys([*_names(props.get("inputData")), *inputs])),
-            output_data=tuple(dict.fromkeys([*_names(props.get("outputData")), *outputs])),
+            input_data=tuple(dict.fromkeys([*setting_names(props.get("inputData")), *inputs])),
+            output_data=tuple(dict.fromkeys([*setting_names(props.get("outputData")), *outputs])),
             duration_days=duration,
             agent=str(props.get("agent") or "") or None,
             agent_mode=mode,
@@ -507,7 +497,7 @@ class _Reader:
         ):
             for assoc in element.findall(f"{{{BPMN}}}{tag}"):
                 for child in assoc:
-                    ns, local = _split(child.tag)
+                    ns, local = split_tag(child.tag)
                     if ns == BPMN and local == ref:
                         name = self.data_objects.get((child.text or "").strip())
                         if name:
@@ -515,69 +505,3 @@ class _Reader:
                     elif ns != BPMN or local not in ("sourceRef", "targetRef"):
                         self.unsupported(child)
         return inputs, outputs
-
-    # -- extension elements -------------------------------------------------------------
-
-    def _extension(self, element: Element, *, check: bool = True) -> dict[str, Any]:
-        """The settings an element carries in its ``extensionElements`` (ProcessGPT's JSON,
-        or Camunda / Zeebe properties); with ``check``, other extension content is
-        reported."""
-        props: dict[str, Any] = {}
-        extension = element.find(f"{{{BPMN}}}extensionElements")
-        if extension is None:
-            return props
-        element_id = _attr(element, "id")
-        if check:
-            self._extension_children(extension, element_id)
-        for child in extension:
-            ns, local = _split(child.tag)
-            if ns == UENGINE and local == "properties":
-                for part in child.findall(f"{{{UENGINE}}}json"):
-                    props.update(self._json(element_id, part.text or ""))
-            elif ns in (CAMUNDA, ZEEBE) and local == "properties":
-                for prop in child.findall(f"{{{ns}}}property"):
-                    props[_attr(prop, "name")] = prop.get("value", "")
-            elif ns == ZEEBE and local == "formDefinition":
-                props.setdefault("form", _attr(child, "formId") or _attr(child, "formKey"))
-        return props
-
-    def _extension_children(self, extension: Element, element_id: str) -> None:
-        for child in extension:
-            ns, local = _split(child.tag)
-            known = (
-                (ns == UENGINE and local in ("properties",))
-                or (ns in (CAMUNDA, ZEEBE) and local == "properties")
-                or (ns == ZEEBE and local == "formDefinition")
-                or (ns, local) in _INERT_EXTENSIONS
-            )
-            if not known:
-                self.problem(element_id or None, f"unsupported extension element {{{ns}}}{local}")
-
-    def _json(self, element_id: str, text: str) -> dict[str, Any]:
-        if not text.strip():
-            return {}
-        try:
-            value = json.loads(text)
-        except ValueError:
-            self.problem(element_id, "uengine:json is not valid JSON")
-            return {}
-        if not isinstance(value, dict):
-            self.problem(element_id, "uengine:json must be a JSON object")
-            return {}
-        return value
-
-
-def _names(value: Any) -> list[str]:
-    """A list setting: a JSON list, or comma-separated text (Camunda properties)."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list):
-        return [str(v).strip() for v in value if isinstance(v, str | int) and str(v).strip()]
-    return []
-
-
-def _juel(text: str) -> str:
-    """The expression inside a JUEL wrapper (``${…}`` / ``#{…}``), else ``text``."""
-    if len(text) > 3 and text[0] in "$#" and text[1] == "{" and text.endswith("}"):
-        return text[2:-1].strip()
-    return text

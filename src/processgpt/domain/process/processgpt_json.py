@@ -53,60 +53,34 @@ graph's own rules are checked by :mod:`.validate`.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from processgpt.domain.errors import DefinitionProblem, ProcessDefinitionInvalid
 from processgpt.domain.process.model import (
-    Activity,
-    AgentMode,
     BoundaryTimer,
     Flow,
     Node,
     NodeKind,
     ProcessGraph,
     Role,
-    TaskType,
-    TimerSpec,
     Variable,
 )
+from processgpt.domain.process.processgpt_elements import (
+    CALL_TYPES,
+    EVENT_TYPES,
+    GATEWAY_TYPES,
+    PLACEHOLDER_FORM,
+    PLAIN_NAME,
+    SUBPROCESS_TYPES,
+    TASK_TYPES,
+    VARIABLE_TYPES,
+    ElementReader,
+    clean_text,
+    type_key,
+)
 
-_TASK_TYPES = {
-    "usertask": TaskType.USER,
-    "useractivity": TaskType.USER,
-    "task": TaskType.USER,
-    "servicetask": TaskType.SERVICE,
-    "scripttask": TaskType.SCRIPT,
-    "manualtask": TaskType.MANUAL,
-    "manualactivity": TaskType.MANUAL,
-}
-_GATEWAYS = {
-    "exclusivegateway": NodeKind.EXCLUSIVE,
-    "parallelgateway": NodeKind.PARALLEL,
-    "inclusivegateway": NodeKind.INCLUSIVE,
-}
-_EVENT_TYPES = ("startevent", "endevent", "intermediatecatchevent", "boundaryevent")
-_CALL_TYPES = ("callactivity",)
-_SUBPROCESS_TYPES = ("subprocess",)
-_DEFAULT_FLAGS = ("default", "isDefault", "defaultFlow", "default_flow")
-_PLACEHOLDER_FORM = "defaultform"
-_VARIABLE_TYPES = {
-    "text": "string",
-    "string": "string",
-    "number": "number",
-    "integer": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "attachment": "attachment",
-    "form": "object",
-    "object": "object",
-    "array": "array",
-}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SCOPED = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*:[^?]*$", re.DOTALL)
 MAX_ELEMENTS = 5000
 """Nodes and flows one definition may hold (sub-processes included)."""
 
@@ -119,11 +93,11 @@ def parse_processgpt_json(data: Any, *, definition_id: str | None = None) -> Pro
     problems: list[DefinitionProblem] = []
     if not isinstance(data, Mapping):
         raise ProcessDefinitionInvalid([DefinitionProblem(None, "the definition is no object")])
-    graph_id = definition_id or _text(data.get("processDefinitionId"))
+    graph_id = definition_id or clean_text(data.get("processDefinitionId"))
     if not graph_id:
         problems.append(DefinitionProblem(None, "processDefinitionId is missing"))
     reader = _Reader(problems)
-    graph = reader.graph(data, graph_id or "process", _text(data.get("processDefinitionName")))
+    graph = reader.graph(data, graph_id or "process", clean_text(data.get("processDefinitionName")))
     if reader.elements > MAX_ELEMENTS:
         problems.append(
             DefinitionProblem(None, f"more than {MAX_ELEMENTS} elements ({reader.elements})")
@@ -131,14 +105,6 @@ def parse_processgpt_json(data: Any, *, definition_id: str | None = None) -> Pro
     if problems:
         raise ProcessDefinitionInvalid(problems)
     return graph
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _lower(value: Any) -> str:
-    return _text(value).lower().removeprefix("bpmn:")
 
 
 @dataclass
@@ -151,15 +117,14 @@ class _Level:
     """node id → its lower-case type (to drop ProcessGPT's identical duplicates)."""
 
 
-class _Reader:
+class _Reader(ElementReader):
+    """Reads the document's structure; :class:`ElementReader` reads each element."""
+
     def __init__(self, problems: list[DefinitionProblem]) -> None:
-        self.problems = problems
+        super().__init__(problems)
         self.elements = 0
         self.variables: tuple[Variable, ...] = ()
         self.roles: tuple[Role, ...] = ()
-
-    def problem(self, element_id: str | None, text: str) -> None:
-        self.problems.append(DefinitionProblem(element_id, text))
 
     # -- the document -------------------------------------------------------------------
 
@@ -196,7 +161,7 @@ class _Reader:
             for sp in raw if isinstance(raw, list) else []:
                 if not isinstance(sp, Mapping) or not isinstance(sp.get("id"), str):
                     continue
-                if key == "subProcesses" or _lower(sp.get("type")) in _SUBPROCESS_TYPES:
+                if key == "subProcesses" or type_key(sp.get("type")) in SUBPROCESS_TYPES:
                     into.add(sp["id"])
                     children = sp.get("children")
                     if isinstance(children, Mapping):
@@ -219,14 +184,14 @@ class _Reader:
             for item in self._list(data, key):
                 if key == "subProcesses":
                     item.setdefault("type", "subProcess")
-                kind = _lower(item.get("type"))
+                kind = type_key(item.get("type"))
                 level = level_of(item)
                 earlier = level.seen.get(item["id"])
                 if earlier is not None and earlier == kind:
                     continue  # ProcessGPT lists events twice, and children repeat the flat list
                 level.seen[item["id"]] = kind
                 level.nodes.append(item)
-                if key in ("subProcesses", "activities") and kind in _SUBPROCESS_TYPES:
+                if key in ("subProcesses", "activities") and kind in SUBPROCESS_TYPES:
                     children = item.get("children")
                     if isinstance(children, Mapping):
                         self._gather(children, item["id"], subprocess_ids, levels)
@@ -273,10 +238,10 @@ class _Reader:
         boundaries: dict[str, list[BoundaryTimer]] = {}
         for item in level.nodes:
             self.elements += 1
-            kind = _lower(item.get("type"))
+            kind = type_key(item.get("type"))
             if kind == "boundaryevent":
-                host = _text(item.get("attachedToRef")) or attached.get(item["id"])
-                timer = self._boundary(item)
+                host = clean_text(item.get("attachedToRef")) or attached.get(item["id"])
+                timer = self.boundary(item)
                 if host is None or not host:
                     self.problem(item["id"], "boundary event attached to nothing")
                 elif timer is not None:
@@ -288,7 +253,7 @@ class _Reader:
         flows: list[Flow] = []
         flagged: dict[str, list[str]] = {}
         for seq in level.sequences:
-            flow, is_default = self._flow(seq)
+            flow, is_default = self.flow(seq)
             flows.append(flow)
             if is_default:
                 flagged.setdefault(flow.source, []).append(flow.id)
@@ -314,206 +279,27 @@ class _Reader:
         )
 
     def _node(self, item: dict[str, Any], kind: str, levels: dict[str, _Level]) -> Node | None:
-        node_id, name = item["id"], _text(item.get("name"))
-        props = self._properties(item)
-        if kind in _TASK_TYPES:
-            return Node(node_id, NodeKind.TASK, name, activity=self._activity(item, kind, props))
-        if kind in _GATEWAYS:
-            return Node(node_id, _GATEWAYS[kind], name)
-        if kind in _CALL_TYPES:
+        node_id, name = item["id"], clean_text(item.get("name"))
+        props = self.properties(item)
+        if kind in TASK_TYPES:
+            return Node(node_id, NodeKind.TASK, name, activity=self.activity(item, kind, props))
+        if kind in GATEWAY_TYPES:
+            return Node(node_id, GATEWAY_TYPES[kind], name)
+        if kind in CALL_TYPES:
             called = (
-                _text(item.get("calledElement"))
-                or _text(props.get("calledElement"))
-                or _text(props.get("definitionId"))
+                clean_text(item.get("calledElement"))
+                or clean_text(props.get("calledElement"))
+                or clean_text(props.get("definitionId"))
                 or None
             )
             return Node(node_id, NodeKind.CALL, name, called=called)
-        if kind in _SUBPROCESS_TYPES:
+        if kind in SUBPROCESS_TYPES:
             sub = self._build(node_id, name, levels)
             return Node(node_id, NodeKind.SUBPROCESS, name, subprocess=sub)
-        if kind in _EVENT_TYPES:
-            return self._event(item, kind, props)
+        if kind in EVENT_TYPES:
+            return self.event(item, kind, props)
         self.problem(node_id, f"unsupported element type {item.get('type')!r}")
         return None
-
-    def _event(self, item: dict[str, Any], kind: str, props: dict[str, Any]) -> Node | None:
-        node_id, name = item["id"], _text(item.get("name"))
-        definition = _event_definition(item, props)
-        if kind == "startevent":
-            if definition is None:
-                return Node(node_id, NodeKind.START, name)
-            if definition == "timer":
-                timer = self._timer(node_id, props, start=True)
-                return Node(node_id, NodeKind.START, name, timer=timer) if timer else None
-        elif kind == "endevent" and definition is None:
-            return Node(node_id, NodeKind.END, name)
-        elif kind == "intermediatecatchevent":
-            if definition == "timer":
-                timer = self._timer(node_id, props, start=False)
-                return Node(node_id, NodeKind.TIMER, name, timer=timer) if timer else None
-            if definition in ("message", "signal"):
-                event_name = (
-                    _text(props.get(f"{definition}Name"))
-                    or _text(props.get(definition))
-                    or name
-                    or node_id
-                )
-                kind_of = NodeKind.MESSAGE if definition == "message" else NodeKind.SIGNAL
-                return Node(node_id, kind_of, name, event_name=event_name)
-        what = f"{item.get('type')}" + (f" with a {definition} definition" if definition else "")
-        self.problem(node_id, f"unsupported event: {what}")
-        return None
-
-    def _boundary(self, item: dict[str, Any]) -> BoundaryTimer | None:
-        props = self._properties(item)
-        definition = _event_definition(item, props)
-        if definition != "timer":
-            self.problem(
-                item["id"], f"unsupported boundary event ({definition or 'no'} definition)"
-            )
-            return None
-        timer = self._timer(item["id"], props, start=False)
-        if timer is None:
-            return None
-        cancel = item.get("cancelActivity", props.get("cancelActivity", True))
-        interrupting = not (cancel is False or (isinstance(cancel, str) and cancel == "false"))
-        return BoundaryTimer(item["id"], timer, interrupting, _text(item.get("name")))
-
-    def _timer(self, node_id: str, props: Mapping[str, Any], *, start: bool) -> TimerSpec | None:
-        duration = _text(props.get("timeDuration")) or _text(props.get("duration"))
-        date = _text(props.get("timeDate")) or _text(props.get("date"))
-        cycle = _text(props.get("timeCycle")) or _text(props.get("cycle"))
-        cron = _text(props.get("expression"))
-        if start and not cycle and cron:
-            cycle = cron
-        given = [x for x in (duration, date, cycle) if x]
-        if cycle and not start:
-            self.problem(node_id, "a timer cycle (repeating timer) is allowed on start events only")
-            return None
-        if cron and not start and not given:
-            self.problem(
-                node_id,
-                "cron timers are allowed on start events only; give timeDuration or timeDate",
-            )
-            return None
-        if len(given) != 1:
-            self.problem(
-                node_id, "a timer needs exactly one of timeDuration, timeDate or timeCycle"
-            )
-            return None
-        return TimerSpec(duration=duration or None, date=date or None, cycle=cycle or None)
-
-    def _activity(self, item: dict[str, Any], kind: str, props: Mapping[str, Any]) -> Activity:
-        node_id = item["id"]
-
-        def pick(key: str) -> Any:
-            value = item.get(key)
-            return props.get(key) if value in (None, "", []) else value
-
-        tool = _text(pick("tool")) or None
-        form_id = None
-        if tool is not None and tool.startswith("formHandler:"):
-            form_id = tool.removeprefix("formHandler:").strip() or None
-            if form_id == _PLACEHOLDER_FORM:
-                form_id = None
-        mode_text = _lower(pick("agentMode")) or "none"
-        try:
-            mode = AgentMode(mode_text)
-        except ValueError:
-            self.problem(node_id, f"agentMode {mode_text!r} is not none, draft or complete")
-            mode = AgentMode.NONE
-        orchestration = _text(pick("orchestration")) or None
-        if orchestration == "none":
-            orchestration = None
-        duration = pick("duration")
-        days: float | None = None
-        if isinstance(duration, int | float) and not isinstance(duration, bool):
-            days = float(duration)
-        elif isinstance(duration, str) and duration.strip():
-            try:
-                days = float(duration)
-            except ValueError:
-                self.problem(node_id, f"duration {duration!r} is not a number of days")
-        elif duration not in (None, ""):
-            self.problem(node_id, "duration must be a number of days")
-        if days is not None and not 0 <= days <= 3650:
-            self.problem(node_id, "duration must be between 0 and 3650 days")
-            days = None
-        instruction = _text(pick("instruction")) or _text(pick("description"))
-        return Activity(
-            task_type=_TASK_TYPES[kind],
-            role=_role_name(pick("role")),
-            tool=tool,
-            form_id=form_id,
-            instruction=instruction,
-            input_data=self._names(node_id, "inputData", pick("inputData")),
-            output_data=self._names(node_id, "outputData", pick("outputData")),
-            duration_days=days,
-            agent=_text(pick("agent")) or None,
-            agent_mode=mode,
-            orchestration=orchestration,
-        )
-
-    def _names(self, node_id: str, key: str, value: Any) -> tuple[str, ...]:
-        if value in (None, ""):
-            return ()
-        if not isinstance(value, list):
-            self.problem(node_id, f"{key} must be a list")
-            return ()
-        names: list[str] = []
-        for raw in value:
-            entry = raw.get("name") or raw.get("key") if isinstance(raw, Mapping) else raw
-            if isinstance(entry, str) and entry.strip():
-                names.append(entry.strip())
-            else:
-                self.problem(node_id, f"{key} entries must be names")
-        return tuple(dict.fromkeys(names))
-
-    def _flow(self, seq: dict[str, Any]) -> tuple[Flow, bool]:
-        """The flow, and whether it is flagged as its gateway's default."""
-        flow_id = seq["id"]
-        props = self._properties(seq)
-        source, target = seq.get("source"), seq.get("target")
-        if not isinstance(source, str) or not isinstance(target, str):
-            self.problem(flow_id, "a sequence needs a source and a target id")
-        mode = _lower(props.get("conditionMode"))
-        function = _text(props.get("conditionFunction"))
-        condition_text = _text(props.get("condition"))
-        raw = seq.get("condition")
-        if isinstance(raw, str):
-            condition_text = condition_text or raw.strip()
-        elif isinstance(raw, Mapping) and raw:
-            self.problem(flow_id, "structured conditions are not supported; use CEL or text")
-        condition: str | None = None
-        condition_mode = "expression"
-        if function:
-            if _SCOPED.match(function):
-                self.problem(
-                    flow_id,
-                    "a scoped conditionFunction ('<form>: <expression>') is not supported; "
-                    "write <form>.<field> in the expression",
-                )
-            condition = function
-        elif mode in ("expression", "cel") and condition_text:
-            condition = condition_text
-        elif condition_text:
-            condition, condition_mode = condition_text, "text"
-        priority = props.get("priority", 0)
-        try:
-            priority = int(priority)
-        except (TypeError, ValueError):
-            self.problem(flow_id, f"priority {priority!r} is not a whole number")
-            priority = 0
-        flow = Flow(
-            id=flow_id,
-            source=source if isinstance(source, str) else "",
-            target=target if isinstance(target, str) else "",
-            condition=condition,
-            condition_mode=condition_mode,
-            priority=priority,
-            name=_text(seq.get("name")),
-        )
-        return flow, any(props.get(k) is True for k in _DEFAULT_FLAGS)
 
     def _with_defaults(
         self, nodes: list[Node], flagged: dict[str, list[str]], raw: list[dict[str, Any]]
@@ -570,14 +356,14 @@ class _Reader:
         fields: dict[str, list[str]] = {}
         for level in levels.values():
             for item in level.nodes:
-                kind = _lower(item.get("type"))
-                if kind in _TASK_TYPES:
+                kind = type_key(item.get("type"))
+                if kind in TASK_TYPES:
                     for implied in self._implied(item):
                         variables.setdefault(implied.name, implied)
-                elif kind in _GATEWAYS:
+                elif kind in GATEWAY_TYPES:
                     for entry in item.get("conditionData") or []:
                         form, _, name = (entry if isinstance(entry, str) else "").partition(".")
-                        if form and _NAME.match(name) and entry not in fields.get(name, []):
+                        if form and PLAIN_NAME.match(name) and entry not in fields.get(name, []):
                             fields.setdefault(name, []).append(entry)
         for name, paths in fields.items():
             if len(paths) == 1 and name not in variables:  # two forms' fields: ambiguous
@@ -590,34 +376,34 @@ class _Reader:
     def _declared(self, data: Mapping[str, Any]) -> dict[str, Variable]:
         variables: dict[str, Variable] = {}
         for item in self._list(data, "data"):
-            name = _text(item.get("name"))
+            name = clean_text(item.get("name"))
             if not name:
                 self.problem(None, "a data entry has no name")
             elif name in variables:
                 self.problem(name, "variable declared twice")
             else:
-                raw_type = _lower(item.get("type"))
-                kind = _VARIABLE_TYPES.get(raw_type, raw_type or "string")
-                variables[name] = Variable(name, kind, _text(item.get("description")))
+                raw_type = type_key(item.get("type"))
+                kind = VARIABLE_TYPES.get(raw_type, raw_type or "string")
+                variables[name] = Variable(name, kind, clean_text(item.get("description")))
         return variables
 
     def _implied(self, item: Mapping[str, Any]) -> list[Variable]:
         """A step's form (its values are stored under the form id) and plain output names."""
         found: list[Variable] = []
-        props = self._properties(item, report=False)
-        tool = _text(item.get("tool")) or _text(props.get("tool"))
+        props = self.properties(item, report=False)
+        tool = clean_text(item.get("tool")) or clean_text(props.get("tool"))
         form = tool.removeprefix("formHandler:").strip()
-        if tool.startswith("formHandler:") and form and form != _PLACEHOLDER_FORM:
+        if tool.startswith("formHandler:") and form and form != PLACEHOLDER_FORM:
             found.append(Variable(form, "object", f"form {form}"))
         for out in item.get("outputData") or []:
-            if isinstance(out, str) and _NAME.match(out.strip()):
+            if isinstance(out, str) and PLAIN_NAME.match(out.strip()):
                 found.append(Variable(out.strip(), "string"))
         return found
 
     def _roles(self, data: Mapping[str, Any]) -> tuple[Role, ...]:
         roles: dict[str, Role] = {}
         for item in self._list(data, "roles"):
-            name = _text(item.get("name"))
+            name = clean_text(item.get("name"))
             if not name:
                 self.problem(None, "a role has no name")
                 continue
@@ -630,53 +416,12 @@ class _Reader:
             if name in roles:
                 self.problem(name, "role declared twice")
                 continue
-            roles[name] = Role(name, _text(default) or None)
+            roles[name] = Role(name, clean_text(default) or None)
         return tuple(roles.values())
-
-    def _properties(self, item: Mapping[str, Any], *, report: bool = True) -> dict[str, Any]:
-        raw = item.get("properties")
-        if raw in (None, ""):
-            props: dict[str, Any] = {}
-        elif isinstance(raw, Mapping):
-            props = dict(raw)
-        elif isinstance(raw, str):
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                if report:
-                    self.problem(item.get("id"), "properties is not valid JSON")
-                parsed = {}
-            if not isinstance(parsed, dict):
-                if report:
-                    self.problem(item.get("id"), "properties must be a JSON object")
-                parsed = {}
-            props = parsed
-        else:
-            if report:
-                self.problem(item.get("id"), "properties must be a JSON object or its text")
-            props = {}
-        return props
 
 
 _HOSTS = (NodeKind.CALL, NodeKind.SUBPROCESS)
-
-
-def _event_definition(item: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
-    """``timer``, ``message``, ``signal``, another definition's name, or None (a plain
-    event)."""
-    for raw in (item.get("definitionType"), item.get("eventType"), props.get("eventType")):
-        text = _lower(raw)
-        if text:
-            return text.removesuffix("eventdefinition") or None
-    if any(k in props for k in ("timeDuration", "timeDate", "timeCycle")):
-        return "timer"
-    return None
-
-
-def _role_name(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("name")
-    return _text(value) or None
+"""Besides tasks, what a boundary timer may sit on."""
 
 
 def _free_id(base: str, taken: set[str]) -> str:
