@@ -258,3 +258,21 @@ def test_the_bpmn_example_is_valid() -> None:
         "controller": "controller@example.com",
         "manager": "manager@example.com",
     }
+
+
+def test_nesting_is_bounded() -> None:
+    inner = chain()
+    for depth in range(30):
+        inner = chain(f'<bpmn:subProcess id="sp{depth}">{inner}</bpmn:subProcess>')
+    with pytest.raises(ProcessDefinitionInvalid, match="nested more than 20 deep"):
+        parse_bpmn(document(inner))
+
+
+def test_a_duration_out_of_range_is_a_problem() -> None:
+    body = chain(
+        '<bpmn:userTask id="t"><bpmn:extensionElements><uengine:properties>'
+        '<uengine:json>{"duration": 1e400}</uengine:json></uengine:properties>'
+        "</bpmn:extensionElements></bpmn:userTask>"
+    )
+    with pytest.raises(ProcessDefinitionInvalid, match="duration must be between"):
+        check(parse_bpmn(document(body)))

@@ -326,3 +326,20 @@ def test_malformed_lists_are_problems_not_crashes() -> None:
 def test_the_examples_are_valid(name: str) -> None:
     graph = parse_processgpt_json(json.loads((EXAMPLES / f"{name}.json").read_text()))
     check(graph)
+
+
+def test_a_sub_process_inside_itself_is_a_problem_not_a_crash() -> None:
+    def sub(sp_id: str, children: dict[str, Any]) -> dict[str, Any]:
+        return {"id": sp_id, "type": "subProcess", "children": children}
+
+    looped = {
+        "processDefinitionId": "p",
+        "subProcesses": [sub("a", {"subProcesses": [sub("a", {})]})],
+    }
+    with pytest.raises(ProcessDefinitionInvalid):
+        check(parse_processgpt_json(looped))
+    deep: dict[str, Any] = {}
+    for depth in range(40):
+        deep = {"subProcesses": [sub(f"s{depth}", deep)]}
+    with pytest.raises(ProcessDefinitionInvalid, match="nested too deeply"):
+        parse_processgpt_json({"processDefinitionId": "p", **deep})

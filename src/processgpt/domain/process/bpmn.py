@@ -74,6 +74,8 @@ from processgpt.domain.process.model import (
 )
 
 MAX_BPMN_BYTES = 2_000_000
+MAX_NESTING = 20
+"""Sub-processes inside sub-processes, at most."""
 _TASKS = {
     "userTask": TaskType.USER,
     "task": TaskType.USER,
@@ -140,6 +142,8 @@ class _Reader(ExtensionReader):
 
     def __init__(self) -> None:
         super().__init__()
+        self.depth = 0
+        """How many sub-processes the element being read is in."""
         self.messages: dict[str, str] = {}
         self.signals: dict[str, str] = {}
         self.data_objects: dict[str, str] = {}
@@ -325,7 +329,12 @@ class _Reader(ExtensionReader):
         if attr(element, "triggeredByEvent") == "true":
             self.problem(element_id, "unsupported BPMN element event sub-process")
             return None
+        if self.depth >= MAX_NESTING:
+            self.problem(element_id, f"sub-processes nested more than {MAX_NESTING} deep")
+            return None
+        self.depth += 1
         inner = self._graph(element, element_id)
+        self.depth -= 1
         return Node(element_id, NodeKind.SUBPROCESS, attr(element, "name"), subprocess=inner)
 
     def _flow(self, element: Element) -> Flow:

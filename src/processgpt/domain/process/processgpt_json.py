@@ -83,6 +83,8 @@ from processgpt.domain.process.processgpt_elements import (
 
 MAX_ELEMENTS = 5000
 """Nodes and flows one definition may hold (sub-processes included)."""
+MAX_NESTING = 20
+"""Sub-processes inside sub-processes, at most."""
 
 
 def parse_processgpt_json(data: Any, *, definition_id: str | None = None) -> ProcessGraph:
@@ -125,6 +127,8 @@ class _Reader(ElementReader):
         self.elements = 0
         self.variables: tuple[Variable, ...] = ()
         self.roles: tuple[Role, ...] = ()
+        self.building: list[str] = []
+        """The sub-processes being built, outermost first."""
 
     # -- the document -------------------------------------------------------------------
 
@@ -155,7 +159,11 @@ class _Reader(ElementReader):
         self._gather(data, root, subprocess_ids, levels)
         return levels
 
-    def _collect_subprocess_ids(self, data: Mapping[str, Any], into: set[str]) -> None:
+    def _collect_subprocess_ids(
+        self, data: Mapping[str, Any], into: set[str], depth: int = 0
+    ) -> None:
+        if depth > MAX_NESTING:
+            return  # reported when the graphs are built
         for key in ("subProcesses", "activities"):
             raw = data.get(key)
             for sp in raw if isinstance(raw, list) else []:
@@ -164,8 +172,8 @@ class _Reader(ElementReader):
                 if key == "subProcesses" or type_key(sp.get("type")) in SUBPROCESS_TYPES:
                     into.add(sp["id"])
                     children = sp.get("children")
-                    if isinstance(children, Mapping):
-                        self._collect_subprocess_ids(children, into)
+                    if isinstance(children, Mapping) and sp["id"] not in into - {sp["id"]}:
+                        self._collect_subprocess_ids(children, into, depth + 1)
 
     def _gather(
         self,
@@ -173,7 +181,12 @@ class _Reader(ElementReader):
         owner: str,
         subprocess_ids: set[str],
         levels: dict[str, _Level],
+        depth: int = 0,
     ) -> None:
+        if depth > MAX_NESTING:
+            self.problem(owner, "sub-processes nested too deeply")
+            return
+
         def level_of(item: Mapping[str, Any]) -> _Level:
             process = item.get("process")
             if isinstance(process, str) and process in subprocess_ids and process != item["id"]:
@@ -194,7 +207,7 @@ class _Reader(ElementReader):
                 if key in ("subProcesses", "activities") and kind in SUBPROCESS_TYPES:
                     children = item.get("children")
                     if isinstance(children, Mapping):
-                        self._gather(children, item["id"], subprocess_ids, levels)
+                        self._gather(children, item["id"], subprocess_ids, levels, depth + 1)
         for seq in self._list(data, "sequences"):
             levels.setdefault(owner, _Level()).sequences.append(seq)
 
@@ -278,6 +291,15 @@ class _Reader(ElementReader):
             roles=self.roles,
         )
 
+    def _subprocess(self, node_id: str, name: str, levels: dict[str, _Level]) -> Node | None:
+        if node_id in self.building or len(self.building) >= MAX_NESTING:
+            self.problem(node_id, "a sub-process inside itself, or nested too deeply")
+            return None
+        self.building.append(node_id)
+        sub = self._build(node_id, name, levels)
+        self.building.pop()
+        return Node(node_id, NodeKind.SUBPROCESS, name, subprocess=sub)
+
     def _node(self, item: dict[str, Any], kind: str, levels: dict[str, _Level]) -> Node | None:
         node_id, name = item["id"], clean_text(item.get("name"))
         props = self.properties(item)
@@ -294,8 +316,7 @@ class _Reader(ElementReader):
             )
             return Node(node_id, NodeKind.CALL, name, called=called)
         if kind in SUBPROCESS_TYPES:
-            sub = self._build(node_id, name, levels)
-            return Node(node_id, NodeKind.SUBPROCESS, name, subprocess=sub)
+            return self._subprocess(node_id, name, levels)
         if kind in EVENT_TYPES:
             return self.event(item, kind, props)
         self.problem(node_id, f"unsupported element type {item.get('type')!r}")

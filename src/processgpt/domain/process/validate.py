@@ -17,8 +17,9 @@ Rules (each graph: the process and every embedded sub-process):
 * Conditions only on flows leaving an exclusive or inclusive gateway. A CEL condition
   compiles and reads only declared variables (:mod:`.conditions`); a text condition is at
   most :data:`MAX_TEXT_CONDITION` characters.
-* Tasks: a named role is declared (ProcessGPT ``roles[]``, BPMN lanes); an agent step
-  (``agent_mode`` draft or complete) names an agent or an orchestration.
+* Tasks: a ``duration`` of 0 to 3650 days; a named role is declared (ProcessGPT ``roles[]``,
+  BPMN lanes); an agent step (``agent_mode`` draft or complete) names an agent or an
+  orchestration.
 * Timers: ISO 8601 durations (``PT15M``, ``P1DT2H``) and dates with a time zone; a cycle only
   on a start event (``R[n]/…`` or a five-field cron). Boundary timers sit on tasks, call
   activities or sub-processes and have an outgoing flow.
@@ -52,6 +53,7 @@ from processgpt.domain.process.model import (
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_CONDITION = 2000
+MAX_DURATION_DAYS = 3650
 _GATEWAYS = (NodeKind.EXCLUSIVE, NodeKind.PARALLEL, NodeKind.INCLUSIVE)
 _CHOOSING = (NodeKind.EXCLUSIVE, NodeKind.INCLUSIVE)
 _HOSTS = (NodeKind.TASK, NodeKind.CALL, NodeKind.SUBPROCESS)
@@ -175,6 +177,9 @@ def _activity(graph: ProcessGraph, node: Node, problem: _Problem) -> None:
         if node.kind is NodeKind.TASK:
             problem(node.id, "a task without an activity")
         return
+    days = activity.duration_days
+    if days is not None and not 0 <= days <= MAX_DURATION_DAYS:
+        problem(node.id, f"duration must be between 0 and {MAX_DURATION_DAYS} days")
     if activity.role is not None and activity.role not in {r.name for r in graph.roles}:
         problem(node.id, f"role {activity.role!r} is not declared")
     if activity.agent_mode is not AgentMode.NONE and not (activity.agent or activity.orchestration):
