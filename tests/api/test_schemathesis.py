@@ -33,6 +33,8 @@ MUST_SUCCEED = {
     "GET /v1/tasks",
     "POST /v1/tasks",
     "POST /v1/processes",
+    "GET /v1/process-definitions",
+    "POST /v1/process-definitions",
     "GET /v1/agents",
     "POST /v1/agents",
     "GET /v1/mcp-servers",

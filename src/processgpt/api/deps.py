@@ -28,6 +28,7 @@ from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
@@ -68,6 +69,9 @@ def _service(name: str) -> Callable[[HTTPConnection], Any]:
 
 TasksDep = Annotated[TaskRepository, Depends(_service("tasks"))]
 ProcessesDep = Annotated[ProcessRepository, Depends(_service("processes"))]
+ProcessDefinitionsDep = Annotated[
+    ProcessDefinitionRepository, Depends(_service("process_definitions"))
+]
 AgentsDep = Annotated[AgentRepository, Depends(_service("agents"))]
 McpServersDep = Annotated[McpServerRepository, Depends(_service("mcp_servers"))]
 KeysDep = Annotated[ApiKeyRepository, Depends(_service("keys"))]

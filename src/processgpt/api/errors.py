@@ -1,4 +1,4 @@
-"""Every error answered as ``{"error": {"code", "message"}}`` with the status from
+"""Every error answered as ``{"error": {"code", "message", "details"?}}`` with the status from
 :data:`processgpt.domain.errors.ERROR_STATUS`, and the same answers declared in the OpenAPI
 document (:func:`responses`)."""
 
@@ -29,12 +29,17 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 
 def error_response(
-    code: str, message: str, status: int | None = None, headers: dict[str, str] | None = None
+    code: str,
+    message: str,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
     return JSONResponse(
-        {"error": {"code": code, "message": message}},
-        status_code=status or ERROR_STATUS.get(code, 500),
-        headers=headers,
+        {"error": error}, status_code=status or ERROR_STATUS.get(code, 500), headers=headers
     )
 
 
@@ -60,7 +65,7 @@ def install(app: FastAPI) -> None:
             log.warning("database unavailable path=%s error=%s", request.url.path, _cause(exc))
             return unavailable(exc)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyPending) else None
-        return error_response(exc.code, exc.message, headers=headers)
+        return error_response(exc.code, exc.message, headers=headers, details=exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

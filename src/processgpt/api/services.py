@@ -20,6 +20,7 @@ from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
@@ -40,6 +41,7 @@ class Services:
     """The built-in orchestrators (other names are looked up in the database)."""
     tasks: TaskRepository
     processes: ProcessRepository
+    process_definitions: ProcessDefinitionRepository
     agents: AgentRepository
     mcp_servers: McpServerRepository
     mcp_settings: McpSettings
@@ -102,6 +104,7 @@ class Services:
             known_agents=known,
             tasks=tasks,
             processes=ProcessRepository(db),
+            process_definitions=ProcessDefinitionRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
             mcp_servers=McpServerRepository(db, box),
             mcp_settings=mcp,

@@ -3,6 +3,7 @@
 By concept: :mod:`~processgpt.cli.parser` (commands, flags, help),
 :mod:`~processgpt.cli.serve` (``up``, ``api``, ``worker``), :mod:`~processgpt.cli.tasks`
 (``submit``, ``tasks``: over the HTTP API, :mod:`~processgpt.cli.target` says which),
+:mod:`~processgpt.cli.process` (``process deploy``: over the HTTP API too),
 :mod:`~processgpt.cli.admin` (``migrate``, ``keys``, ``agents``: in the database).
 
 Every error a user can cause prints ``error: <code>: <message>`` and exits with status 2.
@@ -30,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "worker": "processgpt.cli.serve:cmd_worker",
     "submit": "processgpt.cli.tasks:cmd_submit",
     "tasks": "processgpt.cli.tasks:cmd_tasks",
+    "process": "processgpt.cli.process:cmd_process",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",

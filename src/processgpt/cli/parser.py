@@ -29,9 +29,10 @@ Start everything (embedded Postgres, API, console, workers for the built-in agen
 then, in another shell (it finds the running instance through the profile 'up' writes):
   processgpt submit --agent demo "hello world" --follow
 
-'submit' and 'tasks' talk to the HTTP API (--url/--api-key, PROCESSGPT_URL/PROCESSGPT_API_KEY,
-or the profile of the data directory); 'migrate', 'keys' and 'agents' work on the database
-(DATABASE_URL, or the embedded Postgres of the data directory)."""
+'submit', 'tasks' and 'process' talk to the HTTP API (--url/--api-key,
+PROCESSGPT_URL/PROCESSGPT_API_KEY, or the profile of the data directory); 'migrate', 'keys'
+and 'agents' work on the database (DATABASE_URL, or the embedded Postgres of the data
+directory)."""
 
 _DATABASE = ("database_url", "data_dir", "pool_size", "log_level", "log_format")
 _WORKER = (
@@ -73,6 +74,7 @@ READS: dict[str, _Reads] = {
     ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -236,6 +238,23 @@ def _task_parsers(parsers: _Parsers) -> None:
     _connection(answer)
 
 
+def _process_parsers(parsers: _Parsers) -> None:
+    process = parsers.add("process", "publish process definitions (over the API)")
+    actions = process.add_subparsers(dest="action", required=True, metavar="ACTION")
+    deploy = actions.add_parser(
+        "deploy", help="publish a definition file (ProcessGPT JSON or BPMN) as its next version"
+    )
+    deploy.add_argument("file", metavar="FILE", help="a .json (ProcessGPT) or .bpmn file")
+    deploy.add_argument(
+        "--id", help="the definition's id (default: the file's processDefinitionId or process id)"
+    )
+    deploy.add_argument("--name", help="the definition's name (default: the file's)")
+    deploy.add_argument(
+        "--forms", metavar="FILE", help="JSON object of the forms its steps use: form id → form"
+    )
+    _connection(deploy)
+
+
 def _admin_parsers(parsers: _Parsers) -> None:
     migrate = parsers.add("migrate", "apply database migrations")
     _data_dir_option(migrate, "embedded Postgres data")
@@ -296,12 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tenant",
         default=None,
-        help="tenant of the 'agents' commands (default: default); 'submit' and 'tasks' act "
-        "for their API key's tenant",
+        help="tenant of the 'agents' commands (default: default); 'submit', 'tasks' and "
+        "'process' act for their API key's tenant",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parsers = _Parsers(sub)
     _serve_parsers(parsers)
     _task_parsers(parsers)
+    _process_parsers(parsers)
     _admin_parsers(parsers)
     return parser

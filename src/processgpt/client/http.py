@@ -43,7 +43,13 @@ from processgpt.protocols.sse import (
     StreamPart,
     parse_part,
 )
-from processgpt.protocols.views import EventPage, OrchestratorView, ProcessView, TaskPage
+from processgpt.protocols.views import (
+    EventPage,
+    OrchestratorView,
+    ProcessView,
+    PublishedDefinition,
+    TaskPage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +58,25 @@ TaskId = uuid.UUID | str
 
 class ApiError(Exception):
     """The API answered with an error. ``code`` is the stable error code of the body
-    (``{"error": {"code", "message"}}``); ``retry_after`` is set for 429."""
+    (``{"error": {"code", "message", "details"?}}``); ``retry_after`` is set for 429;
+    ``details`` holds the structured problems when the error has them (e.g.
+    ``definition_invalid``: ``[{"id", "problem"}]``)."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, retry_after: float | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.details = details
 
 
 class StreamBroken(ApiError):
@@ -102,12 +117,16 @@ _EVENT_PAGE = 500
 def _error(response: httpx.Response) -> ApiError:
     """The error of a read response (its body is ``{"error": {"code", "message"}}``)."""
     code, message = "http_error", response.reason_phrase
+    details: list[dict[str, Any]] | None = None
     try:
         payload = response.json()
         err = payload.get("error") if isinstance(payload, dict) else None
         if isinstance(err, dict):
             code = str(err.get("code", code))
             message = str(err.get("message", message))
+            found = err.get("details")
+            if isinstance(found, list):
+                details = [d for d in found if isinstance(d, dict)]
     except ValueError:
         pass
     retry_after: float | None = None
@@ -117,7 +136,7 @@ def _error(response: httpx.Response) -> ApiError:
             retry_after = float(header)
         except ValueError:
             retry_after = None
-    return ApiError(response.status_code, code, message, retry_after=retry_after)
+    return ApiError(response.status_code, code, message, retry_after=retry_after, details=details)
 
 
 def _says_waiting(part: StreamPart) -> bool:
@@ -399,6 +418,27 @@ class ProcessGPTClient:
         }
         response = await self._request("POST", "/v1/processes", json=_drop_none(body))
         return ProcessView.model_validate(response.json())
+
+    async def publish_process_definition(
+        self,
+        definition_id: str,
+        *,
+        definition: dict[str, Any] | None = None,
+        bpmn: str | None = None,
+        name: str | None = None,
+        forms: dict[str, Any] | None = None,
+    ) -> PublishedDefinition:
+        """Publish the next version of a process definition: ProcessGPT JSON
+        (``definition``) or BPMN XML (``bpmn``). ``created`` is False when the content equals
+        the latest version (that version is returned). An invalid definition raises
+        :class:`ApiError` ``definition_invalid`` with every problem in ``details``."""
+        body = _drop_none(
+            {"id": definition_id, "name": name, "definition": definition, "bpmn": bpmn}
+        )
+        if forms:
+            body["forms"] = forms
+        response = await self._request("POST", "/v1/process-definitions", json=body)
+        return PublishedDefinition.model_validate(response.json())
 
     async def get_process(self, proc_inst_id: TaskId) -> ProcessView:
         response = await self._request("GET", f"/v1/processes/{proc_inst_id}")

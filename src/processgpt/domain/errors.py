@@ -7,14 +7,17 @@ same code is used by the WebSocket and A2A transports). Messages never contain s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 
 class ProcessGPTError(Exception):
-    """Base of all errors raised on purpose by processgpt."""
+    """Base of all errors raised on purpose by processgpt. ``details``: optional structured
+    problems (a list of JSON objects) that every transport carries beside the message."""
 
     code: ClassVar[str] = "internal_error"
+    details: list[dict[str, Any]] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -259,6 +262,63 @@ class SecretsUnavailable(ProcessGPTError):
     code = "secrets_unavailable"
 
 
+class ConditionError(ProcessGPTError):
+    """A sequence flow's condition cannot be compiled or checked (at publish), or evaluated
+    (at run time: the engine turns it into an incident). The message says why, never a
+    variable's value."""
+
+    code = "condition_error"
+
+
+@dataclass(frozen=True)
+class DefinitionProblem:
+    """One problem of a process definition: ``id`` of the element (node, flow, variable…;
+    None for the definition as a whole) and what is wrong with it."""
+
+    id: str | None
+    problem: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "problem": self.problem}
+
+    def __str__(self) -> str:
+        return f"{self.id}: {self.problem}" if self.id is not None else self.problem
+
+
+class ProcessDefinitionInvalid(InvalidInput):
+    """A process definition cannot be published. ``problems`` lists every problem found (the
+    message has them one per line; ``details`` the same as objects ``{"id", "problem"}``).
+    Nothing was stored."""
+
+    code = "definition_invalid"
+
+    def __init__(self, problems: Sequence[DefinitionProblem]) -> None:
+        problems = list(problems)
+        shown = problems[:_PROBLEMS_IN_MESSAGE]
+        lines = [str(p) for p in shown]
+        if len(problems) > len(shown):
+            lines.append(f"… and {len(problems) - len(shown)} more (see details)")
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"the process definition has {count}:\n" + "\n".join(lines))
+        self.problems = problems
+        self.details = [p.as_json() for p in problems]
+
+
+_PROBLEMS_IN_MESSAGE = 50
+
+
+class ProcessDefinitionNotFound(ProcessGPTError):
+    """No process definition (or no such version of it) exists for the caller's tenant."""
+
+    code = "definition_not_found"
+
+    def __init__(self, definition_id: str, version: int | None = None) -> None:
+        what = f"version {version} of " if version is not None else ""
+        super().__init__(f"{what}process definition {definition_id!r} not found")
+        self.definition_id = definition_id
+        self.version = version
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -292,6 +352,9 @@ ERROR_STATUS: dict[str, int] = {
     UrlNotAllowed.code: 422,
     UnknownMcpCatalogEntry.code: 422,
     SecretsUnavailable.code: 500,
+    ConditionError.code: 422,
+    ProcessDefinitionInvalid.code: 422,
+    ProcessDefinitionNotFound.code: 404,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

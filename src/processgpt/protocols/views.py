@@ -16,10 +16,15 @@ from processgpt.domain.task import Task, TaskFields
 class ErrorDetail(BaseModel):
     code: str = Field(description="A stable error code (see the error table).")
     message: str = Field(description="What went wrong, for people.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Structured problems, when the error has several (e.g. "
+        '`definition_invalid`: `[{"id": element id or null, "problem"}]`).',
+    )
 
 
 class ErrorBody(BaseModel):
-    """Every error answer: ``{"error": {"code", "message"}}``."""
+    """Every error answer: ``{"error": {"code", "message", "details"?}}``."""
 
     error: ErrorDetail
 
@@ -129,3 +134,84 @@ class TenantView(BaseModel):
     name: str
     max_pending_tasks: int | None
     created_at: datetime
+
+
+DEFINITION_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+_PUBLISH_EXAMPLE: dict[str, Any] = {
+    "id": "leave_request",
+    "name": "Leave request",
+    "definition": {
+        "processDefinitionId": "leave_request",
+        "processDefinitionName": "Leave request",
+        "roles": [{"name": "manager", "default": "manager@example.com"}],
+        "events": [{"id": "start", "type": "startEvent"}, {"id": "end", "type": "endEvent"}],
+        "activities": [{"id": "approve", "name": "Approve", "type": "userTask", "role": "manager"}],
+        "sequences": [
+            {"id": "f1", "source": "start", "target": "approve"},
+            {"id": "f2", "source": "approve", "target": "end"},
+        ],
+    },
+}
+
+
+class FormBody(BaseModel):
+    """A form a definition's steps use (``tool: formHandler:<form id>``), stored with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
+    html: str = Field(default="", max_length=500_000)
+
+
+class ProcessDefinitionPublish(BaseModel):
+    """A definition to publish as the next version of ``id``: ProcessGPT's definition JSON in
+    ``definition``, or BPMN 2.0 XML in ``bpmn`` (exactly one). ``forms``: the forms its steps
+    use that are not stored yet (form id → form)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_PUBLISH_EXAMPLE]})
+
+    id: str = Field(pattern=DEFINITION_ID_PATTERN, examples=["leave_request"])
+    name: str | None = Field(default=None, max_length=500)
+    definition: dict[str, Any] | None = None
+    bpmn: str | None = Field(default=None, min_length=1, max_length=2_000_000)
+    forms: dict[str, FormBody] = Field(default_factory=dict, max_length=200)
+
+
+class ProcessDefinitionVersionView(BaseModel):
+    """One published version. ``hash``: the fingerprint of its content (format, name, source,
+    forms)."""
+
+    id: str
+    version: int
+    name: str
+    format: str = Field(description="`processgpt_json` or `bpmn`.")
+    hash: str
+    created_at: datetime
+
+
+class PublishedDefinition(ProcessDefinitionVersionView):
+    created: bool = Field(
+        description="False: the content equals the latest version, which is returned (200)."
+    )
+
+
+class ProcessDefinitionView(BaseModel):
+    """A definition with every version, oldest first."""
+
+    id: str
+    name: str
+    latest_version: int
+    versions: list[ProcessDefinitionVersionView]
+
+
+class ProcessDefinitionVersionDetail(ProcessDefinitionVersionView):
+    """A whole version: the compiled graph the engine runs and the source as published."""
+
+    graph: dict[str, Any]
+    source: Any = Field(description="The ProcessGPT JSON object, or the BPMN XML text.")
+
+
+class ProcessDefinitionPage(BaseModel):
+    items: list[ProcessDefinitionVersionView]
+    next_after: str | None = Field(description="Pass as `after` for the next page.")

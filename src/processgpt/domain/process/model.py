@@ -69,10 +69,13 @@ class AgentMode(enum.StrEnum):
 @dataclass(frozen=True)
 class TimerSpec:
     """When a timer is due: an ISO 8601 ``duration`` (``PT15M``, ``P2D``) from the moment the
-    token arrives, or an ISO 8601 ``date``. Exactly one is set."""
+    token arrives, or an ISO 8601 ``date``; on START nodes only, a ``cycle`` (a schedule: an
+    ISO 8601 repeating interval ``R/PT1H`` / ``R3/2025-01-01T00:00:00Z/P1D``, or a five-field
+    cron expression). Exactly one is set."""
 
     duration: str | None = None
     date: str | None = None
+    cycle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class Variable:
     name: str
     type: str = "string"
     description: str = ""
+    path: str | None = None
+    """Where the value is read from when it is not a variable of its own: a dotted path into
+    the instance's variables (``form_id.field``: ProcessGPT gateways' ``conditionData``).
+    None: the instance variable ``name``."""
 
 
 @dataclass(frozen=True)
