@@ -121,7 +121,6 @@ def inclusive_problems(graph: ProcessGraph) -> list[Problem]:
 def _pairs(graph: ProcessGraph) -> tuple[dict[str, str], list[Problem]]:
     ipdom = immediate_post_dominators(graph)
     succ = successors(graph)
-    pairs: dict[str, str] = {}
     problems: list[Problem] = []
     closed_by: dict[str, list[str]] = {}
     for node in graph.nodes:
@@ -139,31 +138,9 @@ def _pairs(graph: ProcessGraph) -> tuple[dict[str, str], list[Problem]]:
                     "which would wait for branches the split did not activate",
                 )
             )
-            continue
-        if join.kind is not NodeKind.INCLUSIVE or len(graph.incoming(join_id)) < 2:
-            continue
-        block = _block(succ, node.id, stop=join_id)
-        outside = [f.id for f in graph.incoming(join_id) if f.source not in block]
-        if outside:
-            problems.append(
-                Problem(
-                    join_id,
-                    f"inclusive join {join_id!r} closes split {node.id!r} but also receives "
-                    f"flows from outside its block: {', '.join(outside)}",
-                )
-            )
-            continue
-        if node.id in _block(succ, *_targets(succ, node.id), stop=join_id):
-            problems.append(
-                Problem(
-                    node.id,
-                    f"inclusive split {node.id!r} is reached again inside its own block "
-                    f"(a loop that does not pass through its join {join_id!r})",
-                )
-            )
-            continue
-        pairs[node.id] = join_id
-        closed_by.setdefault(join_id, []).append(node.id)
+        elif join.kind is NodeKind.INCLUSIVE and len(graph.incoming(join_id)) >= 2:
+            closed_by.setdefault(join_id, []).append(node.id)
+    pairs: dict[str, str] = {}
     for join_id, splits in closed_by.items():
         if len(splits) > 1:
             problems.append(
@@ -173,8 +150,28 @@ def _pairs(graph: ProcessGraph) -> tuple[dict[str, str], list[Problem]]:
                     "give each split its own join",
                 )
             )
-            for split in splits:
-                del pairs[split]
+            continue
+        split = splits[0]
+        block = _block(succ, split, stop=join_id)
+        outside = [f.id for f in graph.incoming(join_id) if f.source not in block]
+        if outside:
+            problems.append(
+                Problem(
+                    join_id,
+                    f"inclusive join {join_id!r} closes split {split!r} but also receives "
+                    f"flows from outside its block: {', '.join(outside)}",
+                )
+            )
+        elif split in _block(succ, *_targets(succ, split), stop=join_id):
+            problems.append(
+                Problem(
+                    split,
+                    f"inclusive split {split!r} is reached again inside its own block "
+                    f"(a loop that does not pass through its join {join_id!r})",
+                )
+            )
+        else:
+            pairs[split] = join_id
     return pairs, problems
 
 
