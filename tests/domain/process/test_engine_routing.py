@@ -310,3 +310,12 @@ def test_start_picks_the_start_node() -> None:
     assert isinstance(step, Step)
     assert [t.node_id for t in step.state.tokens] == ["b"]
     assert graph.node("s1").kind is NodeKind.START
+
+
+def test_resolving_a_walk_limit_incident_walks_again_with_a_fresh_budget() -> None:
+    run = Run.start(build("s>x1 x1>x2 x2>x1"))
+    [incident] = run.state.incidents
+    run.send(ResolveIncident(incident))
+    [again] = run.state.incidents.values()
+    assert again.id != incident
+    assert again.kind is IncidentKind.WALK_LIMIT

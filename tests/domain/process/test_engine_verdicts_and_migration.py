@@ -204,3 +204,17 @@ def test_migration_reconciles_boundary_timers_of_a_kept_task() -> None:
     run.send(TimerFired("new/1"))
     assert run.open_task_ids() == ["late"]
     assert [t.wait for t in run.state.tokens] == [Wait.TASK]
+
+
+def test_migration_cannot_park_a_waiting_task_on_a_boundary_timer() -> None:
+    a = Node(
+        id="a",
+        kind=NodeKind.TASK,
+        activity=task("a").activity,
+        boundary=(BoundaryTimer("b1", TimerSpec(duration="PT1H")),),
+    )
+    v1 = build("s>c c>e", gid="p")
+    v2 = build("s>a a>e b1>e", nodes=[a], gid="p")
+    run = Run.start(v1)
+    with pytest.raises(MigrationRejected, match="map it to a node"):
+        advance(v1, run.state, Migrate(v2, {"c": "b1"}), now=T0)

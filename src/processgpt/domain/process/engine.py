@@ -19,6 +19,9 @@ Contract:
   an incident on the token where it happened (status INCIDENT while one is open; other
   branches go on), and :class:`~.events.ResolveIncident` retries from there.
 * The instance completes (decision ``InstanceCompleted``) when no token is left.
+* ``graph`` must have passed publish-time validation (flows between existing nodes,
+  conditions that compile, :func:`~.structure.inclusive_problems` empty); the engine does not
+  re-validate it on every step.
 
 Token semantics are in :mod:`.walk`; how results become variables in :mod:`.outputs`.
 """
@@ -291,9 +294,13 @@ def _migrate(
     moves: list[tuple[Token, str]] = []
     for token in state.tokens:
         new_id = mapping.get(token.node_id, token.node_id)
-        if not target_ix.is_source(new_id):
+        at_node = target.has_node(new_id) or (
+            token.wait is Wait.INCIDENT and target_ix.is_source(new_id)
+        )
+        if not at_node:
             problems.append(
-                f"a token waits at {token.node_id!r}, which the target version lacks: map it"
+                f"a token waits at {token.node_id!r}, which the target version lacks: map it "
+                "to a node"
             )
         elif token.wait is Wait.JOIN and (
             target.node(new_id).kind not in _JOINS

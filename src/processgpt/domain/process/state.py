@@ -135,7 +135,8 @@ class InstanceState:
     @property
     def current_activity_ids(self) -> list[str]:
         """The nodes where the instance waits, each once, in token order (``bpm_proc_inst.
-        current_activity_ids``): tasks, events, child instances, joins and incidents."""
+        current_activity_ids``): tasks, events, child instances, joins and incidents (a token
+        whose routing from a boundary timer failed waits at the boundary timer's id)."""
         return list(dict.fromkeys(t.node_id for t in self.tokens))
 
     def token(self, token_id: str) -> Token:
