@@ -116,7 +116,6 @@ class Walker:
         self.graph = graph
         self.ix: GraphIndex = index(graph)
         self.now = now
-        self.initial_status = state.status
         self.variables: dict[str, Any] = dict(state.variables)
         self.tokens: dict[str, Token] = {t.id: t for t in state.tokens}
         self.activations: dict[str, int] = dict(state.activations)
@@ -216,7 +215,7 @@ class Walker:
         if chosen is None:
             return
         taken, evaluated = chosen
-        if (node is not None and node.kind in _GATEWAYS) or evaluated:
+        if evaluated or (len(flows) > 1 and node is not None and node.kind in _GATEWAYS):
             self.record(
                 HistoryKind.GATEWAY_DECISION,
                 source_id,
