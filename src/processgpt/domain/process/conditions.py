@@ -146,7 +146,7 @@ class CompiledCondition:
             ) from exc
         if not isinstance(result, bool):
             raise ConditionError(
-                f"condition {self.text!r} gave a {type(result).__name__}, not a bool"
+                f"condition {self.text!r} is not a boolean (it gave {type(result).__name__})"
             )
         return result
 
