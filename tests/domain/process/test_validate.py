@@ -217,3 +217,30 @@ def test_forms_of_lists_each_form_once() -> None:
         [("1", "s", "a"), ("2", "a", "b"), ("3", "b", "c"), ("4", "c", "e")],
     )
     assert forms_of(g) == ["f1", "f2"]
+
+
+def test_an_ambiguous_inclusive_join_is_refused_at_publish() -> None:
+    def gw(node_id: str, kind: NodeKind) -> Node:
+        return Node(node_id, kind)
+
+    closed_by_parallel = graph(
+        [
+            START,
+            gw("i1", NodeKind.INCLUSIVE),
+            task("a"),
+            task("b"),
+            gw("p2", NodeKind.PARALLEL),
+            END,
+        ],
+        [
+            ("1", "s", "i1"),
+            ("2", "i1", "a"),
+            ("3", "i1", "b"),
+            ("4", "a", "p2"),
+            ("5", "b", "p2"),
+            ("6", "p2", "e"),
+        ],
+    )
+    assert any(pid == "i1" and "parallel" in text for pid, text in found(closed_by_parallel))
+    with pytest.raises(ProcessDefinitionInvalid):
+        check(closed_by_parallel)

@@ -50,6 +50,7 @@ from processgpt.domain.process.model import (
     ProcessGraph,
     TimerSpec,
 )
+from processgpt.domain.process.structure import inclusive_problems
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_CONDITION = 2000
@@ -143,7 +144,13 @@ def _graph(graph: ProcessGraph, found: list[DefinitionProblem], inside: str | No
             _graph(node.subprocess, found, node.id)
     for flow in graph.flows:
         _flow_condition(graph, flow, problem)
+    before = len(found)
     _reachability(graph, problem)
+    if len(found) == before and all(f.target in ids for f in graph.flows):
+        # Which join closes which inclusive split is read from the graph's structure, so it
+        # is asked only of a graph whose flows all lead somewhere.
+        for ambiguous in inclusive_problems(graph):
+            problem(ambiguous.element_id, ambiguous.message)
 
 
 def _node(graph: ProcessGraph, node: Node, problem: _Problem) -> None:
