@@ -2,8 +2,10 @@
 
 Tools: ``add(a, b)``, ``lookup(q)`` (a tiny fixed index; ``PROCESSGPT_TEST_MCP_TAG`` is added
 to every answer, so tests can tell which server answered), ``fail()`` (always raises),
-``slow(seconds)``, ``environment()`` (the server process's environment, as JSON) and
-``request_info()`` (over HTTP: the headers and query string of the request, as JSON).
+``slow(seconds)``, ``environment()`` (the server process's environment, as JSON),
+``request_info()`` (over HTTP: the headers and query string of the request, as JSON), and
+``remember(value)`` / ``recall()`` (state kept in the server process: what was remembered so
+far, so tests can tell whether two callers share a process).
 
     python tests/mcp_server.py                 # stdio
     python tests/mcp_server.py --http PORT     # streamable HTTP on 127.0.0.1:PORT/mcp
@@ -65,6 +67,22 @@ def request_info(ctx: Context) -> str:
     if request is None:
         return json.dumps({})
     return json.dumps({"headers": dict(request.headers), "query": str(request.url.query)})
+
+
+_MEMORY: list[str] = []
+
+
+@server.tool()
+def remember(value: str) -> str:
+    """Keep a value in this server process."""
+    _MEMORY.append(value)
+    return "remembered"
+
+
+@server.tool()
+def recall() -> str:
+    """Everything remembered by this server process so far, as a JSON list."""
+    return json.dumps(_MEMORY)
 
 
 def main() -> None:

@@ -6,10 +6,12 @@ references): :meth:`McpConnections.plan` reads it for a task. Transports: stdio 
 only from the operator) and streamable HTTP (``url``); a tenant's URL is reached through the
 network guard (:mod:`processgpt.tools.netguard`), every connection checked at connect time.
 
-:class:`McpConnections` keeps one connection per distinct server configuration (keyed by a
-hash of it, so an edited configuration gets a new connection on the next task and the old one
-is closed once idle) and reuses it across tasks. Each connection lives in a background task
-the pool owns; :meth:`McpConnections.close` ends them all (call it on worker shutdown).
+:class:`McpConnections` keeps one connection per tenant and distinct server configuration
+(keyed by a hash of both, :attr:`McpServerConfig.key`, so an edited configuration gets a new
+connection on the next task and the old one is closed once idle) and reuses it across that
+tenant's tasks; only operator entries marked ``"shared": true`` are shared by tenants. Each
+connection lives in a background task the pool owns; :meth:`McpConnections.close` ends them
+all (call it on worker shutdown).
 
 Contracts:
 

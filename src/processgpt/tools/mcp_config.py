@@ -22,6 +22,12 @@ for the names in ``tenantEnv`` (no other name; names that change how programs lo
 ``PATH``, ``LD_PRELOAD`` or ``NODE_OPTIONS``, are never accepted from tenants even if listed).
 ``tenants`` lists the tenant ids it is offered to (``"*"``: all, the default).
 
+Connections are per tenant: two tenants enabling the same catalog entry, or naming the same
+HTTP server, get a process or a session each, so a server that keeps state between calls never
+shows one tenant's state to another. The operator's ``mcpServers`` entries are per tenant too,
+unless the entry says ``"shared": true`` (one connection for all tenants: only for servers that
+keep nothing per caller).
+
 A stdio server's environment is exactly its configured ``env`` plus what the ``mcp`` library
 passes to every server: ``HOME``, ``LOGNAME``, ``PATH``, ``SHELL``, ``TERM`` and ``USER`` of
 the worker (so ``npx``/``uvx`` are found). Nothing else of the worker's environment
@@ -37,7 +43,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +84,12 @@ class McpServerConfig:
     """Connect through the network guard: the URL comes from a tenant."""
     origin: str = "operator"
     """``"operator"`` (mcp.json), ``"tenant"`` (a tenant's HTTP server) or ``"catalog:<entry>"``."""
+    tenant_id: str | None = None
+    """The tenant whose connection this is: part of :attr:`key`, so no two tenants share a
+    process or a session. None only for an operator entry marked ``"shared": true``."""
+    shared: bool = False
+    """An operator ``mcpServers`` entry with ``"shared": true``: one connection for every
+    tenant (only for servers that keep no per-caller state)."""
 
     @property
     def transport(self) -> str:
@@ -85,10 +97,12 @@ class McpServerConfig:
 
     @property
     def key(self) -> str:
-        """A hash of everything that defines the connection (not the name): equal configs
-        share a connection; any change makes a new one."""
+        """A hash of everything that defines the connection (not the name) and of the tenant
+        it is for: equal configs of one tenant share a connection; any change, or another
+        tenant, makes a new one."""
         canonical = json.dumps(
             {
+                "tenant": self.tenant_id,
                 "command": self.command,
                 "args": list(self.args),
                 "env": dict(sorted(self.env.items())),
@@ -127,8 +141,9 @@ class CatalogEntry:
     def offered_to(self, tenant_id: str) -> bool:
         return "*" in self.tenants or tenant_id in self.tenants
 
-    def server(self, name: str, tenant_env: Mapping[str, str]) -> McpServerConfig:
-        """The server a tenant's reference starts (``tenant_env``: checked names only)."""
+    def server(self, name: str, tenant_env: Mapping[str, str], tenant_id: str) -> McpServerConfig:
+        """The server a tenant's reference starts (``tenant_env``: checked names only), a
+        process of that tenant's own."""
         return McpServerConfig(
             name=name,
             command=self.command,
@@ -136,6 +151,7 @@ class CatalogEntry:
             env={**self.env, **tenant_env},
             cwd=self.cwd,
             origin=f"catalog:{self.name}",
+            tenant_id=tenant_id,
         )
 
 
@@ -210,12 +226,16 @@ def plan_for_task(
     policy: NetworkPolicy,
 ) -> ServerPlan:
     """The operator's servers merged with the tenant's entries (the tenant's win on equal
-    names; a refused tenant entry also hides the operator's of the same name)."""
+    names; a refused tenant entry also hides the operator's of the same name). Every server
+    is the tenant's own connection (:attr:`McpServerConfig.tenant_id`) except operator
+    entries marked ``"shared": true``."""
     tenant = tenant_plan(
         tenant_config, tenant_id=tenant_id, operator=operator, box=box, policy=policy
     )
     servers = {
-        name: server for name, server in operator.servers.items() if name not in tenant.refused
+        name: server if server.shared else replace(server, tenant_id=tenant_id)
+        for name, server in operator.servers.items()
+        if name not in tenant.refused
     }
     servers.update({server.name: server for server in tenant.servers})
     return ServerPlan(list(servers.values()), tenant.refused)
@@ -272,7 +292,7 @@ def _tenant_server(
             if not ENV_NAME_PATTERN.match(key) or "\x00" in value:
                 raise InvalidInput("env names must be identifiers and values may not hold NUL")
         catalog_entry = operator.check_reference(tenant_id, opened["catalog"], set(env))
-        return catalog_entry.server(name, env)
+        return catalog_entry.server(name, env, tenant_id)
     url = opened.get("url")
     if isinstance(url, str) and url:
         policy.check_url(url)
@@ -282,6 +302,7 @@ def _tenant_server(
             headers=_string_map(opened.get("headers"), "headers"),
             guarded=True,
             origin="tenant",
+            tenant_id=tenant_id,
         )
     raise InvalidInput("the entry has neither a url nor a catalog entry name")
 
@@ -333,11 +354,13 @@ def _parse_entry(name: str, entry: Any, source: str) -> McpServerConfig | None:
             args=tuple(str(a) for a in entry.get("args") or []),
             env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
             cwd=str(entry["cwd"]) if entry.get("cwd") else None,
+            shared=entry.get("shared") is True,
         )
     return McpServerConfig(
         name=name,
         url=entry["url"],
         headers={str(k): str(v) for k, v in (entry.get("headers") or {}).items()},
+        shared=entry.get("shared") is True,
     )
 
 
