@@ -86,6 +86,10 @@ def _attacks(marker: Path, port: int) -> list[tuple[dict[str, Any], str]]:
             {"name": "catpath", "catalog": "calc", "env": {"PATH": str(marker.parent)}},
             "invalid_input",
         ),
+        (  # listed by the operator, refused all the same
+            {"name": "cattls", "catalog": "calc", "env": {"NODE_TLS_REJECT_UNAUTHORIZED": "0"}},
+            "invalid_input",
+        ),
         ({"name": "loop", "url": f"http://127.0.0.1:{port}/mcp"}, "url_not_allowed"),
         ({"name": "meta", "url": "http://169.254.169.254/latest/meta-data/"}, "url_not_allowed"),
         ({"name": "v6", "url": f"http://[::ffff:127.0.0.1]:{port}/mcp"}, "url_not_allowed"),

@@ -18,9 +18,11 @@ the row::
 
 A tenant enables a catalog entry with ``{"catalog": "github", "env": {"GITHUB_TOKEN": …}}``:
 the server runs the operator's command with the operator's ``env`` plus the tenant's values
-for the names in ``tenantEnv`` (no other name; names that change how programs load, such as
-``PATH``, ``LD_PRELOAD`` or ``NODE_OPTIONS``, are never accepted from tenants even if listed).
-``tenants`` lists the tenant ids it is offered to (``"*"``: all, the default).
+for the names in ``tenantEnv`` (no other name). A listed name must look like a credential or
+an account setting, unless the entry also lists it in ``unsafeTenantEnv``; names that change
+how programs load, run or connect (``PATH``, ``LD_PRELOAD``, ``NODE_OPTIONS``…) are never
+accepted from tenants (:mod:`processgpt.tools.tenant_env`). ``tenants`` lists the tenant ids
+it is offered to (``"*"``: all, the default).
 
 Connections are per tenant: two tenants enabling the same catalog entry, or naming the same
 HTTP server, get a process or a session each, so a server that keeps state between calls never
@@ -41,7 +43,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,19 +55,12 @@ from processgpt.domain.errors import (
     ProcessGPTError,
     UnknownMcpCatalogEntry,
 )
+from processgpt.tools import tenant_env
 from processgpt.tools.netguard import NetworkPolicy
 
 log = logging.getLogger(__name__)
 
 STDIO_REFUSED = "stdio servers (commands) come only from the operator's configuration"
-_UNSAFE_ENV = re.compile(
-    r"^(LD_\w*|DYLD_\w*|PATH|HOME|SHELL|IFS|ENV|BASH_ENV|PYTHON\w*|NODE_OPTIONS|NODE_PATH|"
-    r"PERL5OPT|PERL5LIB|PERLLIB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|GCONV_PATH|"
-    r"LOCPATH|GIT_\w*|NPM_CONFIG_\w*|SSL_CERT_\w*|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|"
-    r"HTTPS?_PROXY|ALL_PROXY|NO_PROXY)$",
-    re.IGNORECASE,
-)
-"""Env names a tenant never sets: they change how the server's programs load or connect."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,21 +128,23 @@ class CatalogEntry:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     cwd: str | None = None
     tenant_env: frozenset[str] = frozenset()
-    """Env names a tenant may give values for."""
+    """Env names a tenant may give values for (already checked by :mod:`tenant_env`)."""
+    unsafe_tenant_env: frozenset[str] = frozenset()
+    """Names the operator allows although they do not look like credentials."""
     tenants: frozenset[str] = frozenset({"*"})
     description: str = ""
 
     def offered_to(self, tenant_id: str) -> bool:
         return "*" in self.tenants or tenant_id in self.tenants
 
-    def server(self, name: str, tenant_env: Mapping[str, str], tenant_id: str) -> McpServerConfig:
-        """The server a tenant's reference starts (``tenant_env``: checked names only), a
-        process of that tenant's own."""
+    def server(self, name: str, values: Mapping[str, str], tenant_id: str) -> McpServerConfig:
+        """The server a tenant's reference starts (``values``: the tenant's env values, names
+        checked by :meth:`OperatorConfig.check_reference`), a process of that tenant's own."""
         return McpServerConfig(
             name=name,
             command=self.command,
             args=self.args,
-            env={**self.env, **tenant_env},
+            env={**self.env, **values},
             cwd=self.cwd,
             origin=f"catalog:{self.name}",
             tenant_id=tenant_id,
@@ -198,7 +194,12 @@ class OperatorConfig:
                 f"the operator's MCP catalog has no entry {catalog!r} for this tenant",
                 field="catalog",
             )
-        refused = sorted(env_names - entry.tenant_env)
+        refused = sorted(
+            name
+            for name in env_names
+            if name not in entry.tenant_env
+            or tenant_env.refusal(name, entry.unsafe_tenant_env) is not None
+        )
         if refused:
             allowed = ", ".join(sorted(entry.tenant_env)) or "none"
             raise InvalidInput(
@@ -400,13 +401,18 @@ def _parse_catalog(section: Any, source: str) -> dict[str, CatalogEntry]:
                 )
             continue
         assert isinstance(entry, Mapping)
-        names = {str(n) for n in entry.get("tenantEnv") or [] if isinstance(n, str)}
-        unsafe = sorted(n for n in names if _UNSAFE_ENV.match(n) or not ENV_NAME_PATTERN.match(n))
-        if unsafe:
+        opted_in = _names(entry.get("unsafeTenantEnv"))
+        names = _names(entry.get("tenantEnv")) | opted_in
+        accepted, refused = tenant_env.split(
+            (n for n in names if ENV_NAME_PATTERN.match(n)), opted_in
+        )
+        refused.update({n: "not a variable name" for n in names if not ENV_NAME_PATTERN.match(n)})
+        for env_name, why in sorted(refused.items()):
             log.warning(
-                "mcp catalog tenantEnv names ignored (tenants may not set them) entry=%s names=%s",
+                "mcp catalog tenantEnv name refused (tenants may not set it: %s) entry=%s name=%s",
+                why,
                 name,
-                ",".join(unsafe),
+                env_name[:128],
             )
         tenants = entry.get("tenants", ["*"])
         offered = frozenset(str(t) for t in tenants) if isinstance(tenants, list) else frozenset()
@@ -416,11 +422,16 @@ def _parse_catalog(section: Any, source: str) -> dict[str, CatalogEntry]:
             args=server.args,
             env=server.env,
             cwd=server.cwd,
-            tenant_env=frozenset(names - set(unsafe)),
+            tenant_env=frozenset(accepted),
+            unsafe_tenant_env=frozenset(opted_in & accepted),
             tenants=offered,
             description=str(entry.get("description") or "")[:500],
         )
     return catalog
+
+
+def _names(value: Any) -> set[str]:
+    return {n for n in value if isinstance(n, str)} if isinstance(value, list) else set()
 
 
 def url_without_secrets(url: str) -> str:
