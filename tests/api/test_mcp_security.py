@@ -54,6 +54,20 @@ async def internal() -> AsyncIterator[_Listener]:
     await listener.stop()
 
 
+REFUSED_HEADERS = (
+    "Host",
+    "connection",
+    "Content-Length",
+    "Transfer-Encoding",
+    "TE",
+    "Upgrade",
+    "Trailer",
+    "Keep-Alive",
+    "Proxy-Authorization",
+    "X-Forwarded-For",
+)
+
+
 def _attacks(marker: Path, port: int) -> list[tuple[dict[str, Any], str]]:
     """The issue's payloads and their variants, with the code each gets."""
     touch = f"touch {marker}"
@@ -89,6 +103,13 @@ def _attacks(marker: Path, port: int) -> list[tuple[dict[str, Any], str]]:
         (  # listed by the operator, refused all the same
             {"name": "cattls", "catalog": "calc", "env": {"NODE_TLS_REJECT_UNAUTHORIZED": "0"}},
             "invalid_input",
+        ),
+        *(
+            (
+                {"name": f"hdr{i}", "url": "https://x.example/mcp", "headers": {header: "v"}},
+                "invalid_input",
+            )
+            for i, header in enumerate(REFUSED_HEADERS)
         ),
         ({"name": "loop", "url": f"http://127.0.0.1:{port}/mcp"}, "url_not_allowed"),
         ({"name": "meta", "url": "http://169.254.169.254/latest/meta-data/"}, "url_not_allowed"),
@@ -163,6 +184,7 @@ async def test_a_tenant_cannot_make_a_worker_run_commands_or_reach_internal_addr
             "cfg-loop": {"url": f"http://127.0.0.1:{internal.port}/mcp"},
             "cfg-meta": {"url": "http://169.254.169.254/latest/meta-data/"},
             "cfg-cat": {"catalog": "calc", "env": {"LD_PRELOAD": "/tmp/evil.so"}},
+            "cfg-host": {"url": "https://x.example/mcp", "headers": {"Host": "internal"}},
         }
         name = _loopback_name()
         if name is not None:  # caught when the worker connects, not by the URL check
@@ -189,6 +211,7 @@ async def test_a_tenant_cannot_make_a_worker_run_commands_or_reach_internal_addr
         assert "operator's configuration" in reported[key]
     assert "loopback" in reported["cfg-loop"] and "link-local" in reported["cfg-meta"]
     assert "LD_PRELOAD" in reported["cfg-cat"]
+    assert "'Host' may not be set" in reported["cfg-host"]
     if name is not None:
         assert "refused to connect" in reported["cfg-name"] and "loopback" in reported["cfg-name"]
     # the only process the worker started is the operator's server

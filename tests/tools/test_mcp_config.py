@@ -200,6 +200,23 @@ def test_tenants_set_only_names_that_look_like_credentials() -> None:
     assert "gap" not in servers and "GLIBC_TUNABLES" in refused["gap"]
 
 
+def test_tenants_may_not_set_host_framing_proxy_or_forwarding_headers() -> None:
+    refused_names = ["Host", "HOST", "Transfer-Encoding", "TE", "Proxy-Connection", "Via"]
+    entries = {
+        f"h{i}": {"url": "https://mcp.example/mcp", "headers": {name: "x"}}
+        for i, name in enumerate(refused_names)
+    }
+    entries["ok"] = {
+        "url": "https://mcp.example/mcp",
+        "headers": {"Authorization": "Bearer t", "X-Goog-Api-Key": "k", "Private-Token": "p"},
+    }
+    servers, refused = _plan({"mcpServers": entries})
+    assert set(refused) == {f"h{i}" for i in range(len(refused_names))}
+    assert "ok" in servers
+    for i, name in enumerate(refused_names):
+        assert f"{name!r} may not be set" in refused[f"h{i}"]
+
+
 def test_an_unreadable_file_counts_as_empty(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     assert OperatorConfig.read(tmp_path / "broken.json") == OperatorConfig()

@@ -44,6 +44,17 @@ from processgpt.domain.errors import (
 MCP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+FORBIDDEN_HEADERS = re.compile(
+    r"^(?:host|connection|content-length|transfer-encoding|te|upgrade|trailer|keep-alive|"
+    r"expect|proxy-[!#$%&'*+.^_`|~0-9a-z-]*|forwarded|via|x-forwarded-[!#$%&'*+.^_`|~0-9a-z-]*|"
+    r"x-real-ip)$",
+    re.IGNORECASE,
+)
+"""Header names a tenant may not set: ``Host`` (it would reach other virtual hosts behind an
+allowed address), the headers that frame or route a message (``Connection``,
+``Content-Length``, ``Transfer-Encoding``, ``TE``, ``Upgrade``, ``Trailer``, ``Keep-Alive``,
+``Expect``, ``Proxy-*``), and those that claim where a request comes from (``Forwarded``,
+``Via``, ``X-Forwarded-*``, ``X-Real-IP``: an ingress may trust the worker's address)."""
 _MAX_VALUE = 16_000
 _MAX_ENTRIES = 200
 
@@ -60,6 +71,18 @@ def _no_control(value: str, what: str, *, allowed: str = "") -> str:
         shown = "NUL or control characters" if allowed else "NUL, line breaks or control characters"
         raise ValueError(f"{what} may not contain {shown}")
     return value
+
+
+def header_name_problem(name: str, *, raise_as: type[Exception] = InvalidInput) -> None:
+    """Raise ``raise_as`` when a tenant may not send a header of this name (not an HTTP
+    token, or one of :data:`FORBIDDEN_HEADERS`)."""
+    if not _HEADER_NAME.match(name):
+        raise raise_as("header names must be HTTP tokens")
+    if FORBIDDEN_HEADERS.match(name):
+        raise raise_as(
+            f"the header {name!r} may not be set (Host, hop-by-hop, framing, Proxy-* and "
+            "forwarding headers are the HTTP client's)"
+        )
 
 
 class McpServerSpec(BaseModel):
@@ -121,8 +144,7 @@ class McpServerSpec(BaseModel):
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
-            if not _HEADER_NAME.match(key):
-                raise ValueError("header names must be HTTP tokens")
+            header_name_problem(key, raise_as=ValueError)
             _no_control(item, "header values", allowed="\t")
         return value
 

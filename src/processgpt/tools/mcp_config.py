@@ -48,7 +48,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from processgpt.db.mcp_servers import ENV_NAME_PATTERN, open_entry, split_url
+from processgpt.db.mcp_servers import (
+    ENV_NAME_PATTERN,
+    header_name_problem,
+    open_entry,
+    split_url,
+)
 from processgpt.db.secret_box import SecretBox
 from processgpt.domain.errors import (
     InvalidInput,
@@ -297,10 +302,13 @@ def _tenant_server(
     url = opened.get("url")
     if isinstance(url, str) and url:
         policy.check_url(url)
+        headers = _string_map(opened.get("headers"), "headers")
+        for header in headers:
+            header_name_problem(header)
         return McpServerConfig(
             name=name,
             url=url,
-            headers=_string_map(opened.get("headers"), "headers"),
+            headers=headers,
             guarded=True,
             origin="tenant",
             tenant_id=tenant_id,
