@@ -242,7 +242,9 @@ class LlmExecutor(AgentExecutor):
         options: dict[str, Any] = row.get("input") or {}
         plan = TaskPlan.of(self.settings, options, extras)
         client = self._openai()
-        toolset = await self._toolset(str(row["tenant_id"]), extras, event_queue, plan)
+        toolset = await self._toolset(
+            str(row["tenant_id"]), context.tenant_mcp_config, event_queue, plan
+        )
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
         if self.delegator.available:
             tools.append(DELEGATE_TOOL)
@@ -291,11 +293,11 @@ class LlmExecutor(AgentExecutor):
     async def _toolset(
         self,
         tenant_id: str,
-        extras: Mapping[str, Any],
+        tenant_config: Any,
         queue: ProcessGPTEventQueue,
         plan: TaskPlan,
     ) -> Toolset:
-        servers = self.connections.plan(tenant_id, extras.get("tenant_mcp"))
+        servers = self.connections.plan(tenant_id, tenant_config)
         usable = [server for server in servers.servers if plan.allows_server(server.name)]
         toolset = await self.connections.toolset(usable) if usable else Toolset()
         toolset.unavailable.update(

@@ -308,8 +308,9 @@ class McpConnections:
 
     def plan(self, tenant_id: str, tenant_config: Any) -> ServerPlan:
         """The servers a task of ``tenant_id`` may use: the operator's file (read now) and
-        the tenant's configuration from the claim (``extras["tenant_mcp"]``), with the
-        tenant's entries that may not run in :attr:`ServerPlan.refused`."""
+        the tenant's configuration as the claim read it (the request context's
+        ``tenant_mcp_config``), with the tenant's entries that may not run in
+        :attr:`ServerPlan.refused`."""
         return plan_for_task(
             tenant_config,
             tenant_id=tenant_id,

@@ -267,7 +267,7 @@ def tenant_plan(
             continue
         try:
             plan.servers.append(
-                _tenant_server(name, entry, tenant_id, operator=operator, box=box, policy=policy)
+                tenant_server(name, entry, tenant_id, operator=operator, box=box, policy=policy)
             )
         except ProcessGPTError as exc:
             plan.refused[name] = exc.message
@@ -280,7 +280,7 @@ def tenant_plan(
     return plan
 
 
-def _tenant_server(
+def tenant_server(
     name: str,
     entry: Mapping[str, Any],
     tenant_id: str,
@@ -289,6 +289,8 @@ def _tenant_server(
     box: SecretBox,
     policy: NetworkPolicy,
 ) -> McpServerConfig:
+    """The server a tenant's entry (as stored: secrets sealed) names, opened and checked, or
+    :class:`~processgpt.domain.errors.ProcessGPTError` saying why it may not run."""
     if any(key in entry for key in ("command", "args", "cwd")):
         raise InvalidInput(STDIO_REFUSED)
     opened = open_entry(entry, box)
