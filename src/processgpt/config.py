@@ -206,7 +206,9 @@ class SecretSettings(BaseSettings):
 
     ``keys``: comma-separated Fernet keys, the first encrypts and all decrypt
     (``PROCESSGPT_SECRET_KEYS``). Unset: ``<data dir>/secret.key`` (one key a line, created
-    with mode 0600 on first use). Every API and worker process must have the same keys."""
+    with mode 0600 on first use; processes read it again when it changes). Every API and
+    worker process must have the same keys; processes given ``keys`` read them once: restart
+    them after changing it."""
 
     model_config = SettingsConfigDict(env_prefix="PROCESSGPT_SECRET_", extra="ignore")
 

@@ -78,3 +78,15 @@ def test_processes_creating_the_key_file_at_once_agree(tmp_path: Path) -> None:
     reader = SecretBox.configured(None, tmp_path)
     assert [reader.open(s) for s in sealed] == [SECRET] * 8
     assert len((tmp_path / "secret.key").read_text().split()) == 1
+
+
+def test_a_running_process_seals_with_the_key_a_rotation_added(tmp_path: Path) -> None:
+    running = SecretBox.configured(None, tmp_path)  # an API process, its keys read and kept
+    before = running.seal(SECRET)
+    SecretBox.configured(None, tmp_path).add_key()  # `processgpt secrets rotate --new-key`
+    new_first, old = (tmp_path / "secret.key").read_text().split()
+    after = running.seal(SECRET)
+    assert SecretBox([new_first]).open(after) == SECRET  # the new key, without a restart
+    assert SecretBox([old]).open(before) == SECRET
+    with pytest.raises(SecretsUnavailable):
+        SecretBox([old]).open(after)

@@ -9,9 +9,12 @@ or by hand) and :meth:`SecretBox.open` returns it as it is.
 Where the keys come from (:meth:`SecretBox.configured`): ``PROCESSGPT_SECRET_KEYS``
 (comma-separated) when set, else the file ``<data dir>/secret.key`` (one key a line, the first
 encrypts), created with mode 0600 the first time a value is sealed. A process that reads keys
-from the file reads it again when a value does not open with the keys it has (another process
-may have added a key). API and worker processes must share the keys: in a split deployment,
-set ``PROCESSGPT_SECRET_KEYS`` on every one of them.
+from the file reads it again when it has changed (another inode, size or modification time)
+before it seals a value, and when a value does not open with the keys it has, so a key added
+by ``processgpt secrets rotate --new-key`` is used from the next value on, without a restart.
+Keys from ``PROCESSGPT_SECRET_KEYS`` are read once: processes given it must be restarted after
+it changes. API and worker processes must share the keys: in a split deployment, set
+``PROCESSGPT_SECRET_KEYS`` on every one of them.
 
 Contracts: no key, token or plaintext ever appears in an error message or a log line.
 """
@@ -71,6 +74,8 @@ class SecretBox:
         self._key_file = key_file
         self._lock = threading.Lock()
         self._ring: MultiFernet | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
+        """The key file as it was when read: device, inode, size, modification time."""
         if keys:
             self._ring = MultiFernet(_parse_keys(keys, "PROCESSGPT_SECRET_KEYS"))
 
@@ -88,8 +93,9 @@ class SecretBox:
         return None if self._fixed else self._key_file
 
     def seal(self, plaintext: str) -> str:
-        """``plaintext`` encrypted with the first key (a new key file is made if needed)."""
-        ring = self._keys(create=True)
+        """``plaintext`` encrypted with the first key (a new key file is made if needed; a
+        key file that changed since it was read is read again first)."""
+        ring = self._keys(create=True, fresh=True)
         return SEALED_PREFIX + ring.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def open(self, value: str) -> str:
@@ -139,9 +145,10 @@ class SecretBox:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def _keys(self, *, create: bool) -> MultiFernet:
+    def _keys(self, *, create: bool, fresh: bool = False) -> MultiFernet:
+        """The ring (``fresh``: read the file again if it changed since it was read)."""
         with self._lock:
-            if self._ring is not None:
+            if self._ring is not None and not (fresh and self._file_changed()):
                 return self._ring
             assert self._key_file is not None
             texts = self._read_file()
@@ -156,11 +163,24 @@ class SecretBox:
             self._ring = MultiFernet(_parse_keys(texts, str(self._key_file)))
             return self._ring
 
-    def _read_file(self) -> list[str] | None:
+    def _file_changed(self) -> bool:
+        if self._fixed:
+            return False
         assert self._key_file is not None
         try:
-            text = self._key_file.read_text(encoding="ascii")
+            return _stamp(os.stat(self._key_file)) != self._stamp
+        except OSError:
+            return self._stamp is not None
+
+    def _read_file(self) -> list[str] | None:
+        """The file's keys (None: no file, or no key in it); remembers its stamp."""
+        assert self._key_file is not None
+        try:
+            with open(self._key_file, encoding="ascii") as file:
+                self._stamp = _stamp(os.fstat(file.fileno()))
+                text = file.read()
         except FileNotFoundError:
+            self._stamp = None
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise SecretsUnavailable(
@@ -179,6 +199,10 @@ class SecretBox:
         except SecretsUnavailable:
             return False
         return self._ring is not before
+
+
+def _stamp(status: os.stat_result) -> tuple[int, int, int, int]:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def _write_key_file(path: Path, keys: list[str], *, replace: bool) -> list[str]:
