@@ -5,7 +5,8 @@ to every answer, so tests can tell which server answered), ``fail()`` (always ra
 ``slow(seconds)``, ``environment()`` (the server process's environment, as JSON),
 ``request_info()`` (over HTTP: the headers and query string of the request, as JSON), and
 ``remember(value)`` / ``recall()`` (state kept in the server process: what was remembered so
-far, so tests can tell whether two callers share a process).
+far, so tests can tell whether two callers share a process), and ``big(size)`` (a text of
+``size`` characters).
 
     python tests/mcp_server.py                 # stdio
     python tests/mcp_server.py --http PORT     # streamable HTTP on 127.0.0.1:PORT/mcp
@@ -83,6 +84,12 @@ def remember(value: str) -> str:
 def recall() -> str:
     """Everything remembered by this server process so far, as a JSON list."""
     return json.dumps(_MEMORY)
+
+
+@server.tool()
+def big(size: int) -> str:
+    """A text of ``size`` characters."""
+    return "x" * size
 
 
 def main() -> None:

@@ -217,3 +217,25 @@ async def test_a_tenant_cannot_make_a_worker_run_commands_or_reach_internal_addr
     # the only process the worker started is the operator's server
     children = psutil.Process(worker.proc.pid).children(recursive=True)
     assert [c.cmdline()[-1] for c in children] == [str(MCP_SERVER)]
+
+
+async def test_a_tenant_may_add_only_so_many_mcp_servers(
+    db: Database, start_process: StartProcess, tmp_path: Path
+) -> None:
+    admin = (await ApiKeyRepository(db).create("acme", role=Role.ADMIN)).key
+    config = write_mcp_config(tmp_path / "mcp.json")
+    _api, url = await start_api(
+        start_process,
+        {"PROCESSGPT_MCP_CONFIG": str(config), "PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT": "2"},
+    )
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as api:
+        for name in ("a", "b"):
+            added = await api.post("/v1/mcp-servers", json={"name": name, "catalog": "calc"})
+            assert added.status_code == 201, added.text
+        refused = await api.post("/v1/mcp-servers", json={"name": "c", "catalog": "calc"})
+        assert refused.status_code == 409 and error_code(refused) == "too_many_mcp_servers"
+        assert "PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT" in refused.json()["error"]["message"]
+        assert (await api.delete("/v1/mcp-servers/a")).status_code == 204
+        again = await api.post("/v1/mcp-servers", json={"name": "c", "catalog": "calc"})
+        assert again.status_code == 201, again.text
+    assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 2

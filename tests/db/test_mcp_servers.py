@@ -18,7 +18,12 @@ from processgpt.db.mcp_servers import McpServerRepository, McpServerSpec, open_e
 from processgpt.db.migrate import available_migrations, migrate
 from processgpt.db.secret_box import SecretBox, new_key
 from processgpt.db.sql import QUERIES
-from processgpt.domain.errors import SecretsUnavailable, StdioNotAllowed
+from processgpt.domain.errors import (
+    NameTaken,
+    SecretsUnavailable,
+    StdioNotAllowed,
+    TooManyMcpServers,
+)
 from processgpt.tools.mcp_config import OperatorConfig, plan_for_task
 from processgpt.tools.netguard import NetworkPolicy
 from tests.support import PostgresServer
@@ -151,6 +156,30 @@ async def test_rotation_with_a_new_key_in_the_data_dir_file(
     assert open_entry(config, SecretBox([keys[0]]))["headers"] == {"A": HEADER}
     # a process still holding only the first key reads the file again and opens it
     assert open_entry(config, box)["headers"] == {"A": HEADER}
+
+
+async def test_a_tenant_has_at_most_max_servers_even_when_adding_at_once(db: Database) -> None:
+    await db.execute(QUERIES["ensure_tenant"], "acme")
+    await db.execute(QUERIES["ensure_tenant"], "globex")
+    repo = McpServerRepository(db, SecretBox([new_key()]), max_servers=3)
+
+    async def add(tenant: str, name: str) -> str:
+        try:
+            await repo.add(tenant, McpServerSpec(name=name, url="https://s.example/mcp"))
+        except (TooManyMcpServers, NameTaken) as exc:
+            return exc.code
+        return "added"
+
+    outcomes = await asyncio.gather(*(add("acme", f"s{i}") for i in range(12)))
+    assert sorted(outcomes) == ["added"] * 3 + ["too_many_mcp_servers"] * 9
+    assert await db.fetchval("SELECT count(*) FROM mcp_servers WHERE tenant_id = 'acme'") == 3
+    # an existing name is still name_taken; another tenant has its own room
+    taken = next(n for n in (f"s{i}" for i in range(12)) if outcomes[int(n[1:])] == "added")
+    assert await add("acme", taken) == "name_taken"
+    assert await add("globex", "s0") == "added"
+    # removing one makes room
+    await repo.delete("acme", taken)
+    assert await add("acme", "again") == "added"
 
 
 async def test_migration_0014_switches_tenants_commands_off(pg_server: PostgresServer) -> None:

@@ -4,6 +4,7 @@ real database and worker where tasks are involved, the scripted model as the onl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import uuid
@@ -22,7 +23,7 @@ from processgpt.domain.task import TaskStatus, TaskSubmission
 from processgpt.tools.mcp import McpConnections
 from tests.conftest import StartWorker
 from tests.fake_llm import FakeLLM, Turn
-from tests.support import wait_until
+from tests.support import http_mcp_server, wait_until
 
 MCP_SERVER = Path(__file__).resolve().parent.parent / "mcp_server.py"
 STDIO = {"command": sys.executable, "args": [str(MCP_SERVER)]}
@@ -134,3 +135,119 @@ async def _wait_done(repo: TaskRepository, tenant: str, task_id: uuid.UUID) -> N
         return task.status is TaskStatus.DONE
 
     await wait_until(done, 30)
+
+
+# -- 7. bounds -----------------------------------------------------------------------------
+
+
+def _bounded(tmp_path: Path, servers: dict[str, Any], **bounds: Any) -> McpConnections:
+    config = _write(tmp_path / "mcp.json", {"mcpServers": servers})
+    return McpConnections(McpSettings(config=config, **bounds), connect_timeout=30)
+
+
+async def test_the_pool_stays_within_its_bounds_closing_idle_connections_first(
+    tmp_path: Path, pools: list[McpConnections]
+) -> None:
+    pool = _bounded(
+        tmp_path,
+        {name: {**STDIO, "env": {"N": name}} for name in ("s1", "s2", "s3")},
+        max_connections=3,
+        max_connections_per_tenant=2,
+    )
+    pools.append(pool)
+    servers = pool.plan("a", {}).servers
+    held_a = await pool.toolset(servers)
+    # two of a's three servers fit; the third is reported, the worker does not grow
+    assert len(held_a.unavailable) == 1 and len(pool) == 2
+    assert "for this tenant (2)" in next(iter(held_a.unavailable.values()))
+    pool.release(held_a)
+
+    held_b = await pool.toolset(pool.plan("b", {}).servers[:1])
+    assert not held_b.unavailable and len(pool) == 3
+    # full: c's connection replaces the least recently used one nobody holds (one of a's)
+    held_c = await pool.toolset(pool.plan("c", {}).servers[:1])
+    assert not held_c.unavailable and len(pool) == 3
+    held_d = await pool.toolset(pool.plan("d", {}).servers[:1])
+    assert not held_d.unavailable and len(pool) == 3
+    tenants = sorted(c.server.tenant_id or "" for c in pool._connections.values())
+    assert tenants == ["b", "c", "d"]
+    # every connection is held by a running task: the next tenant's servers are unavailable
+    held_e = await pool.toolset(pool.plan("e", {}).servers[:1])
+    assert len(pool) == 3 and "(3), all in use" in held_e.unavailable["s1"]
+    # and b's own tools keep working
+    outcome = await pool.call(held_b.tools["s1__add"], {"a": 1, "b": 2})
+    assert outcome.error is None and outcome.text == "3"
+
+
+async def test_connections_start_one_at_a_time_when_max_connecting_is_one(
+    tmp_path: Path, pools: list[McpConnections]
+) -> None:
+    trace = tmp_path / "starts.log"
+    slow_start = {
+        "command": "/bin/sh",
+        "args": [
+            "-c",
+            f'echo start >> {trace}; sleep 0.5; echo end >> {trace}; exec "$0" "$1"',
+            sys.executable,
+            str(MCP_SERVER),
+        ],
+    }
+    servers = {f"s{i}": {**slow_start, "env": {"N": str(i)}} for i in range(3)}
+    pool = _bounded(tmp_path, servers, max_connecting=1)
+    pools.append(pool)
+    toolset = await pool.toolset(pool.plan("a", {}).servers)
+    assert not toolset.unavailable, toolset.unavailable
+    # each started (and finished its handshake) before the next began
+    assert trace.read_text().split() == ["start", "end"] * 3
+
+
+async def test_tool_lists_and_results_are_cut_at_their_bounds(
+    tmp_path: Path, pools: list[McpConnections]
+) -> None:
+    listed = _bounded(tmp_path, {"s": STDIO}, max_tools=3)
+    pools.append(listed)
+    assert len((await listed.toolset(listed.plan("a", {}).servers)).tools) == 3
+    pool = _bounded(tmp_path, {"s": STDIO}, max_result_chars=1000)
+    pools.append(pool)
+    tools = await pool.toolset(pool.plan("a", {}).servers)
+    assert len(tools.tools) > 3
+    outcome = await pool.call(tools.tools["s__big"], {"size": 50_000})
+    assert outcome.error is None
+    assert outcome.text.startswith("x" * 1000) and len(outcome.text) < 1100
+    assert "49000 more characters cut" in outcome.text
+
+
+async def test_a_tenants_http_server_cannot_send_a_message_past_the_bound(
+    pools: list[McpConnections],
+) -> None:
+    pool = McpConnections(
+        McpSettings(allowed_networks="127.0.0.1/32", max_message_bytes=64 * 1024),
+        connect_timeout=30,
+    )
+    pools.append(pool)
+    with http_mcp_server() as url:
+        plan = pool.plan("a", {"mcpServers": {"web": {"url": url}}})
+        toolset = await pool.toolset(plan.servers)
+        small = await pool.call(toolset.tools["web__big"], {"size": 1000})
+        assert small.error is None and small.text == "x" * 1000
+        huge = await pool.call(toolset.tools["web__big"], {"size": 200_000})
+        assert huge.error is not None and "x" * 1000 not in huge.text
+
+
+async def test_a_transport_error_on_a_shared_connection_lets_other_calls_finish(
+    tmp_path: Path, pools: list[McpConnections]
+) -> None:
+    pool = _bounded(tmp_path, {"s": STDIO})
+    pools.append(pool)
+    toolset = await pool.toolset(pool.plan("a", {}).servers)
+    slow = asyncio.create_task(pool.call(toolset.tools["s__slow"], {"seconds": 1.5}))
+    await asyncio.sleep(0.3)  # in flight
+    # a call that fails in the client (its arguments cannot be sent) makes the pool give up
+    # the connection
+    broken = await pool.call(toolset.tools["s__add"], {"a": object(), "b": 1})
+    assert broken.error is not None
+    assert len(pool) == 0  # the next call opens another connection
+    outcome = await slow
+    assert outcome.error is None and outcome.text == "slept"
+    again = await pool.call(toolset.tools["s__add"], {"a": 1, "b": 1})
+    assert again.error is None and again.text == "2"

@@ -107,7 +107,7 @@ class Services:
             tasks=tasks,
             processes=ProcessRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
-            mcp_servers=McpServerRepository(db, box),
+            mcp_servers=McpServerRepository(db, box, max_servers=mcp.max_servers_per_tenant),
             mcp_settings=mcp,
             mcp_policy=NetworkPolicy.parse(mcp.allow_private_networks, mcp.allowed_networks),
             keys=keys,

@@ -39,6 +39,7 @@ from processgpt.domain.errors import (
     McpServerNotFound,
     NameTaken,
     StdioNotAllowed,
+    TooManyMcpServers,
 )
 
 MCP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -266,33 +267,48 @@ class RotationReport:
 class McpServerRepository:
     """The tenant's MCP server rows. Every method is scoped to one tenant."""
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    def __init__(self, db: Database, box: SecretBox, *, max_servers: int = 20) -> None:
+        """``max_servers``: servers a tenant may have (PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT)."""
         self.db = db
         self.box = box
+        self.max_servers = max_servers
 
     async def add(self, tenant_id: str, spec: McpServerSpec) -> dict[str, Any]:
         """Insert a server (secrets sealed). Raises ``stdio_not_allowed`` for a command,
-        ``name_taken`` when the tenant has a server of that name."""
+        ``name_taken`` when the tenant has a server of that name, ``too_many_mcp_servers``
+        when it has :attr:`max_servers` already (checked by the inserting statement, with
+        the tenant's adds serialised, so concurrent adds cannot pass it)."""
         if spec.names_a_command:
             raise StdioNotAllowed(STDIO_REFUSED, field="command")
         config = seal_entry(spec.entry(), self.box)
         try:
-            row = await self.db.fetchrow(
-                QUERIES["insert_mcp_server"],
-                tenant_id,
-                spec.name,
-                spec.transport,
-                config,
-                spec.enabled,
-            )
+            async with self.db.transaction() as conn:
+                await conn.execute(QUERIES["lock_tenant_mcp_servers"], tenant_id)
+                row = await conn.fetchrow(
+                    QUERIES["insert_mcp_server"],
+                    tenant_id,
+                    spec.name,
+                    spec.transport,
+                    config,
+                    spec.enabled,
+                    self.max_servers,
+                )
         except asyncpg.exceptions.ForeignKeyViolationError:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist", field="tenant_id") from None
         except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
             # The constraint's kind only: never the row's values (they hold secrets).
             raise InvalidInput(f"refused by the schema: {exc.__class__.__name__}") from None
-        if row is None:
-            raise NameTaken(f"an MCP server named {spec.name!r} already exists")
-        return dict(row)
+        assert row is not None
+        if row["name"] is None:
+            if row["taken"]:
+                raise NameTaken(f"an MCP server named {spec.name!r} already exists")
+            raise TooManyMcpServers(
+                f"the tenant has {self.max_servers} MCP servers, as many as it may: remove one "
+                "first (the operator sets the limit: PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT)"
+            )
+        added = dict(row)
+        del added["has_room"], added["taken"]
+        return added
 
     async def list_servers(self, tenant_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.db.fetch(QUERIES["list_mcp_servers"], tenant_id)]

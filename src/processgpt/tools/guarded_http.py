@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import anyio
@@ -64,8 +64,69 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class MessageTooLarge(httpx2.ReadError):
+    """A response body went past the byte limit (the connection is given up)."""
+
+
+class _LimitedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: httpx2.AsyncByteStream, max_bytes: int, request: httpx2.Request):
+        self._inner = inner
+        self._max_bytes = max_bytes
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._inner:
+            seen += len(chunk)
+            if seen > self._max_bytes:
+                raise MessageTooLarge(
+                    f"the response is longer than {self._max_bytes} bytes", request=self._request
+                )
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class LimitedTransport(httpx2.AsyncBaseTransport):
+    """Cuts off a response body longer than ``max_bytes``, except event streams (their
+    events are bounded one by one by the MCP client, and the stream lives as long as the
+    session)."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, max_bytes: int) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        content_type = response.headers.get("content-type", "").lower()
+        if not content_type.startswith("text/event-stream"):
+            stream = response.stream
+            assert isinstance(stream, httpx2.AsyncByteStream)
+            response.stream = _LimitedStream(stream, self._max_bytes, request)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def limited_client(
+    *, headers: dict[str, str], timeout: httpx2.Timeout, max_bytes: int
+) -> httpx2.AsyncClient:
+    """An ordinary client (for the operator's servers) whose response bodies are bounded."""
+    return httpx2.AsyncClient(
+        transport=LimitedTransport(httpx2.AsyncHTTPTransport(), max_bytes),
+        headers=headers,
+        timeout=timeout,
+    )
+
+
 def guarded_client(
-    policy: NetworkPolicy, *, headers: dict[str, str], timeout: httpx2.Timeout
+    policy: NetworkPolicy,
+    *,
+    headers: dict[str, str],
+    timeout: httpx2.Timeout,
+    max_message_bytes: int | None = None,
 ) -> httpx2.AsyncClient:
     """See :func:`processgpt.tools.netguard.guarded_http_client`."""
     limits = httpx2.Limits()
@@ -80,7 +141,9 @@ def guarded_client(
         network_backend=GuardedBackend(policy),
     )
     return httpx2.AsyncClient(
-        transport=transport,
+        transport=(
+            LimitedTransport(transport, max_message_bytes) if max_message_bytes else transport
+        ),
         headers=headers,
         timeout=timeout,
         trust_env=False,

@@ -205,10 +205,17 @@ class ConnectionRefusedByPolicy(OSError):
 
 
 def guarded_http_client(
-    policy: NetworkPolicy, *, headers: dict[str, str], timeout: httpx2.Timeout
+    policy: NetworkPolicy,
+    *,
+    headers: dict[str, str],
+    timeout: httpx2.Timeout,
+    max_message_bytes: int | None = None,
 ) -> httpx2.AsyncClient:
     """An ``httpx2`` client whose every connection goes through ``policy`` (see the module
-    docstring). Environment proxies are ignored; redirects are not followed by the client."""
+    docstring). Environment proxies are ignored; redirects are not followed by the client.
+    ``max_message_bytes``: response bodies longer than this fail (event streams excepted)."""
     from processgpt.tools.guarded_http import guarded_client  # noqa: PLC0415 - needs httpx2
 
-    return guarded_client(policy, headers=headers, timeout=timeout)
+    return guarded_client(
+        policy, headers=headers, timeout=timeout, max_message_bytes=max_message_bytes
+    )
