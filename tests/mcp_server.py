@@ -8,6 +8,10 @@ to every answer, so tests can tell which server answered), ``fail()`` (always ra
 far, so tests can tell whether two callers share a process), and ``big(size)`` (a text of
 ``size`` characters).
 
+With ``PROCESSGPT_TEST_MCP_STDERR=N`` the server first writes to stderr a line naming its
+``SECRET_TOKEN`` value (as ``SECRET_TOKEN=…`` and bare), a 5,000-character line, and N more
+lines.
+
     python tests/mcp_server.py                 # stdio
     python tests/mcp_server.py --http PORT     # streamable HTTP on 127.0.0.1:PORT/mcp
 """
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -92,7 +97,20 @@ def big(size: int) -> str:
     return "x" * size
 
 
+def _chatter() -> None:
+    lines = int(os.environ.get("PROCESSGPT_TEST_MCP_STDERR") or 0)
+    if not lines:
+        return
+    secret = os.environ.get("SECRET_TOKEN", "")
+    print(f"starting with SECRET_TOKEN={secret} (bare: {secret})", file=sys.stderr)
+    print("long " + "y" * 5000, file=sys.stderr)
+    for number in range(lines):
+        print(f"noise {number}", file=sys.stderr)
+    sys.stderr.flush()
+
+
 def main() -> None:
+    _chatter()
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP")
     args = parser.parse_args()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from processgpt.db.database import Database
 from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskStatus, TaskSubmission
+from processgpt.tools import mcp_stderr
 from processgpt.tools.mcp import McpConnections
 from tests.conftest import StartWorker
 from tests.fake_llm import FakeLLM, Turn
@@ -251,3 +253,30 @@ async def test_a_transport_error_on_a_shared_connection_lets_other_calls_finish(
     assert outcome.error is None and outcome.text == "slept"
     again = await pool.call(toolset.tools["s__add"], {"a": 1, "b": 1})
     assert again.error is None and again.text == "2"
+
+
+# -- 8. the children's stderr ------------------------------------------------------------------
+
+
+async def test_a_stdio_servers_stderr_is_logged_scrubbed_and_bounded(
+    tmp_path: Path, pools: list[McpConnections], caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "planted-stderr-secret-6d1f"
+    server = {**STDIO, "env": {"SECRET_TOKEN": secret, "PROCESSGPT_TEST_MCP_STDERR": "500"}}
+    pool = _bounded(tmp_path, {"chatty": server})
+    pools.append(pool)
+    caplog.set_level(logging.INFO, logger="processgpt.mcp.server")
+    toolset = await pool.toolset(pool.plan("acme", {}).servers)
+    assert not toolset.unavailable
+    await pool.close()  # the server stops; its last lines are read
+    records = [r for r in caplog.records if r.name == "processgpt.mcp.server.chatty"]
+    lines = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert lines[0] == "stderr tenant=acme line=starting with SECRET_TOKEN=*** (bare: ***)"
+    assert all(secret not in r.getMessage() for r in caplog.records)
+    assert lines[1].endswith("y… (cut)") and len(lines[1]) < 1100
+    assert len(lines) == mcp_stderr.LINES_PER_WINDOW  # the rest counted, not logged
+    dropped = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert dropped == [
+        f"stderr lines dropped tenant=acme dropped={502 - mcp_stderr.LINES_PER_WINDOW} "
+        f"(more than {mcp_stderr.LINES_PER_WINDOW} a minute)"
+    ]

@@ -2,6 +2,9 @@
 open by a background task that :class:`~processgpt.tools.mcp.McpConnections` owns (anyio
 requires a session to be entered and left in the same task).
 
+A stdio server's stderr goes to a pipe whose lines are logged, scrubbed and bounded
+(:mod:`processgpt.tools.mcp_stderr`), not to the worker's own stderr.
+
 Bounds: at most ``connecting`` sessions start at once (a shared semaphore: spawning and the
 handshake); an HTTP server's JSON bodies and SSE events are cut off at ``max_message_bytes``
 (the connection then fails instead of the worker reading without end).
@@ -16,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from processgpt.tools.mcp_config import McpServerConfig
+from processgpt.tools.mcp_stderr import ServerStderr
 from processgpt.tools.mcp_tools import error_text
 from processgpt.tools.netguard import NetworkPolicy, guarded_http_client
 
@@ -71,9 +75,13 @@ class McpConnection:
 
             async with contextlib.AsyncExitStack() as stack:
                 async with self._connecting:
-                    target = await self._target(stack)
+                    target, stderr = await self._target(stack)
                     client = mcp.Client(target, read_timeout_seconds=self.read_timeout)
-                    self.client = await stack.enter_async_context(client)
+                    try:
+                        self.client = await stack.enter_async_context(client)
+                    finally:
+                        if stderr is not None:
+                            stderr.spawned()
                 self._ready.set_result(None)
                 await self._stop.wait()
         except asyncio.CancelledError:
@@ -98,18 +106,23 @@ class McpConnection:
             with contextlib.suppress(BaseException):
                 self._ready.exception()
 
-    async def _target(self, stack: contextlib.AsyncExitStack) -> Any:
+    async def _target(self, stack: contextlib.AsyncExitStack) -> tuple[Any, ServerStderr | None]:
+        """The transport to open, and for a stdio server the pipe its stderr goes to."""
         import mcp  # noqa: PLC0415
+        from mcp.client.stdio import stdio_client  # noqa: PLC0415
         from mcp.client.streamable_http import streamable_http_client  # noqa: PLC0415
 
         server = self.server
         if server.command:
-            return mcp.StdioServerParameters(
+            stderr = ServerStderr(server)
+            errlog = await stack.enter_async_context(stderr)
+            parameters = mcp.StdioServerParameters(
                 command=server.command,
                 args=list(server.args),
                 env=dict(server.env) or None,
                 cwd=server.cwd,
             )
+            return stdio_client(parameters, errlog=errlog), stderr  # type: ignore[arg-type]
         import httpx2  # noqa: PLC0415 - mcp 2.x's HTTP client
 
         from processgpt.tools.guarded_http import limited_client  # noqa: PLC0415 - httpx2
@@ -128,9 +141,10 @@ class McpConnection:
         )
         http = await stack.enter_async_context(client)
         assert server.url is not None
-        return streamable_http_client(
+        transport = streamable_http_client(
             server.url, http_client=http, max_sse_event_size=self.max_message_bytes
         )
+        return transport, None
 
     async def close(self) -> None:
         self._stop.set()
