@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from processgpt.api.routes.mcp_servers import server_view
 from processgpt.db.database import Database
 from processgpt.db.mcp_servers import McpServerRepository, McpServerSpec, open_entry
 from processgpt.db.migrate import available_migrations, migrate
@@ -25,6 +26,7 @@ from processgpt.domain.errors import (
     TooManyMcpServers,
 )
 from processgpt.tools.mcp_config import OperatorConfig, plan_for_task
+from processgpt.tools.mcp_tools import error_text
 from processgpt.tools.netguard import NetworkPolicy
 from tests.support import PostgresServer
 
@@ -84,7 +86,7 @@ async def test_secrets_are_sealed_in_the_table_and_rotated(
     stored = await _stored_text(db)
     for secret in PLANTED:
         assert secret not in stored
-    assert "https://search.example/mcp" in stored  # the safe part stays readable
+    assert '"https://search.example"' in stored  # what may be shown stays readable
 
     # written before encryption (or by hand): plaintext until the next rotation
     await db.execute(
@@ -136,6 +138,52 @@ async def test_secrets_are_sealed_in_the_table_and_rotated(
         policy=NetworkPolicy(),
     )
     assert not refused.servers and "PROCESSGPT_SECRET_KEYS" in refused.refused["search"]
+
+
+PATH_TOKEN = "planted-path-token-6"
+
+
+async def test_a_token_in_the_url_path_is_sealed_never_shown_nor_logged(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    key = new_key()
+    box = SecretBox([key])
+    await db.execute(QUERIES["ensure_tenant"], "acme")
+    url = f"https://mcp.example.com/{PATH_TOKEN}/v2/mcp"
+    row = await McpServerRepository(db, box).add("acme", McpServerSpec(name="fc", url=url))
+    assert server_view(row).url == "https://mcp.example.com"  # what members see
+    # written before: the path in the clear, in a row and in tenants.mcp
+    await db.execute(
+        "INSERT INTO mcp_servers (tenant_id, name, transport, config)"
+        " VALUES ('acme', 'old', 'http', $1)",
+        {"url": f"https://old.example/mcp/{PATH_TOKEN}", "headers": {}},
+    )
+    await db.execute(
+        "UPDATE tenants SET mcp = $1 WHERE id = 'acme'",
+        {"mcpServers": {"t": {"url": f"https://t.example/{PATH_TOKEN}"}}},
+    )
+    assert (await _stored_text(db)).count(PATH_TOKEN) == 2
+    await _rotate(db_url, key, tmp_path)
+    assert PATH_TOKEN not in await _stored_text(db)
+
+    configs = {r["name"]: r["config"] for r in await db.fetch("SELECT * FROM mcp_servers")}
+    assert configs["old"]["url"] == "https://old.example"
+    tenant_mcp = await db.fetchval("SELECT mcp FROM tenants WHERE id = 'acme'")
+    plan = plan_for_task(
+        {"mcpServers": {**tenant_mcp["mcpServers"], **configs}},
+        tenant_id="acme",
+        operator=OperatorConfig(),
+        box=box,
+        policy=NetworkPolicy(),
+    )
+    servers = {s.name: s for s in plan.servers}
+    assert servers["fc"].url == url  # the worker gets the whole URL
+    assert servers["old"].url == f"https://old.example/mcp/{PATH_TOKEN}"
+    assert servers["t"].url == f"https://t.example/{PATH_TOKEN}"
+    for server in servers.values():  # what "mcp connecting server=…" logs
+        assert PATH_TOKEN not in server.describe() and PATH_TOKEN not in repr(server)
+        error = error_text(OSError(f"cannot reach {server.url.rstrip('/')}/"), server)
+        assert PATH_TOKEN not in error
 
 
 async def test_rotation_with_a_new_key_in_the_data_dir_file(

@@ -3,9 +3,10 @@
 A tenant may add two kinds of server, never a command (commands on worker hosts are the
 operator's alone, see :mod:`processgpt.tools.mcp_config`):
 
-* ``http``: ``{"url", "headers"}``, a streamable HTTP server. Stored as ``{"url": <the URL
-  without userinfo, query or fragment>, "url_secret": <the whole URL, sealed; only when it
-  differs>, "headers": {name: <sealed value>}}``.
+* ``http``: ``{"url", "headers"}``, a streamable HTTP server. Stored as ``{"url":
+  <scheme://host[:port] only>, "url_secret": <the whole URL, sealed>, "headers": {name:
+  <sealed value>}}`` (rows written before kept more of the URL in ``url`` and no
+  ``url_secret`` when it had no credentials: :func:`rotate_secrets` seals them).
 * ``catalog``: ``{"catalog": <entry of the operator's tenantCatalog>, "env": {...}}``, a stdio
   server the operator describes and the tenant switches on with its own values for the env
   names the entry lists. Stored as ``{"catalog", "env": {name: <sealed value>}}``.
@@ -13,8 +14,8 @@ operator's alone, see :mod:`processgpt.tools.mcp_config`):
 Rows with transport ``stdio`` are what tenants could add before (migration 0014 disabled
 them); they can be listed and deleted, never enabled.
 
-Sealing (:class:`~processgpt.db.secret_box.SecretBox`): header and env values and URL
-credentials are encrypted when written; :func:`open_entry` gives a worker the plaintext;
+Sealing (:class:`~processgpt.db.secret_box.SecretBox`): header and env values and whole
+URLs are encrypted when written; :func:`open_entry` gives a worker the plaintext;
 :func:`rotate_secrets` re-encrypts every stored value with the first key (and encrypts values
 still in plaintext, in ``mcp_servers`` and in ``tenants.mcp``). This module never logs a
 config's values; the API shows names and masks values.
@@ -201,15 +202,15 @@ class McpServerSpec(BaseModel):
 # -- sealing -------------------------------------------------------------------------------
 
 
-def split_url(url: str) -> tuple[str, bool]:
-    """The URL without userinfo, query string or fragment, and whether it had any of them."""
+def shown_url(url: str) -> str:
+    """What of a URL may be stored in the clear, shown and logged: ``scheme://host[:port]``.
+    Nothing of its userinfo, path, query or fragment: services put keys in any of them,
+    the path's first segment included (``https://mcp.example.com/<key>/v2/mcp``)."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "", True
-    host = parts.netloc.rpartition("@")[2]
-    safe = urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return safe, safe != url
+        return ""
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
 
 
 def _seal_values(values: Any, seal: Callable[[str], str]) -> Any:
@@ -219,8 +220,8 @@ def _seal_values(values: Any, seal: Callable[[str], str]) -> Any:
 
 
 def seal_entry(entry: Mapping[str, Any], box: SecretBox, *, rotate: bool = False) -> dict[str, Any]:
-    """``entry`` as stored: env and header values sealed, a URL with credentials, a query or
-    a fragment split into its safe part (``url``) and the sealed whole (``url_secret``).
+    """``entry`` as stored: env and header values sealed, a URL split into what may be shown
+    (``url``, :func:`shown_url`) and the sealed whole (``url_secret``).
 
     ``rotate=False`` seals every value as given (a value that looks sealed is sealed again, so
     a tenant cannot smuggle in a token); ``rotate=True`` re-encrypts sealed values with the
@@ -232,11 +233,11 @@ def seal_entry(entry: Mapping[str, Any], box: SecretBox, *, rotate: bool = False
             sealed[field] = _seal_values(sealed[field], seal)
     if isinstance(sealed.get("url_secret"), str):
         sealed["url_secret"] = seal(sealed["url_secret"])
+        if isinstance(sealed.get("url"), str):
+            sealed["url"] = shown_url(sealed["url"])  # rows that kept the path in the clear
     elif isinstance(sealed.get("url"), str):
-        safe, secret = split_url(sealed["url"])
-        if secret:
-            sealed["url_secret"] = box.seal(sealed["url"])
-            sealed["url"] = safe
+        sealed["url_secret"] = box.seal(sealed["url"])
+        sealed["url"] = shown_url(sealed["url"])
     return sealed
 
 

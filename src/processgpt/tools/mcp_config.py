@@ -52,7 +52,7 @@ from processgpt.db.mcp_servers import (
     ENV_NAME_PATTERN,
     header_name_problem,
     open_entry,
-    split_url,
+    shown_url,
 )
 from processgpt.db.secret_box import SecretBox
 from processgpt.domain.errors import (
@@ -445,5 +445,5 @@ def _names(value: Any) -> set[str]:
 
 
 def url_without_secrets(url: str) -> str:
-    """Scheme, host, port and path only: no userinfo, query string or fragment."""
-    return split_url(url)[0]
+    """``scheme://host[:port]`` only (see :func:`~processgpt.db.mcp_servers.shown_url`)."""
+    return shown_url(url)

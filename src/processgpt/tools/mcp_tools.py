@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from processgpt.tools.mcp_config import McpServerConfig, url_without_secrets
 
@@ -124,10 +125,20 @@ def error_text(exc: BaseException, server: McpServerConfig | None = None) -> str
 
 
 def without_secrets(text: str, server: McpServerConfig) -> str:
-    """``text`` with the server's URL shown as :func:`url_without_secrets` shows it and its
-    env and header values replaced by ``***``."""
+    """``text`` with the server's URL shown as :func:`url_without_secrets` shows it (its
+    path, query, fragment and userinfo replaced by ``***`` wherever they appear) and its env
+    and header values replaced by ``***``."""
     if server.url:
         text = text.replace(server.url, url_without_secrets(server.url))
+        pieces: tuple[str | None, ...] = ()
+        try:
+            parts = urlsplit(server.url)
+            pieces = (parts.path, parts.query, parts.fragment, parts.password, parts.username)
+        except ValueError:
+            pass
+        for piece in pieces:
+            if piece and len(piece) >= 4:  # the URL may be quoted in another form
+                text = text.replace(piece, "***")
     for secret in [*server.env.values(), *server.headers.values()]:
         if len(secret) >= 4:
             text = text.replace(secret, "***")
