@@ -209,11 +209,17 @@ async def test_a_tenant_cannot_make_a_worker_run_commands_or_reach_internal_addr
     assert set(reported) == expected, reported
     for key in ("row-sh", "cfg-touch"):
         assert "operator's configuration" in reported[key]
-    assert "loopback" in reported["cfg-loop"] and "link-local" in reported["cfg-meta"]
+    # the tenant is told it was refused; which kind of address it was stays in the worker log
+    for key in ("cfg-loop", "cfg-meta", *(["cfg-name"] if name is not None else [])):
+        assert reported[key] == "refused: an internal address", reported[key]
+    log = worker.log()
+    assert "server=cfg-loop reason=the url's host is refused: 127.0.0.1" in log
+    assert "(link-local)" in log
     assert "LD_PRELOAD" in reported["cfg-cat"]
     assert "'Host' may not be set" in reported["cfg-host"]
     if name is not None:
-        assert "refused to connect" in reported["cfg-name"] and "loopback" in reported["cfg-name"]
+        assert f"refused by the network policy host={name} reason=127." in log
+        assert "(loopback)" in log
     # the only process the worker started is the operator's server
     children = psutil.Process(worker.proc.pid).children(recursive=True)
     assert [c.cmdline()[-1] for c in children] == [str(MCP_SERVER)]

@@ -66,7 +66,9 @@ def test_commands_from_the_database_never_run() -> None:
     assert all("operator's configuration" in why for why in refused.values())
 
 
-def test_http_entries_are_checked_and_catalog_references_resolved() -> None:
+def test_http_entries_are_checked_and_catalog_references_resolved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     servers, refused = _plan(
         {
             "mcpServers": {
@@ -89,7 +91,9 @@ def test_http_entries_are_checked_and_catalog_references_resolved() -> None:
     gh = servers["gh"]
     assert gh.command == "github-mcp" and gh.args == ("stdio",) and gh.origin == "catalog:github"
     assert dict(gh.env) == {"LOG": "warn", "GITHUB_TOKEN": "t"}
-    assert "loopback" in refused["local"] and "link-local" in refused["meta"]
+    # the tenant learns it was refused, the worker's log which kind of address it was
+    assert refused["local"] == refused["meta"] == "refused: an internal address"
+    assert "(loopback)" in caplog.text and "(link-local)" in caplog.text
     assert "PATH" in refused["gh-path"] and "LD_PRELOAD" in refused["gh-preload"]
     assert "NUL" in refused["gh-nul"]
     assert "no entry 'unknown'" in refused["nope"] and "no entry 'bad'" in refused["bad"]

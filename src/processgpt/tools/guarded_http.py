@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -11,7 +12,9 @@ import anyio
 import httpcore2
 import httpx2
 
-from processgpt.tools.netguard import NetworkPolicy
+from processgpt.tools.netguard import ConnectionRefusedByPolicy, NetworkPolicy
+
+log = logging.getLogger(__name__)
 
 
 class GuardedBackend(httpcore2.AsyncNetworkBackend):
@@ -35,7 +38,13 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
                 addresses = await self._policy.resolve(host, port)
         except TimeoutError:
             raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:  # refused by the policy, or the name does not resolve
+        except ConnectionRefusedByPolicy as refused:
+            # What the name resolves to stays here: the tenant is told only that it was refused.
+            log.warning(
+                "connection refused by the network policy host=%s reason=%s", host, refused.reason
+            )
+            raise httpcore2.ConnectError(str(refused)) from None
+        except OSError as exc:  # the name does not resolve
             raise httpcore2.ConnectError(str(exc)) from None
         failure: httpcore2.ConnectError | None = None
         for address in addresses:

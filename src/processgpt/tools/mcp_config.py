@@ -59,9 +59,10 @@ from processgpt.domain.errors import (
     InvalidInput,
     ProcessGPTError,
     UnknownMcpCatalogEntry,
+    UrlNotAllowed,
 )
 from processgpt.tools import tenant_env
-from processgpt.tools.netguard import NetworkPolicy
+from processgpt.tools.netguard import REFUSED_INTERNAL, InternalAddressRefused, NetworkPolicy
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,17 @@ def tenant_server(
         return catalog_entry.server(name, env, tenant_id)
     url = opened.get("url")
     if isinstance(url, str) and url:
-        policy.check_url(url)
+        try:
+            policy.check_url(url)
+        except InternalAddressRefused as refused:
+            # The kind of address goes to the worker's log; the tenant's event says refused.
+            log.warning(
+                "mcp tenant url refused tenant=%s server=%s reason=%s",
+                tenant_id,
+                name,
+                refused.message,
+            )
+            raise UrlNotAllowed(REFUSED_INTERNAL, field="url") from None
         headers = _string_map(opened.get("headers"), "headers")
         for header in headers:
             header_name_problem(header)
