@@ -35,6 +35,7 @@ ENV = "planted-env-secret-2"
 URL_TOKEN = "planted-url-token-3"
 PASSWORD = "planted-password-4"
 LEGACY = "planted-legacy-plaintext-5"
+ARG_TOKEN = "planted-arg-token-7"
 PLANTED = (HEADER, ENV, URL_TOKEN, PASSWORD)
 
 
@@ -285,6 +286,76 @@ async def test_migration_0014_switches_tenants_commands_off(pg_server: PostgresS
     finally:
         await db.close()
         await pg_server.drop_database(url)
+
+
+async def test_migration_0015_drops_what_tenants_commands_still_held(
+    pg_server: PostgresServer,
+) -> None:
+    url = await pg_server.create_database(empty=True)
+    db = await Database.connect(url, max_size=2)
+    try:
+        await _migrate_up_to(db, 14)
+        await db.execute(QUERIES["ensure_tenant"], "acme")
+        stdio = {
+            "command": "gh-mcp",
+            "args": ["--token", ARG_TOKEN],
+            "env": {"GITHUB_TOKEN": ENV},
+            "cwd": "/srv/acme",
+        }
+        await db.execute(
+            "INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)"
+            " VALUES ('acme', 'sh', 'stdio', $1::text::jsonb, false),"
+            " ('acme', 'web', 'http', $2::text::jsonb, true)",
+            _json(stdio),
+            _json({"url": "https://web.example", "headers": {}}),
+        )
+        await db.execute(
+            "UPDATE tenants SET mcp = $1::text::jsonb WHERE id = 'acme'",
+            _json(
+                {
+                    "mcpServers": {
+                        "cmd": {**stdio, "disabled": True},
+                        "web": {"url": "https://w.example/mcp"},
+                    }
+                }
+            ),
+        )
+        assert (await migrate(db))[0].version == 15
+        assert ARG_TOKEN not in await _stored_text(db) and ENV not in await _stored_text(db)
+        rows = {r["name"]: r["config"] for r in await db.fetch("SELECT * FROM mcp_servers")}
+        assert rows["sh"] == {"command": "gh-mcp"}
+        assert rows["web"] == {"url": "https://web.example", "headers": {}}
+        mcp = await db.fetchval("SELECT mcp FROM tenants WHERE id = 'acme'")
+        assert mcp["mcpServers"] == {
+            "cmd": {"command": "gh-mcp", "disabled": True},
+            "web": {"url": "https://w.example/mcp"},
+        }
+        # what the API shows of the old row: its command, nothing else
+        view = server_view(dict(await db.fetchrow("SELECT * FROM mcp_servers WHERE name='sh'")))
+        assert (view.command, view.args, view.env, view.cwd) == ("gh-mcp", [], {}, None)
+    finally:
+        await db.close()
+        await pg_server.drop_database(url)
+
+
+async def test_rotation_drops_what_command_entries_hold(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """Rows written by hand after migration 0015 lose them at the next rotation."""
+    key = new_key()
+    await db.execute(QUERIES["ensure_tenant"], "acme")
+    stdio = {"command": "gh-mcp", "args": ["--token", ARG_TOKEN], "env": {"T": ENV}}
+    await db.execute(
+        "INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)"
+        " VALUES ('acme', 'sh', 'stdio', $1, false)",
+        stdio,
+    )
+    await db.execute(
+        "UPDATE tenants SET mcp = $1 WHERE id = 'acme'", {"mcpServers": {"cmd": stdio}}
+    )
+    await _rotate(db_url, key, tmp_path)
+    stored = await _stored_text(db)
+    assert ARG_TOKEN not in stored and ENV not in stored and "gh-mcp" in stored
 
 
 def _json(value: Any) -> str:

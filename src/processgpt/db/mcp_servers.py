@@ -12,7 +12,8 @@ operator's alone, see :mod:`processgpt.tools.mcp_config`):
   names the entry lists. Stored as ``{"catalog", "env": {name: <sealed value>}}``.
 
 Rows with transport ``stdio`` are what tenants could add before (migration 0014 disabled
-them); they can be listed and deleted, never enabled.
+them, 0015 dropped their arguments, environment and working directory); they can be listed and
+deleted, never enabled.
 
 Sealing (:class:`~processgpt.db.secret_box.SecretBox`): header and env values and whole
 URLs are encrypted when written; :func:`open_entry` gives a worker the plaintext;
@@ -241,6 +242,14 @@ def seal_entry(entry: Mapping[str, Any], box: SecretBox, *, rotate: bool = False
     return sealed
 
 
+def without_command_details(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A command entry (which never runs) without its arguments, environment and working
+    directory (they often hold tokens in plaintext); any other entry as it is."""
+    if "command" not in entry:
+        return dict(entry)
+    return {k: v for k, v in entry.items() if k not in ("args", "env", "cwd")}
+
+
 def open_entry(entry: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
     """The plaintext of a stored entry: values opened, ``url`` the whole URL again. Raises
     :class:`~processgpt.domain.errors.SecretsUnavailable` when a value cannot be opened."""
@@ -339,15 +348,17 @@ class McpServerRepository:
 
 
 async def rotate_secrets(db: Database, box: SecretBox) -> RotationReport:
-    """Re-encrypt every stored MCP secret with the box's first key, and encrypt the values
-    still in plaintext: ``mcp_servers`` rows and ``tenants.mcp`` entries, in one transaction
-    (rows locked, so a concurrent write waits). Raises ``secrets_unavailable`` (nothing
-    changed) when a value was sealed with a key the box does not have."""
+    """Re-encrypt every stored MCP secret with the box's first key, encrypt the values
+    still in plaintext, and drop what command entries (which never run) still hold
+    (:func:`without_command_details`): ``mcp_servers`` rows and ``tenants.mcp`` entries, in
+    one transaction (rows locked, so a concurrent write waits). Raises
+    ``secrets_unavailable`` (nothing changed) when a value was sealed with a key the box does
+    not have."""
     servers = tenants = 0
     async with db.transaction() as conn:
         for row in await conn.fetch(QUERIES["lock_mcp_server_configs"]):
             config = row["config"]
-            rotated = seal_entry(config, box, rotate=True)
+            rotated = seal_entry(without_command_details(config), box, rotate=True)
             if rotated != config:
                 await conn.execute(
                     QUERIES["update_mcp_server_config"], row["tenant_id"], row["name"], rotated
@@ -359,7 +370,9 @@ async def rotate_secrets(db: Database, box: SecretBox) -> RotationReport:
             if not isinstance(entries, Mapping):
                 continue
             rotated_entries = {
-                name: seal_entry(entry, box, rotate=True) if isinstance(entry, Mapping) else entry
+                name: seal_entry(without_command_details(entry), box, rotate=True)
+                if isinstance(entry, Mapping)
+                else entry
                 for name, entry in entries.items()
             }
             if rotated_entries != entries:
