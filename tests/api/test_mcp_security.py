@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from cryptography.fernet import Fernet
 
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
@@ -245,3 +246,22 @@ async def test_a_tenant_may_add_only_so_many_mcp_servers(
         again = await api.post("/v1/mcp-servers", json={"name": "c", "catalog": "calc"})
         assert again.status_code == 201, again.text
     assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 2
+
+
+async def test_a_key_file_open_to_others_is_refused_without_naming_it(
+    db: Database, start_process: StartProcess, tmp_path: Path
+) -> None:
+    admin = (await ApiKeyRepository(db).create("acme", role=Role.ADMIN)).key
+    data_dir = tmp_path / "operator-data-dir"
+    data_dir.mkdir()
+    (data_dir / "secret.key").write_text(Fernet.generate_key().decode() + "\n")
+    (data_dir / "secret.key").chmod(0o644)
+    _api, url = await start_api(
+        start_process, {"PROCESSGPT_SECRET_KEYS": "", "PROCESSGPT_DATA_DIR": str(data_dir)}
+    )
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as api:
+        body = {"name": "web", "url": "https://mcp.example.com/mcp", "headers": {"A": "secret"}}
+        refused = await api.post("/v1/mcp-servers", json=body)
+    assert refused.status_code == 500 and error_code(refused) == "secrets_unavailable"
+    assert "chmod 600" in refused.text and "operator-data-dir" not in refused.text
+    assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 0
