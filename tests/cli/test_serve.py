@@ -50,6 +50,21 @@ async def test_a_worker_of_llm_agents_without_an_endpoint_refuses_to_start(
     assert "error: invalid_configuration: PROCESSGPT_LLM_TIMEOUT:" in bad.stderr
 
 
+async def test_a_worker_refuses_to_start_with_an_allowed_network_that_is_none(
+    db_url: str, data_dir: Path
+) -> None:
+    result = await run_cli(
+        "worker",
+        "--agent",
+        "demo",
+        data_dir=data_dir,
+        env={"DATABASE_URL": db_url, "PROCESSGPT_MCP_ALLOWED_NETWORKS": "10.0.0.0/8, not a net!"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: invalid_configuration: PROCESSGPT_MCP_ALLOWED_NETWORKS:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 async def test_a_worker_of_the_llm_agent_starts_with_an_endpoint(
     start_process: StartProcess,
 ) -> None:

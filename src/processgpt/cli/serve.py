@@ -52,7 +52,13 @@ class _Mcp:
     def build(cls, settings: Settings) -> _Mcp:
         mcp = load_settings(McpSettings)
         box = secret_box(settings)
-        return cls(mcp, box, McpConnections(mcp, box=box), ExecutorMcpView.of(mcp, box))
+        try:
+            view = ExecutorMcpView.of(mcp, box)
+        except ValueError as exc:  # a network the operator allows is not one
+            raise CliError(
+                "invalid_configuration", f"PROCESSGPT_MCP_ALLOWED_NETWORKS: {exc}"
+            ) from None
+        return cls(mcp, box, McpConnections(mcp, box=box), view)
 
 
 def _runners(
