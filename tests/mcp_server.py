@@ -2,8 +2,15 @@
 
 Tools: ``add(a, b)``, ``lookup(q)`` (a tiny fixed index; ``PROCESSGPT_TEST_MCP_TAG`` is added
 to every answer, so tests can tell which server answered), ``fail()`` (always raises),
-``slow(seconds)``, ``environment()`` (the server process's environment, as JSON) and
-``request_info()`` (over HTTP: the headers and query string of the request, as JSON).
+``slow(seconds)``, ``environment()`` (the server process's environment, as JSON),
+``request_info()`` (over HTTP: the headers and query string of the request, as JSON), and
+``remember(value)`` / ``recall()`` (state kept in the server process: what was remembered so
+far, so tests can tell whether two callers share a process), and ``big(size)`` (a text of
+``size`` characters).
+
+With ``PROCESSGPT_TEST_MCP_STDERR=N`` the server first writes to stderr a line naming its
+``SECRET_TOKEN`` value (as ``SECRET_TOKEN=…`` and bare), a 5,000-character line, and N more
+lines.
 
     python tests/mcp_server.py                 # stdio
     python tests/mcp_server.py --http PORT     # streamable HTTP on 127.0.0.1:PORT/mcp
@@ -15,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -67,7 +75,42 @@ def request_info(ctx: Context) -> str:
     return json.dumps({"headers": dict(request.headers), "query": str(request.url.query)})
 
 
+_MEMORY: list[str] = []
+
+
+@server.tool()
+def remember(value: str) -> str:
+    """Keep a value in this server process."""
+    _MEMORY.append(value)
+    return "remembered"
+
+
+@server.tool()
+def recall() -> str:
+    """Everything remembered by this server process so far, as a JSON list."""
+    return json.dumps(_MEMORY)
+
+
+@server.tool()
+def big(size: int) -> str:
+    """A text of ``size`` characters."""
+    return "x" * size
+
+
+def _chatter() -> None:
+    lines = int(os.environ.get("PROCESSGPT_TEST_MCP_STDERR") or 0)
+    if not lines:
+        return
+    secret = os.environ.get("SECRET_TOKEN", "")
+    print(f"starting with SECRET_TOKEN={secret} (bare: {secret})", file=sys.stderr)
+    print("long " + "y" * 5000, file=sys.stderr)
+    for number in range(lines):
+        print(f"noise {number}", file=sys.stderr)
+    sys.stderr.flush()
+
+
 def main() -> None:
+    _chatter()
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP")
     args = parser.parse_args()

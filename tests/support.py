@@ -7,6 +7,7 @@ import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -251,6 +252,42 @@ async def api_url(server: ProcessGPTProcess) -> str:
     match = re.search(r"api listening url=(\S+)", server.log())
     assert match is not None
     return match[1]
+
+
+MCP_SERVER = Path(__file__).resolve().parent / "mcp_server.py"
+
+
+@contextmanager
+def http_mcp_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """The test MCP server (tests/mcp_server.py) on streamable HTTP on a free port of
+    127.0.0.1; yields its URL (``…/mcp``). Its own output is discarded."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, str(MCP_SERVER), "--http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the MCP HTTP server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def pg_ctl(data_dir: Path, *args: str) -> None:

@@ -33,7 +33,19 @@ LINES = [
     ("processgpt.x", "a key was presented: %s", (API_KEY,)),
     ("asyncpg", "connect dsn=%s", (f"postgresql://app:{PASSWORD}@db/processgpt",)),
 ]
-SECRETS = (API_KEY.split("_", 2)[2], JWT, PASSWORD, TOKEN, HEADER)
+PREFIXED = {  # secrets whose name has a prefix, as programs and HTTP libraries print them
+    "GITHUB_TOKEN=%s": "planted-gh-token",
+    "OPENAI_API_KEY=%s": "planted-openai-key",
+    "PGPASSWORD=%s": "planted-pg-password",
+    "AWS_SECRET_ACCESS_KEY=%s": "planted-aws-secret",
+    "X-Auth-Token: %s": "planted-auth-token",
+    "Private-Token: %s": "planted-private-token",
+    "X-Goog-Api-Key: %s": "planted-goog-key",
+    "env {'GITHUB_TOKEN': '%s'}": "planted-dict-token",
+    'headers {"X-Api-Token": "%s"}': "planted-json-token",
+}
+LINES += [("mcp.server.stderr", message, (value,)) for message, value in PREFIXED.items()]
+SECRETS = (API_KEY.split("_", 2)[2], JWT, PASSWORD, TOKEN, HEADER, *PREFIXED.values())
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -55,6 +67,7 @@ def test_every_line_is_scrubbed_whatever_the_logger(fmt: str) -> None:
     assert "api_key=***" in output and "Authorization: ***" in output, output
     assert "pgpt_0123abcd_***" in output  # the public prefix stays, to tell keys apart
     assert "postgresql://app:***@db" in output and "RuntimeError" in output
+    assert "GITHUB_TOKEN=***" in output and "X-Goog-Api-Key: ***" in output
     if fmt == "json":
         lines = [json.loads(line) for line in output.splitlines()]  # still valid JSON
         assert len(lines) == len(LINES) + 1 and "exc" in lines[-1]
@@ -85,5 +98,8 @@ def test_uvicorn_records_lose_query_and_credential_values_at_the_source() -> Non
 
 
 def test_plain_words_are_left_alone() -> None:
-    text = "task finished task_id=7 fence_token=3 key_file=/d/secret.key; authorization failed"
+    text = (
+        "task finished task_id=7 fence_token=3 key_file=/d/secret.key; authorization failed "
+        "usage max_tokens=100 prompt_tokens: 3 api_key_prefix=pgpt_0123abcd keys=2"
+    )
     assert logs.redact(text) == text

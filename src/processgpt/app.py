@@ -13,17 +13,19 @@ from types import TracebackType
 from typing import Any
 
 from processgpt.agents.a2a_adapter import A2ATaskRunner
-from processgpt.config import Settings
+from processgpt.config import McpSettings, SecretSettings, Settings
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.follow import follow_task
 from processgpt.db.migrate import migrate
+from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
+from processgpt.tools.executor_view import ExecutorMcpView
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,15 @@ async def open_database(
         await db.close()
         raise
     return db, embedded
+
+
+def secret_box(settings: Settings, secrets: SecretSettings | None = None) -> SecretBox:
+    """The one :class:`SecretBox` of a process: ``PROCESSGPT_SECRET_KEYS`` when set, else the
+    key file in the data directory ``settings`` name (``--data-dir``, then
+    ``PROCESSGPT_DATA_DIR``, then the default), the same for its API and its workers."""
+    secrets = secrets or SecretSettings()
+    keys = secrets.keys.get_secret_value() if secrets.keys else None
+    return SecretBox.configured(keys, settings.data_dir or secrets.data_dir)
 
 
 def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
@@ -162,8 +173,9 @@ class AgentServer:
         self.settings = Settings()
         if database_url:
             self.settings = self.settings.model_copy(update={"database_url": database_url})
+        view = ExecutorMcpView.of(McpSettings(), secret_box(self.settings))
         self.runners: dict[str, TaskRunner] = {
-            agent_type: A2ATaskRunner(executor, blocking=blocking)
+            agent_type: A2ATaskRunner(executor, blocking=blocking, mcp_view=view)
         }
         self._options = worker_options(self.settings, concurrency=concurrency, **options)
         self._run_migrations = run_migrations

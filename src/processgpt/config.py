@@ -185,6 +185,27 @@ class McpSettings(BaseSettings):
     allowed_networks: str = Field(
         default="", description="CIDRs or hosts tenants' HTTP servers may reach (comma list)"
     )
+    max_servers_per_tenant: int = Field(
+        default=20, ge=0, description="MCP servers a tenant may add through the API"
+    )
+    max_connections: int = Field(
+        default=64, ge=1, description="MCP connections (processes, sessions) a worker holds"
+    )
+    max_connections_per_tenant: int = Field(
+        default=8, ge=1, description="MCP connections a worker holds for one tenant"
+    )
+    max_connecting: int = Field(
+        default=4, ge=1, description="MCP connections a worker opens at once"
+    )
+    max_result_chars: int = Field(
+        default=100_000, ge=1000, description="characters of a tool result kept (the rest cut)"
+    )
+    max_tools: int = Field(default=200, ge=1, description="tools listed per MCP server")
+    max_message_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="bytes of one message from a tenant's HTTP MCP server",
+    )
 
 
 class DelegateSettings(BaseSettings):
@@ -206,7 +227,9 @@ class SecretSettings(BaseSettings):
 
     ``keys``: comma-separated Fernet keys, the first encrypts and all decrypt
     (``PROCESSGPT_SECRET_KEYS``). Unset: ``<data dir>/secret.key`` (one key a line, created
-    with mode 0600 on first use). Every API and worker process must have the same keys."""
+    with mode 0600 on first use; processes read it again when it changes). Every API and
+    worker process must have the same keys; processes given ``keys`` read them once: restart
+    them after changing it."""
 
     model_config = SettingsConfigDict(env_prefix="PROCESSGPT_SECRET_", extra="ignore")
 

@@ -6,7 +6,8 @@ payloads.
 
 The handler :func:`configure` installs scrubs every line, whichever logger wrote it (ours,
 uvicorn, websockets, httpx/httpx2, mcp, a2a), exception tracebacks included (:func:`redact`):
-URL userinfo, query string values, ``api_key=`` / ``token=`` / ``password=``-style values,
+URL userinfo, query string values, ``api_key=`` / ``token=`` / ``password=``-style values
+(prefixed too: ``GITHUB_TOKEN=``, ``X-Auth-Token:``, ``PGPASSWORD=``, ``{'OPENAI_API_KEY': …}``),
 ``Authorization`` / ``X-API-Key`` / ``Cookie`` header values, API keys (``pgpt_<prefix>_…``
 keeps its public prefix) and JWTs. Third-party loggers that print request details or
 payloads are also kept at WARNING, so their debug output is not produced at all.
@@ -22,8 +23,11 @@ import time
 from collections.abc import Callable
 
 _CREDENTIAL_HEADERS = r"(?:proxy-)?authorization|x-api-key|cookie|set-cookie"
-# Names of secrets, not one:
-_SECRET_NAMES = r"api[_-]?key|apikey|(?:access|refresh|id)[_-]?token|token|client[_-]?secret|secret|passw(?:or)?d"  # noqa: E501, S105
+# What the name of a secret ends with (after any prefix: GITHUB_TOKEN, X-Auth-Token,
+# PGPASSWORD, AWS_SECRET_ACCESS_KEY), not one:
+_SECRET_NAMES = r"api[_-]?key|apikey|token|secret|passw(?:or)?d|passphrase|credentials?|[_-]key"  # noqa: S105
+# Names ending so that say nothing secret:
+_NOT_SECRET_NAMES = r"fence_token|(?:public|primary|foreign|sort|partition)_key"  # noqa: S105
 _Replacement = str | Callable[[re.Match[str]], str]
 
 
@@ -48,9 +52,13 @@ _RULES: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     ),
     # Query string values: ?a=1&b=2 → ?a=***&b=***
     (re.compile(r"([?&][^=&\s#'\"?<>]+=)[^&\s#'\"<>]+"), r"\1***"),
-    # name=value / name: value pairs whose name says secret (not fence_token=, key_file=).
+    # name=value / name: value pairs whose name says secret, prefixed or not (GITHUB_TOKEN=,
+    # X-Auth-Token:, {'OPENAI_API_KEY': …}), not fence_token= or key_file=.
     (
-        re.compile(rf"(?i)(?<![\w-])((?:{_SECRET_NAMES})['\"]?\s*[=:]\s*['\"]?)[^\s'\"&,;)]+"),
+        re.compile(
+            rf"(?i)(?<![\w-])(?!(?:{_NOT_SECRET_NAMES})\b)"
+            rf"([\w-]*?(?:{_SECRET_NAMES})['\"]?\s*[=:]\s*['\"]?)[^\s'\"&,;)]+"
+        ),
         r"\1***",
     ),
     # API keys: the prefix is public (key listings show it), the rest is the secret.

@@ -123,7 +123,8 @@ async def test_no_secret_reaches_any_log_line_at_debug(
             "ops": {
                 "command": sys.executable,
                 "args": [str(MCP_SERVER)],
-                "env": {"SECRET_TOKEN": STDIO_ENV},
+                # it also prints its SECRET_TOKEN on stderr (see tests/mcp_server.py)
+                "env": {"SECRET_TOKEN": STDIO_ENV, "PROCESSGPT_TEST_MCP_STDERR": "3"},
             }
         },
     )
@@ -221,3 +222,6 @@ async def test_no_secret_reaches_any_log_line_at_debug(
     # the lines that held them exist
     assert "api_key=***" in logs["api"] and "token=***" in logs["api"]
     assert "authorization: ***" in logs["api"].lower()
+    assert (
+        "logger=processgpt.mcp.server.ops stderr tenant=acme line=starting with" in (logs["worker"])
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from typing import Any, ClassVar
 
@@ -10,6 +11,8 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 
 from processgpt.db.database import Database
+from processgpt.db.mcp_servers import seal_entry
+from processgpt.db.secret_box import SecretBox, new_key
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskStatus, TaskSubmission
 from processgpt_agent_sdk import ProcessGPTAgentServer, ProcessGPTRequestContext
@@ -38,7 +41,7 @@ async def test_context_has_form_people_sources_and_mcp(
     proc_inst = uuid.uuid4()
     await db.execute(
         "UPDATE tenants SET mcp = $1 WHERE id = 'default'",
-        {"mcpServers": {"search": {"url": "http://127.0.0.1:9/mcp"}}},
+        {"mcpServers": {"search": {"url": "https://mcp.example.com/mcp"}}},
     )
     await db.execute("INSERT INTO proc_def (id, tenant_id, name) VALUES ('p', 'default', 'P')")
     await db.execute(
@@ -86,7 +89,7 @@ async def test_context_has_form_people_sources_and_mcp(
     assert [u["username"] for u in extras["users"]] == ["Ann"]
     assert [a["username"] for a in extras["agents"]] == ["Helper"]
     assert extras["notify_user_emails"] == "ann@example.com"
-    assert extras["tenant_mcp"]["mcpServers"]["search"]["url"].startswith("http://127.0.0.1")
+    assert extras["tenant_mcp"]["mcpServers"]["search"]["url"] == "https://mcp.example.com/mcp"
     assert [s["file_name"] for s in extras["sources"]] == ["a.pdf"]
     assert extras["activity_name"] == "Review" and extras["human_response"] is None
 
@@ -97,6 +100,43 @@ async def test_context_has_form_people_sources_and_mcp(
     await wait_until(done)
     output = await db.fetchval("SELECT output FROM todolist WHERE id = $1", task.id)
     assert output == {"leave_form": {"ok": True}}
+
+
+async def test_executors_see_only_the_tenant_mcp_servers_the_policy_allows(
+    db: Database, start_worker: StartWorker
+) -> None:
+    box = SecretBox([os.environ["PROCESSGPT_SECRET_KEYS"]])
+    url = "https://user:pw-secret@mcp.example.com/mcp/path-token?key=q-secret"
+    stored = {
+        "web": seal_entry({"url": url, "headers": {"Authorization": "Bearer h-secret"}}, box),
+        "loop": {"url": "http://127.0.0.1:9/mcp"},
+        "meta": {"url": "http://169.254.169.254/latest/meta-data/"},
+        "hosthdr": {"url": "https://mcp.example.com/mcp", "headers": {"Host": "internal"}},
+        "cmd": {"command": "/bin/sh", "args": ["-c", "id"], "disabled": True},
+        "cmd-on": {"command": "/bin/sh", "args": ["-c", "id"]},
+        "cat": seal_entry({"catalog": "github", "env": {"GITHUB_TOKEN": "env-secret"}}, box),
+        "off": {"url": "https://off.example/mcp", "enabled": False},
+        "unopenable": seal_entry({"url": "https://x.example/mcp"}, SecretBox([new_key()]))
+        | {"headers": {"A": SecretBox([new_key()]).seal("other-key")}},
+    }
+    await db.execute(
+        "UPDATE tenants SET mcp = $1 WHERE id = 'default'", {"mcpServers": stored, "x": 1}
+    )
+    await start_worker({"cap": CapturingExecutor()})
+    task, _ = await TaskRepository(db).submit(
+        "default", TaskSubmission(agent_orch="cap"), known_agents=frozenset({"cap"})
+    )
+    await wait_until(lambda: str(task.id) in CapturingExecutor.seen)
+    assert CapturingExecutor.seen[str(task.id)]["extras"]["tenant_mcp"] == {
+        "mcpServers": {
+            "web": {
+                "transport": "streamable_http",
+                "url": url,
+                "headers": {"Authorization": "Bearer h-secret"},
+                "tenant_supplied": True,
+            }
+        }
+    }
 
 
 async def test_context_defaults_when_nothing_is_there(

@@ -26,7 +26,10 @@ def write_mcp_config(path: Path, servers: dict[str, object] | None = None) -> Pa
         "calc": {
             "command": sys.executable,
             "args": [str(MCP_SERVER)],
-            "tenantEnv": list(CATALOG_ENV),
+            # Tenants set PROCESSGPT_TEST_MCP_TAG by the operator's opt-in (it does not look
+            # like a credential); NODE_TLS_REJECT_UNAUTHORIZED is listed to be refused.
+            "tenantEnv": [*CATALOG_ENV, "NODE_TLS_REJECT_UNAUTHORIZED"],
+            "unsafeTenantEnv": ["PROCESSGPT_TEST_MCP_TAG"],
             "description": "the test MCP server",
         }
     }

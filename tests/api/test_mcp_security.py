@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from cryptography.fernet import Fernet
 
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
@@ -54,6 +55,20 @@ async def internal() -> AsyncIterator[_Listener]:
     await listener.stop()
 
 
+REFUSED_HEADERS = (
+    "Host",
+    "connection",
+    "Content-Length",
+    "Transfer-Encoding",
+    "TE",
+    "Upgrade",
+    "Trailer",
+    "Keep-Alive",
+    "Proxy-Authorization",
+    "X-Forwarded-For",
+)
+
+
 def _attacks(marker: Path, port: int) -> list[tuple[dict[str, Any], str]]:
     """The issue's payloads and their variants, with the code each gets."""
     touch = f"touch {marker}"
@@ -85,6 +100,17 @@ def _attacks(marker: Path, port: int) -> list[tuple[dict[str, Any], str]]:
         (
             {"name": "catpath", "catalog": "calc", "env": {"PATH": str(marker.parent)}},
             "invalid_input",
+        ),
+        (  # listed by the operator, refused all the same
+            {"name": "cattls", "catalog": "calc", "env": {"NODE_TLS_REJECT_UNAUTHORIZED": "0"}},
+            "invalid_input",
+        ),
+        *(
+            (
+                {"name": f"hdr{i}", "url": "https://x.example/mcp", "headers": {header: "v"}},
+                "invalid_input",
+            )
+            for i, header in enumerate(REFUSED_HEADERS)
         ),
         ({"name": "loop", "url": f"http://127.0.0.1:{port}/mcp"}, "url_not_allowed"),
         ({"name": "meta", "url": "http://169.254.169.254/latest/meta-data/"}, "url_not_allowed"),
@@ -159,6 +185,7 @@ async def test_a_tenant_cannot_make_a_worker_run_commands_or_reach_internal_addr
             "cfg-loop": {"url": f"http://127.0.0.1:{internal.port}/mcp"},
             "cfg-meta": {"url": "http://169.254.169.254/latest/meta-data/"},
             "cfg-cat": {"catalog": "calc", "env": {"LD_PRELOAD": "/tmp/evil.so"}},
+            "cfg-host": {"url": "https://x.example/mcp", "headers": {"Host": "internal"}},
         }
         name = _loopback_name()
         if name is not None:  # caught when the worker connects, not by the URL check
@@ -183,10 +210,58 @@ async def test_a_tenant_cannot_make_a_worker_run_commands_or_reach_internal_addr
     assert set(reported) == expected, reported
     for key in ("row-sh", "cfg-touch"):
         assert "operator's configuration" in reported[key]
-    assert "loopback" in reported["cfg-loop"] and "link-local" in reported["cfg-meta"]
+    # the tenant is told it was refused; which kind of address it was stays in the worker log
+    for key in ("cfg-loop", "cfg-meta", *(["cfg-name"] if name is not None else [])):
+        assert reported[key] == "refused: an internal address", reported[key]
+    log = worker.log()
+    assert "server=cfg-loop reason=the url's host is refused: 127.0.0.1" in log
+    assert "(link-local)" in log
     assert "LD_PRELOAD" in reported["cfg-cat"]
+    assert "'Host' may not be set" in reported["cfg-host"]
     if name is not None:
-        assert "refused to connect" in reported["cfg-name"] and "loopback" in reported["cfg-name"]
+        assert f"refused by the network policy host={name} reason=127." in log
+        assert "(loopback)" in log
     # the only process the worker started is the operator's server
     children = psutil.Process(worker.proc.pid).children(recursive=True)
     assert [c.cmdline()[-1] for c in children] == [str(MCP_SERVER)]
+
+
+async def test_a_tenant_may_add_only_so_many_mcp_servers(
+    db: Database, start_process: StartProcess, tmp_path: Path
+) -> None:
+    admin = (await ApiKeyRepository(db).create("acme", role=Role.ADMIN)).key
+    config = write_mcp_config(tmp_path / "mcp.json")
+    _api, url = await start_api(
+        start_process,
+        {"PROCESSGPT_MCP_CONFIG": str(config), "PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT": "2"},
+    )
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as api:
+        for name in ("a", "b"):
+            added = await api.post("/v1/mcp-servers", json={"name": name, "catalog": "calc"})
+            assert added.status_code == 201, added.text
+        refused = await api.post("/v1/mcp-servers", json={"name": "c", "catalog": "calc"})
+        assert refused.status_code == 409 and error_code(refused) == "too_many_mcp_servers"
+        assert "PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT" in refused.json()["error"]["message"]
+        assert (await api.delete("/v1/mcp-servers/a")).status_code == 204
+        again = await api.post("/v1/mcp-servers", json={"name": "c", "catalog": "calc"})
+        assert again.status_code == 201, again.text
+    assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 2
+
+
+async def test_a_key_file_open_to_others_is_refused_without_naming_it(
+    db: Database, start_process: StartProcess, tmp_path: Path
+) -> None:
+    admin = (await ApiKeyRepository(db).create("acme", role=Role.ADMIN)).key
+    data_dir = tmp_path / "operator-data-dir"
+    data_dir.mkdir()
+    (data_dir / "secret.key").write_text(Fernet.generate_key().decode() + "\n")
+    (data_dir / "secret.key").chmod(0o644)
+    _api, url = await start_api(
+        start_process, {"PROCESSGPT_SECRET_KEYS": "", "PROCESSGPT_DATA_DIR": str(data_dir)}
+    )
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as api:
+        body = {"name": "web", "url": "https://mcp.example.com/mcp", "headers": {"A": "secret"}}
+        refused = await api.post("/v1/mcp-servers", json=body)
+    assert refused.status_code == 500 and error_code(refused) == "secrets_unavailable"
+    assert "chmod 600" in refused.text and "operator-data-dir" not in refused.text
+    assert await db.fetchval("SELECT count(*) FROM mcp_servers") == 0

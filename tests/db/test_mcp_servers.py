@@ -13,13 +13,20 @@ from typing import Any
 import asyncpg
 import pytest
 
+from processgpt.api.routes.mcp_servers import server_view
 from processgpt.db.database import Database
 from processgpt.db.mcp_servers import McpServerRepository, McpServerSpec, open_entry
 from processgpt.db.migrate import available_migrations, migrate
 from processgpt.db.secret_box import SecretBox, new_key
 from processgpt.db.sql import QUERIES
-from processgpt.domain.errors import SecretsUnavailable, StdioNotAllowed
+from processgpt.domain.errors import (
+    NameTaken,
+    SecretsUnavailable,
+    StdioNotAllowed,
+    TooManyMcpServers,
+)
 from processgpt.tools.mcp_config import OperatorConfig, plan_for_task
+from processgpt.tools.mcp_tools import error_text
 from processgpt.tools.netguard import NetworkPolicy
 from tests.support import PostgresServer
 
@@ -28,6 +35,7 @@ ENV = "planted-env-secret-2"
 URL_TOKEN = "planted-url-token-3"
 PASSWORD = "planted-password-4"
 LEGACY = "planted-legacy-plaintext-5"
+ARG_TOKEN = "planted-arg-token-7"
 PLANTED = (HEADER, ENV, URL_TOKEN, PASSWORD)
 
 
@@ -79,7 +87,7 @@ async def test_secrets_are_sealed_in_the_table_and_rotated(
     stored = await _stored_text(db)
     for secret in PLANTED:
         assert secret not in stored
-    assert "https://search.example/mcp" in stored  # the safe part stays readable
+    assert '"https://search.example"' in stored  # what may be shown stays readable
 
     # written before encryption (or by hand): plaintext until the next rotation
     await db.execute(
@@ -133,6 +141,52 @@ async def test_secrets_are_sealed_in_the_table_and_rotated(
     assert not refused.servers and "PROCESSGPT_SECRET_KEYS" in refused.refused["search"]
 
 
+PATH_TOKEN = "planted-path-token-6"
+
+
+async def test_a_token_in_the_url_path_is_sealed_never_shown_nor_logged(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    key = new_key()
+    box = SecretBox([key])
+    await db.execute(QUERIES["ensure_tenant"], "acme")
+    url = f"https://mcp.example.com/{PATH_TOKEN}/v2/mcp"
+    row = await McpServerRepository(db, box).add("acme", McpServerSpec(name="fc", url=url))
+    assert server_view(row).url == "https://mcp.example.com"  # what members see
+    # written before: the path in the clear, in a row and in tenants.mcp
+    await db.execute(
+        "INSERT INTO mcp_servers (tenant_id, name, transport, config)"
+        " VALUES ('acme', 'old', 'http', $1)",
+        {"url": f"https://old.example/mcp/{PATH_TOKEN}", "headers": {}},
+    )
+    await db.execute(
+        "UPDATE tenants SET mcp = $1 WHERE id = 'acme'",
+        {"mcpServers": {"t": {"url": f"https://t.example/{PATH_TOKEN}"}}},
+    )
+    assert (await _stored_text(db)).count(PATH_TOKEN) == 2
+    await _rotate(db_url, key, tmp_path)
+    assert PATH_TOKEN not in await _stored_text(db)
+
+    configs = {r["name"]: r["config"] for r in await db.fetch("SELECT * FROM mcp_servers")}
+    assert configs["old"]["url"] == "https://old.example"
+    tenant_mcp = await db.fetchval("SELECT mcp FROM tenants WHERE id = 'acme'")
+    plan = plan_for_task(
+        {"mcpServers": {**tenant_mcp["mcpServers"], **configs}},
+        tenant_id="acme",
+        operator=OperatorConfig(),
+        box=box,
+        policy=NetworkPolicy(),
+    )
+    servers = {s.name: s for s in plan.servers}
+    assert servers["fc"].url == url  # the worker gets the whole URL
+    assert servers["old"].url == f"https://old.example/mcp/{PATH_TOKEN}"
+    assert servers["t"].url == f"https://t.example/{PATH_TOKEN}"
+    for server in servers.values():  # what "mcp connecting server=…" logs
+        assert PATH_TOKEN not in server.describe() and PATH_TOKEN not in repr(server)
+        error = error_text(OSError(f"cannot reach {server.url.rstrip('/')}/"), server)
+        assert PATH_TOKEN not in error
+
+
 async def test_rotation_with_a_new_key_in_the_data_dir_file(
     db: Database, db_url: str, tmp_path: Path
 ) -> None:
@@ -151,6 +205,30 @@ async def test_rotation_with_a_new_key_in_the_data_dir_file(
     assert open_entry(config, SecretBox([keys[0]]))["headers"] == {"A": HEADER}
     # a process still holding only the first key reads the file again and opens it
     assert open_entry(config, box)["headers"] == {"A": HEADER}
+
+
+async def test_a_tenant_has_at_most_max_servers_even_when_adding_at_once(db: Database) -> None:
+    await db.execute(QUERIES["ensure_tenant"], "acme")
+    await db.execute(QUERIES["ensure_tenant"], "globex")
+    repo = McpServerRepository(db, SecretBox([new_key()]), max_servers=3)
+
+    async def add(tenant: str, name: str) -> str:
+        try:
+            await repo.add(tenant, McpServerSpec(name=name, url="https://s.example/mcp"))
+        except (TooManyMcpServers, NameTaken) as exc:
+            return exc.code
+        return "added"
+
+    outcomes = await asyncio.gather(*(add("acme", f"s{i}") for i in range(12)))
+    assert sorted(outcomes) == ["added"] * 3 + ["too_many_mcp_servers"] * 9
+    assert await db.fetchval("SELECT count(*) FROM mcp_servers WHERE tenant_id = 'acme'") == 3
+    # an existing name is still name_taken; another tenant has its own room
+    taken = next(n for n in (f"s{i}" for i in range(12)) if outcomes[int(n[1:])] == "added")
+    assert await add("acme", taken) == "name_taken"
+    assert await add("globex", "s0") == "added"
+    # removing one makes room
+    await repo.delete("acme", taken)
+    assert await add("acme", "again") == "added"
 
 
 async def test_migration_0014_switches_tenants_commands_off(pg_server: PostgresServer) -> None:
@@ -208,6 +286,76 @@ async def test_migration_0014_switches_tenants_commands_off(pg_server: PostgresS
     finally:
         await db.close()
         await pg_server.drop_database(url)
+
+
+async def test_migration_0016_drops_what_tenants_commands_still_held(
+    pg_server: PostgresServer,
+) -> None:
+    url = await pg_server.create_database(empty=True)
+    db = await Database.connect(url, max_size=2)
+    try:
+        await _migrate_up_to(db, 15)
+        await db.execute(QUERIES["ensure_tenant"], "acme")
+        stdio = {
+            "command": "gh-mcp",
+            "args": ["--token", ARG_TOKEN],
+            "env": {"GITHUB_TOKEN": ENV},
+            "cwd": "/srv/acme",
+        }
+        await db.execute(
+            "INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)"
+            " VALUES ('acme', 'sh', 'stdio', $1::text::jsonb, false),"
+            " ('acme', 'web', 'http', $2::text::jsonb, true)",
+            _json(stdio),
+            _json({"url": "https://web.example", "headers": {}}),
+        )
+        await db.execute(
+            "UPDATE tenants SET mcp = $1::text::jsonb WHERE id = 'acme'",
+            _json(
+                {
+                    "mcpServers": {
+                        "cmd": {**stdio, "disabled": True},
+                        "web": {"url": "https://w.example/mcp"},
+                    }
+                }
+            ),
+        )
+        assert (await migrate(db))[0].version == 16
+        assert ARG_TOKEN not in await _stored_text(db) and ENV not in await _stored_text(db)
+        rows = {r["name"]: r["config"] for r in await db.fetch("SELECT * FROM mcp_servers")}
+        assert rows["sh"] == {"command": "gh-mcp"}
+        assert rows["web"] == {"url": "https://web.example", "headers": {}}
+        mcp = await db.fetchval("SELECT mcp FROM tenants WHERE id = 'acme'")
+        assert mcp["mcpServers"] == {
+            "cmd": {"command": "gh-mcp", "disabled": True},
+            "web": {"url": "https://w.example/mcp"},
+        }
+        # what the API shows of the old row: its command, nothing else
+        view = server_view(dict(await db.fetchrow("SELECT * FROM mcp_servers WHERE name='sh'")))
+        assert (view.command, view.args, view.env, view.cwd) == ("gh-mcp", [], {}, None)
+    finally:
+        await db.close()
+        await pg_server.drop_database(url)
+
+
+async def test_rotation_drops_what_command_entries_hold(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """Rows written by hand after migration 0016 lose them at the next rotation."""
+    key = new_key()
+    await db.execute(QUERIES["ensure_tenant"], "acme")
+    stdio = {"command": "gh-mcp", "args": ["--token", ARG_TOKEN], "env": {"T": ENV}}
+    await db.execute(
+        "INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)"
+        " VALUES ('acme', 'sh', 'stdio', $1, false)",
+        stdio,
+    )
+    await db.execute(
+        "UPDATE tenants SET mcp = $1 WHERE id = 'acme'", {"mcpServers": {"cmd": stdio}}
+    )
+    await _rotate(db_url, key, tmp_path)
+    stored = await _stored_text(db)
+    assert ARG_TOKEN not in stored and ENV not in stored and "gh-mcp" in stored
 
 
 def _json(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from processgpt.config import McpSettings
 from processgpt.db.secret_box import SecretBox, new_key
+from processgpt.domain.errors import InvalidInput
 from processgpt.tools.mcp import McpConnections
 from processgpt.tools.mcp_config import OperatorConfig, plan_for_task, tenant_plan
 from processgpt.tools.netguard import NetworkPolicy
@@ -33,11 +35,13 @@ OPERATOR = {
 }
 
 
-def _plan(tenant: Any, tenant_id: str = "acme") -> tuple[dict[str, Any], dict[str, str]]:
+def _plan(
+    tenant: Any, tenant_id: str = "acme", operator: OperatorConfig | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     plan = plan_for_task(
         tenant,
         tenant_id=tenant_id,
-        operator=OperatorConfig.parse(OPERATOR),
+        operator=operator or OperatorConfig.parse(OPERATOR),
         box=SecretBox([new_key()]),
         policy=NetworkPolicy(),
     )
@@ -62,7 +66,9 @@ def test_commands_from_the_database_never_run() -> None:
     assert all("operator's configuration" in why for why in refused.values())
 
 
-def test_http_entries_are_checked_and_catalog_references_resolved() -> None:
+def test_http_entries_are_checked_and_catalog_references_resolved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     servers, refused = _plan(
         {
             "mcpServers": {
@@ -85,7 +91,9 @@ def test_http_entries_are_checked_and_catalog_references_resolved() -> None:
     gh = servers["gh"]
     assert gh.command == "github-mcp" and gh.args == ("stdio",) and gh.origin == "catalog:github"
     assert dict(gh.env) == {"LOG": "warn", "GITHUB_TOKEN": "t"}
-    assert "loopback" in refused["local"] and "link-local" in refused["meta"]
+    # the tenant learns it was refused, the worker's log which kind of address it was
+    assert refused["local"] == refused["meta"] == "refused: an internal address"
+    assert "(loopback)" in caplog.text and "(link-local)" in caplog.text
     assert "PATH" in refused["gh-path"] and "LD_PRELOAD" in refused["gh-preload"]
     assert "NUL" in refused["gh-nul"]
     assert "no entry 'unknown'" in refused["nope"] and "no entry 'bad'" in refused["bad"]
@@ -108,6 +116,109 @@ def test_the_catalog_never_offers_names_that_change_how_programs_load() -> None:
     entry = OperatorConfig.parse(OPERATOR).catalog["github"]
     assert entry.tenant_env == {"GITHUB_TOKEN"}
     assert "bad" not in OperatorConfig.parse(OPERATOR).catalog
+
+
+REVIEWED_GAPS = [
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_CONFIG_FILE",
+    "UV_PYTHON",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "BUN_CONFIG_REGISTRY",
+    "YARN_NPM_REGISTRY_SERVER",
+    "COREPACK_NPM_REGISTRY",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "NODE_EXTRA_CA_CERTS",
+    "OPENSSL_CONF",
+    "SSLKEYLOGFILE",
+    "PS4",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PERL5DB",
+    "DOTNET_STARTUP_HOOKS",
+    "CORECLR_PROFILER",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "ELECTRON_RUN_AS_NODE",
+    "PUPPETEER_EXECUTABLE_PATH",
+    "GOFLAGS",
+]
+"""Names a review found accepted from tenants by the earlier denylist."""
+NEVER_EVEN_OPTED_IN = (*REVIEWED_GAPS, "LD_PRELOAD", "PATH", "NODE_OPTIONS", "HTTPS_PROXY")
+CREDENTIALS = (
+    "GITHUB_TOKEN",
+    "OPENAI_API_KEY",
+    "API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "JIRA_USERNAME",
+    "SLACK_TEAM_ID",
+    "GOOGLE_CLOUD_PROJECT",
+    "AZURE_CLIENT_ID",
+)
+
+
+def test_tenants_set_only_names_that_look_like_credentials() -> None:
+    operator = OperatorConfig.parse(
+        {
+            "tenantCatalog": {
+                "svc": {
+                    "command": "svc-mcp",
+                    "tenantEnv": [*CREDENTIALS, *NEVER_EVEN_OPTED_IN, "JIRA_URL", "DEBUG"],
+                    "unsafeTenantEnv": ["JIRA_URL", *NEVER_EVEN_OPTED_IN],
+                }
+            }
+        }
+    )
+    entry = operator.catalog["svc"]
+    # when the file is read: only credentials, and what the operator opted into that is not
+    # in a family that changes how programs load or connect
+    assert entry.tenant_env == {*CREDENTIALS, "JIRA_URL"}
+    # the API and the worker check each name again
+    operator.check_reference("acme", "svc", {"GITHUB_TOKEN", "JIRA_URL"})
+    for name in (*NEVER_EVEN_OPTED_IN, "DEBUG"):
+        with pytest.raises(InvalidInput, match=name):
+            operator.check_reference("acme", "svc", {name})
+    # an entry built past the parser (or a future bug in it) is refused all the same
+    forged = OperatorConfig(
+        catalog={
+            "svc": replace(entry, tenant_env=frozenset(NEVER_EVEN_OPTED_IN)),
+            "plain": replace(entry, tenant_env=frozenset({"DEBUG"}), unsafe_tenant_env=frozenset()),
+        }
+    )
+    for name in NEVER_EVEN_OPTED_IN:
+        with pytest.raises(InvalidInput, match=name):
+            forged.check_reference("acme", "svc", {name})
+    with pytest.raises(InvalidInput, match="DEBUG"):
+        forged.check_reference("acme", "plain", {"DEBUG"})
+    servers, refused = _plan(
+        {"mcpServers": {"gap": {"catalog": "svc", "env": {"GLIBC_TUNABLES": "x"}}}},
+        operator=forged,
+    )
+    assert "gap" not in servers and "GLIBC_TUNABLES" in refused["gap"]
+
+
+def test_tenants_may_not_set_host_framing_proxy_or_forwarding_headers() -> None:
+    refused_names = ["Host", "HOST", "Transfer-Encoding", "TE", "Proxy-Connection", "Via"]
+    entries = {
+        f"h{i}": {"url": "https://mcp.example/mcp", "headers": {name: "x"}}
+        for i, name in enumerate(refused_names)
+    }
+    entries["ok"] = {
+        "url": "https://mcp.example/mcp",
+        "headers": {"Authorization": "Bearer t", "X-Goog-Api-Key": "k", "Private-Token": "p"},
+    }
+    servers, refused = _plan({"mcpServers": entries})
+    assert set(refused) == {f"h{i}" for i in range(len(refused_names))}
+    assert "ok" in servers
+    for i, name in enumerate(refused_names):
+        assert f"{name!r} may not be set" in refused[f"h{i}"]
 
 
 def test_an_unreadable_file_counts_as_empty(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ from processgpt.domain.events import (
     parse_text,
 )
 from processgpt.runtime.run import READY, Outcome, RunResult, TaskRun
+from processgpt.tools.executor_view import ExecutorMcpView
 
 STATE_EVENT_TYPES: dict[int, EventType] = {
     TaskState.TASK_STATE_SUBMITTED: EventType.TASK_STARTED,
@@ -100,7 +101,9 @@ class ProcessGPTRequestContext(RequestContext):
     ``{"row": <todolist row>, "extras": {form_fields, users, agents, tenant_mcp, sources,
     human_response, …}}``. What an executor does not ask for is never built."""
 
-    def __init__(self, run: TaskRun) -> None:
+    def __init__(
+        self, run: TaskRun, mcp_view: Callable[[Any, str], dict[str, Any]] | None = None
+    ) -> None:
         task_id = run.id_str
         proc_inst_id = run.claimed.proc_inst_id
         # The call context (a pydantic model) is built when first asked for.
@@ -112,6 +115,8 @@ class ProcessGPTRequestContext(RequestContext):
         )
         self._run = run
         self._row: dict[str, Any] | None = None
+        self._extras: dict[str, Any] | None = None
+        self._mcp_view = mcp_view
         self._query: str = run.claimed.query or ""
 
     @property
@@ -123,7 +128,23 @@ class ProcessGPTRequestContext(RequestContext):
 
     @property
     def extras(self) -> dict[str, Any]:
-        return self._run.context
+        """The task's ``extras``. ``tenant_mcp`` holds only what the policy lets executors
+        use (:mod:`processgpt.tools.executor_view`; ``{}`` when the tenant has nothing)."""
+        if self._extras is None:
+            extras = self._run.context
+            stored = extras.get("tenant_mcp")
+            view = self._mcp_view
+            shown = view(stored, self.tenant) if stored and view is not None else {}
+            self._extras = {**extras, "tenant_mcp": shown}
+        return self._extras
+
+    @property
+    def tenant_mcp_config(self) -> Any:
+        """The tenant's MCP configuration as stored (sealed secrets, catalog references,
+        entries a worker refuses), for executors that plan servers through
+        :class:`~processgpt.tools.mcp.McpConnections`, which applies the policy. Never build
+        MCP clients from it directly."""
+        return self._run.context.get("tenant_mcp")
 
     @property
     def call_context(self) -> ServerCallContext:
@@ -421,8 +442,17 @@ class A2ATaskRunner:
     worker's loop, its heartbeats or other tasks.
     """
 
-    def __init__(self, executor: AgentExecutor, *, blocking: bool | None = None) -> None:
+    def __init__(
+        self,
+        executor: AgentExecutor,
+        *,
+        blocking: bool | None = None,
+        mcp_view: ExecutorMcpView | None = None,
+    ) -> None:
+        """``mcp_view``: what executors see of the tenant's MCP servers (built by the
+        composition root; default: from the environment, when first needed)."""
         self.executor = executor
+        self._mcp_view = mcp_view
         is_async = inspect.iscoroutinefunction(executor.execute)
         self.blocking = (
             blocking
@@ -438,7 +468,7 @@ class A2ATaskRunner:
 
     async def run(self, task: TaskRun) -> RunResult:
         try:
-            context = ProcessGPTRequestContext(task)
+            context = ProcessGPTRequestContext(task, self._view)
         except Exception as exc:
             raise ContextPreparationError(exc) from exc
         queue = ProcessGPTEventQueue(task)
@@ -454,6 +484,11 @@ class A2ATaskRunner:
         finally:
             self._contexts.pop(task.id, None)
         return _result_of(queue.result, task.form_id)
+
+    def _view(self, tenant_config: Any, tenant_id: str) -> dict[str, Any]:
+        if self._mcp_view is None:
+            self._mcp_view = ExecutorMcpView.from_environment()
+        return self._mcp_view(tenant_config, tenant_id)
 
     def _run_in_thread(
         self, task_id: uuid.UUID, context: ProcessGPTRequestContext, queue: ProcessGPTEventQueue

@@ -241,8 +241,27 @@ class LlmExecutor(AgentExecutor):
         extras: dict[str, Any] = data["extras"]
         options: dict[str, Any] = row.get("input") or {}
         plan = TaskPlan.of(self.settings, options, extras)
+        self._openai()  # a client that cannot be made fails before servers are started
+        toolset = await self._toolset(
+            str(row["tenant_id"]), context.tenant_mcp_config, event_queue, plan
+        )
+        try:
+            await self._converse(context, event_queue, plan, toolset)
+        finally:
+            self.connections.release(toolset)
+
+    async def _converse(
+        self,
+        context: ProcessGPTRequestContext,
+        event_queue: ProcessGPTEventQueue,
+        plan: TaskPlan,
+        toolset: Toolset,
+    ) -> None:
+        """The steps of one run, with ``toolset``'s MCP tools."""
+        data = context.get_context_data()
+        row: dict[str, Any] = data["row"]
+        extras: dict[str, Any] = data["extras"]
         client = self._openai()
-        toolset = await self._toolset(str(row["tenant_id"]), extras, event_queue, plan)
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
         if self.delegator.available:
             tools.append(DELEGATE_TOOL)
@@ -291,11 +310,11 @@ class LlmExecutor(AgentExecutor):
     async def _toolset(
         self,
         tenant_id: str,
-        extras: Mapping[str, Any],
+        tenant_config: Any,
         queue: ProcessGPTEventQueue,
         plan: TaskPlan,
     ) -> Toolset:
-        servers = self.connections.plan(tenant_id, extras.get("tenant_mcp"))
+        servers = self.connections.plan(tenant_id, tenant_config)
         usable = [server for server in servers.servers if plan.allows_server(server.name)]
         toolset = await self.connections.toolset(usable) if usable else Toolset()
         toolset.unavailable.update(
@@ -304,7 +323,11 @@ class LlmExecutor(AgentExecutor):
         if plan.allowed_tools:
             toolset.tools = {k: t for k, t in toolset.tools.items() if plan.allows_tool(t)}
         if toolset.unavailable:
-            await queue.progress({"unavailable": toolset.unavailable}, name="mcp_servers")
+            try:
+                await queue.progress({"unavailable": toolset.unavailable}, name="mcp_servers")
+            except BaseException:
+                self.connections.release(toolset)
+                raise
         return toolset
 
     async def _complete(

@@ -13,10 +13,13 @@ import importlib
 import os
 import sys
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processgpt.config import LlmSettings
 from processgpt.domain.errors import InvalidInput, UnknownAgent
+
+if TYPE_CHECKING:  # the pool's module loads mcp's types only where an llm agent runs
+    from processgpt.tools.mcp import McpConnections
 
 ENTRY_POINT_GROUP = "processgpt.orchestrators"
 
@@ -76,14 +79,17 @@ def load_object(spec: str, *, from_cwd: bool = False) -> Any:
     return obj
 
 
-def create_executor(name_or_spec: str, *, llm: LlmSettings | None = None) -> Any:
+def create_executor(
+    name_or_spec: str, *, llm: LlmSettings | None = None, connections: McpConnections | None = None
+) -> Any:
     """Instantiate the executor of a registered name or of a ``module:Class`` spec (imported
     from the current directory too, see :func:`load_object`). The built-ins that need a model
-    endpoint (:data:`NEEDS_LLM`) get ``llm`` (default: ``LlmSettings()``) and raise
-    :class:`~processgpt.domain.errors.InvalidConfiguration` when it names none."""
+    endpoint (:data:`NEEDS_LLM`) get ``llm`` (default: ``LlmSettings()``) and the worker's
+    MCP pool ``connections`` (default: a pool of their own, from the environment), and raise
+    :class:`~processgpt.domain.errors.InvalidConfiguration` when ``llm`` names no endpoint."""
     if name_or_spec in NEEDS_LLM:
         factory = load_object(BUILTINS[name_or_spec])
-        return factory(llm if llm is not None else LlmSettings())
+        return factory(llm if llm is not None else LlmSettings(), connections=connections)
     spec = available().get(name_or_spec)
     if spec is None:
         if ":" not in name_or_spec:

@@ -14,15 +14,24 @@ from processgpt.api.middleware import BodyLimit
 from processgpt.api.routes import ROUTERS
 from processgpt.api.routes.console import DOCS_ASSETS, docs_assets_dir
 from processgpt.api.services import Services
-from processgpt.config import Settings
+from processgpt.config import McpSettings, Settings
 from processgpt.db.database import Database
+from processgpt.db.secret_box import SecretBox
 
 MAX_BODY_BYTES = 2_000_000
 
 
-def create_app(db: Database, settings: Settings) -> FastAPI:
-    """The API bound to ``db``. Its lifespan runs the event hub (one LISTEN connection)."""
-    services = Services.build(db, settings)
+def create_app(
+    db: Database,
+    settings: Settings,
+    *,
+    mcp: McpSettings | None = None,
+    box: SecretBox | None = None,
+) -> FastAPI:
+    """The API bound to ``db``. Its lifespan runs the event hub (one LISTEN connection).
+    ``mcp`` and ``box``: the process's MCP settings and secret keys (default: from the
+    environment and ``settings.data_dir``)."""
+    services = Services.build(db, settings, mcp=mcp, box=box)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

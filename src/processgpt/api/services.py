@@ -64,14 +64,18 @@ class Services:
         *,
         mcp: McpSettings | None = None,
         secrets: SecretSettings | None = None,
+        box: SecretBox | None = None,
     ) -> Services:
-        """``mcp`` and ``secrets`` default to the environment's."""
+        """``mcp`` defaults to the environment's; ``box`` (the process's keys, built by the
+        composition root) to ``PROCESSGPT_SECRET_KEYS`` (``secrets``) or the key file in
+        ``settings.data_dir``."""
         mcp = mcp or McpSettings()
-        secrets = secrets or SecretSettings()
-        box = SecretBox.configured(
-            secrets.keys.get_secret_value() if secrets.keys else None,
-            secrets.data_dir or settings.data_dir,
-        )
+        if box is None:
+            secrets = secrets or SecretSettings()
+            box = SecretBox.configured(
+                secrets.keys.get_secret_value() if secrets.keys else None,
+                settings.data_dir or secrets.data_dir,
+            )
         hub = EventHub(db)
         tasks = TaskRepository(db)
         keys = ApiKeyRepository(db)
@@ -106,7 +110,7 @@ class Services:
             processes=ProcessRepository(db),
             process_definitions=ProcessDefinitionRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
-            mcp_servers=McpServerRepository(db, box),
+            mcp_servers=McpServerRepository(db, box, max_servers=mcp.max_servers_per_tenant),
             mcp_settings=mcp,
             mcp_policy=NetworkPolicy.parse(mcp.allow_private_networks, mcp.allowed_networks),
             keys=keys,

@@ -8,14 +8,13 @@ import json
 import sys
 
 from processgpt.agents import registry
-from processgpt.app import open_database
+from processgpt.app import open_database, secret_box
 from processgpt.cli.common import CliError
-from processgpt.config import SecretSettings, Settings
+from processgpt.config import Settings
 from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.mcp_servers import rotate_secrets
 from processgpt.db.migrate import current_version, migrate
-from processgpt.db.secret_box import SecretBox
 from processgpt.db.tenants import TenantRepository
 from processgpt.domain.roles import Role
 
@@ -94,9 +93,7 @@ async def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
     """``secrets rotate [--new-key]``: re-encrypt every stored secret with the first key."""
-    secrets = SecretSettings()
-    keys = secrets.keys.get_secret_value() if secrets.keys else None
-    box = SecretBox.configured(keys, secrets.data_dir or settings.data_dir)
+    box = secret_box(settings)
     if args.new_key:
         box.add_key()
         print(f"added a new first key to {box.key_file}", file=sys.stderr)

@@ -7,21 +7,25 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from processgpt.agents import registry
 from processgpt.agents.a2a_adapter import A2ATaskRunner
-from processgpt.app import _signals_stop, open_database, worker_options
+from processgpt.app import _signals_stop, open_database, secret_box, worker_options
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
-from processgpt.config import LlmSettings, Settings
+from processgpt.config import LlmSettings, McpSettings, Settings
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
+from processgpt.db.secret_box import SecretBox
 from processgpt.domain.roles import Role
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
+from processgpt.tools.executor_view import ExecutorMcpView
+from processgpt.tools.mcp import McpConnections
 
 if TYPE_CHECKING:
     from processgpt.api.server import ApiServer
@@ -34,19 +38,50 @@ LLM_HINT = (
 )
 
 
+@dataclass(frozen=True)
+class _Mcp:
+    """What a process's agents share about MCP: one pool, one view for other executors, both
+    with the process's one :class:`SecretBox` (the API's too, in ``up``)."""
+
+    settings: McpSettings
+    box: SecretBox
+    connections: McpConnections
+    view: ExecutorMcpView
+
+    @classmethod
+    def build(cls, settings: Settings) -> _Mcp:
+        mcp = load_settings(McpSettings)
+        box = secret_box(settings)
+        try:
+            view = ExecutorMcpView.of(mcp, box)
+        except ValueError as exc:  # a network the operator allows is not one
+            raise CliError(
+                "invalid_configuration", f"PROCESSGPT_MCP_ALLOWED_NETWORKS: {exc}"
+            ) from None
+        return cls(mcp, box, McpConnections(mcp, box=box), view)
+
+
 def _runners(
-    agents: Sequence[str], executor: str | None, blocking: bool | None, llm: LlmSettings
+    agents: Sequence[str],
+    executor: str | None,
+    blocking: bool | None,
+    llm: LlmSettings,
+    mcp: _Mcp,
 ) -> tuple[dict[str, TaskRunner], dict[str, str]]:
     runners: dict[str, TaskRunner] = {}
     descriptions: dict[str, str] = {}
+
+    def runner(name_or_spec: str) -> TaskRunner:
+        made = registry.create_executor(name_or_spec, llm=llm, connections=mcp.connections)
+        return A2ATaskRunner(made, blocking=blocking, mcp_view=mcp.view)
+
     if executor:
         if len(agents) != 1:
             raise CliError("invalid_input", "--executor needs exactly one --agent NAME")
-        made = registry.create_executor(executor, llm=llm)
-        runners[agents[0]] = A2ATaskRunner(made, blocking=blocking)
+        runners[agents[0]] = runner(executor)
         return runners, descriptions
     for name in agents:
-        runners[name] = A2ATaskRunner(registry.create_executor(name, llm=llm), blocking=blocking)
+        runners[name] = runner(name)
         descriptions[name] = registry.describe(name)
     return runners, descriptions
 
@@ -86,18 +121,20 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         for name in agents:
             if name in registry.NEEDS_LLM:
                 llm.require_endpoint(name)
+    mcp = _Mcp.build(settings)
     db, _embedded = await open_database(
         settings, run_migrations=not args.no_migrate, pool_size=max(settings.pool_size, 4)
     )
     try:
         _share_database_url(db)
-        runners, descriptions = _runners(agents, args.executor, args.blocking, llm)
+        runners, descriptions = _runners(agents, args.executor, args.blocking, llm, mcp)
         worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
         tune_gc_for_serving()
         with _stopper(worker.stop):
             await worker.run()
         return 0
     finally:
+        await mcp.connections.close()
         await db.close()
 
 
@@ -128,12 +165,13 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     names = sorted(registry.available_for_up(llm))
     off = sorted(n for n in registry.NEEDS_LLM if n in registry.available() and n not in names)
     data_dir = data_dir_of(settings)
+    mcp = _Mcp.build(settings)
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
     try:
         _share_database_url(db)
-        runners, descriptions = _runners(names, None, None, llm)
+        runners, descriptions = _runners(names, None, None, llm, mcp)
         worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
-        api = _api_server(db, settings)
+        api = _api_server(db, settings, mcp.settings, mcp.box)
         dev_key = await _dev_api_key(db, data_dir)
         where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
 
@@ -169,13 +207,16 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             remove_profile(data_dir)
         return 0
     finally:
+        await mcp.connections.close()
         await db.close()
 
 
 async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
+    mcp = load_settings(McpSettings)
+    box = secret_box(settings)
     db, _embedded = await open_database(settings)
     try:
-        api = _api_server(db, settings)
+        api = _api_server(db, settings, mcp, box)
         tune_gc_for_serving()
         with _stopper(api.stop):
             await asyncio.gather(api.serve(), api.url())
@@ -184,13 +225,13 @@ async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
         await db.close()
 
 
-def _api_server(db: Database, settings: Settings) -> ApiServer:
+def _api_server(db: Database, settings: Settings, mcp: McpSettings, box: SecretBox) -> ApiServer:
     # Imported here: a worker process never loads the web stack (it costs ~15 MB of RSS).
     from processgpt.api.app import create_app  # noqa: PLC0415
     from processgpt.api.server import ApiServer  # noqa: PLC0415
 
     return ApiServer(
-        create_app(db, settings),
+        create_app(db, settings, mcp=mcp, box=box),
         settings.api_host,
         settings.api_port,
         keep_alive=settings.api_keep_alive,

@@ -3,18 +3,20 @@
 A tenant may add two kinds of server, never a command (commands on worker hosts are the
 operator's alone, see :mod:`processgpt.tools.mcp_config`):
 
-* ``http``: ``{"url", "headers"}``, a streamable HTTP server. Stored as ``{"url": <the URL
-  without userinfo, query or fragment>, "url_secret": <the whole URL, sealed; only when it
-  differs>, "headers": {name: <sealed value>}}``.
+* ``http``: ``{"url", "headers"}``, a streamable HTTP server. Stored as ``{"url":
+  <scheme://host[:port] only>, "url_secret": <the whole URL, sealed>, "headers": {name:
+  <sealed value>}}`` (rows written before kept more of the URL in ``url`` and no
+  ``url_secret`` when it had no credentials: :func:`rotate_secrets` seals them).
 * ``catalog``: ``{"catalog": <entry of the operator's tenantCatalog>, "env": {...}}``, a stdio
   server the operator describes and the tenant switches on with its own values for the env
   names the entry lists. Stored as ``{"catalog", "env": {name: <sealed value>}}``.
 
 Rows with transport ``stdio`` are what tenants could add before (migration 0014 disabled
-them); they can be listed and deleted, never enabled.
+them, 0016 dropped their arguments, environment and working directory); they can be listed and
+deleted, never enabled.
 
-Sealing (:class:`~processgpt.db.secret_box.SecretBox`): header and env values and URL
-credentials are encrypted when written; :func:`open_entry` gives a worker the plaintext;
+Sealing (:class:`~processgpt.db.secret_box.SecretBox`): header and env values and whole
+URLs are encrypted when written; :func:`open_entry` gives a worker the plaintext;
 :func:`rotate_secrets` re-encrypts every stored value with the first key (and encrypts values
 still in plaintext, in ``mcp_servers`` and in ``tenants.mcp``). This module never logs a
 config's values; the API shows names and masks values.
@@ -39,11 +41,23 @@ from processgpt.domain.errors import (
     McpServerNotFound,
     NameTaken,
     StdioNotAllowed,
+    TooManyMcpServers,
 )
 
 MCP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+FORBIDDEN_HEADERS = re.compile(
+    r"^(?:host|connection|content-length|transfer-encoding|te|upgrade|trailer|keep-alive|"
+    r"expect|proxy-[!#$%&'*+.^_`|~0-9a-z-]*|forwarded|via|x-forwarded-[!#$%&'*+.^_`|~0-9a-z-]*|"
+    r"x-real-ip)$",
+    re.IGNORECASE,
+)
+"""Header names a tenant may not set: ``Host`` (it would reach other virtual hosts behind an
+allowed address), the headers that frame or route a message (``Connection``,
+``Content-Length``, ``Transfer-Encoding``, ``TE``, ``Upgrade``, ``Trailer``, ``Keep-Alive``,
+``Expect``, ``Proxy-*``), and those that claim where a request comes from (``Forwarded``,
+``Via``, ``X-Forwarded-*``, ``X-Real-IP``: an ingress may trust the worker's address)."""
 _MAX_VALUE = 16_000
 _MAX_ENTRIES = 200
 
@@ -60,6 +74,18 @@ def _no_control(value: str, what: str, *, allowed: str = "") -> str:
         shown = "NUL or control characters" if allowed else "NUL, line breaks or control characters"
         raise ValueError(f"{what} may not contain {shown}")
     return value
+
+
+def header_name_problem(name: str, *, raise_as: type[Exception] = InvalidInput) -> None:
+    """Raise ``raise_as`` when a tenant may not send a header of this name (not an HTTP
+    token, or one of :data:`FORBIDDEN_HEADERS`)."""
+    if not _HEADER_NAME.match(name):
+        raise raise_as("header names must be HTTP tokens")
+    if FORBIDDEN_HEADERS.match(name):
+        raise raise_as(
+            f"the header {name!r} may not be set (Host, hop-by-hop, framing, Proxy-* and "
+            "forwarding headers are the HTTP client's)"
+        )
 
 
 class McpServerSpec(BaseModel):
@@ -121,8 +147,7 @@ class McpServerSpec(BaseModel):
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
-            if not _HEADER_NAME.match(key):
-                raise ValueError("header names must be HTTP tokens")
+            header_name_problem(key, raise_as=ValueError)
             _no_control(item, "header values", allowed="\t")
         return value
 
@@ -178,15 +203,15 @@ class McpServerSpec(BaseModel):
 # -- sealing -------------------------------------------------------------------------------
 
 
-def split_url(url: str) -> tuple[str, bool]:
-    """The URL without userinfo, query string or fragment, and whether it had any of them."""
+def shown_url(url: str) -> str:
+    """What of a URL may be stored in the clear, shown and logged: ``scheme://host[:port]``.
+    Nothing of its userinfo, path, query or fragment: services put keys in any of them,
+    the path's first segment included (``https://mcp.example.com/<key>/v2/mcp``)."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "", True
-    host = parts.netloc.rpartition("@")[2]
-    safe = urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return safe, safe != url
+        return ""
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
 
 
 def _seal_values(values: Any, seal: Callable[[str], str]) -> Any:
@@ -196,8 +221,8 @@ def _seal_values(values: Any, seal: Callable[[str], str]) -> Any:
 
 
 def seal_entry(entry: Mapping[str, Any], box: SecretBox, *, rotate: bool = False) -> dict[str, Any]:
-    """``entry`` as stored: env and header values sealed, a URL with credentials, a query or
-    a fragment split into its safe part (``url``) and the sealed whole (``url_secret``).
+    """``entry`` as stored: env and header values sealed, a URL split into what may be shown
+    (``url``, :func:`shown_url`) and the sealed whole (``url_secret``).
 
     ``rotate=False`` seals every value as given (a value that looks sealed is sealed again, so
     a tenant cannot smuggle in a token); ``rotate=True`` re-encrypts sealed values with the
@@ -209,12 +234,20 @@ def seal_entry(entry: Mapping[str, Any], box: SecretBox, *, rotate: bool = False
             sealed[field] = _seal_values(sealed[field], seal)
     if isinstance(sealed.get("url_secret"), str):
         sealed["url_secret"] = seal(sealed["url_secret"])
+        if isinstance(sealed.get("url"), str):
+            sealed["url"] = shown_url(sealed["url"])  # rows that kept the path in the clear
     elif isinstance(sealed.get("url"), str):
-        safe, secret = split_url(sealed["url"])
-        if secret:
-            sealed["url_secret"] = box.seal(sealed["url"])
-            sealed["url"] = safe
+        sealed["url_secret"] = box.seal(sealed["url"])
+        sealed["url"] = shown_url(sealed["url"])
     return sealed
+
+
+def without_command_details(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A command entry (which never runs) without its arguments, environment and working
+    directory (they often hold tokens in plaintext); any other entry as it is."""
+    if "command" not in entry:
+        return dict(entry)
+    return {k: v for k, v in entry.items() if k not in ("args", "env", "cwd")}
 
 
 def open_entry(entry: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
@@ -244,33 +277,48 @@ class RotationReport:
 class McpServerRepository:
     """The tenant's MCP server rows. Every method is scoped to one tenant."""
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    def __init__(self, db: Database, box: SecretBox, *, max_servers: int = 20) -> None:
+        """``max_servers``: servers a tenant may have (PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT)."""
         self.db = db
         self.box = box
+        self.max_servers = max_servers
 
     async def add(self, tenant_id: str, spec: McpServerSpec) -> dict[str, Any]:
         """Insert a server (secrets sealed). Raises ``stdio_not_allowed`` for a command,
-        ``name_taken`` when the tenant has a server of that name."""
+        ``name_taken`` when the tenant has a server of that name, ``too_many_mcp_servers``
+        when it has :attr:`max_servers` already (checked by the inserting statement, with
+        the tenant's adds serialised, so concurrent adds cannot pass it)."""
         if spec.names_a_command:
             raise StdioNotAllowed(STDIO_REFUSED, field="command")
         config = seal_entry(spec.entry(), self.box)
         try:
-            row = await self.db.fetchrow(
-                QUERIES["insert_mcp_server"],
-                tenant_id,
-                spec.name,
-                spec.transport,
-                config,
-                spec.enabled,
-            )
+            async with self.db.transaction() as conn:
+                await conn.execute(QUERIES["lock_tenant_mcp_servers"], tenant_id)
+                row = await conn.fetchrow(
+                    QUERIES["insert_mcp_server"],
+                    tenant_id,
+                    spec.name,
+                    spec.transport,
+                    config,
+                    spec.enabled,
+                    self.max_servers,
+                )
         except asyncpg.exceptions.ForeignKeyViolationError:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist", field="tenant_id") from None
         except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
             # The constraint's kind only: never the row's values (they hold secrets).
             raise InvalidInput(f"refused by the schema: {exc.__class__.__name__}") from None
-        if row is None:
-            raise NameTaken(f"an MCP server named {spec.name!r} already exists")
-        return dict(row)
+        assert row is not None
+        if row["name"] is None:
+            if row["taken"]:
+                raise NameTaken(f"an MCP server named {spec.name!r} already exists")
+            raise TooManyMcpServers(
+                f"the tenant has {self.max_servers} MCP servers, as many as it may: remove one "
+                "first (the operator sets the limit: PROCESSGPT_MCP_MAX_SERVERS_PER_TENANT)"
+            )
+        added = dict(row)
+        del added["has_room"], added["taken"]
+        return added
 
     async def list_servers(self, tenant_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.db.fetch(QUERIES["list_mcp_servers"], tenant_id)]
@@ -300,15 +348,17 @@ class McpServerRepository:
 
 
 async def rotate_secrets(db: Database, box: SecretBox) -> RotationReport:
-    """Re-encrypt every stored MCP secret with the box's first key, and encrypt the values
-    still in plaintext: ``mcp_servers`` rows and ``tenants.mcp`` entries, in one transaction
-    (rows locked, so a concurrent write waits). Raises ``secrets_unavailable`` (nothing
-    changed) when a value was sealed with a key the box does not have."""
+    """Re-encrypt every stored MCP secret with the box's first key, encrypt the values
+    still in plaintext, and drop what command entries (which never run) still hold
+    (:func:`without_command_details`): ``mcp_servers`` rows and ``tenants.mcp`` entries, in
+    one transaction (rows locked, so a concurrent write waits). Raises
+    ``secrets_unavailable`` (nothing changed) when a value was sealed with a key the box does
+    not have."""
     servers = tenants = 0
     async with db.transaction() as conn:
         for row in await conn.fetch(QUERIES["lock_mcp_server_configs"]):
             config = row["config"]
-            rotated = seal_entry(config, box, rotate=True)
+            rotated = seal_entry(without_command_details(config), box, rotate=True)
             if rotated != config:
                 await conn.execute(
                     QUERIES["update_mcp_server_config"], row["tenant_id"], row["name"], rotated
@@ -320,7 +370,9 @@ async def rotate_secrets(db: Database, box: SecretBox) -> RotationReport:
             if not isinstance(entries, Mapping):
                 continue
             rotated_entries = {
-                name: seal_entry(entry, box, rotate=True) if isinstance(entry, Mapping) else entry
+                name: seal_entry(without_command_details(entry), box, rotate=True)
+                if isinstance(entry, Mapping)
+                else entry
                 for name, entry in entries.items()
             }
             if rotated_entries != entries:

@@ -9,11 +9,20 @@ or by hand) and :meth:`SecretBox.open` returns it as it is.
 Where the keys come from (:meth:`SecretBox.configured`): ``PROCESSGPT_SECRET_KEYS``
 (comma-separated) when set, else the file ``<data dir>/secret.key`` (one key a line, the first
 encrypts), created with mode 0600 the first time a value is sealed. A process that reads keys
-from the file reads it again when a value does not open with the keys it has (another process
-may have added a key). API and worker processes must share the keys: in a split deployment,
-set ``PROCESSGPT_SECRET_KEYS`` on every one of them.
+from the file reads it again when it has changed (another inode, size or modification time)
+before it seals a value, and when a value does not open with the keys it has, so a key added
+by ``processgpt secrets rotate --new-key`` is used from the next value on, without a restart.
+Keys from ``PROCESSGPT_SECRET_KEYS`` are read once: processes given it must be restarted after
+it changes. API and worker processes must share the keys: in a split deployment, set
+``PROCESSGPT_SECRET_KEYS`` on every one of them.
 
-Contracts: no key, token or plaintext ever appears in an error message or a log line.
+The key file must be readable by its owner only (like an SSH private key): a file with any
+permission for group or others is refused (``chmod 600`` it). It is written through a temporary
+file made with ``O_EXCL`` in the same directory (never through a link planted there), and
+created without a hard link on filesystems that have none.
+
+Contracts: no key, token or plaintext ever appears in an error message or a log line; error
+messages never name the key file's path (they may reach an API answer): the path is logged.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +82,8 @@ class SecretBox:
         self._key_file = key_file
         self._lock = threading.Lock()
         self._ring: MultiFernet | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
+        """The key file as it was when read: device, inode, size, modification time."""
         if keys:
             self._ring = MultiFernet(_parse_keys(keys, "PROCESSGPT_SECRET_KEYS"))
 
@@ -88,8 +101,9 @@ class SecretBox:
         return None if self._fixed else self._key_file
 
     def seal(self, plaintext: str) -> str:
-        """``plaintext`` encrypted with the first key (a new key file is made if needed)."""
-        ring = self._keys(create=True)
+        """``plaintext`` encrypted with the first key (a new key file is made if needed; a
+        key file that changed since it was read is read again first)."""
+        ring = self._keys(create=True, fresh=True)
         return SEALED_PREFIX + ring.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def open(self, value: str) -> str:
@@ -139,35 +153,60 @@ class SecretBox:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def _keys(self, *, create: bool) -> MultiFernet:
+    def _keys(self, *, create: bool, fresh: bool = False) -> MultiFernet:
+        """The ring (``fresh``: read the file again if it changed since it was read)."""
         with self._lock:
-            if self._ring is not None:
+            if self._ring is not None and not (fresh and self._file_changed()):
                 return self._ring
             assert self._key_file is not None
             texts = self._read_file()
             if texts is None:
                 if not create:
+                    log.error("no secret key key_file=%s (missing or empty)", self._key_file)
                     raise SecretsUnavailable(
                         "no secret key: set PROCESSGPT_SECRET_KEYS (the same on every API "
-                        f"and worker process) or provide {self._key_file}"
+                        "and worker process) or provide the key file of the data directory"
                     )
                 texts = _write_key_file(self._key_file, [new_key()], replace=False)
                 log.info("secret key created key_file=%s", self._key_file)
-            self._ring = MultiFernet(_parse_keys(texts, str(self._key_file)))
+            try:
+                self._ring = MultiFernet(_parse_keys(texts, "the secret key file"))
+            except SecretsUnavailable as exc:
+                log.error("secret key file unusable key_file=%s: %s", self._key_file, exc.message)
+                raise
             return self._ring
 
-    def _read_file(self) -> list[str] | None:
+    def _file_changed(self) -> bool:
+        if self._fixed:
+            return False
         assert self._key_file is not None
         try:
-            text = self._key_file.read_text(encoding="ascii")
+            return _stamp(os.stat(self._key_file)) != self._stamp
+        except OSError:
+            return self._stamp is not None
+
+    def _read_file(self) -> list[str] | None:
+        """The file's keys (None: no file, or no key in it); remembers its stamp."""
+        assert self._key_file is not None
+        try:
+            with open(self._key_file, encoding="ascii") as file:
+                status = os.fstat(file.fileno())
+                _check_mode(self._key_file, status)
+                self._stamp = _stamp(status)
+                text = file.read()
         except FileNotFoundError:
+            self._stamp = None
             return None
         except (OSError, UnicodeDecodeError) as exc:
+            log.error(
+                "cannot read the secret key file key_file=%s error=%s",
+                self._key_file,
+                type(exc).__name__,
+            )
             raise SecretsUnavailable(
-                f"cannot read the secret key file {self._key_file}: {type(exc).__name__}"
+                f"cannot read the secret key file: {type(exc).__name__} (the server's log names it)"
             ) from None
-        keys = [line.strip() for line in text.splitlines() if line.strip()]
-        return keys or None
+        return _keys_of(text)
 
     def _reload(self) -> bool:
         """Forget the keys read from the file; True if the file has others now."""
@@ -181,16 +220,44 @@ class SecretBox:
         return self._ring is not before
 
 
+def _stamp(status: os.stat_result) -> tuple[int, int, int, int]:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _keys_of(text: str) -> list[str] | None:
+    keys = [line.strip() for line in text.splitlines() if line.strip()]
+    return keys or None
+
+
+def _check_mode(path: Path, status: os.stat_result) -> None:
+    """Refuse a key file that its group or others may read or write."""
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o077:
+        log.error(
+            "secret key file refused: group or others have access key_file=%s mode=%04o "
+            "(chmod 600 it)",
+            path,
+            mode,
+        )
+        raise SecretsUnavailable(
+            f"the secret key file is open to group or others (mode {mode:04o}): make it "
+            "readable by its owner only (chmod 600)"
+        )
+
+
 def _write_key_file(path: Path, keys: list[str], *, replace: bool) -> list[str]:
-    """Write ``keys`` (mode 0600), whole or not at all: the text goes to a temporary file that
-    then takes the name. Without ``replace`` an existing file wins, so two processes creating
-    the file at once end up with the same keys."""
+    """Write ``keys`` (mode 0600), whole or not at all: the text goes to a temporary file
+    (``mkstemp``: a new name, ``O_EXCL``, in the same directory) that then takes the name.
+    Without ``replace`` an existing file wins, so two processes creating the file at once end
+    up with the same keys; where the filesystem has no hard links the file is created with
+    ``O_EXCL`` and written in one call instead."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    text = "".join(f"{k}\n" for k in keys)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write("".join(f"{k}\n" for k in keys))
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         if replace:
@@ -199,12 +266,32 @@ def _write_key_file(path: Path, keys: list[str], *, replace: bool) -> list[str]:
         try:
             os.link(temporary, path)  # fails if the file exists: never overwrites a key
         except FileExistsError:
-            text = path.read_text(encoding="ascii")
-            existing = [line.strip() for line in text.splitlines() if line.strip()]
-            if not existing:
-                raise SecretsUnavailable(f"the secret key file {path} is empty") from None
-            return existing
+            return _existing_keys(path)
+        except OSError:  # no hard links here (some network and FUSE filesystems)
+            return _create_exclusively(path, text, keys)
         return keys
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def _create_exclusively(path: Path, text: str, keys: list[str]) -> list[str]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return _existing_keys(path)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    return keys
+
+
+def _existing_keys(path: Path) -> list[str]:
+    """The keys of a file another process created first."""
+    existing = _keys_of(path.read_text(encoding="ascii"))
+    if existing is None:
+        log.error("the secret key file is empty key_file=%s", path)
+        raise SecretsUnavailable("the secret key file is empty (the server's log names it)")
+    return existing

@@ -255,6 +255,12 @@ class UnknownMcpCatalogEntry(InvalidInput):
     code = "unknown_mcp_catalog_entry"
 
 
+class TooManyMcpServers(ProcessGPTError):
+    """The tenant has as many MCP servers as the operator allows; nothing was added."""
+
+    code = "too_many_mcp_servers"
+
+
 class SecretsUnavailable(ProcessGPTError):
     """A stored secret cannot be sealed or opened: no key is configured, a key is malformed,
     or none of the keys opens the value (the message says which, never a key or a value)."""
@@ -355,6 +361,7 @@ ERROR_STATUS: dict[str, int] = {
     ConditionError.code: 422,
     ProcessDefinitionInvalid.code: 422,
     ProcessDefinitionNotFound.code: 404,
+    TooManyMcpServers.code: 409,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

@@ -24,6 +24,7 @@ def build_extras(row: dict[str, Any], loaded: dict[str, Any] | None) -> dict[str
         "activity_name": row.get("activity_name"),
         "agents": agents,
         "users": users,
+        # As stored: the A2A adapter shows executors only what the policy lets them use.
         "tenant_mcp": loaded.get("tenant_mcp") or {},
         # The task's agent profile (``agents`` row) or None; see processgpt.agents.llm.
         "agent_profile": loaded.get("agent_profile"),

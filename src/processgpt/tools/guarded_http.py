@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import anyio
 import httpcore2
 import httpx2
 
-from processgpt.tools.netguard import NetworkPolicy
+from processgpt.tools.netguard import ConnectionRefusedByPolicy, NetworkPolicy
+
+log = logging.getLogger(__name__)
 
 
 class GuardedBackend(httpcore2.AsyncNetworkBackend):
@@ -35,7 +38,13 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
                 addresses = await self._policy.resolve(host, port)
         except TimeoutError:
             raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:  # refused by the policy, or the name does not resolve
+        except ConnectionRefusedByPolicy as refused:
+            # What the name resolves to stays here: the tenant is told only that it was refused.
+            log.warning(
+                "connection refused by the network policy host=%s reason=%s", host, refused.reason
+            )
+            raise httpcore2.ConnectError(str(refused)) from None
+        except OSError as exc:  # the name does not resolve
             raise httpcore2.ConnectError(str(exc)) from None
         failure: httpcore2.ConnectError | None = None
         for address in addresses:
@@ -64,8 +73,69 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class MessageTooLarge(httpx2.ReadError):
+    """A response body went past the byte limit (the connection is given up)."""
+
+
+class _LimitedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: httpx2.AsyncByteStream, max_bytes: int, request: httpx2.Request):
+        self._inner = inner
+        self._max_bytes = max_bytes
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._inner:
+            seen += len(chunk)
+            if seen > self._max_bytes:
+                raise MessageTooLarge(
+                    f"the response is longer than {self._max_bytes} bytes", request=self._request
+                )
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class LimitedTransport(httpx2.AsyncBaseTransport):
+    """Cuts off a response body longer than ``max_bytes``, except event streams (their
+    events are bounded one by one by the MCP client, and the stream lives as long as the
+    session)."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, max_bytes: int) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        content_type = response.headers.get("content-type", "").lower()
+        if not content_type.startswith("text/event-stream"):
+            stream = response.stream
+            assert isinstance(stream, httpx2.AsyncByteStream)
+            response.stream = _LimitedStream(stream, self._max_bytes, request)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def limited_client(
+    *, headers: dict[str, str], timeout: httpx2.Timeout, max_bytes: int
+) -> httpx2.AsyncClient:
+    """An ordinary client (for the operator's servers) whose response bodies are bounded."""
+    return httpx2.AsyncClient(
+        transport=LimitedTransport(httpx2.AsyncHTTPTransport(), max_bytes),
+        headers=headers,
+        timeout=timeout,
+    )
+
+
 def guarded_client(
-    policy: NetworkPolicy, *, headers: dict[str, str], timeout: httpx2.Timeout
+    policy: NetworkPolicy,
+    *,
+    headers: dict[str, str],
+    timeout: httpx2.Timeout,
+    max_message_bytes: int | None = None,
 ) -> httpx2.AsyncClient:
     """See :func:`processgpt.tools.netguard.guarded_http_client`."""
     limits = httpx2.Limits()
@@ -80,7 +150,9 @@ def guarded_client(
         network_backend=GuardedBackend(policy),
     )
     return httpx2.AsyncClient(
-        transport=transport,
+        transport=(
+            LimitedTransport(transport, max_message_bytes) if max_message_bytes else transport
+        ),
         headers=headers,
         timeout=timeout,
         trust_env=False,

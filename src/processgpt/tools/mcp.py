@@ -6,10 +6,19 @@ references): :meth:`McpConnections.plan` reads it for a task. Transports: stdio 
 only from the operator) and streamable HTTP (``url``); a tenant's URL is reached through the
 network guard (:mod:`processgpt.tools.netguard`), every connection checked at connect time.
 
-:class:`McpConnections` keeps one connection per distinct server configuration (keyed by a
-hash of it, so an edited configuration gets a new connection on the next task and the old one
-is closed once idle) and reuses it across tasks. Each connection lives in a background task
-the pool owns; :meth:`McpConnections.close` ends them all (call it on worker shutdown).
+:class:`McpConnections` keeps one connection per tenant and distinct server configuration
+(keyed by a hash of both, :attr:`McpServerConfig.key`, so an edited configuration gets a new
+connection on the next task and the old one is closed once idle) and reuses it across that
+tenant's tasks; only operator entries marked ``"shared": true`` are shared by tenants. Each
+connection lives in a background task the pool owns (:mod:`processgpt.tools.mcp_connection`);
+:meth:`McpConnections.close` ends them all (call it on worker shutdown).
+
+Bounds (:class:`~processgpt.config.McpSettings`): at most ``max_connections`` connections in
+all and ``max_connections_per_tenant`` per tenant; to open another, the least recently used
+connection nobody uses or holds is closed; when there is none, the server is reported
+unavailable for this task (the worker does not grow). At most ``max_connecting`` connections
+start at once. A server's tool list is cut at ``max_tools``, a tool result at
+``max_result_chars``, an HTTP server's message at ``max_message_bytes``.
 
 Contracts:
 
@@ -19,22 +28,20 @@ Contracts:
 * A server that cannot be reached only removes its tools (reported in
   :attr:`Toolset.unavailable`); a failing or timed-out tool call returns a
   :class:`ToolOutcome` with ``error`` set. Neither raises.
+* A connection that fails under one call is taken out of the pool (the next call opens a new
+  one) but closed only when the calls in flight on it have ended.
 * Tool names the model sees are ``<server>__<tool>``, sanitised to ``^[a-zA-Z0-9_-]{1,64}$``
-  and unique within a :class:`Toolset`.
+  and unique within a :class:`Toolset`. A toolset holds its connections until
+  :meth:`McpConnections.release`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import logging
-import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from processgpt.config import McpSettings, SecretSettings
 from processgpt.db.secret_box import SecretBox
@@ -43,12 +50,17 @@ from processgpt.tools.mcp_config import (
     OperatorConfig,
     ServerPlan,
     plan_for_task,
-    url_without_secrets,
 )
-from processgpt.tools.netguard import NetworkPolicy, guarded_http_client
-
-if TYPE_CHECKING:  # the mcp package is an optional dependency (the ``llm`` extra)
-    import mcp
+from processgpt.tools.mcp_connection import McpConnection, root_cause
+from processgpt.tools.mcp_tools import (
+    McpTool,
+    ToolOutcome,
+    Toolset,
+    error_text,
+    function_name,
+    result_outcome,
+)
+from processgpt.tools.netguard import NetworkPolicy
 
 __all__ = [
     "McpConnections",
@@ -61,219 +73,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_NAME_OK = re.compile(r"[^a-zA-Z0-9_-]")
-_MAX_NAME = 64
-_MAX_ERROR_CHARS = 500
 _MAX_LIST_PAGES = 20
 
 
-# -- tools -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class McpTool:
-    """A tool as the model sees it (``name``) and where it really lives."""
-
-    name: str
-    server: McpServerConfig
-    tool: str
-    description: str
-    parameters: dict[str, Any]
-
-    def function_schema(self) -> dict[str, Any]:
-        """The OpenAI Chat Completions ``tools`` entry."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters,
-            },
-        }
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    """A tool call's result: ``text`` goes back to the model, ``output`` into the event log;
-    ``error`` is set when the call failed (then ``text`` says so)."""
-
-    text: str
-    output: Any = None
-    error: str | None = None
-
-
-@dataclass
-class Toolset:
-    """The MCP tools available to one task, by the name the model uses."""
-
-    tools: dict[str, McpTool] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    """Server name → why its tools are missing."""
-
-    def schemas(self) -> list[dict[str, Any]]:
-        return [tool.function_schema() for tool in self.tools.values()]
-
-
-def function_name(server: str, tool: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
-    """``<server>__<tool>`` sanitised to ``^[a-zA-Z0-9_-]{1,64}$`` and not in ``taken``."""
-    base = _NAME_OK.sub("_", f"{server}__{tool}")[:_MAX_NAME] or "tool"
-    name = base
-    while name in taken:
-        digest = hashlib.sha256(f"{server}\0{tool}\0{name}".encode()).hexdigest()[:8]
-        name = f"{base[: _MAX_NAME - 9]}_{digest}"
-    return name
-
-
-def _parameters(schema: Any) -> dict[str, Any]:
-    params = dict(schema) if isinstance(schema, Mapping) else {}
-    params.setdefault("type", "object")
-    if params["type"] == "object":
-        params.setdefault("properties", {})
-    params.pop("title", None)
-    return params
-
-
-def _error_text(exc: BaseException, server: McpServerConfig | None = None) -> str:
-    """The error's message, without the server's secrets (URL, env and header values)."""
-    text = str(exc) or type(exc).__name__
-    if server is not None:
-        if server.url:
-            text = text.replace(server.url, url_without_secrets(server.url))
-        for secret in [*server.env.values(), *server.headers.values()]:
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
-    return text[:_MAX_ERROR_CHARS]
-
-
-def _result_outcome(result: Any) -> ToolOutcome:
-    texts: list[str] = []
-    for block in result.content:
-        kind = getattr(block, "type", "")
-        if kind == "text":
-            texts.append(block.text)
-        elif kind in ("image", "audio"):
-            texts.append(f"[{kind} content, {getattr(block, 'mime_type', 'unknown type')}]")
-        elif kind == "resource_link":
-            texts.append(f"[resource {getattr(block, 'uri', '')}]")
-        else:
-            texts.append(f"[{kind or 'unknown'} content]")
-    text = "\n".join(texts)
-    structured = result.structured_content
-    if result.is_error:
-        message = (text or "the tool reported an error")[:_MAX_ERROR_CHARS]
-        return ToolOutcome(text=f"Error: {message}", error=message)
-    if not text and structured is not None:
-        text = json.dumps(structured, ensure_ascii=False, default=str)
-    return ToolOutcome(text=text, output=structured if structured is not None else text)
-
-
-# -- connections -----------------------------------------------------------------------------
-
-
-class _Connection:
-    """One live client session, held open by a background task the pool owns (anyio
-    requires the session to be entered and left in the same task)."""
-
-    def __init__(self, server: McpServerConfig, read_timeout: float, policy: NetworkPolicy) -> None:
-        self.server = server
-        self.read_timeout = read_timeout
-        self.policy = policy
-        self.client: mcp.Client | None = None
-        self.broken = False
-        self.last_used = time.monotonic()
-        self.in_use = 0
-        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._stop = asyncio.Event()
-        self.task = asyncio.create_task(self._hold(), name=f"mcp:{server.name}")
-
-    async def ready(self, within: float) -> mcp.Client:
-        await asyncio.wait_for(asyncio.shield(self._ready), within)
-        assert self.client is not None
-        return self.client
-
-    async def _hold(self) -> None:
-        try:
-            import mcp  # noqa: PLC0415 - optional dependency
-
-            async with contextlib.AsyncExitStack() as stack:
-                target = await self._target(stack)
-                client = mcp.Client(target, read_timeout_seconds=self.read_timeout)
-                self.client = await stack.enter_async_context(client)
-                self._ready.set_result(None)
-                await self._stop.wait()
-        except asyncio.CancelledError:
-            self.broken = True
-            raise
-        except Exception as exc:  # noqa: BLE001 - a dead server must not take the pool down
-            self.broken = True
-            if not self._ready.done():
-                message = _error_text(_root_cause(exc), self.server)
-                self._ready.set_exception(ConnectionError(message))
-            else:
-                log.warning(
-                    "mcp connection ended server=%s error=%s",
-                    self.server.describe(),
-                    type(_root_cause(exc)).__name__,
-                )
-        finally:
-            self.broken = True
-            if not self._ready.done():
-                self._ready.set_exception(ConnectionError("the connection was closed"))
-            # Nobody may be waiting on it; retrieving it keeps asyncio from logging it.
-            with contextlib.suppress(BaseException):
-                self._ready.exception()
-
-    async def _target(self, stack: contextlib.AsyncExitStack) -> Any:
-        import mcp  # noqa: PLC0415
-        from mcp.client.streamable_http import streamable_http_client  # noqa: PLC0415
-
-        server = self.server
-        if server.command:
-            return mcp.StdioServerParameters(
-                command=server.command,
-                args=list(server.args),
-                env=dict(server.env) or None,
-                cwd=server.cwd,
-            )
-        import httpx2  # noqa: PLC0415 - mcp 2.x's HTTP client
-
-        timeout = httpx2.Timeout(30.0, read=max(300.0, self.read_timeout))
-        headers = dict(server.headers)
-        client = (
-            guarded_http_client(self.policy, headers=headers, timeout=timeout)
-            if server.guarded
-            else httpx2.AsyncClient(headers=headers, timeout=timeout)
-        )
-        http = await stack.enter_async_context(client)
-        assert server.url is not None
-        return streamable_http_client(server.url, http_client=http)
-
-    async def close(self) -> None:
-        self._stop.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.task), 5.0)
-        except (TimeoutError, Exception):  # noqa: BLE001 - closing is best effort
-            self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The first leaf of an exception group (anyio wraps transport errors in groups)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
+class PoolFull(Exception):
+    """No room for another connection (every one is in use or held)."""
 
 
 class McpConnections:
     """A per-process pool of MCP connections, shared by all tasks of a worker.
 
-    ``settings``: the operator's file, timeouts and network policy (default: from the
-    environment); ``box``: the keys that open stored secrets (default: from the environment or
-    the data directory). ``connect_timeout``: seconds to start a server and finish the
-    handshake; ``call_timeout``: default seconds per tool call (both default to the
-    settings); ``idle_timeout``: connections not used for this long are closed (checked
-    whenever tools are requested).
+    ``settings``: the operator's file, timeouts, network policy and bounds (default: from
+    the environment); ``box``: the keys that open stored secrets (default: from the
+    environment or the data directory; a composition root passes the process's one).
+    ``connect_timeout``: seconds to start a server and finish the handshake;
+    ``call_timeout``: default seconds per tool call (both default to the settings);
+    ``idle_timeout``: connections not used for this long are closed (checked whenever tools
+    are requested).
     """
 
     def __init__(
@@ -297,7 +113,10 @@ class McpConnections:
         self.connect_timeout = connect_timeout or self.settings.connect_timeout
         self.call_timeout = call_timeout or self.settings.tool_timeout
         self.idle_timeout = idle_timeout
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, McpConnection] = {}
+        self._retired: set[McpConnection] = set()
+        """Out of the pool, calls still in flight on them: closed when those end."""
+        self._connecting = asyncio.Semaphore(self.settings.max_connecting)
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -306,8 +125,9 @@ class McpConnections:
 
     def plan(self, tenant_id: str, tenant_config: Any) -> ServerPlan:
         """The servers a task of ``tenant_id`` may use: the operator's file (read now) and
-        the tenant's configuration from the claim (``extras["tenant_mcp"]``), with the
-        tenant's entries that may not run in :attr:`ServerPlan.refused`."""
+        the tenant's configuration as the claim read it (the request context's
+        ``tenant_mcp_config``), with the tenant's entries that may not run in
+        :attr:`ServerPlan.refused`."""
         return plan_for_task(
             tenant_config,
             tenant_id=tenant_id,
@@ -317,56 +137,69 @@ class McpConnections:
         )
 
     async def toolset(self, servers: Sequence[McpServerConfig]) -> Toolset:
-        """Connect (or reuse connections) to ``servers`` and list their tools."""
+        """Connect (or reuse connections) to ``servers`` and list their tools. The toolset
+        holds its connections until :meth:`release`."""
         if self._closed:
             raise RuntimeError("the MCP connection pool is closed")
         self._close_idle({s.key for s in servers})
         toolset = Toolset()
         listings = await asyncio.gather(*(self._list(s) for s in servers))
-        taken: set[str] = set()
         for server, listing in zip(servers, listings, strict=True):
             if isinstance(listing, str):
                 toolset.unavailable[server.name] = listing
                 continue
-            for tool in listing:
-                name = function_name(server.name, tool.name, taken)
-                taken.add(name)
-                toolset.tools[name] = McpTool(
-                    name=name,
-                    server=server,
-                    tool=tool.name,
-                    description=(tool.description or tool.title or tool.name)[:1024],
-                    parameters=_parameters(tool.input_schema),
-                )
+            connection, tools = listing
+            connection.holders += 1
+            toolset.held.append(connection)
+            toolset.add(server, tools)
         return toolset
 
-    async def _list(self, server: McpServerConfig) -> list[Any] | str:
+    def release(self, toolset: Toolset) -> None:
+        """Give back the connections ``toolset`` holds (call once the task is done with it;
+        they stay open for the next tasks until idle or needed for room)."""
+        now = time.monotonic()
+        for connection in toolset.held:
+            connection.holders -= 1
+            connection.last_used = now
+        toolset.held.clear()
+
+    async def _list(self, server: McpServerConfig) -> tuple[McpConnection, list[Any]] | str:
+        connection: McpConnection | None = None
         try:
-            client = await self._client(server)
-            tools: list[Any] = []
-            cursor: str | None = None
-            for _ in range(_MAX_LIST_PAGES):
-                page = await asyncio.wait_for(
-                    client.list_tools(cursor=cursor), self.connect_timeout
-                )
-                tools.extend(page.tools)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+            connection = self._connection(server)
+            connection.in_use += 1
+            try:
+                client = await connection.ready(self.connect_timeout)
+                tools: list[Any] = []
+                cursor: str | None = None
+                for _ in range(_MAX_LIST_PAGES):
+                    page = await asyncio.wait_for(
+                        client.list_tools(cursor=cursor), self.connect_timeout
+                    )
+                    tools.extend(page.tools[: self.settings.max_tools - len(tools)])
+                    cursor = page.next_cursor
+                    if cursor is None or len(tools) >= self.settings.max_tools:
+                        break
+            finally:
+                self._done_with(connection)
+        except PoolFull as full:
+            log.warning("mcp server unavailable server=%s error=PoolFull", server.describe())
+            return str(full)
         except Exception as exc:  # noqa: BLE001 - an unreachable server only loses its tools
-            self._discard(server)
+            if connection is not None:
+                self._retire(connection)
             reason = (
                 f"no answer within {self.connect_timeout:g}s"
                 if isinstance(exc, TimeoutError)
-                else _error_text(_root_cause(exc), server)
+                else error_text(root_cause(exc), server)
             )
             log.warning(
                 "mcp server unavailable server=%s error=%s",
                 server.describe(),
-                type(_root_cause(exc)).__name__,
+                type(root_cause(exc)).__name__,
             )
             return reason
-        return tools
+        return connection, tools
 
     async def call(
         self, tool: McpTool, arguments: dict[str, Any], *, seconds: float | None = None
@@ -374,28 +207,26 @@ class McpConnections:
         """Call ``tool``; errors and timeouts come back as a :class:`ToolOutcome` with
         ``error`` set, never as an exception (cancellation excepted)."""
         limit = seconds if seconds is not None else self.call_timeout
+        connection: McpConnection | None = None
         try:
-            client = await self._client(tool.server)
-            connection = self._connections.get(tool.server.key)
-            if connection is not None:
-                connection.in_use += 1
+            connection = self._connection(tool.server)
+            connection.in_use += 1
             try:
+                client = await connection.ready(self.connect_timeout)
                 result = await asyncio.wait_for(
                     client.call_tool(tool.tool, arguments, read_timeout_seconds=limit),
                     limit + 1.0,
                 )
             finally:
-                if connection is not None:
-                    connection.in_use -= 1
-                    connection.last_used = time.monotonic()
+                self._done_with(connection)
         except Exception as exc:  # noqa: BLE001 - a failing tool must not fail the task
-            cause = _root_cause(exc)
+            cause = root_cause(exc)
             if isinstance(cause, TimeoutError) or _is_request_timeout(cause):
                 message = f"the tool {tool.tool!r} did not answer within {limit:g}s"
             else:
-                if not _is_protocol_error(cause):
-                    self._discard(tool.server)  # the transport is suspect: reconnect next time
-                message = f"the tool {tool.tool!r} failed: {_error_text(cause, tool.server)}"
+                if connection is not None and not _is_protocol_error(cause):
+                    self._retire(connection)  # the transport is suspect: reconnect next time
+                message = f"the tool {tool.tool!r} failed: {error_text(cause, tool.server)}"
             log.info(
                 "mcp tool call failed server=%s tool=%s error=%s",
                 tool.server.name,
@@ -403,33 +234,87 @@ class McpConnections:
                 type(cause).__name__,
             )
             return ToolOutcome(text=f"Error: {message}", error=message)
-        return _result_outcome(result)
+        return result_outcome(result, self.settings.max_result_chars)
 
-    async def _client(self, server: McpServerConfig) -> mcp.Client:
+    # -- the pool --------------------------------------------------------------------------
+
+    def _connection(self, server: McpServerConfig) -> McpConnection:
+        """The live connection for ``server``, opened if needed (room made first, or
+        :class:`PoolFull`). Synchronous: no other task runs between the check and the
+        insert."""
+        if self._closed:
+            raise RuntimeError("the MCP connection pool is closed")
         connection = self._connections.get(server.key)
-        if connection is None or connection.broken:
-            if connection is not None:
-                self._discard(server)
-            connection = _Connection(server, self.call_timeout, self.policy)
+        if connection is not None and connection.broken:
+            self._retire(connection)
+            connection = None
+        if connection is None:
+            self._make_room(server.tenant_id)
+            connection = McpConnection(
+                server,
+                read_timeout=self.call_timeout,
+                policy=self.policy,
+                connecting=self._connecting,
+                max_message_bytes=self.settings.max_message_bytes,
+            )
             self._connections[server.key] = connection
             log.info("mcp connecting server=%s", server.describe())
         connection.last_used = time.monotonic()
-        return await connection.ready(self.connect_timeout)
+        return connection
 
-    def _discard(self, server: McpServerConfig) -> None:
-        connection = self._connections.pop(server.key, None)
-        if connection is not None:
+    def _make_room(self, tenant_id: str | None) -> None:
+        """Close least recently used connections nobody uses or holds (broken ones first)
+        until one more fits under both bounds, or raise :class:`PoolFull`."""
+        settings = self.settings
+        while True:
+            live = list(self._connections.values())
+            mine = [c for c in live if tenant_id is not None and c.server.tenant_id == tenant_id]
+            tenant_full = tenant_id is not None and len(mine) >= settings.max_connections_per_tenant
+            if not tenant_full and len(live) < settings.max_connections:
+                return
+            victims = [c for c in (mine if tenant_full else live) if c.broken or c.idle]
+            if not victims:
+                raise PoolFull(
+                    "the worker holds as many MCP connections as it may "
+                    + (
+                        f"for this tenant ({settings.max_connections_per_tenant})"
+                        if tenant_full
+                        else f"({settings.max_connections})"
+                    )
+                    + ", all in use: try again later"
+                )
+            self._retire(min(victims, key=lambda c: (not c.broken, c.last_used)))
+
+    def _retire(self, connection: McpConnection) -> None:
+        """Take ``connection`` out of the pool; it is closed once no call is in flight on
+        it (other tasks' calls finish first)."""
+        if self._connections.get(connection.server.key) is connection:
+            del self._connections[connection.server.key]
+        if not connection.retired:
+            connection.retired = True
+            if connection.in_use == 0:
+                self._close_later(connection)
+            else:
+                self._retired.add(connection)
+
+    def _done_with(self, connection: McpConnection) -> None:
+        connection.in_use -= 1
+        connection.last_used = time.monotonic()
+        if connection.retired and connection.in_use == 0:
             self._close_later(connection)
 
     def _close_idle(self, keep: set[str]) -> None:
         now = time.monotonic()
         for key, connection in list(self._connections.items()):
-            idle = now - connection.last_used > self.idle_timeout and connection.in_use == 0
+            idle = now - connection.last_used > self.idle_timeout and connection.idle
             if key not in keep and (idle or connection.broken):
-                del self._connections[key]
-                self._close_later(connection)
+                self._retire(connection)
 
-    def _close_later(self, connection: _Connection) -> None:
+    def _close_later(self, connection: McpConnection) -> None:
+        self._retired.discard(connection)
+        if connection.closing:
+            return
+        connection.closing = True
         task = asyncio.create_task(connection.close(), name="mcp:close")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -437,8 +322,9 @@ class McpConnections:
     async def close(self) -> None:
         """Close every connection (stops stdio server processes). Idempotent."""
         self._closed = True
-        connections = list(self._connections.values())
+        connections = [*self._connections.values(), *self._retired]
         self._connections.clear()
+        self._retired.clear()
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
 

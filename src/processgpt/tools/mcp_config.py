@@ -18,9 +18,17 @@ the row::
 
 A tenant enables a catalog entry with ``{"catalog": "github", "env": {"GITHUB_TOKEN": …}}``:
 the server runs the operator's command with the operator's ``env`` plus the tenant's values
-for the names in ``tenantEnv`` (no other name; names that change how programs load, such as
-``PATH``, ``LD_PRELOAD`` or ``NODE_OPTIONS``, are never accepted from tenants even if listed).
-``tenants`` lists the tenant ids it is offered to (``"*"``: all, the default).
+for the names in ``tenantEnv`` (no other name). A listed name must look like a credential or
+an account setting, unless the entry also lists it in ``unsafeTenantEnv``; names that change
+how programs load, run or connect (``PATH``, ``LD_PRELOAD``, ``NODE_OPTIONS``…) are never
+accepted from tenants (:mod:`processgpt.tools.tenant_env`). ``tenants`` lists the tenant ids
+it is offered to (``"*"``: all, the default).
+
+Connections are per tenant: two tenants enabling the same catalog entry, or naming the same
+HTTP server, get a process or a session each, so a server that keeps state between calls never
+shows one tenant's state to another. The operator's ``mcpServers`` entries are per tenant too,
+unless the entry says ``"shared": true`` (one connection for all tenants: only for servers that
+keep nothing per caller).
 
 A stdio server's environment is exactly its configured ``env`` plus what the ``mcp`` library
 passes to every server: ``HOME``, ``LOGNAME``, ``PATH``, ``SHELL``, ``TERM`` and ``USER`` of
@@ -35,32 +43,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from processgpt.db.mcp_servers import ENV_NAME_PATTERN, open_entry, split_url
+from processgpt.db.mcp_servers import (
+    ENV_NAME_PATTERN,
+    header_name_problem,
+    open_entry,
+    shown_url,
+)
 from processgpt.db.secret_box import SecretBox
 from processgpt.domain.errors import (
     InvalidInput,
     ProcessGPTError,
     UnknownMcpCatalogEntry,
+    UrlNotAllowed,
 )
-from processgpt.tools.netguard import NetworkPolicy
+from processgpt.tools import tenant_env
+from processgpt.tools.netguard import REFUSED_INTERNAL, InternalAddressRefused, NetworkPolicy
 
 log = logging.getLogger(__name__)
 
 STDIO_REFUSED = "stdio servers (commands) come only from the operator's configuration"
-_UNSAFE_ENV = re.compile(
-    r"^(LD_\w*|DYLD_\w*|PATH|HOME|SHELL|IFS|ENV|BASH_ENV|PYTHON\w*|NODE_OPTIONS|NODE_PATH|"
-    r"PERL5OPT|PERL5LIB|PERLLIB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|GCONV_PATH|"
-    r"LOCPATH|GIT_\w*|NPM_CONFIG_\w*|SSL_CERT_\w*|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|"
-    r"HTTPS?_PROXY|ALL_PROXY|NO_PROXY)$",
-    re.IGNORECASE,
-)
-"""Env names a tenant never sets: they change how the server's programs load or connect."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -78,6 +84,12 @@ class McpServerConfig:
     """Connect through the network guard: the URL comes from a tenant."""
     origin: str = "operator"
     """``"operator"`` (mcp.json), ``"tenant"`` (a tenant's HTTP server) or ``"catalog:<entry>"``."""
+    tenant_id: str | None = None
+    """The tenant whose connection this is: part of :attr:`key`, so no two tenants share a
+    process or a session. None only for an operator entry marked ``"shared": true``."""
+    shared: bool = False
+    """An operator ``mcpServers`` entry with ``"shared": true``: one connection for every
+    tenant (only for servers that keep no per-caller state)."""
 
     @property
     def transport(self) -> str:
@@ -85,10 +97,12 @@ class McpServerConfig:
 
     @property
     def key(self) -> str:
-        """A hash of everything that defines the connection (not the name): equal configs
-        share a connection; any change makes a new one."""
+        """A hash of everything that defines the connection (not the name) and of the tenant
+        it is for: equal configs of one tenant share a connection; any change, or another
+        tenant, makes a new one."""
         canonical = json.dumps(
             {
+                "tenant": self.tenant_id,
                 "command": self.command,
                 "args": list(self.args),
                 "env": dict(sorted(self.env.items())),
@@ -120,22 +134,26 @@ class CatalogEntry:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     cwd: str | None = None
     tenant_env: frozenset[str] = frozenset()
-    """Env names a tenant may give values for."""
+    """Env names a tenant may give values for (already checked by :mod:`tenant_env`)."""
+    unsafe_tenant_env: frozenset[str] = frozenset()
+    """Names the operator allows although they do not look like credentials."""
     tenants: frozenset[str] = frozenset({"*"})
     description: str = ""
 
     def offered_to(self, tenant_id: str) -> bool:
         return "*" in self.tenants or tenant_id in self.tenants
 
-    def server(self, name: str, tenant_env: Mapping[str, str]) -> McpServerConfig:
-        """The server a tenant's reference starts (``tenant_env``: checked names only)."""
+    def server(self, name: str, values: Mapping[str, str], tenant_id: str) -> McpServerConfig:
+        """The server a tenant's reference starts (``values``: the tenant's env values, names
+        checked by :meth:`OperatorConfig.check_reference`), a process of that tenant's own."""
         return McpServerConfig(
             name=name,
             command=self.command,
             args=self.args,
-            env={**self.env, **tenant_env},
+            env={**self.env, **values},
             cwd=self.cwd,
             origin=f"catalog:{self.name}",
+            tenant_id=tenant_id,
         )
 
 
@@ -182,7 +200,12 @@ class OperatorConfig:
                 f"the operator's MCP catalog has no entry {catalog!r} for this tenant",
                 field="catalog",
             )
-        refused = sorted(env_names - entry.tenant_env)
+        refused = sorted(
+            name
+            for name in env_names
+            if name not in entry.tenant_env
+            or tenant_env.refusal(name, entry.unsafe_tenant_env) is not None
+        )
         if refused:
             allowed = ", ".join(sorted(entry.tenant_env)) or "none"
             raise InvalidInput(
@@ -210,12 +233,16 @@ def plan_for_task(
     policy: NetworkPolicy,
 ) -> ServerPlan:
     """The operator's servers merged with the tenant's entries (the tenant's win on equal
-    names; a refused tenant entry also hides the operator's of the same name)."""
+    names; a refused tenant entry also hides the operator's of the same name). Every server
+    is the tenant's own connection (:attr:`McpServerConfig.tenant_id`) except operator
+    entries marked ``"shared": true``."""
     tenant = tenant_plan(
         tenant_config, tenant_id=tenant_id, operator=operator, box=box, policy=policy
     )
     servers = {
-        name: server for name, server in operator.servers.items() if name not in tenant.refused
+        name: server if server.shared else replace(server, tenant_id=tenant_id)
+        for name, server in operator.servers.items()
+        if name not in tenant.refused
     }
     servers.update({server.name: server for server in tenant.servers})
     return ServerPlan(list(servers.values()), tenant.refused)
@@ -241,7 +268,7 @@ def tenant_plan(
             continue
         try:
             plan.servers.append(
-                _tenant_server(name, entry, tenant_id, operator=operator, box=box, policy=policy)
+                tenant_server(name, entry, tenant_id, operator=operator, box=box, policy=policy)
             )
         except ProcessGPTError as exc:
             plan.refused[name] = exc.message
@@ -254,7 +281,7 @@ def tenant_plan(
     return plan
 
 
-def _tenant_server(
+def tenant_server(
     name: str,
     entry: Mapping[str, Any],
     tenant_id: str,
@@ -263,6 +290,8 @@ def _tenant_server(
     box: SecretBox,
     policy: NetworkPolicy,
 ) -> McpServerConfig:
+    """The server a tenant's entry (as stored: secrets sealed) names, opened and checked, or
+    :class:`~processgpt.domain.errors.ProcessGPTError` saying why it may not run."""
     if any(key in entry for key in ("command", "args", "cwd")):
         raise InvalidInput(STDIO_REFUSED)
     opened = open_entry(entry, box)
@@ -272,16 +301,30 @@ def _tenant_server(
             if not ENV_NAME_PATTERN.match(key) or "\x00" in value:
                 raise InvalidInput("env names must be identifiers and values may not hold NUL")
         catalog_entry = operator.check_reference(tenant_id, opened["catalog"], set(env))
-        return catalog_entry.server(name, env)
+        return catalog_entry.server(name, env, tenant_id)
     url = opened.get("url")
     if isinstance(url, str) and url:
-        policy.check_url(url)
+        try:
+            policy.check_url(url)
+        except InternalAddressRefused as refused:
+            # The kind of address goes to the worker's log; the tenant's event says refused.
+            log.warning(
+                "mcp tenant url refused tenant=%s server=%s reason=%s",
+                tenant_id,
+                name,
+                refused.message,
+            )
+            raise UrlNotAllowed(REFUSED_INTERNAL, field="url") from None
+        headers = _string_map(opened.get("headers"), "headers")
+        for header in headers:
+            header_name_problem(header)
         return McpServerConfig(
             name=name,
             url=url,
-            headers=_string_map(opened.get("headers"), "headers"),
+            headers=headers,
             guarded=True,
             origin="tenant",
+            tenant_id=tenant_id,
         )
     raise InvalidInput("the entry has neither a url nor a catalog entry name")
 
@@ -333,11 +376,13 @@ def _parse_entry(name: str, entry: Any, source: str) -> McpServerConfig | None:
             args=tuple(str(a) for a in entry.get("args") or []),
             env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
             cwd=str(entry["cwd"]) if entry.get("cwd") else None,
+            shared=entry.get("shared") is True,
         )
     return McpServerConfig(
         name=name,
         url=entry["url"],
         headers={str(k): str(v) for k, v in (entry.get("headers") or {}).items()},
+        shared=entry.get("shared") is True,
     )
 
 
@@ -377,13 +422,18 @@ def _parse_catalog(section: Any, source: str) -> dict[str, CatalogEntry]:
                 )
             continue
         assert isinstance(entry, Mapping)
-        names = {str(n) for n in entry.get("tenantEnv") or [] if isinstance(n, str)}
-        unsafe = sorted(n for n in names if _UNSAFE_ENV.match(n) or not ENV_NAME_PATTERN.match(n))
-        if unsafe:
+        opted_in = _names(entry.get("unsafeTenantEnv"))
+        names = _names(entry.get("tenantEnv")) | opted_in
+        accepted, refused = tenant_env.split(
+            (n for n in names if ENV_NAME_PATTERN.match(n)), opted_in
+        )
+        refused.update({n: "not a variable name" for n in names if not ENV_NAME_PATTERN.match(n)})
+        for env_name, why in sorted(refused.items()):
             log.warning(
-                "mcp catalog tenantEnv names ignored (tenants may not set them) entry=%s names=%s",
+                "mcp catalog tenantEnv name refused (tenants may not set it: %s) entry=%s name=%s",
+                why,
                 name,
-                ",".join(unsafe),
+                env_name[:128],
             )
         tenants = entry.get("tenants", ["*"])
         offered = frozenset(str(t) for t in tenants) if isinstance(tenants, list) else frozenset()
@@ -393,13 +443,18 @@ def _parse_catalog(section: Any, source: str) -> dict[str, CatalogEntry]:
             args=server.args,
             env=server.env,
             cwd=server.cwd,
-            tenant_env=frozenset(names - set(unsafe)),
+            tenant_env=frozenset(accepted),
+            unsafe_tenant_env=frozenset(opted_in & accepted),
             tenants=offered,
             description=str(entry.get("description") or "")[:500],
         )
     return catalog
 
 
+def _names(value: Any) -> set[str]:
+    return {n for n in value if isinstance(n, str)} if isinstance(value, list) else set()
+
+
 def url_without_secrets(url: str) -> str:
-    """Scheme, host, port and path only: no userinfo, query string or fragment."""
-    return split_url(url)[0]
+    """``scheme://host[:port]`` only (see :func:`~processgpt.db.mcp_servers.shown_url`)."""
+    return shown_url(url)

@@ -11,6 +11,11 @@ shared and site-local ranges (never link-local, unspecified, multicast or reserv
 ``networks`` (CIDRs) and ``hosts`` (names, whatever they resolve to) open exactly what they
 name.
 
+What tenants are told: the API's 422 about a URL the tenant typed says which kind of address
+it names; a worker says only :data:`REFUSED_INTERNAL` (in the task's ``mcp_servers`` event),
+because what a host name resolves to inside the worker's network is not the tenant's to learn;
+the details (host, address, kind) go to the worker's log.
+
 Two checks: :meth:`NetworkPolicy.check_url` refuses literal addresses and ``localhost`` names
 at once (the API answers 422 before anything is stored); :func:`guarded_http_client` checks
 at connect time, for every connection the client opens (redirects included): it resolves the
@@ -33,6 +38,9 @@ from processgpt.domain.errors import UrlNotAllowed
 
 if TYPE_CHECKING:  # httpx2 comes with mcp (the ``llm`` extra)
     import httpx2
+
+REFUSED_INTERNAL = "refused: an internal address"
+"""All a tenant is told by a worker about a refused address."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -168,7 +176,7 @@ class NetworkPolicy:
                 return
         reason = self.refusal(address)
         if reason is not None:
-            raise UrlNotAllowed(
+            raise InternalAddressRefused(
                 f"the url's host is refused: {reason}; tenants' servers must be on public "
                 "addresses unless the operator allows more (PROCESSGPT_MCP_ALLOW_PRIVATE_NETWORKS,"
                 " PROCESSGPT_MCP_ALLOWED_NETWORKS)",
@@ -195,20 +203,33 @@ class NetworkPolicy:
         return addresses
 
 
+class InternalAddressRefused(UrlNotAllowed):
+    """A URL whose host is a refused address; the message says which kind (for the API's
+    answer about a URL the tenant typed, and the worker's log)."""
+
+
 class ConnectionRefusedByPolicy(OSError):
-    """A connection the network policy refused (the message names the host and why)."""
+    """A connection the network policy refused. Its text is :data:`REFUSED_INTERNAL` only;
+    ``host`` and ``reason`` (the address and its kind) are for the worker's log."""
 
     def __init__(self, host: str, reason: str) -> None:
-        super().__init__(
-            f"refused to connect to {host}: {reason} (tenants may reach public addresses only)"
-        )
+        super().__init__(REFUSED_INTERNAL)
+        self.host = host
+        self.reason = reason
 
 
 def guarded_http_client(
-    policy: NetworkPolicy, *, headers: dict[str, str], timeout: httpx2.Timeout
+    policy: NetworkPolicy,
+    *,
+    headers: dict[str, str],
+    timeout: httpx2.Timeout,
+    max_message_bytes: int | None = None,
 ) -> httpx2.AsyncClient:
     """An ``httpx2`` client whose every connection goes through ``policy`` (see the module
-    docstring). Environment proxies are ignored; redirects are not followed by the client."""
+    docstring). Environment proxies are ignored; redirects are not followed by the client.
+    ``max_message_bytes``: response bodies longer than this fail (event streams excepted)."""
     from processgpt.tools.guarded_http import guarded_client  # noqa: PLC0415 - needs httpx2
 
-    return guarded_client(policy, headers=headers, timeout=timeout)
+    return guarded_client(
+        policy, headers=headers, timeout=timeout, max_message_bytes=max_message_bytes
+    )

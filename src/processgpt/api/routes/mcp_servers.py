@@ -12,7 +12,7 @@ entry is 422 ``unknown_mcp_catalog_entry``, an env name the entry does not take 
 
 Everything is scoped to the caller's tenant: another tenant's server is a 404. ``env`` and
 ``headers`` values are secrets, stored encrypted: responses show their names with ``"***"``,
-URLs lose their userinfo, query string and fragment, a catalog server shows its entry's name
+URLs only their ``scheme://host[:port]``, a catalog server shows its entry's name
 (not the operator's command), and a stdio row from before (disabled) shows its command with
 ``"***"`` for each argument. Nothing about them is logged.
 """
@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from processgpt.api.deps import AdminCaller, McpServersDep, ServicesDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
-from processgpt.db.mcp_servers import STDIO_REFUSED, McpServerSpec, split_url
+from processgpt.db.mcp_servers import STDIO_REFUSED, McpServerSpec, shown_url
 from processgpt.domain.errors import StdioNotAllowed
 from processgpt.tools.mcp_config import OperatorConfig
 
@@ -67,8 +67,9 @@ class McpCatalogEntryView(BaseModel):
 
 
 def safe_url(url: str) -> str:
-    """The URL without userinfo, query string or fragment (they may carry tokens)."""
-    return split_url(url)[0]
+    """``scheme://host[:port]`` of the URL (userinfo, path, query and fragment may carry
+    tokens)."""
+    return shown_url(url)
 
 
 def server_view(row: dict[str, Any]) -> McpServerView:

@@ -1,8 +1,22 @@
+-- name: lock_tenant_mcp_servers
+-- Serialises adding servers for one tenant (until the transaction ends), so the count that
+-- insert_mcp_server checks cannot be passed by two inserts at once.
+SELECT pg_advisory_xact_lock(hashtextextended('processgpt.mcp_servers:' || $1, 0));
+
 -- name: insert_mcp_server
-INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (tenant_id, name) DO NOTHING
-RETURNING *;
+-- Inserts the server if the tenant has fewer than $6 and none named $2. One row: the new
+-- server's columns (NULL when nothing was inserted), has_room, taken.
+WITH room AS (
+    SELECT count(*) < $6::integer AS ok FROM mcp_servers WHERE tenant_id = $1
+), inserted AS (
+    INSERT INTO mcp_servers (tenant_id, name, transport, config, enabled)
+    SELECT $1::text, $2::text, $3::text, $4::jsonb, $5::boolean FROM room WHERE room.ok
+    ON CONFLICT (tenant_id, name) DO NOTHING
+    RETURNING *
+)
+SELECT inserted.*, room.ok AS has_room,
+       EXISTS (SELECT 1 FROM mcp_servers s WHERE s.tenant_id = $1 AND s.name = $2) AS taken
+FROM room LEFT JOIN inserted ON true;
 
 -- name: list_mcp_servers
 SELECT * FROM mcp_servers WHERE tenant_id = $1 ORDER BY name;
