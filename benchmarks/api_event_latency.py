@@ -41,7 +41,7 @@ from _common import (
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.client import DataPart, ProcessGPTClient, ReconnectPolicy
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database

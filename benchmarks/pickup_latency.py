@@ -29,7 +29,7 @@ from _common import (
     write_results,
 )
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskSubmission
 from processgpt.runtime.serving import tune_gc_for_serving

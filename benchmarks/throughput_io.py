@@ -28,7 +28,7 @@ from _common import (
     write_results,
 )
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
 

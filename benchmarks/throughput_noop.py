@@ -43,7 +43,7 @@ from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
 from pgqueuer.queries import Queries
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
 from processgpt.agents.llm import LlmExecutor
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import RetryPolicy

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.config import McpSettings, SecretSettings, Settings
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres

@@ -15,7 +15,7 @@ import pytest
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.db.database import Database
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidTransition, UnknownAgent

@@ -1,5 +1,6 @@
-"""Runs A2A ``AgentExecutor``s as task runners: the request context they read and the event
-queue they write, both backed by the worker's durable log.
+"""The A2A side of a task: the request context an ``AgentExecutor`` reads and the event queue
+it writes, both backed by the worker's durable log (:mod:`processgpt.agents.task_runner` runs
+the executor with them).
 
 Event mapping (the ProcessGPT contract, seed 000):
 
@@ -21,18 +22,14 @@ await it lose nothing; awaiting it applies backpressure.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2a.compat.v0_3 import conversions as v03
 from a2a.compat.v0_3 import types as t03
-from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.agent_execution import RequestContext
 from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.types import (
@@ -48,10 +45,7 @@ from a2a.types import (
 from google.protobuf import json_format
 
 from processgpt.domain.errors import (
-    ContextPreparationError,
-    ExecutorReturnedWithoutResult,
     InvalidInput,
-    LeaseLost,
 )
 from processgpt.domain.events import (
     EventRecord,
@@ -60,8 +54,7 @@ from processgpt.domain.events import (
     encode_json,
     parse_text,
 )
-from processgpt.runtime.run import READY, Outcome, RunResult, TaskRun
-from processgpt.tools.executor_view import ExecutorMcpView
+from processgpt.runtime.run import READY, Outcome, TaskRun
 
 STATE_EVENT_TYPES: dict[int, EventType] = {
     TaskState.TASK_STATE_SUBMITTED: EventType.TASK_STARTED,
@@ -186,7 +179,7 @@ class ProcessGPTRequestContext(RequestContext):
         return {**self.extras, "row": self.row}
 
 
-class _Result:
+class RunRecord:
     """What the events of one run said about how it ended."""
 
     def __init__(self) -> None:
@@ -203,11 +196,11 @@ class ProcessGPTEventQueue(EventQueue):
 
     def __init__(self, run: TaskRun) -> None:
         self._run = run
-        self._result = _Result()
+        self._result = RunRecord()
         self._lock = threading.Lock()
 
     @property
-    def result(self) -> _Result:
+    def result(self) -> RunRecord:
         return self._result
 
     def enqueue_event(self, event: Any) -> Awaitable[None]:  # type: ignore[override]
@@ -432,121 +425,3 @@ def store_as_form_result(output: Any, form_id: str | None) -> Any:
     if form_id and isinstance(output, dict) and not (len(output) == 1 and form_id in output):
         return {form_id: output}
     return output
-
-
-class A2ATaskRunner:
-    """Adapts an A2A ``AgentExecutor`` to the worker's runner interface.
-
-    Executors whose ``execute`` is a plain function, or that set ``blocking = True``, run in a
-    thread (with their own event loop when ``execute`` is async) so they never stall the
-    worker's loop, its heartbeats or other tasks.
-    """
-
-    def __init__(
-        self,
-        executor: AgentExecutor,
-        *,
-        blocking: bool | None = None,
-        mcp_view: ExecutorMcpView | None = None,
-    ) -> None:
-        """``mcp_view``: what executors see of the tenant's MCP servers (built by the
-        composition root; default: from the environment, when first needed)."""
-        self.executor = executor
-        self._mcp_view = mcp_view
-        is_async = inspect.iscoroutinefunction(executor.execute)
-        self.blocking = (
-            blocking
-            if blocking is not None
-            else bool(getattr(executor, "blocking", False)) or not is_async
-        )
-        self._is_async = is_async
-        self._contexts: dict[uuid.UUID, tuple[ProcessGPTRequestContext, ProcessGPTEventQueue]] = {}
-        self._threads: dict[uuid.UUID, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
-        # Blocking executors get threads of their own, as many as may run at once, instead
-        # of sharing the loop's small default pool.
-        self._pool: ThreadPoolExecutor | None = None
-
-    async def run(self, task: TaskRun) -> RunResult:
-        try:
-            context = ProcessGPTRequestContext(task, self._view)
-        except Exception as exc:
-            raise ContextPreparationError(exc) from exc
-        queue = ProcessGPTEventQueue(task)
-        self._contexts[task.id] = (context, queue)
-        try:
-            if not self.blocking:
-                await self.executor.execute(context, queue)
-            elif self._is_async:
-                await self._in_thread(self._run_in_thread, task.id, context, queue)
-            else:  # a plain function despite the abstract signature
-                sync_execute: Callable[..., object] = self.executor.execute
-                await self._in_thread(sync_execute, context, queue)
-        finally:
-            self._contexts.pop(task.id, None)
-        return _result_of(queue.result, task.form_id)
-
-    def _view(self, tenant_config: Any, tenant_id: str) -> dict[str, Any]:
-        if self._mcp_view is None:
-            self._mcp_view = ExecutorMcpView.from_environment()
-        return self._mcp_view(tenant_config, tenant_id)
-
-    def _run_in_thread(
-        self, task_id: uuid.UUID, context: ProcessGPTRequestContext, queue: ProcessGPTEventQueue
-    ) -> None:
-        async def main() -> None:
-            current = asyncio.current_task()
-            assert current is not None
-            self._threads[task_id] = (asyncio.get_running_loop(), current)
-            try:
-                await self.executor.execute(context, queue)
-            finally:
-                self._threads.pop(task_id, None)
-
-        asyncio.run(main())
-
-    async def _in_thread(self, fn: Callable[..., object], *args: Any) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                max_workers=_MAX_THREADS, thread_name_prefix="processgpt-executor"
-            )
-        await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    async def aclose(self) -> None:
-        """Close the executor's long-lived resources if it has any (``aclose()``), and the
-        threads of blocking executors."""
-        close = getattr(self.executor, "aclose", None)
-        if close is not None:
-            await close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def cancel(self, task: TaskRun) -> None:
-        pair = self._contexts.get(task.id)
-        thread = self._threads.get(task.id)
-        if thread is not None:
-            loop, inner = thread
-            loop.call_soon_threadsafe(inner.cancel)
-        if pair is not None:
-            context, queue = pair
-            # Writes after a stop are refused: the cancellation itself is already durable.
-            with contextlib.suppress(LeaseLost):
-                await self.executor.cancel(context, queue)
-
-
-_MAX_THREADS = 256
-"""Threads for blocking executors per runner; a worker runs at most ``concurrency`` at once."""
-
-
-def _result_of(result: _Result, form_id: str | None) -> RunResult:
-    outcome = result.outcome
-    if outcome is None and result.last_message is not None:
-        return RunResult(Outcome.COMPLETED, store_as_form_result(result.last_message, form_id))
-    if outcome is None:
-        raise ExecutorReturnedWithoutResult(
-            "the executor returned without a final artifact, a terminal state or a request "
-            "for input"
-        )
-    if outcome is Outcome.COMPLETED:
-        output = result.output if result.has_output else result.output or result.last_message
-        return RunResult(outcome, store_as_form_result(output, form_id))
-    return RunResult(outcome, message=result.message)

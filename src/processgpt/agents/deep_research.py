@@ -41,10 +41,10 @@ from processgpt.agents.llm import (
     DEFAULT_INSTRUCTIONS,
     LlmExecutor,
     ModelRequestRejected,
-    TaskPlan,
     finish,
 )
 from processgpt.agents.llm_conversation import form_answer, form_instructions
+from processgpt.agents.llm_plan import TaskPlan
 from processgpt.domain.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -69,6 +69,7 @@ from processgpt.agents.llm_conversation import (
     saved_state,
     tool_arguments,
 )
+from processgpt.agents.llm_plan import TaskPlan
 from processgpt.config import (
     DEFAULT_LLM_INSTRUCTIONS,
     DEFAULT_LLM_MODEL,
@@ -76,7 +77,7 @@ from processgpt.config import (
     LlmSettings,
 )
 from processgpt.domain.errors import InvalidInput, RetryLater
-from processgpt.tools.mcp import McpConnections, McpTool, ToolOutcome, Toolset
+from processgpt.tools.mcp import McpConnections, ToolOutcome, Toolset
 
 if TYPE_CHECKING:  # imported when the first task runs: a worker of other agents never loads it
     from openai import AsyncOpenAI
@@ -98,60 +99,6 @@ class ModelRequestRejected(InvalidInput):
 # -- configuration ---------------------------------------------------------------------------
 # The settings are built by the composition root (``LlmSettings`` in ``processgpt.config``) and
 # passed in; a task's ``input`` and its agent profile override them per task (``TaskPlan``).
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """What one task asks for: settings with the task's overrides applied."""
-
-    model: str
-    instructions: str
-    max_steps: int
-    form_fields: list[dict[str, Any]]
-    allowed_tools: frozenset[str] = frozenset()
-    """Allowed MCP server or tool names (the profile's ``tools``); empty allows all."""
-
-    @classmethod
-    def of(
-        cls, settings: LlmSettings, options: Mapping[str, Any], extras: Mapping[str, Any]
-    ) -> TaskPlan:
-        profile = extras.get("agent_profile")
-        if not isinstance(profile, Mapping):
-            profile = {}
-        model = options.get("model", profile.get("model") or settings.model)
-        instructions = options.get(
-            "instructions", profile.get("instructions") or settings.instructions
-        )
-        max_steps = options.get("max_steps", settings.max_steps)
-        if not isinstance(model, str) or not model:
-            raise InvalidInput("input.model must be a non-empty string", field="input.model")
-        if not isinstance(instructions, str):
-            raise InvalidInput("input.instructions must be a string", field="input.instructions")
-        if (
-            isinstance(max_steps, bool)
-            or not isinstance(max_steps, int)
-            or not (1 <= max_steps <= MAX_STEPS_LIMIT)
-        ):
-            raise InvalidInput(
-                f"input.max_steps must be an integer from 1 to {MAX_STEPS_LIMIT}",
-                field="input.max_steps",
-            )
-        persona = profile.get("persona")
-        if isinstance(persona, str) and persona.strip():
-            instructions = f"{instructions}\n\nPersona:\n{persona.strip()}"
-        allowed = frozenset(str(t) for t in profile.get("tools") or [] if t)
-        fields = [f for f in extras.get("form_fields") or [] if isinstance(f, Mapping)]
-        return cls(model, instructions, max_steps, [dict(f) for f in fields], allowed)
-
-    def allows_server(self, server: str) -> bool:
-        return not self.allowed_tools or any(
-            name == server or name.startswith(f"{server}__") for name in self.allowed_tools
-        )
-
-    def allows_tool(self, tool: McpTool) -> bool:
-        return not self.allowed_tools or bool(
-            {tool.server.name, tool.name, f"{tool.server.name}__{tool.tool}"} & self.allowed_tools
-        )
 
 
 # -- one completion --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from processgpt.agents import registry
-from processgpt.agents.a2a_adapter import A2ATaskRunner
+from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.app import _signals_stop, open_database, secret_box, worker_options
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
