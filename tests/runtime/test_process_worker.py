@@ -203,6 +203,3 @@ async def test_bad_judge_output_fails_the_judge_task_and_opens_an_incident(
 def _steps(judge: str):
 
     return StepSettings(judge_agent=judge)
-
-
-_ = Flow  # re-exported for readers of this module's graphs
