@@ -200,6 +200,5 @@ async def test_bad_judge_output_fails_the_judge_task_and_opens_an_incident(
     assert judged["status"] == "FAILED" and judged["error"]["code"] == "bad_verdicts"
 
 
-def _steps(judge: str):
-
+def _steps(judge: str) -> StepSettings:
     return StepSettings(judge_agent=judge)
