@@ -241,3 +241,26 @@ async def test_a_step_whose_lease_expires_on_its_last_attempt_is_an_incident(
     await wait_status(service, inst.id, InstanceStatus.INCIDENT)
     [incident] = (await service.get("default", inst.id)).incidents
     assert incident.node_id == "a" and "lease" in incident.reason
+
+
+async def test_a_step_that_cannot_be_applied_does_not_hold_up_the_batch(
+    db: Database, start_worker: StartWorker
+) -> None:
+    await publish(db, build("s>a a>e", nodes=[agent_task("a", agent="slowish")], gid="broken"))
+    service = ProcessService(db)
+    broken, _ = await service.start("default", "broken")
+    healthy, _ = await service.start("default", "broken")
+    await db.execute(
+        'UPDATE bpm_proc_inst SET state = \'{"status": "BOGUS"}\' WHERE proc_inst_id = $1',
+        broken.id,
+    )
+    await start_worker({"slowish": StepExecutor()})
+    await wait_status(service, healthy.id, InstanceStatus.COMPLETED)
+
+    async def marked() -> bool:
+        row = await db.fetchrow(
+            "SELECT status, error FROM todolist WHERE proc_inst_id = $1", broken.id
+        )
+        return row["status"] == "DONE" and (row["error"] or {}).get("code") == "process_step_failed"
+
+    await wait_until(marked, 20)

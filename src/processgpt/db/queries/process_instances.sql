@@ -163,6 +163,11 @@ UPDATE todolist
 SET status = 'TODO', draft = output, output = NULL, finished_at = NULL, updated_at = now()
 WHERE id = $1 AND status = 'DONE';
 
+-- name: mark_step_failed
+-- A process task whose step could not be applied (see WorkerQueries.apply_batch): it stays
+-- DONE or FAILED as its worker wrote it; its error says why its process did not move on.
+UPDATE todolist SET error = $2::jsonb, updated_at = now() WHERE id = $1;
+
 -- name: fail_judge_task
 -- A judge task whose output held no usable verdicts: FAILED with error $2 (re-queue it to
 -- ask again).
