@@ -305,7 +305,7 @@ class WorkerQueries:
                     await conn.execute(QUERIES["mark_step_failed"], w.todo_id, error)
                     continue
                 try:
-                    await run.task_ended(
+                    outcome = await run.task_ended(
                         EndedTask(
                             w.todo_id,
                             w.step.proc_inst_id,
@@ -317,6 +317,14 @@ class WorkerQueries:
                             None if w.error_json is None else json.loads(w.error_json),
                         )
                     )
+                    if outcome.rejected is not None:
+                        # Its step no longer waits (interrupted by a timer, migrated, the
+                        # incident resolved meanwhile): the end is kept, nothing advances.
+                        log.info(
+                            "process task ended after its step moved on task=%s reason=%s",
+                            w.todo_id,
+                            outcome.rejected,
+                        )
                 except Exception as exc:
                     if is_transient(exc):
                         raise
