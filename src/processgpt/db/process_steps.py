@@ -34,6 +34,7 @@ from typing import Any
 
 from processgpt.db.process_graphs import SUBPROCESS_PATH_SEPARATOR, GraphCache, subgraph
 from processgpt.db.sql import QUERIES
+from processgpt.db.step_batch import StepBatch
 from processgpt.domain.errors import InvalidInput
 from processgpt.domain.process import engine
 from processgpt.domain.process.events import (
@@ -198,6 +199,13 @@ class StepRun:
         """The steps' time: the transaction's now(), taken from the first row locked (or
         read when a step runs before any)."""
         self.locked: dict[uuid.UUID, Instance] = {}
+        self.batch: StepBatch | None = None
+        """Set: plain steps are gathered and written by :meth:`flush` (a worker's batch)."""
+
+    async def flush(self) -> None:
+        """Write the steps gathered in :attr:`batch` (call before the transaction ends)."""
+        if self.batch is not None:
+            await self.batch.flush(self.conn)
 
     # -- locking --------------------------------------------------------------------------
 
@@ -315,6 +323,27 @@ class StepRun:
     ) -> None:
         work = self._sort(step)
         state = step.state
+        plain = (
+            version is None
+            and not (work.cancels or work.starts or work.stops)
+            and work.cancelled is None
+            and (work.completed is None or inst.parent_id is None)
+        )
+        if self.batch is not None and plain:
+            self.batch.add(
+                inst.id,
+                state=state,
+                history=[h.to_json() for h in step.history],
+                tasks=work.tasks,
+                timers=work.timers,
+                drops=work.drops,
+            )
+            inst.state = state
+            inst.status = state.status.value
+            inst.history_seq += len(step.history)
+            return
+        if self.batch is not None and self.batch.holds(inst.id):
+            await self.batch.flush(self.conn, inst.id)
         row = await self.conn.fetchrow(
             QUERIES["apply_step"],
             inst.id,

@@ -18,6 +18,7 @@ from processgpt.db.database import Database, is_transient
 from processgpt.db.process_graphs import GraphCache
 from processgpt.db.process_steps import EndedTask, StepRun, StepSettings
 from processgpt.db.sql import QUERIES
+from processgpt.db.step_batch import StepBatch
 from processgpt.domain.events import EventRecord
 from processgpt.domain.task import TaskStatus
 
@@ -290,6 +291,7 @@ class WorkerQueries:
         instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
         async with self.db.transaction() as conn:
             run = StepRun(conn, self.graphs, self.step_settings)
+            run.batch = StepBatch()
             await run.lock(instances)
             rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
             ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}
@@ -327,6 +329,7 @@ class WorkerQueries:
                         raise
                     reason = f"the process step could not be applied ({type(exc).__name__})"
                     raise _StepCrashed(w.todo_id, w.step.proc_inst_id, reason) from exc
+            await run.flush()
         return {r["id"] for r in rows}
 
     async def fail_task_write(
