@@ -16,7 +16,8 @@ import asyncpg
 
 from processgpt.db.database import Database, is_transient
 from processgpt.db.process_graphs import GraphCache
-from processgpt.db.process_steps import EndedTask, StepRun, StepSettings
+from processgpt.db.process_steps import StepRun, StepSettings
+from processgpt.db.process_task_ends import EndedTask, task_ended
 from processgpt.db.sql import QUERIES
 from processgpt.db.step_batch import StepBatch
 from processgpt.domain.events import EventRecord
@@ -233,7 +234,8 @@ class WorkerQueries:
                 run = StepRun(conn, self.graphs, self.step_settings)
                 await run.lock(sorted({r["proc_inst_id"] for r in failed}))
                 for r in failed:
-                    await run.task_ended(
+                    await task_ended(
+                        run,
                         EndedTask(
                             r["id"],
                             r["proc_inst_id"],
@@ -242,7 +244,7 @@ class WorkerQueries:
                             r["step_event"],
                             False,
                             error=r["error"],
-                        )
+                        ),
                     )
         return [(r["id"], TaskStatus(r["status"])) for r in rows]
 
@@ -304,7 +306,8 @@ class WorkerQueries:
                     await conn.execute(QUERIES["mark_step_failed"], w.todo_id, error)
                     continue
                 try:
-                    outcome = await run.task_ended(
+                    outcome = await task_ended(
+                        run,
                         EndedTask(
                             w.todo_id,
                             w.step.proc_inst_id,
@@ -314,7 +317,7 @@ class WorkerQueries:
                             w.status is TaskStatus.DONE,
                             None if w.output_json is None else json.loads(w.output_json),
                             None if w.error_json is None else json.loads(w.error_json),
-                        )
+                        ),
                     )
                     if outcome.rejected is not None:
                         # Its step no longer waits (interrupted by a timer, migrated, the
