@@ -237,3 +237,30 @@ async def test_call_activity_and_embedded_subprocess_run_as_children(db: Databas
     assert cancelled.status is InstanceStatus.CANCELLED
     assert (await service.get("default", sub.id)).status is InstanceStatus.CANCELLED
     assert await db.fetchval("SELECT status FROM todolist WHERE id = $1", q["id"]) == "CANCELLED"
+
+
+async def test_a_childs_incident_shows_on_its_parent(db: Database) -> None:
+    await publish(
+        db,
+        build(
+            "s>x x>k:flag == true x>j:flag == false k>e j>e2",
+            nodes=[human_task("k"), human_task("j")],
+            variables=["flag"],
+            gid="kid",
+        ),
+    )
+    graph = build(
+        "s>call call>e",
+        nodes=[Node(id="call", kind=NodeKind.CALL, name="call", called="kid")],
+        gid="mom",
+    )
+    await publish(db, graph)
+    service = ProcessService(db)
+    parent, _ = await service.start("default", "mom", variables={"flag": "neither"})
+    parent = await service.get("default", parent.id)
+    assert parent.status is InstanceStatus.RUNNING and parent.incidents == []
+    [shown] = parent.child_incidents
+    child = await service.get("default", shown.child_id)
+    assert child.status is InstanceStatus.INCIDENT and child.parent_id == parent.id
+    await service.resolve_incident("default", child.id, shown.incident.id, variables={"flag": True})
+    assert (await service.get("default", parent.id)).child_incidents == []

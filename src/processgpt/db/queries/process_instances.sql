@@ -209,6 +209,18 @@ LEFT JOIN form_def f ON f.tenant_id = upd.tenant_id
 -- name: get_instance
 SELECT * FROM bpm_proc_inst WHERE proc_inst_id = $1 AND tenant_id = $2;
 
+-- name: child_incidents
+-- The descendants of instance $1 that have open incidents, with their state.
+WITH RECURSIVE tree AS (
+    SELECT proc_inst_id, status, state, 1 AS depth FROM bpm_proc_inst
+    WHERE parent_proc_inst_id = $1
+    UNION ALL
+    SELECT c.proc_inst_id, c.status, c.state, t.depth + 1
+    FROM tree t JOIN bpm_proc_inst c ON c.parent_proc_inst_id = t.proc_inst_id
+    WHERE t.depth < 64
+)
+SELECT proc_inst_id, state FROM tree WHERE status = 'INCIDENT' ORDER BY depth, proc_inst_id;
+
 -- name: list_instances
 SELECT * FROM bpm_proc_inst
 WHERE tenant_id = $1
