@@ -57,3 +57,30 @@ async def test_one_batch_ends_both_branches_of_a_join_and_a_plain_task(db: Datab
     assert [ln.seq for ln in lines] == list(range(1, len(lines) + 1))
     assert [ln.kind for ln in lines].count("join_fired") == 1
     assert (await TaskRepository(db).get("default", plain.id)).status is TaskStatus.DONE
+
+
+async def test_a_step_whose_values_are_refused_is_set_apart_from_its_batch(db: Database) -> None:
+    huge = "x" * 100_001  # longer than a task's query may be
+    await publish(
+        db,
+        build("s>a a>b b>e", nodes=[agent_task("a"), agent_task("b", instruction=huge)], gid="bad"),
+    )
+    await publish(db, build("s>a a>b b>e", nodes=[agent_task("a"), agent_task("b")], gid="good"))
+    service = ProcessService(db)
+    bad, _ = await service.start("default", "bad")
+    good, _ = await service.start("default", "good")
+    queries = WorkerQueries(db)
+    claimed = await queries.claim(["stub"], 10, "me", 30)
+    writes = [
+        TaskWrite(t.id, t.fence, status=TaskStatus.DONE, output_json="{}", step=t.step)
+        for t in claimed
+    ]
+    assert await queries.apply_batch(writes) == {t.id for t in claimed}
+    good_rows = await tasks_of(db, good.id)
+    assert sorted((r["activity_id"], r["status"]) for r in good_rows) == [
+        ("a", "DONE"),
+        ("b", "PENDING"),
+    ]
+    [bad_row] = await tasks_of(db, bad.id)
+    assert bad_row["status"] == "DONE" and bad_row["error"]["code"] == "process_step_failed"
+    assert (await service.get("default", bad.id)).current_activity_ids == ["a"]
