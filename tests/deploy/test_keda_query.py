@@ -1,0 +1,81 @@
+"""The KEDA scaler's query (deploy/kubernetes/keda.yaml), run as KEDA runs it against the real
+migrated schema: ceil((claimable pending + in progress) / slots per pod) for the worker's
+agents, read from the partial indexes of open tasks whatever the number of finished ones."""
+
+from __future__ import annotations
+
+import re
+
+from processgpt.db.database import Database
+from tests.deploy.files import find, manifests
+
+AGENT = "llm"
+
+
+def scaler_query() -> str:
+    scaled = find(manifests(), "ScaledObject", "processgpt-worker")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "postgresql"
+    return str(trigger["metadata"]["query"])
+
+
+async def _add(db: Database, count: int, status: str, agent: str = AGENT, **columns: str) -> None:
+    """``count`` tasks of ``agent`` in ``status``, with the columns their state needs."""
+    values = {
+        "IN_PROGRESS": {"consumer": "'w'", "lease_until": "now() + interval '30 seconds'"},
+        "DONE": {"finished_at": "now()"},
+        "FAILED": {"finished_at": "now()"},
+        "CANCELLED": {"finished_at": "now()"},
+    }.get(status, {})
+    values = {**values, **columns}
+    names = "".join(f", {name}" for name in values)
+    exprs = "".join(f", {expr}" for expr in values.values())
+    await db.execute(
+        f"INSERT INTO todolist (tenant_id, agent_orch, status{names})"
+        f" SELECT 'default', $1, $2::todo_status{exprs} FROM generate_series(1, $3)",
+        agent,
+        status,
+        count,
+    )
+
+
+async def _scale(db: Database) -> float:
+    value = await db.fetchval(scaler_query())
+    assert isinstance(value, float), type(value)  # KEDA scans it into a float64
+    return value
+
+
+async def test_the_query_asks_for_one_pod_per_slots_of_open_work(db: Database) -> None:
+    assert await _scale(db) == 0  # nothing to do: KEDA's activation (> 0) stays off
+    await _add(db, 1, "PENDING")
+    assert await _scale(db) == 1
+    await _add(db, 9, "IN_PROGRESS")
+    assert await _scale(db) == 1  # 10 open tasks fill one pod of 10 slots
+    await _add(db, 1, "PENDING")
+    assert await _scale(db) == 2
+    # Neither finished tasks, nor tasks waiting for a person, a retry's backoff or a later
+    # run_at, nor another agent's tasks need a pod of this Deployment.
+    for status in ("DONE", "FAILED", "CANCELLED", "INPUT_REQUIRED", "TODO"):
+        await _add(db, 25, status)
+    await _add(db, 25, "PENDING", run_at="now() + interval '5 minutes'")
+    await _add(db, 25, "PENDING", agent="demo")
+    await _add(db, 25, "IN_PROGRESS", agent="demo")
+    assert await _scale(db) == 2
+    await _add(db, 26, "PENDING")  # 37 open: 4 pods
+    assert await _scale(db) == 4
+
+
+async def test_the_query_reads_the_partial_indexes_of_open_tasks(db: Database) -> None:
+    """With 100k finished tasks and a few open ones, neither half scans the table: pending
+    tasks come from the claim index, running ones from the lease index."""
+    await _add(db, 100_000, "DONE")
+    await _add(db, 100_000, "DONE", agent="demo")
+    await _add(db, 7, "PENDING")
+    await _add(db, 3, "IN_PROGRESS")
+    await _add(db, 5, "PENDING", agent="demo")
+    await db.execute("ANALYZE todolist")
+    plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN (ANALYZE) {scaler_query()}"))
+    assert "Seq Scan on todolist" not in plan, plan
+    assert re.search(r"Index (Only )?Scan using todolist_claim on todolist", plan), plan
+    assert re.search(r"(Index|Bitmap Index) Scan (using|on) todolist_lease", plan), plan
+    assert await _scale(db) == 1
