@@ -5,9 +5,13 @@ agents, read from the partial indexes of open tasks whatever the number of finis
 from __future__ import annotations
 
 import re
+import uuid
+
+import asyncpg
+import pytest
 
 from processgpt.db.database import Database
-from tests.deploy.files import find, manifests
+from tests.deploy.files import ROOT, find, manifests
 
 AGENT = "llm"
 
@@ -87,3 +91,27 @@ async def test_the_query_reads_the_partial_indexes_of_open_tasks(db: Database) -
     pages = int(re.search(r"Buffers: shared hit=(\d+)", plan)[1])  # type: ignore[index]
     assert pages < 50, plan  # 100k finished rows fill thousands of pages
     assert await _scale(db) == 1
+
+
+async def test_a_role_that_reads_three_columns_is_enough_for_the_scaler(db: Database) -> None:
+    """deploy/README.md's least-privilege role for KEDA: SELECT on status, agent_orch and
+    run_at only; the tasks' contents stay out of its reach."""
+    role = f"keda_{uuid.uuid4().hex[:8]}"
+    await _add(db, 3, "PENDING")
+    async with db.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # the role lives only in this transaction
+            await conn.execute(f"CREATE ROLE {role} NOLOGIN")
+            await conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+            await conn.execute(f"GRANT SELECT (status, agent_orch, run_at) ON todolist TO {role}")
+            await conn.execute(f"SET LOCAL ROLE {role}")
+            assert await conn.fetchval(scaler_query()) == 1
+            await conn.execute("SAVEPOINT refused")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetchval("SELECT query FROM todolist LIMIT 1")
+            await conn.execute("ROLLBACK TO SAVEPOINT refused")
+        finally:
+            await transaction.rollback()
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    assert "GRANT SELECT (status, agent_orch, run_at) ON todolist TO" in readme
