@@ -21,13 +21,22 @@ tick after *now*, so ticks missed while nothing ran are not run one by one
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from processgpt.domain.errors import InvalidCron, InvalidInput, UnknownTimeZone
+from processgpt.domain.errors import (
+    DefinitionProblem,
+    InvalidCron,
+    InvalidInput,
+    ProcessDefinitionInvalid,
+    UnknownTimeZone,
+)
 from processgpt.domain.process.model import NodeKind, ProcessGraph, TimerSpec
 from processgpt.domain.process.timers import TimerError, add_months, parse_date, split_duration
 
@@ -212,12 +221,19 @@ def timer_starts(graph: ProcessGraph, published_at: datetime) -> list[TimerStart
     ``date`` fires once at that date (at once if it is past), a ``duration`` once that long
     after the publish, a ``cycle`` as a cron expression (read in UTC) or a repeating interval
     (one without a start first fires one interval after the publish). Raises
-    :class:`InvalidInput` for a cycle this module cannot run."""
+    :class:`ProcessDefinitionInvalid` naming each timer start that cannot run (a cycle of
+    another form than ``R[n]/[start/]duration`` or five-field cron, a zero interval)."""
     found: list[TimerStart] = []
+    problems: list[DefinitionProblem] = []
     for node in graph.nodes:
         if node.kind is not NodeKind.START or node.timer is None:
             continue
-        found.append(_timer_start(node.id, node.timer, published_at))
+        try:
+            found.append(_timer_start(node.id, node.timer, published_at))
+        except InvalidInput as exc:
+            problems.append(DefinitionProblem(node.id, exc.message))
+    if problems:
+        raise ProcessDefinitionInvalid(problems)
     return found
 
 
@@ -233,3 +249,75 @@ def _timer_start(node_id: str, timer: TimerSpec, published_at: datetime) -> Time
     else:
         cadence = Cadence(cron=check_cron(timer.cycle))
     return TimerStart(node_id, cadence, next_tick(cadence, published_at))
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule to store. ``target`` 'process' needs ``proc_def_id`` (``version`` None: the
+    latest at each tick; ``start_node``: the start event its instances leave from), 'task'
+    needs ``task`` (the fields of a task submission as JSON). ``first_run_at`` None: the first
+    tick of ``cadence`` after now."""
+
+    name: str
+    cadence: Cadence
+    target: str
+    proc_def_id: str | None = None
+    version: int | None = None
+    start_node: str | None = None
+    task: dict[str, Any] | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    source: str = "api"
+    first_run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A stored schedule (see migration 0019)."""
+
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    source: str
+    cadence: Cadence
+    target: str
+    proc_def_id: str | None
+    version: int | None
+    start_node: str | None
+    task: dict[str, Any] | None
+    variables: dict[str, Any]
+    roles: dict[str, str]
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    runs: int
+    skipped: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Schedule:
+        return cls(
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            name=row["name"],
+            source=row["source"],
+            cadence=Cadence(cron=row["cron"], timezone=row["timezone"], cycle=row["cycle"]),
+            target=row["target"],
+            proc_def_id=row["proc_def_id"],
+            version=row["proc_def_version"],
+            start_node=row["start_node"],
+            task=row["task"],
+            variables=row["variables"],
+            roles=row["roles"],
+            enabled=row["enabled"],
+            next_run_at=row["next_run_at"],
+            last_run_at=row["last_run_at"],
+            runs=row["runs"],
+            skipped=row["skipped"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )

@@ -30,6 +30,8 @@ from typing import Any
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
 from processgpt.db.retry import retry_transient
+from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
+from processgpt.db.tasks import TaskRepository
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
@@ -37,7 +39,9 @@ from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, 
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.run import TaskRun, TaskRunner
+from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,9 @@ class WorkerOptions:
     presence_interval: float = PRESENCE_INTERVAL
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     consumer: str = field(default_factory=default_consumer)
+    schedules: bool = True
+    """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
+    fired by whichever worker claims them first."""
 
 
 @dataclass(slots=True)
@@ -113,6 +120,8 @@ class Worker:
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
+        self.schedule_loop: ScheduleLoop | None = None
+        """The schedule loop, once :meth:`run` started it."""
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -173,6 +182,7 @@ class Worker:
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
         listener.on_reconnect(self._on_reconnect)
+        schedules = self._schedule_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -198,12 +208,25 @@ class Worker:
                     self._writer.run(), name="writer", finish=self._writer.close, on_crash=crashed
                 ),
                 self._runs(),
+                schedules,
             ):
                 await asyncio.wait_for(listener.connected.wait(), timeout=30)
                 self.started.set()
                 await self._claims.run()  # returns once stop() was called
         finally:
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The schedule loop as a background block on the worker's pool (a no-op block when
+        ``options.schedules`` is off), woken by schedule changes and listener reconnects."""
+        if not self.options.schedules:
+            return contextlib.nullcontext()
+        pool = self._queries.db
+        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), ProcessService(pool))
+        listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.schedule_loop = loop
+        return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
 
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the
@@ -402,8 +425,9 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 3
-"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery."""
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 5
+"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery, and
+the schedule loop (its round's transaction, and a process start beside it)."""
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the
