@@ -79,7 +79,12 @@ class SchedulePatch(BaseModel):
     """Change a schedule: absent fields are kept. Enabling (again) or changing the cron
     expression or zone moves the next tick to the first one after now."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"enabled": False}, {"cron": "30 8 * * *", "timezone": "Asia/Tokyo"}]
+        },
+    )
 
     enabled: bool | None = None
     cron: str | None = Field(default=None, min_length=1, max_length=200)
