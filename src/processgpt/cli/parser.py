@@ -41,6 +41,7 @@ _WORKER = (
     "poll_interval",
     "shutdown_grace",
     "flush_interval",
+    "schedules",
     "retry_base_delay",
     "retry_max_delay",
 )
