@@ -29,6 +29,8 @@ from typing import Any
 
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
+from processgpt.db.process_instances import ProcessInstances
+from processgpt.db.process_steps import StepSettings
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import TaskRepository
@@ -42,6 +44,7 @@ from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.schedules import ScheduleLoop
+from processgpt.runtime.timers import TimerLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,10 @@ class WorkerOptions:
     presence_interval: float = PRESENCE_INTERVAL
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     consumer: str = field(default_factory=default_consumer)
+    process_steps: StepSettings = field(default_factory=StepSettings)
+    """Agents of process steps: the judge of text conditions, the default step agent."""
+    timers: bool = True
+    """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
@@ -92,7 +99,8 @@ class Worker:
         self._runners = dict(runners)
         self._descriptions = dict(descriptions or {})
         self._orchs = sorted(self._runners)
-        self._queries = WorkerQueries(db)  # on the worker's own pool once run() opens it
+        # on the worker's own pool once run() opens it
+        self._queries = WorkerQueries(db, step_settings=opts.process_steps)
         self._writer = BatchWriter(
             self._queries,
             on_refused=lambda tid, fence: self._stop_run(tid, StopReason.LEASE_LOST, fence),
@@ -120,6 +128,7 @@ class Worker:
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
+        self.timers: TimerLoop | None = None
         self.schedule_loop: ScheduleLoop | None = None
         """The schedule loop, once :meth:`run` started it."""
         self.started = asyncio.Event()
@@ -181,6 +190,13 @@ class Worker:
         listener = Listener(self.db.dsn)
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
+        instances = ProcessInstances(
+            self._queries.db, settings=self.options.process_steps, graphs=self._queries.graphs
+        )
+        timers = TimerLoop(instances.fire_due_timers, instances.seconds_until_next_timer)
+        self.timers = timers
+        if self.options.timers:
+            listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
         schedules = self._schedule_loop(listener)
         await retry_transient(
@@ -207,6 +223,11 @@ class Worker:
                 background(
                     self._writer.run(), name="writer", finish=self._writer.close, on_crash=crashed
                 ),
+                background(
+                    timers.run() if self.options.timers else _idle(),
+                    name="timers",
+                    on_crash=crashed,
+                ),
                 self._runs(),
                 schedules,
             ):
@@ -222,7 +243,11 @@ class Worker:
         if not self.options.schedules:
             return contextlib.nullcontext()
         pool = self._queries.db
-        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), ProcessService(pool))
+        steps = self.options.process_steps
+        processes = ProcessService(
+            pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
+        )
+        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), processes)
         listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
         listener.on_reconnect(loop.wake)
         self.schedule_loop = loop
@@ -258,6 +283,8 @@ class Worker:
         """Notifications sent while disconnected are lost: look for work and re-check every
         lease (a cancellation changes the fence) now rather than at the next heartbeat."""
         self._claims.wake()
+        if self.timers is not None:
+            self.timers.wake()
         self._leases.check_now()
 
     # -- running tasks ----------------------------------------------------------------------
@@ -335,6 +362,7 @@ class Worker:
             error_json=None if end.error is None else encode_json(end.error),
             retry_delay=end.retry_delay,
             attempts=end.attempts,
+            step=run.claimed.step,
             on_done=functools.partial(self._ended, run, end),
         )
 
@@ -425,9 +453,16 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 5
-"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery, and
-the schedule loop (its round's transaction, and a process start beside it)."""
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
+"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
+process timers, and the schedule loop (its round's transaction, and a process start beside
+it)."""
+
+
+async def _idle() -> None:
+    """Stands in for a loop the worker does not run."""
+    await asyncio.Event().wait()
+
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the
