@@ -180,3 +180,41 @@ async def test_timer_start_events_become_schedules_replaced_at_each_publish(api:
         assert refused.json()["error"]["details"][0]["id"] == "every_night"
         detail = (await client.get("/v1/process-definitions/nightly")).json()
         assert detail["latest_version"] == 3  # nothing stored by the refused publish
+
+
+async def test_a_process_schedule_starts_its_instance_through_a_worker(
+    api: Api, db: Database
+) -> None:
+    definition = timer_start_definition()
+    definition["events"][0] = {"id": "every_night", "type": "startEvent"}
+    async with api.client() as client:
+        published = await client.post(
+            "/v1/process-definitions", json={"id": "nightly", "definition": definition}
+        )
+        assert published.status_code == 201, published.text
+        made = await client.post(
+            "/v1/schedules",
+            json=body(task=None, process={"proc_def_id": "nightly", "variables": {"n": 1}}),
+        )
+        assert made.status_code == 201, made.text
+        schedule = made.json()
+        assert (schedule["target"], schedule["proc_def_id"], schedule["version"]) == (
+            "process",
+            "nightly",
+            None,
+        )
+        assert schedule["variables"] == {"n": 1} and schedule["task"] is None
+        await db.execute(
+            "UPDATE schedules SET next_run_at = now() - interval '1 second' WHERE id = $1::uuid",
+            schedule["id"],
+        )
+        await db.execute("SELECT pg_notify('processgpt_schedules', '')")
+
+        async def started() -> Any:
+            return await db.fetchrow(
+                "SELECT proc_def_version, variables_data, idempotency_key FROM bpm_proc_inst"
+            )
+
+        row = await wait_until(started)
+        assert row["proc_def_version"] == 1 and row["variables_data"] == {"n": 1}
+        assert row["idempotency_key"].startswith(f"schedule:{schedule['id']}:")

@@ -15,10 +15,12 @@ from processgpt.db.database import Database
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.tasks import TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.domain.process.model import Flow, Node, NodeKind, ProcessGraph, TimerSpec
 from processgpt.domain.schedule import Cadence, ScheduleSpec, next_tick
 from processgpt.runtime.process_service import ProcessService
-from processgpt.runtime.schedules import ScheduleLoop
+from processgpt.runtime.schedules import ScheduleLoop, tick_key
 from tests.agents.executors import NoopExecutor
+from tests.runtime.process_support import human_task, publish
 from tests.support import wait_until
 
 TASK = {"agent_orch": "demo", "query": "tick", "input": {"n": 1}}
@@ -160,3 +162,114 @@ async def test_a_running_worker_fires_a_schedule_when_it_is_due(
     await wait_until(lambda: db.fetchval(done))
     stored = await schedules.get("acme", made.id)
     assert stored.runs == 1 and stored.next_run_at is not None
+
+
+def review_graph(*, timer: TimerSpec | None = None) -> ProcessGraph:
+    """start (a timer start when ``timer``) → a person's review → end."""
+    return ProcessGraph(
+        id="review",
+        nodes=(
+            Node("start", NodeKind.START, timer=timer),
+            human_task("check"),
+            Node("end", NodeKind.END),
+        ),
+        flows=(Flow("f1", "start", "check"), Flow("f2", "check", "end")),
+    )
+
+
+async def instances(db: Database) -> list[dict[str, object]]:
+    rows = await db.fetch(
+        "SELECT proc_inst_id, proc_def_version, idempotency_key, variables_data, status "
+        "FROM bpm_proc_inst ORDER BY start_date"
+    )
+    return [dict(r) for r in rows]
+
+
+async def test_process_ticks_start_one_instance_each_across_three_loops(
+    db: Database, schedules: ScheduleRepository, other_pools: list[Database]
+) -> None:
+    await publish(db, review_graph(), tenant="acme")
+    made = [
+        await schedules.create(
+            "acme",
+            ScheduleSpec(
+                f"p{i}", Cadence(cron="* * * * *"), "process", proc_def_id="review",
+                variables={"n": i},
+            ),
+        )
+        for i in range(6)
+    ]  # fmt: skip
+    loops = [loop_on(pool, batch) for pool, batch in zip(other_pools, (1, 2, 3), strict=True)]
+    rounds = 3
+    for round_ in range(rounds):
+        for schedule in made:
+            await make_due(db, schedule.id, timedelta(minutes=round_ * 2 + 1))
+        barrier = asyncio.Barrier(len(loops))
+
+        async def fire(loop: ScheduleLoop, barrier: asyncio.Barrier = barrier) -> None:
+            await barrier.wait()
+            while await loop.fire_due():
+                pass
+
+        await asyncio.gather(*(fire(loop) for loop in loops))
+    started = await instances(db)
+    assert len(started) == len(made) * rounds
+    assert len({row["idempotency_key"] for row in started}) == len(started)
+    assert {row["status"] for row in started} == {"RUNNING"}
+    open_steps = await db.fetchval("SELECT count(*) FROM todolist WHERE status = 'TODO'")
+    assert open_steps == len(started)  # each instance's first step, once
+    for schedule in made:
+        assert (await schedules.get("acme", schedule.id)).runs == rounds
+
+
+async def test_a_round_that_failed_after_its_instance_committed_starts_no_second(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    await publish(db, review_graph(), tenant="acme")
+    made = await schedules.create(
+        "acme", ScheduleSpec("p", Cadence(cron="0 * * * *"), "process", proc_def_id="review")
+    )
+    await make_due(db, made.id)
+    due = await schedules.get("acme", made.id)
+    # The instance of this tick committed, then the round died before its own commit.
+    first, created = await ProcessService(db).start("acme", "review", idempotency_key=tick_key(due))
+    assert created
+    assert await loop_on(db).fire_due() == 1
+    assert [row["proc_inst_id"] for row in await instances(db)] == [first.id]
+    stored = await schedules.get("acme", made.id)
+    assert stored.runs == 1 and stored.next_run_at is not None
+    assert due.next_run_at is not None and stored.next_run_at > due.next_run_at
+
+
+async def test_a_deleted_definition_is_recorded_as_the_ticks_error(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    await publish(db, review_graph(), tenant="acme")
+    made = await schedules.create(
+        "acme",
+        ScheduleSpec("p", Cadence(cron="0 * * * *"), "process", proc_def_id="review", version=1),
+    )
+    await db.execute("ALTER TABLE proc_def DISABLE TRIGGER USER")
+    await db.execute("DELETE FROM proc_def WHERE id = 'review'")
+    await make_due(db, made.id)
+    assert await loop_on(db).fire_due() == 1
+    stored = await schedules.get("acme", made.id)
+    assert stored.runs == 0 and (stored.last_error or "").startswith("definition_not_found")
+    assert await instances(db) == []
+
+
+async def test_a_timer_start_event_starts_its_instance_when_due(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    version = await publish(db, review_graph(timer=TimerSpec(cycle="0 6 * * *")), tenant="acme")
+    (made,) = await schedules.list("acme")
+    assert (made.source, made.version, made.start_node) == ("definition", version, "start")
+    await make_due(db, made.id)
+    assert await loop_on(db).fire_due() == 1
+    (started,) = await instances(db)
+    assert started["proc_def_version"] == version
+    history = await db.fetch(
+        "SELECT kind, node_id FROM process_history WHERE proc_inst_id = $1 ORDER BY seq",
+        started["proc_inst_id"],
+    )
+    assert (history[0]["kind"], history[0]["node_id"]) == ("instance_started", "start")
