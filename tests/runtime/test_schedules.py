@@ -165,16 +165,14 @@ async def test_a_running_worker_fires_a_schedule_when_it_is_due(
 
 
 def review_graph(*, timer: TimerSpec | None = None) -> ProcessGraph:
-    """start (a timer start when ``timer``) → a person's review → end."""
-    return ProcessGraph(
-        id="review",
-        nodes=(
-            Node("start", NodeKind.START, timer=timer),
-            human_task("check"),
-            Node("end", NodeKind.END),
-        ),
-        flows=(Flow("f1", "start", "check"), Flow("f2", "check", "end")),
-    )
+    """start → a person's review → end; with ``timer``, also a timer start ``nightly`` →
+    the review."""
+    nodes = [Node("start", NodeKind.START), human_task("check"), Node("end", NodeKind.END)]
+    flows = [Flow("f1", "start", "check"), Flow("f2", "check", "end")]
+    if timer is not None:
+        nodes.append(Node("nightly", NodeKind.START, timer=timer))
+        flows.append(Flow("f3", "nightly", "check"))
+    return ProcessGraph(id="review", nodes=tuple(nodes), flows=tuple(flows))
 
 
 async def instances(db: Database) -> list[dict[str, object]]:
@@ -263,7 +261,7 @@ async def test_a_timer_start_event_starts_its_instance_when_due(
 ) -> None:
     version = await publish(db, review_graph(timer=TimerSpec(cycle="0 6 * * *")), tenant="acme")
     (made,) = await schedules.list("acme")
-    assert (made.source, made.version, made.start_node) == ("definition", version, "start")
+    assert (made.source, made.version, made.start_node) == ("definition", version, "nightly")
     await make_due(db, made.id)
     assert await loop_on(db).fire_due() == 1
     (started,) = await instances(db)
@@ -272,4 +270,5 @@ async def test_a_timer_start_event_starts_its_instance_when_due(
         "SELECT kind, node_id FROM process_history WHERE proc_inst_id = $1 ORDER BY seq",
         started["proc_inst_id"],
     )
-    assert (history[0]["kind"], history[0]["node_id"]) == ("instance_started", "start")
+    # The tick's token leaves the timer start, not the definition's plain start.
+    assert (history[0]["kind"], history[0]["node_id"]) == ("instance_started", "nightly")

@@ -104,6 +104,7 @@ class ProcessInstances:
         roles: Mapping[str, str],
         name: str,
         idempotency_key: str | None,
+        start_node: str | None = None,
     ) -> Started:
         """Insert the instance and run its first step, in one transaction (see
         :meth:`ProcessService.start <processgpt.runtime.process_service.ProcessService.
@@ -142,7 +143,7 @@ class ProcessInstances:
                     return Started(found, False)
                 inst = Instance.from_row(row)
                 run.locked[inst.id] = inst
-                outcome = await run.run(inst.id, StartInstance())
+                outcome = await run.run(inst.id, StartInstance(start_node))
                 _raise_rejected(outcome, inst.id)
                 return Started(inst.id, True)
 

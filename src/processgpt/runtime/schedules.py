@@ -58,6 +58,7 @@ class ProcessStarter(Protocol):
         roles: Mapping[str, str] | None = None,
         name: str = "",
         idempotency_key: str | None = None,
+        start_node: str | None = None,
     ) -> tuple[ProcessInstance, bool]: ...
 
 
@@ -164,4 +165,5 @@ class ScheduleLoop:
             roles=schedule.roles,
             name=schedule.name,
             idempotency_key=key,
+            start_node=schedule.start_node,
         )
