@@ -72,6 +72,7 @@ def test_ticks_between_counts_missed_ticks() -> None:
     assert ticks_between(every5, at(2026, 1, 1), at(2026, 1, 1, 1)) == 12
     assert ticks_between(every5, at(2026, 1, 1), at(2026, 1, 1, 0, 4)) == 0
     assert ticks_between(Cadence(), at(2026, 1, 1), at(2027, 1, 1)) == 0
+    assert ticks_between(Cadence(cron="* * * * *"), at(2026, 1, 1), at(2027, 1, 1)) == 1000
 
 
 def test_cycles_repeat_from_their_start_and_end_after_their_count() -> None:

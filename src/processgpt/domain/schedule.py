@@ -51,8 +51,11 @@ _ALIASES = {
 }
 _CYCLE = re.compile(r"R(?P<count>\d*)/(?P<rest>.+)")
 _MAX_STEPS = 100_000
-"""The most ticks any computation walks (a minutely cron over two months; a monthly cycle
-over 8,000 years): past it, counts stop and a cycle's next tick is computed as none."""
+"""The most steps a cycle's computation walks (a monthly cycle over 8,000 years): past it, a
+cycle's next tick is computed as none."""
+MAX_COUNTED = 1_000
+"""Missed cron ticks are counted up to this many (walking cron ticks costs some 40 µs each,
+and the count only informs: a minutely schedule down for a day says 1,000)."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,8 @@ def next_tick(cadence: Cadence, after: datetime) -> datetime | None:
 
 
 def ticks_between(cadence: Cadence, after: datetime, until: datetime) -> int:
-    """How many ticks lie in (``after``, ``until``]; counted up to 100,000."""
+    """How many ticks lie in (``after``, ``until``]; cron ticks are counted up to
+    :data:`MAX_COUNTED`."""
     if cadence.cycle is not None:
         cycle = _cycle(cadence.cycle)
         first = _cycle_index_after(cycle, after)
@@ -200,7 +204,7 @@ def ticks_between(cadence: Cadence, after: datetime, until: datetime) -> int:
         return 0
     count = 0
     for tick in CronSim(cadence.cron, after.astimezone(zone(cadence.timezone))):
-        if tick > until or count >= _MAX_STEPS:
+        if tick > until or count >= MAX_COUNTED:
             break
         count += 1
     return count
