@@ -12,11 +12,11 @@ from datetime import timedelta
 import pytest
 
 from processgpt.db.database import Database
-from processgpt.db.schedules import ScheduleRepository
+from processgpt.db.schedules import DueTicks, ScheduleRepository
 from processgpt.db.tasks import TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.domain.process.model import Flow, Node, NodeKind, ProcessGraph, TimerSpec
-from processgpt.domain.schedule import Cadence, ScheduleSpec, next_tick
+from processgpt.domain.schedule import Cadence, Schedule, ScheduleSpec, next_tick
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.schedules import ScheduleLoop, tick_key
 from tests.agents.executors import NoopExecutor
@@ -272,3 +272,37 @@ async def test_a_timer_start_event_starts_its_instance_when_due(
     )
     # The tick's token leaves the timer start, not the definition's plain start.
     assert (history[0]["kind"], history[0]["node_id"]) == ("instance_started", "nightly")
+
+
+class CrashAfterStart(ScheduleLoop):
+    """A loop that dies after starting a tick's work, before the round commits (as a worker
+    killed at that moment)."""
+
+    async def _start(self, due: DueTicks, schedule: Schedule) -> None:
+        await super()._start(due, schedule)
+        raise RuntimeError("killed before the commit")
+
+
+async def test_a_round_that_dies_after_starting_its_work_leaves_nothing(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    await publish(db, review_graph(), tenant="acme")
+    process = await schedules.create(
+        "acme", ScheduleSpec("p", Cadence(cron="0 * * * *"), "process", proc_def_id="review")
+    )
+    task = await schedules.create(
+        "acme", ScheduleSpec("t", Cadence(cron="0 * * * *"), "task", task=TASK)
+    )
+    for made in (process, task):
+        await make_due(db, made.id)
+    before = {s.id: s for s in await schedules.list("acme")}
+    crashing = CrashAfterStart(ScheduleRepository(db), TaskRepository(db), ProcessService(db))
+    with pytest.raises(RuntimeError):
+        await crashing.fire_due()
+    # Nothing of the round is left: no instance, no step, no task, the ticks still due.
+    assert await instances(db) == []
+    assert await db.fetchval("SELECT count(*) FROM todolist") == 0
+    assert await db.fetchval("SELECT count(*) FROM process_history") == 0
+    assert {s.id: s for s in await schedules.list("acme")} == before
+    assert await loop_on(db).fire_due() == 2
+    assert len(await instances(db)) == 1 and await scheduled_tasks(db) == 1

@@ -77,7 +77,14 @@ class ProcessInstances:
     # -- transactions ---------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _steps(self) -> AsyncIterator[StepRun]:
+    async def _steps(self, within: Any = None) -> AsyncIterator[StepRun]:
+        """A step's transaction; with ``within`` (a connection in a transaction of the
+        caller), a savepoint in it that commits with the caller's transaction."""
+        if within is not None:
+            async with within.transaction():
+                now = await within.fetchval("SELECT now()")
+                yield StepRun(within, self.graphs, self.settings, now)
+            return
         async with self.db.transaction() as conn:
             now = await conn.fetchval("SELECT now()")
             yield StepRun(conn, self.graphs, self.settings, now)
@@ -105,13 +112,15 @@ class ProcessInstances:
         name: str,
         idempotency_key: str | None,
         start_node: str | None = None,
+        within: Any = None,
     ) -> Started:
         """Insert the instance and run its first step, in one transaction (see
         :meth:`ProcessService.start <processgpt.runtime.process_service.ProcessService.
-        start>`)."""
+        start>`). With ``within`` (a connection in the caller's transaction) the start is
+        part of that transaction: it commits, or rolls back, with it (not retried here)."""
 
         async def op() -> Started:
-            async with self._steps() as run:
+            async with self._steps(within) as run:
                 chosen = version
                 if chosen is None:
                     chosen = await run.conn.fetchval(
@@ -148,7 +157,7 @@ class ProcessInstances:
                 return Started(inst.id, True)
 
         try:
-            return await self._retrying(op)
+            return await (op() if within is not None else self._retrying(op))
         except asyncpg.exceptions.ForeignKeyViolationError:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist") from None
 
@@ -293,8 +302,12 @@ class ProcessInstances:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def get(self, tenant_id: str, instance_id: uuid.UUID) -> ProcessInstance:
-        row = await self.db.fetchrow(QUERIES["get_instance"], instance_id, tenant_id)
+    async def get(
+        self, tenant_id: str, instance_id: uuid.UUID, *, within: Any = None
+    ) -> ProcessInstance:
+        """The instance (read on ``within``, a connection of the caller, when given)."""
+        reader: Any = within if within is not None else self.db
+        row = await reader.fetchrow(QUERIES["get_instance"], instance_id, tenant_id)
         if row is None:
             raise ProcessNotFound(instance_id)
         return to_instance(row)

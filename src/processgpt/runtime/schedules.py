@@ -9,10 +9,10 @@ Exactly once per tick:
 
 * a task schedule queues its task inside that transaction (a savepoint), so the task and the
   schedule's next tick commit together or not at all;
-* a process schedule starts its instance through :class:`ProcessStarter` (its own
-  transaction) with the idempotency key ``schedule:<id>:<tick>``: if the round fails after
-  the instance committed, the next round finds the same tick due, and the same key returns
-  the instance already started instead of starting another.
+* a process schedule starts its instance through :class:`ProcessStarter` in that
+  transaction too (``within``): the instance, its first step and the next tick commit
+  together. Its idempotency key ``schedule:<id>:<tick>`` is a second guard: the same tick
+  can never start two instances, even through a starter that commits on its own.
 
 Ticks missed while no worker ran (the database was down, every worker stopped) run once: the
 next tick is the first after now, and the number skipped is logged and added to
@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 class ProcessStarter(Protocol):
     """What starts a schedule's process instance (:class:`~processgpt.runtime.
     process_service.ProcessService` is one): the same ``idempotency_key`` again must return
-    the instance it started, not start another."""
+    the instance it started, not start another; ``within`` is the tick's connection, in its
+    transaction."""
 
     async def start(
         self,
@@ -59,6 +60,7 @@ class ProcessStarter(Protocol):
         name: str = "",
         idempotency_key: str | None = None,
         start_node: str | None = None,
+        within: Any = None,
     ) -> tuple[ProcessInstance, bool]: ...
 
 
@@ -166,4 +168,5 @@ class ScheduleLoop:
             name=schedule.name,
             idempotency_key=key,
             start_node=schedule.start_node,
+            within=due.conn,
         )
