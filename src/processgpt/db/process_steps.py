@@ -34,7 +34,7 @@ from typing import Any
 
 from processgpt.db.process_graphs import SUBPROCESS_PATH_SEPARATOR, GraphCache, subgraph
 from processgpt.db.sql import QUERIES
-from processgpt.domain.errors import InvalidInput
+from processgpt.db.step_batch import StepBatch
 from processgpt.domain.process import engine
 from processgpt.domain.process.events import (
     Cancel,
@@ -42,8 +42,6 @@ from processgpt.domain.process.events import (
     ChildFailed,
     EventRejected,
     Migrate,
-    TaskCompleted,
-    TaskFailed,
 )
 from processgpt.domain.process.model import Activity, AgentMode, ProcessGraph, TaskType
 from processgpt.domain.process.state import InstanceState, InstanceStatus
@@ -61,16 +59,12 @@ from processgpt.domain.process.step import (
     Verdict,
 )
 from processgpt.domain.process.step_events import (
-    BadVerdicts,
     MigrateTo,
     StartInstance,
     StoredEvent,
-    event_from_json,
     event_to_json,
     judge_input,
     judge_query,
-    parse_verdicts,
-    verdicts_from_json,
     verdicts_to_json,
 )
 
@@ -90,52 +84,50 @@ class StepSettings:
 
 @dataclass
 class Instance:
-    """A locked instance row, kept current by the steps of this transaction."""
+    """A locked instance row, kept current by the steps of this transaction. Its state is
+    read from JSON when first used (a row that cannot be read fails the step that uses it,
+    not the ones around it)."""
 
     id: uuid.UUID
     tenant_id: str
     proc_def_id: str
     version: int
     status: str
-    state: InstanceState | None
+    raw_state: Mapping[str, Any] | None
     parent_id: uuid.UUID | None
     parent_node_id: str | None
     parent_activation: int | None
     subprocess_path: str | None
     history_seq: int
+    _state: InstanceState | None = None
+
+    @property
+    def state(self) -> InstanceState | None:
+        """The engine's state (None: an instance of the one-task form)."""
+        if self._state is None and self.raw_state is not None:
+            self._state = InstanceState.from_json(self.raw_state)
+        return self._state
+
+    @state.setter
+    def state(self, value: InstanceState) -> None:
+        self._state = value
+        self.raw_state = {}  # superseded by the state itself
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Instance:
-        state = row["state"]
         return cls(
             row["proc_inst_id"],
             row["tenant_id"],
             row["proc_def_id"],
             row["proc_def_version"],
             row["status"],
-            None if state is None else InstanceState.from_json(state),
+            row["state"],
             row["parent_proc_inst_id"],
             row["parent_node_id"],
             row["parent_activation"],
             row["subprocess_node_id"],
             row["history_seq"],
         )
-
-
-@dataclass(frozen=True)
-class EndedTask:
-    """A process task whose final state was just committed in this transaction (by a
-    worker's batch): a step (``activation`` set) or a judge task (``step_event`` set)."""
-
-    id: uuid.UUID
-    proc_inst_id: uuid.UUID
-    activity_id: str | None
-    activation: int | None
-    step_event: Mapping[str, Any] | None
-    done: bool
-    """DONE (else FAILED with its attempts used up)."""
-    output: Any = None
-    error: Any = None
 
 
 @dataclass
@@ -175,13 +167,22 @@ class StepRun:
     transactions: it caches the rows it locked."""
 
     def __init__(
-        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime
+        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime | None = None
     ) -> None:
         self.conn = conn
         self.graphs = graphs
         self.settings = settings
         self.now = now
+        """The steps' time: the transaction's now(), taken from the first row locked (or
+        read when a step runs before any)."""
         self.locked: dict[uuid.UUID, Instance] = {}
+        self.batch: StepBatch | None = None
+        """Set: plain steps are gathered and written by :meth:`flush` (a worker's batch)."""
+
+    async def flush(self) -> None:
+        """Write the steps gathered in :attr:`batch` (call before the transaction ends)."""
+        if self.batch is not None:
+            await self.batch.flush(self.conn)
 
     # -- locking --------------------------------------------------------------------------
 
@@ -190,12 +191,14 @@ class StepRun:
         wanted = [i for i in ids if i not in self.locked]
         if not wanted:
             return
-        for row in await self.conn.fetch(QUERIES["lock_instances"], wanted):
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+        self.adopt(await self.conn.fetch(QUERIES["lock_instances"], wanted))
 
     def adopt(self, rows: list[Any]) -> None:
-        """Keep rows of ``lock_instances`` locked by the caller in this transaction."""
+        """Keep rows of ``lock_instances`` (or ``insert_instance``) locked by the caller in
+        this transaction."""
         for row in rows:
+            if self.now is None:
+                self.now = row["now"]
             self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
 
     async def lock_of_tenant(self, tenant_id: str, instance_id: uuid.UUID) -> Instance | None:
@@ -203,9 +206,9 @@ class StepRun:
         if instance_id in self.locked:
             inst = self.locked[instance_id]
             return inst if inst.tenant_id == tenant_id else None
-        rows = await self.conn.fetch(QUERIES["lock_instance_of_tenant"], instance_id, tenant_id)
-        for row in rows:
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+        self.adopt(
+            await self.conn.fetch(QUERIES["lock_instance_of_tenant"], instance_id, tenant_id)
+        )
         return self.locked.get(instance_id)
 
     # -- running events -------------------------------------------------------------------
@@ -242,6 +245,9 @@ class StepRun:
         inst = self.locked[item.instance_id]
         if inst.state is None:
             return Outcome(rejected=EventRejected("the instance is not driven by a definition"))
+        if self.now is None:
+            self.now = await self.conn.fetchval("SELECT now()")
+        now: datetime = self.now
         graph = await self.graph(inst)
         version: int | None = None
         event = item.event
@@ -250,7 +256,7 @@ class StepRun:
                 result = engine.start(
                     graph,
                     inst.state.variables,
-                    now=self.now,
+                    now=now,
                     roles=inst.state.roles,
                     start_node=event.start_node,
                     verdicts=item.verdicts,
@@ -264,13 +270,11 @@ class StepRun:
                     graph,
                     inst.state,
                     Migrate(target, event.mapping),
-                    now=self.now,
+                    now=now,
                     verdicts=item.verdicts,
                 )
             else:
-                result = engine.advance(
-                    graph, inst.state, event, now=self.now, verdicts=item.verdicts
-                )
+                result = engine.advance(graph, inst.state, event, now=now, verdicts=item.verdicts)
         except EventRejected as exc:
             return Outcome(rejected=exc)
         if isinstance(result, NeedsVerdicts):
@@ -296,6 +300,27 @@ class StepRun:
     ) -> None:
         work = self._sort(step)
         state = step.state
+        plain = (
+            version is None
+            and not (work.cancels or work.starts or work.stops)
+            and work.cancelled is None
+            and (work.completed is None or inst.parent_id is None)
+        )
+        if self.batch is not None and plain:
+            self.batch.add(
+                inst.id,
+                state=state,
+                history=[h.to_json() for h in step.history],
+                tasks=work.tasks,
+                timers=work.timers,
+                drops=work.drops,
+            )
+            inst.state = state
+            inst.status = state.status.value
+            inst.history_seq += len(step.history)
+            return
+        if self.batch is not None and self.batch.holds(inst.id):
+            await self.batch.flush(self.conn, inst.id)
         row = await self.conn.fetchrow(
             QUERIES["apply_step"],
             inst.id,
@@ -462,78 +487,6 @@ class StepRun:
         )
         return task_id
 
-    # -- tasks that ended in a worker's batch -----------------------------------------------
-
-    async def task_ended(self, task: EndedTask) -> Outcome:
-        """Run the step a process task's end causes (the task's final state is written in
-        this transaction): an agent step's result (a draft step's goes to its person
-        instead), its failure (an incident), or a judge's verdicts."""
-        if task.step_event is not None:
-            return await self._judged(task)
-        assert task.activity_id is not None and task.activation is not None
-        inst = self.locked.get(task.proc_inst_id)
-        if inst is None:
-            await self.lock([task.proc_inst_id])
-            inst = self.locked[task.proc_inst_id]
-        if not task.done:
-            return await self.run(
-                inst.id, TaskFailed(task.activity_id, task.activation, _error_text(task.error))
-            )
-        graph = await self.graph(inst)
-        node = graph.node(task.activity_id) if graph.has_node(task.activity_id) else None
-        if (
-            node is not None
-            and node.activity is not None
-            and node.activity.agent_mode is AgentMode.DRAFT
-        ):
-            await self.conn.execute(QUERIES["task_to_draft"], task.id)
-            return Outcome()
-        output = task.output if isinstance(task.output, Mapping) else {"result": task.output}
-        return await self.run(inst.id, TaskCompleted(task.activity_id, task.activation, output))
-
-    async def _judged(self, task: EndedTask) -> Outcome:
-        assert task.step_event is not None
-        try:
-            event = event_from_json(task.step_event["event"])
-            known = verdicts_from_json(task.step_event.get("verdicts") or {})
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("judge task with an unreadable step_event task=%s error=%s", task.id, exc)
-            return Outcome()
-        problem: str | None = None
-        new: dict[str, Verdict] = {}
-        if task.done:
-            flow_ids = [str(f) for f in task.step_event.get("flow_ids") or ()]
-            try:
-                new = parse_verdicts(task.output, flow_ids)
-            except BadVerdicts as exc:
-                problem = str(exc)
-                await self.conn.execute(
-                    QUERIES["fail_judge_task"],
-                    task.id,
-                    {"code": "bad_verdicts", "message": problem},
-                )
-        else:
-            problem = "the judge task failed: " + _error_text(task.error)
-        if problem is None:
-            try:
-                return await self.run(task.proc_inst_id, event, {**known, **new})
-            except InvalidInput as exc:  # a migration that no longer applies
-                log.warning("judged event refused task=%s error=%s", task.id, exc)
-                return Outcome()
-        # The conditions cannot be decided: the step the event ends becomes an incident
-        # (resolving it runs the step again); other events wait for the judge task to be
-        # re-queued (a FAILED task keeps its step_event).
-        if isinstance(event, TaskCompleted):
-            return await self.run(
-                task.proc_inst_id, TaskFailed(event.node_id, event.activation, problem)
-            )
-        if isinstance(event, ChildCompleted):
-            return await self.run(
-                task.proc_inst_id, ChildFailed(event.node_id, event.activation, problem)
-            )
-        log.warning("judge task failed; re-queue it to decide task=%s", task.id)
-        return Outcome()
-
 
 def is_agent_step(activity: Activity) -> bool:
     """An agent runs the step (draft or complete), else a person does (a TODO work item)."""
@@ -541,12 +494,6 @@ def is_agent_step(activity: Activity) -> bool:
         TaskType.SERVICE,
         TaskType.SCRIPT,
     )
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return str(error.get("message") or error.get("code") or "failed")[:2000]
-    return "" if error is None else str(error)[:2000]
 
 
 def instance_status(value: str) -> InstanceStatus:

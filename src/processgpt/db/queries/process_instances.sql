@@ -39,7 +39,7 @@ WITH RECURSIVE chain AS (
 )
 SELECT i.proc_inst_id, i.tenant_id, i.proc_def_id, i.proc_def_version, i.status::text AS status,
        i.state, i.parent_proc_inst_id, i.parent_node_id, i.parent_activation,
-       i.subprocess_node_id, i.history_seq, NULL::uuid AS root, m.depth
+       i.subprocess_node_id, i.history_seq, NULL::uuid AS root, m.depth, now() AS now
 FROM bpm_proc_inst i JOIN members m ON m.id = i.proc_inst_id
 ORDER BY m.depth
 FOR UPDATE OF i;
@@ -56,9 +56,9 @@ ORDER BY i.proc_inst_id
 FOR UPDATE;
 
 -- name: insert_instance
--- A new engine-driven instance (state filled by its first step). Returns nothing when the
--- tenant already has an instance with idempotency key $6 (then read it with
--- get_instance_by_key).
+-- A new engine-driven instance (state filled by its first step), with the transaction's
+-- now(). Returns nothing when the tenant already has an instance with idempotency key $6
+-- (then read it with get_instance_by_key).
 INSERT INTO bpm_proc_inst (tenant_id, proc_def_id, proc_def_version, proc_inst_name, status,
                            variables_data, state, idempotency_key, parent_proc_inst_id,
                            parent_node_id, parent_activation, subprocess_node_id)
@@ -66,7 +66,7 @@ VALUES ($1, $2, $3, $4, 'RUNNING', $5, $7, $6, $8, $9, $10, $11)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING proc_inst_id, tenant_id, proc_def_id, proc_def_version, status::text AS status, state,
           parent_proc_inst_id, parent_node_id, parent_activation, subprocess_node_id,
-          history_seq, NULL::uuid AS root, 0 AS depth;
+          history_seq, NULL::uuid AS root, 0 AS depth, now() AS now;
 
 -- name: get_instance_by_key
 SELECT proc_inst_id FROM bpm_proc_inst WHERE tenant_id = $1 AND idempotency_key = $2;
@@ -163,6 +163,11 @@ UPDATE todolist
 SET status = 'TODO', draft = output, output = NULL, finished_at = NULL, updated_at = now()
 WHERE id = $1 AND status = 'DONE';
 
+-- name: mark_step_failed
+-- A process task whose step could not be applied (see WorkerQueries.apply_batch): it stays
+-- DONE or FAILED as its worker wrote it; its error says why its process did not move on.
+UPDATE todolist SET error = $2::jsonb, updated_at = now() WHERE id = $1;
+
 -- name: fail_judge_task
 -- A judge task whose output held no usable verdicts: FAILED with error $2 (re-queue it to
 -- ask again).
@@ -170,39 +175,51 @@ UPDATE todolist
 SET status = 'FAILED', error = $2::jsonb, updated_at = now()
 WHERE id = $1 AND status = 'DONE';
 
--- name: lock_task_of_tenant
--- A task of the tenant with its instance (locked first, with its ancestors: the order every
--- step uses), then the task locked; and its form's fields when it names one.
-SELECT t.*, f.fields_json AS form_fields, f.id AS form_id
-FROM todolist t
-LEFT JOIN form_def f ON f.tenant_id = t.tenant_id
-     AND t.tool IS NOT NULL
-     AND f.id = CASE WHEN position(':' IN t.tool) > 0 THEN split_part(t.tool, ':', 2) ELSE t.tool END
-WHERE t.id = $1 AND t.tenant_id = $2
-FOR UPDATE OF t;
-
 -- name: get_task_plain
-SELECT proc_inst_id FROM todolist WHERE id = $1 AND tenant_id = $2;
+-- Which instance a task of the tenant belongs to (read before locking that instance), and
+-- the transaction's now().
+SELECT proc_inst_id, now() AS now FROM todolist WHERE id = $1 AND tenant_id = $2;
 
 -- name: complete_human_task
--- A person completes a TODO work item.
-UPDATE todolist
-SET status = 'DONE', output = $2, finished_at = now(), updated_at = now(),
-    last_seq = last_seq + 1, human_response = $3
-WHERE id = $1 AND status = 'TODO'
-RETURNING *;
-
--- name: completion_event
--- The event of a person's completion (for the task's streams).
-WITH ins AS (
+-- A person completes a TODO work item of tenant $2 with output $3 ($4 kept as its
+-- human_response): DONE, its event logged (job TASK_COMPLETED) and announced. Returns the
+-- task and its form's fields (the caller checks the output against them and rolls back on a
+-- mismatch). No row: the task is not TODO (or not the tenant's).
+WITH upd AS (
+    UPDATE todolist t
+    SET status = 'DONE', output = $3, finished_at = now(), updated_at = now(),
+        last_seq = t.last_seq + 1, human_response = $4
+    WHERE t.id = $1 AND t.tenant_id = $2 AND t.status = 'TODO'
+    RETURNING t.*
+), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
-                        status, data)
-    VALUES ($2, $1, $3, $4, 'TASK_COMPLETED', 'task_completed', 'human', NULL, $5)
+                        data)
+    SELECT upd.tenant_id, upd.id, upd.last_seq, upd.proc_inst_id, 'TASK_COMPLETED',
+           'task_completed', 'human', jsonb_build_object('output', $3::jsonb)
+    FROM upd
 )
-SELECT pg_notify('processgpt_events', $1::text || ':' || $3 || ':DONE');
+SELECT upd.*, f.fields_json AS form_fields, f.id AS form_id,
+       pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':DONE')
+FROM upd
+LEFT JOIN form_def f ON f.tenant_id = upd.tenant_id
+     AND upd.tool IS NOT NULL
+     AND f.id = CASE WHEN position(':' IN upd.tool) > 0
+                     THEN split_part(upd.tool, ':', 2) ELSE upd.tool END;
 
 -- name: get_instance
 SELECT * FROM bpm_proc_inst WHERE proc_inst_id = $1 AND tenant_id = $2;
+
+-- name: child_incidents
+-- The descendants of instance $1 that have open incidents, with their state.
+WITH RECURSIVE tree AS (
+    SELECT proc_inst_id, status, state, 1 AS depth FROM bpm_proc_inst
+    WHERE parent_proc_inst_id = $1
+    UNION ALL
+    SELECT c.proc_inst_id, c.status, c.state, t.depth + 1
+    FROM tree t JOIN bpm_proc_inst c ON c.parent_proc_inst_id = t.proc_inst_id
+    WHERE t.depth < 64
+)
+SELECT proc_inst_id, state FROM tree WHERE status = 'INCIDENT' ORDER BY depth, proc_inst_id;
 
 -- name: list_instances
 SELECT * FROM bpm_proc_inst
@@ -252,3 +269,62 @@ SELECT definition FROM proc_def WHERE tenant_id = $1 AND id = $2 AND version = $
 -- step may not have run yet.
 SELECT id, proc_inst_id, activity_id, activation, error FROM todolist
 WHERE id = ANY ($1::uuid[]) AND status = 'FAILED' AND activation IS NOT NULL;
+
+-- name: apply_steps
+-- The plain steps of many instances in one statement (db/step_batch.py): $1 a JSON array of
+-- {id, state, status, current, variables, history, tasks, timers, drops}, at most one per
+-- instance, each as apply_step takes them (no cancellations: those go through apply_step).
+-- One processgpt_process notification per instance.
+WITH s AS (
+    SELECT * FROM jsonb_to_recordset($1) AS s(id uuid, state jsonb, status text, current jsonb,
+        variables jsonb, history jsonb, tasks jsonb, timers jsonb, drops jsonb)
+), inst AS (
+    UPDATE bpm_proc_inst i
+    SET state = s.state, status = s.status::proc_inst_status,
+        current_activity_ids = ARRAY(SELECT jsonb_array_elements_text(s.current)),
+        variables_data = s.variables,
+        end_date = CASE WHEN s.status IN ('COMPLETED', 'CANCELLED')
+                        THEN COALESCE(i.end_date, now()) END,
+        history_seq = i.history_seq + jsonb_array_length(s.history), updated_at = now()
+    FROM s
+    WHERE i.proc_inst_id = s.id
+    RETURNING i.proc_inst_id, i.tenant_id, i.proc_def_id, i.history_seq, i.status,
+              jsonb_array_length(s.history) AS lines
+), hist AS (
+    INSERT INTO process_history (proc_inst_id, seq, tenant_id, kind, node_id, activation, data, at)
+    SELECT inst.proc_inst_id, inst.history_seq - inst.lines + h.n, inst.tenant_id,
+           h.e ->> 'kind', h.e ->> 'node_id', (h.e ->> 'activation')::int,
+           COALESCE(h.e -> 'data', '{}'::jsonb), (h.e ->> 'at')::timestamptz
+    FROM inst JOIN s ON s.id = inst.proc_inst_id
+    CROSS JOIN jsonb_array_elements(s.history) WITH ORDINALITY AS h(e, n)
+), new_tasks AS (
+    INSERT INTO todolist (tenant_id, proc_inst_id, proc_def_id, activity_id, activation,
+                          activity_name, agent_orch, agent_profile, status, user_id, role, tool,
+                          description, query, input, due_at, step_event)
+    SELECT inst.tenant_id, inst.proc_inst_id, inst.proc_def_id, x.activity_id, x.activation,
+           x.activity_name, COALESCE(p.agent_orch, x.agent),
+           CASE WHEN p.agent_orch IS NOT NULL THEN x.agent END, x.status::todo_status,
+           x.user_id, x.role, x.tool, x.description, x.query, x.input, x.due_at, x.step_event
+    FROM inst JOIN s ON s.id = inst.proc_inst_id
+    CROSS JOIN jsonb_to_recordset(s.tasks) AS x(activity_id text, activation int,
+        activity_name text, agent text, status text, user_id text, role text, tool text,
+        description text, query text, input jsonb, due_at timestamptz, step_event jsonb)
+    LEFT JOIN agents p ON p.tenant_id = inst.tenant_id AND p.name = x.agent
+    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE activation IS NOT NULL DO NOTHING
+), armed AS (
+    INSERT INTO process_timers (proc_inst_id, key, tenant_id, due_at)
+    SELECT inst.proc_inst_id, x.key, inst.tenant_id, x.due_at
+    FROM inst JOIN s ON s.id = inst.proc_inst_id
+    CROSS JOIN jsonb_to_recordset(s.timers) AS x(key text, due_at timestamptz)
+    ON CONFLICT (proc_inst_id, key) DO NOTHING
+), dropped AS (
+    DELETE FROM process_timers t
+    USING s CROSS JOIN jsonb_array_elements_text(s.drops) AS k(key)
+    WHERE t.proc_inst_id = s.id AND t.key = k.key
+)
+, told AS (
+    SELECT pg_notify('processgpt_process',
+                     inst.proc_inst_id::text || ':' || inst.history_seq || ':' || inst.status)
+    FROM inst
+)
+SELECT count(*) FROM told;
