@@ -8,6 +8,7 @@ worker's, so workers with skewed clocks agree on what is due.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -215,9 +216,7 @@ def _checked(spec: ScheduleSpec) -> ScheduleSpec:
     if spec.cadence.cron is None:
         return spec
     cron = check_cron(spec.cadence.cron, spec.cadence.timezone)
-    return ScheduleSpec(
-        **{**spec.__dict__, "cadence": Cadence(cron, spec.cadence.timezone, spec.cadence.cycle)}
-    )
+    return dataclasses.replace(spec, cadence=dataclasses.replace(spec.cadence, cron=cron))
 
 
 async def _check_definition(

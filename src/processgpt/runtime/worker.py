@@ -5,9 +5,10 @@ up to ``concurrency`` tasks at once. It composes the parts of the engine: the cl
 (:mod:`~processgpt.runtime.claims`: woken by NOTIFY, polling only as a fallback), the leases
 (:mod:`~processgpt.runtime.lease`: heartbeats, presence, recovery of expired leases), one
 :class:`~processgpt.runtime.writer.BatchWriter` for every write, and the decision of how each
-attempt ends (:mod:`~processgpt.runtime.attempt`). Its statements run on a small pool of its
-own, opened from the given database's DSN, with plans made once per connection
-(:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
+attempt ends (:mod:`~processgpt.runtime.attempt`). Beside them run the process timer loop and
+the schedule loop (:mod:`~processgpt.runtime.schedules`), each tick fired by one worker.
+Its statements run on a small pool of its own, opened from the given database's DSN, with
+plans made once per connection (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
 Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
 tasks finish within ``shutdown_grace`` seconds, then hands the rest back: PENDING at once, the
