@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     flush_interval: float = Field(
         default=0.002, ge=0, description="seconds the writer waits to group writes"
     )
+    schedules: bool = Field(
+        default=True, description="worker processes fire due schedules (/v1/schedules)"
+    )
     retry_base_delay: float = Field(
         default=1.0, gt=0, description="backoff: attempt n waits up to base*2^(n-1)"
     )
@@ -219,6 +222,19 @@ class DelegateSettings(BaseSettings):
     urls: str = Field(default="", description="remote A2A agent URL prefixes (comma list)")
     token: SecretStr | None = Field(
         default=None, description="bearer token sent to those remote agents"
+    )
+
+
+class ProcessSettings(BaseSettings):
+    """Agents of process steps: ``judge_agent`` decides text conditions (``conditionMode:
+    text``), ``default_agent`` runs an agent step whose activity names no agent. Both may be
+    an orchestrator or a tenant's agent profile."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_PROCESS_", extra="ignore")
+
+    judge_agent: str = Field(default="llm", description="the agent that judges text conditions")
+    default_agent: str = Field(
+        default="llm", description="the agent of steps whose activity names none"
     )
 
 

@@ -5,9 +5,10 @@ up to ``concurrency`` tasks at once. It composes the parts of the engine: the cl
 (:mod:`~processgpt.runtime.claims`: woken by NOTIFY, polling only as a fallback), the leases
 (:mod:`~processgpt.runtime.lease`: heartbeats, presence, recovery of expired leases), one
 :class:`~processgpt.runtime.writer.BatchWriter` for every write, and the decision of how each
-attempt ends (:mod:`~processgpt.runtime.attempt`). Its statements run on a small pool of its
-own, opened from the given database's DSN, with plans made once per connection
-(:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
+attempt ends (:mod:`~processgpt.runtime.attempt`). Beside them run the process timer loop and
+the schedule loop (:mod:`~processgpt.runtime.schedules`), each tick fired by one worker.
+Its statements run on a small pool of its own, opened from the given database's DSN, with
+plans made once per connection (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
 Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
 tasks finish within ``shutdown_grace`` seconds, then hands the rest back: PENDING at once, the
@@ -29,7 +30,11 @@ from typing import Any
 
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
+from processgpt.db.process_instances import ProcessInstances
+from processgpt.db.process_steps import StepSettings
 from processgpt.db.retry import retry_transient
+from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
+from processgpt.db.tasks import TaskRepository
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
@@ -37,7 +42,10 @@ from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, 
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.run import TaskRun, TaskRunner
+from processgpt.runtime.schedules import ScheduleLoop
+from processgpt.runtime.timers import TimerLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,13 @@ class WorkerOptions:
     presence_interval: float = PRESENCE_INTERVAL
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     consumer: str = field(default_factory=default_consumer)
+    process_steps: StepSettings = field(default_factory=StepSettings)
+    """Agents of process steps: the judge of text conditions, the default step agent."""
+    timers: bool = True
+    """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
+    schedules: bool = True
+    """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
+    fired by whichever worker claims them first."""
 
 
 @dataclass(slots=True)
@@ -85,7 +100,8 @@ class Worker:
         self._runners = dict(runners)
         self._descriptions = dict(descriptions or {})
         self._orchs = sorted(self._runners)
-        self._queries = WorkerQueries(db)  # on the worker's own pool once run() opens it
+        # on the worker's own pool once run() opens it
+        self._queries = WorkerQueries(db, step_settings=opts.process_steps)
         self._writer = BatchWriter(
             self._queries,
             on_refused=lambda tid, fence: self._stop_run(tid, StopReason.LEASE_LOST, fence),
@@ -113,6 +129,9 @@ class Worker:
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
+        self.timers: TimerLoop | None = None
+        self.schedule_loop: ScheduleLoop | None = None
+        """The schedule loop, once :meth:`run` started it."""
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -172,7 +191,15 @@ class Worker:
         listener = Listener(self.db.dsn)
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
+        instances = ProcessInstances(
+            self._queries.db, settings=self.options.process_steps, graphs=self._queries.graphs
+        )
+        timers = TimerLoop(instances.fire_due_timers, instances.seconds_until_next_timer)
+        self.timers = timers
+        if self.options.timers:
+            listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
+        schedules = self._schedule_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -197,13 +224,35 @@ class Worker:
                 background(
                     self._writer.run(), name="writer", finish=self._writer.close, on_crash=crashed
                 ),
+                background(
+                    timers.run() if self.options.timers else _idle(),
+                    name="timers",
+                    on_crash=crashed,
+                ),
                 self._runs(),
+                schedules,
             ):
                 await asyncio.wait_for(listener.connected.wait(), timeout=30)
                 self.started.set()
                 await self._claims.run()  # returns once stop() was called
         finally:
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The schedule loop as a background block on the worker's pool (a no-op block when
+        ``options.schedules`` is off), woken by schedule changes and listener reconnects."""
+        if not self.options.schedules:
+            return contextlib.nullcontext()
+        pool = self._queries.db
+        steps = self.options.process_steps
+        processes = ProcessService(
+            pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
+        )
+        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), processes)
+        listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.schedule_loop = loop
+        return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
 
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the
@@ -235,6 +284,8 @@ class Worker:
         """Notifications sent while disconnected are lost: look for work and re-check every
         lease (a cancellation changes the fence) now rather than at the next heartbeat."""
         self._claims.wake()
+        if self.timers is not None:
+            self.timers.wake()
         self._leases.check_now()
 
     # -- running tasks ----------------------------------------------------------------------
@@ -312,6 +363,7 @@ class Worker:
             error_json=None if end.error is None else encode_json(end.error),
             retry_delay=end.retry_delay,
             attempts=end.attempts,
+            step=run.claimed.step,
             on_done=functools.partial(self._ended, run, end),
         )
 
@@ -402,8 +454,16 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 3
-"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery."""
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
+"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
+process timers, and the schedule loop (its round's transaction, and a process start beside
+it)."""
+
+
+async def _idle() -> None:
+    """Stands in for a loop the worker does not run."""
+    await asyncio.Event().wait()
+
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the
