@@ -22,6 +22,7 @@ from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
+from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
@@ -42,6 +43,7 @@ class Services:
     tasks: TaskRepository
     processes: ProcessRepository
     process_definitions: ProcessDefinitionRepository
+    schedules: ScheduleRepository
     agents: AgentRepository
     mcp_servers: McpServerRepository
     mcp_settings: McpSettings
@@ -109,6 +111,7 @@ class Services:
             tasks=tasks,
             processes=ProcessRepository(db),
             process_definitions=ProcessDefinitionRepository(db),
+            schedules=ScheduleRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
             mcp_servers=McpServerRepository(db, box, max_servers=mcp.max_servers_per_tenant),
             mcp_settings=mcp,

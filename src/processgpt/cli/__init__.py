@@ -3,7 +3,8 @@
 By concept: :mod:`~processgpt.cli.parser` (commands, flags, help),
 :mod:`~processgpt.cli.serve` (``up``, ``api``, ``worker``), :mod:`~processgpt.cli.tasks`
 (``submit``, ``tasks``: over the HTTP API, :mod:`~processgpt.cli.target` says which),
-:mod:`~processgpt.cli.process` (``process deploy``: over the HTTP API too),
+:mod:`~processgpt.cli.process` (``process deploy``) and :mod:`~processgpt.cli.schedules`
+(``schedules``): over the HTTP API too,
 :mod:`~processgpt.cli.admin` (``migrate``, ``keys``, ``agents``: in the database).
 
 Every error a user can cause prints ``error: <code>: <message>`` and exits with status 2.
@@ -32,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "submit": "processgpt.cli.tasks:cmd_submit",
     "tasks": "processgpt.cli.tasks:cmd_tasks",
     "process": "processgpt.cli.process:cmd_process",
+    "schedules": "processgpt.cli.schedules:cmd_schedules",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",

@@ -32,6 +32,7 @@ from typing import Any, Self
 
 import httpx
 
+from processgpt.client.schedules import ScheduleCalls
 from processgpt.domain.events import Event, EventType
 from processgpt.domain.task import Task, TaskStatus
 from processgpt.protocols.sse import (
@@ -154,7 +155,7 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-class ProcessGPTClient:
+class ProcessGPTClient(ScheduleCalls):
     """A client bound to one API and key. Use as an async context manager (or call
     :meth:`aclose`). ``transport`` replaces httpx's (tests, proxies). ``timeout``: seconds
     per request, or an ``httpx.Timeout`` (e.g. a short ``connect`` so that an API that is not

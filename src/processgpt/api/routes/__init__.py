@@ -15,6 +15,7 @@ from processgpt.api.routes import (
     orchestrators,
     process_definitions,
     processes,
+    schedules,
     tasks,
     tenants,
 )
@@ -24,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tasks.router,
     processes.router,
     process_definitions.router,
+    schedules.router,
     chat.router,
     agents.router,
     mcp_servers.router,
