@@ -90,30 +90,44 @@ class StepSettings:
 
 @dataclass
 class Instance:
-    """A locked instance row, kept current by the steps of this transaction."""
+    """A locked instance row, kept current by the steps of this transaction. Its state is
+    read from JSON when first used (a row that cannot be read fails the step that uses it,
+    not the ones around it)."""
 
     id: uuid.UUID
     tenant_id: str
     proc_def_id: str
     version: int
     status: str
-    state: InstanceState | None
+    raw_state: Mapping[str, Any] | None
     parent_id: uuid.UUID | None
     parent_node_id: str | None
     parent_activation: int | None
     subprocess_path: str | None
     history_seq: int
+    _state: InstanceState | None = None
+
+    @property
+    def state(self) -> InstanceState | None:
+        """The engine's state (None: an instance of the one-task form)."""
+        if self._state is None and self.raw_state is not None:
+            self._state = InstanceState.from_json(self.raw_state)
+        return self._state
+
+    @state.setter
+    def state(self, value: InstanceState) -> None:
+        self._state = value
+        self.raw_state = {}  # superseded by the state itself
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Instance:
-        state = row["state"]
         return cls(
             row["proc_inst_id"],
             row["tenant_id"],
             row["proc_def_id"],
             row["proc_def_version"],
             row["status"],
-            None if state is None else InstanceState.from_json(state),
+            row["state"],
             row["parent_proc_inst_id"],
             row["parent_node_id"],
             row["parent_activation"],
@@ -191,6 +205,11 @@ class StepRun:
         if not wanted:
             return
         for row in await self.conn.fetch(QUERIES["lock_instances"], wanted):
+            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+
+    def adopt(self, rows: list[Any]) -> None:
+        """Keep rows of ``lock_instances`` locked by the caller in this transaction."""
+        for row in rows:
             self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
 
     async def lock_of_tenant(self, tenant_id: str, instance_id: uuid.UUID) -> Instance | None:

@@ -4,6 +4,8 @@ and the driver errors the worker must tell apart are dealt with here."""
 
 from __future__ import annotations
 
+import json
+import logging
 import operator
 import uuid
 from collections.abc import Mapping
@@ -12,10 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from processgpt.db.database import Database
+from processgpt.db.database import Database, is_transient
+from processgpt.db.process_graphs import GraphCache
+from processgpt.db.process_steps import EndedTask, StepRun, StepSettings
 from processgpt.db.sql import QUERIES
 from processgpt.domain.events import EventRecord
 from processgpt.domain.task import TaskStatus
+
+log = logging.getLogger(__name__)
 
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 """Session settings for connections that run these statements. Each has one good plan whatever
@@ -95,10 +101,33 @@ class ClaimedTask:
         return {key[4:]: self.record[key] for key in _CONTEXT_COLUMNS}
 
     @property
+    def step(self) -> StepRef | None:
+        """What the task is to its process: a step (``activation`` set) or a judge task
+        (``step_event`` set); None for any other task."""
+        record = self.record
+        proc_inst_id = record["proc_inst_id"]
+        if proc_inst_id is None:
+            return None
+        activation, step_event = record.get("activation"), record.get("step_event")
+        if activation is None and step_event is None:
+            return None
+        return StepRef(proc_inst_id, record["activity_id"], activation, step_event)
+
+    @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
         form = self.record["ctx_form"]
         return form.get("id") if isinstance(form, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A process task's place in its process (see :attr:`ClaimedTask.step`)."""
+
+    proc_inst_id: uuid.UUID
+    activity_id: str | None
+    activation: int | None
+    step_event: Mapping[str, Any] | None
 
 
 @dataclass(slots=True)
@@ -129,11 +158,32 @@ class TaskWrite:
     error_json: str | None = None
     retry_delay: float | None = None  # seconds from the database's now() until due again
     attempts: int | None = None
+    step: StepRef | None = None  # a process task: its end runs the process's step
+
+    @property
+    def ends_step(self) -> bool:
+        """The write ends a process task for good (DONE, or FAILED with no retry left): its
+        process step runs in the same transaction."""
+        return self.step is not None and self.status in (TaskStatus.DONE, TaskStatus.FAILED)
+
+
+class _StepCrashed(Exception):
+    """A process step of a batch could not be applied (its cause is chained)."""
+
+    def __init__(self, task_id: uuid.UUID, instance_id: uuid.UUID, reason: str) -> None:
+        super().__init__(reason)
+        self.task_id = task_id
+        self.instance_id = instance_id
+        self.reason = reason
 
 
 class WorkerQueries:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, step_settings: StepSettings | None = None) -> None:
         self.db = db
+        self.step_settings = step_settings or StepSettings()
+        self.graphs = GraphCache()
+        # Steps that failed to apply, by task, until their batch ran again without them.
+        self._broken_steps: dict[uuid.UUID, str] = {}
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
@@ -165,8 +215,35 @@ class WorkerQueries:
 
     async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, TaskStatus]]:
         """Put back (or fail, once its attempts are used up) up to ``limit`` tasks whose
-        lease expired, whoever held them; each task with the state it was put in."""
-        rows = await self.db.fetch(QUERIES["recover_expired"], limit)
+        lease expired, whoever held them; each task with the state it was put in. A process
+        task failed here runs its step (an incident) in the same transaction."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(QUERIES["recover_expired"], limit)
+            failed = [
+                r
+                for r in rows
+                if r["status"] == TaskStatus.FAILED
+                and r["proc_inst_id"] is not None
+                and (r["activation"] is not None or r["step_event"] is not None)
+            ]
+            if failed:
+                # Work items before instances here (the one exception to the lock order):
+                # a deadlock rolls the recovery back and the next interval tries again.
+                now = await conn.fetchval("SELECT now()")
+                run = StepRun(conn, self.graphs, self.step_settings, now)
+                await run.lock(sorted({r["proc_inst_id"] for r in failed}))
+                for r in failed:
+                    await run.task_ended(
+                        EndedTask(
+                            r["id"],
+                            r["proc_inst_id"],
+                            r["activity_id"],
+                            r["activation"],
+                            r["step_event"],
+                            False,
+                            error=r["error"],
+                        )
+                    )
         return [(r["id"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
@@ -179,36 +256,80 @@ class WorkerQueries:
         this one collides with the earlier run's events; it is then run once more, and sees
         them.
         """
-        try:
-            return await self._apply_batch(writes)
-        except asyncpg.UniqueViolationError as exc:
-            if getattr(exc, "constraint_name", None) != "events_pkey":
-                raise
-            return await self._apply_batch(writes)
+        while True:
+            try:
+                return await self._apply_batch(writes)
+            except asyncpg.UniqueViolationError as exc:
+                if getattr(exc, "constraint_name", None) != "events_pkey":
+                    raise
+                return await self._apply_batch(writes)
+            except _StepCrashed as crash:
+                # A step that cannot be applied (a bug, or values the database refuses) must
+                # not hold up the batch, whose writes are retried until they commit: the
+                # batch runs again without that step, and the task says why.
+                log.error(
+                    "process step failed; the task's end is written without it task=%s "
+                    "instance=%s error=%s",
+                    crash.task_id,
+                    crash.instance_id,
+                    type(crash.__cause__).__name__,
+                    exc_info=crash.__cause__,
+                )
+                self._broken_steps[crash.task_id] = crash.reason
 
     async def _apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
-        rows = await self.db.fetch(
-            QUERIES["apply_batch"],
-            [
-                (
-                    w.todo_id,
-                    w.fence,
-                    w.events[-1].seq if w.events else None,
-                    w.status,
-                    w.output_json,
-                    w.draft_json,
-                    w.error_json,
-                    w.retry_delay,
-                    w.attempts,
-                )
-                for w in writes
-            ],
-            [
-                (w.todo_id, e.seq, e.job_id, e.event_type, e.crew_type, e.status, e.data_json)
-                for w in writes
-                for e in w.events
-            ],
-        )
+        if any(w.ends_step for w in writes):
+            return await self._apply_batch_with_steps(writes)
+        rows = await self.db.fetch(QUERIES["apply_batch"], *_batch_args(writes))
+        return {r["id"] for r in rows}
+
+    async def _apply_batch_with_steps(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+        """The batch and the process steps its ended tasks cause, in one transaction: the
+        instances locked first (the steps' lock order), then the batch, then each step of a
+        task that ended in this statement (a re-run batch runs no step twice)."""
+        ending = [w for w in writes if w.ends_step]
+        instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
+        async with self.db.transaction() as conn:
+            locked = await conn.fetch(QUERIES["lock_instances"], instances)
+            now = locked[0]["now"] if locked else await conn.fetchval("SELECT now()")
+            run = StepRun(conn, self.graphs, self.step_settings, now)
+            run.adopt(locked)
+            rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
+            ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}
+            for w in ending:
+                if w.todo_id not in ended_now or w.step is None:
+                    continue
+                broken = self._broken_steps.pop(w.todo_id, None)
+                if broken is not None:
+                    error = {"code": "process_step_failed", "message": broken}
+                    await conn.execute(QUERIES["mark_step_failed"], w.todo_id, error)
+                    continue
+                try:
+                    outcome = await run.task_ended(
+                        EndedTask(
+                            w.todo_id,
+                            w.step.proc_inst_id,
+                            w.step.activity_id,
+                            w.step.activation,
+                            w.step.step_event,
+                            w.status is TaskStatus.DONE,
+                            None if w.output_json is None else json.loads(w.output_json),
+                            None if w.error_json is None else json.loads(w.error_json),
+                        )
+                    )
+                    if outcome.rejected is not None:
+                        # Its step no longer waits (interrupted by a timer, migrated, the
+                        # incident resolved meanwhile): the end is kept, nothing advances.
+                        log.info(
+                            "process task ended after its step moved on task=%s reason=%s",
+                            w.todo_id,
+                            outcome.rejected,
+                        )
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    reason = f"the process step could not be applied ({type(exc).__name__})"
+                    raise _StepCrashed(w.todo_id, w.step.proc_inst_id, reason) from exc
         return {r["id"] for r in rows}
 
     async def fail_task_write(
@@ -241,3 +362,28 @@ class WorkerQueries:
     async def touch_orchestrators(self, names: list[str]) -> None:
         """Mark the orchestrators a running worker serves as seen now (its presence)."""
         await self.db.execute(QUERIES["touch_orchestrators"], names)
+
+
+def _batch_args(writes: list[TaskWrite]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """``apply_batch``'s two arrays of records: one per task, one per event."""
+    return (
+        [
+            (
+                w.todo_id,
+                w.fence,
+                w.events[-1].seq if w.events else None,
+                w.status,
+                w.output_json,
+                w.draft_json,
+                w.error_json,
+                w.retry_delay,
+                w.attempts,
+            )
+            for w in writes
+        ],
+        [
+            (w.todo_id, e.seq, e.job_id, e.event_type, e.crew_type, e.status, e.data_json)
+            for w in writes
+            for e in w.events
+        ],
+    )
