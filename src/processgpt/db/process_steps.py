@@ -189,12 +189,14 @@ class StepRun:
     transactions: it caches the rows it locked."""
 
     def __init__(
-        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime
+        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime | None = None
     ) -> None:
         self.conn = conn
         self.graphs = graphs
         self.settings = settings
         self.now = now
+        """The steps' time: the transaction's now(), taken from the first row locked (or
+        read when a step runs before any)."""
         self.locked: dict[uuid.UUID, Instance] = {}
 
     # -- locking --------------------------------------------------------------------------
@@ -204,12 +206,14 @@ class StepRun:
         wanted = [i for i in ids if i not in self.locked]
         if not wanted:
             return
-        for row in await self.conn.fetch(QUERIES["lock_instances"], wanted):
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+        self.adopt(await self.conn.fetch(QUERIES["lock_instances"], wanted))
 
     def adopt(self, rows: list[Any]) -> None:
-        """Keep rows of ``lock_instances`` locked by the caller in this transaction."""
+        """Keep rows of ``lock_instances`` (or ``insert_instance``) locked by the caller in
+        this transaction."""
         for row in rows:
+            if self.now is None:
+                self.now = row["now"]
             self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
 
     async def lock_of_tenant(self, tenant_id: str, instance_id: uuid.UUID) -> Instance | None:
@@ -217,9 +221,9 @@ class StepRun:
         if instance_id in self.locked:
             inst = self.locked[instance_id]
             return inst if inst.tenant_id == tenant_id else None
-        rows = await self.conn.fetch(QUERIES["lock_instance_of_tenant"], instance_id, tenant_id)
-        for row in rows:
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+        self.adopt(
+            await self.conn.fetch(QUERIES["lock_instance_of_tenant"], instance_id, tenant_id)
+        )
         return self.locked.get(instance_id)
 
     # -- running events -------------------------------------------------------------------
@@ -256,6 +260,9 @@ class StepRun:
         inst = self.locked[item.instance_id]
         if inst.state is None:
             return Outcome(rejected=EventRejected("the instance is not driven by a definition"))
+        if self.now is None:
+            self.now = await self.conn.fetchval("SELECT now()")
+        now: datetime = self.now
         graph = await self.graph(inst)
         version: int | None = None
         event = item.event
@@ -264,7 +271,7 @@ class StepRun:
                 result = engine.start(
                     graph,
                     inst.state.variables,
-                    now=self.now,
+                    now=now,
                     roles=inst.state.roles,
                     start_node=event.start_node,
                     verdicts=item.verdicts,
@@ -278,13 +285,11 @@ class StepRun:
                     graph,
                     inst.state,
                     Migrate(target, event.mapping),
-                    now=self.now,
+                    now=now,
                     verdicts=item.verdicts,
                 )
             else:
-                result = engine.advance(
-                    graph, inst.state, event, now=self.now, verdicts=item.verdicts
-                )
+                result = engine.advance(graph, inst.state, event, now=now, verdicts=item.verdicts)
         except EventRejected as exc:
             return Outcome(rejected=exc)
         if isinstance(result, NeedsVerdicts):

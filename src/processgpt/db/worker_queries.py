@@ -229,8 +229,7 @@ class WorkerQueries:
             if failed:
                 # Work items before instances here (the one exception to the lock order):
                 # a deadlock rolls the recovery back and the next interval tries again.
-                now = await conn.fetchval("SELECT now()")
-                run = StepRun(conn, self.graphs, self.step_settings, now)
+                run = StepRun(conn, self.graphs, self.step_settings)
                 await run.lock(sorted({r["proc_inst_id"] for r in failed}))
                 for r in failed:
                     await run.task_ended(
@@ -290,10 +289,8 @@ class WorkerQueries:
         ending = [w for w in writes if w.ends_step]
         instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
         async with self.db.transaction() as conn:
-            locked = await conn.fetch(QUERIES["lock_instances"], instances)
-            now = locked[0]["now"] if locked else await conn.fetchval("SELECT now()")
-            run = StepRun(conn, self.graphs, self.step_settings, now)
-            run.adopt(locked)
+            run = StepRun(conn, self.graphs, self.step_settings)
+            await run.lock(instances)
             rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
             ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}
             for w in ending:
