@@ -4,6 +4,7 @@ incidents, migration, ProcessGPT's ``/complete``, and the refusals (each changes
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import uuid
@@ -98,10 +99,14 @@ async def publish(client: httpx.AsyncClient, definition: dict[str, Any]) -> int:
     return int(response.json()["version"])
 
 
-async def start(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    response = await client.post("/v1/processes", json={"proc_def_id": "purchase", **body})
+async def start_def(client: httpx.AsyncClient, proc_def_id: str, **body: Any) -> dict[str, Any]:
+    response = await client.post("/v1/processes", json={"proc_def_id": proc_def_id, **body})
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+async def start(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    return await start_def(client, "purchase", **body)
 
 
 async def complete(
@@ -414,3 +419,58 @@ async def test_refusals_change_nothing(api: Api, db: Database) -> None:
         assert theirs.status_code == 404 and error_code(theirs) == "definition_not_found"
     async with api.client() as client:
         assert (await open_task(client, proc_id))["status"] == "TODO"
+
+
+def agentic() -> dict[str, Any]:
+    """An agent's step (the ``demo`` agent completes it), then a step the agent drafts and a
+    person completes."""
+    return {
+        "processDefinitionId": "agentic",
+        "roles": [{"name": "clerk", "default": "clerk@example.com"}],
+        "events": [{"id": "start", "type": "startEvent"}, {"id": "end", "type": "endEvent"}],
+        "activities": [
+            {"id": "summarise", "type": "serviceTask", "agent": "demo", "agentMode": "complete",
+             "instruction": "summarise the note", "outputData": ["upper"]},
+            {"id": "review", "type": "userTask", "role": "clerk", "agent": "demo",
+             "agentMode": "draft", "instruction": "draft the review"},
+        ],
+        "sequences": [
+            {"id": "f1", "source": "start", "target": "summarise"},
+            {"id": "f2", "source": "summarise", "target": "review"},
+            {"id": "f3", "source": "review", "target": "end"},
+        ],
+    }  # fmt: skip
+
+
+async def test_agent_steps_run_on_workers_and_drafts_wait_for_a_person(api: Api) -> None:
+    async with api.client() as client:
+        published = await client.post(
+            "/v1/process-definitions", json={"id": "agentic", "definition": agentic()}
+        )
+        assert published.status_code == 201, published.text
+        view = await start_def(client, "agentic")
+        agent_task = view["tasks"][0]  # a worker may have taken it already
+        assert (agent_task["agent_orch"], agent_task["activity_id"]) == ("demo", "summarise")
+        assert agent_task["query"] == "summarise the note"
+        for _ in range(300):  # the demo worker runs it; its DONE and the next step commit together
+            items = (await client.get("/v1/worklist", params={"role": "clerk"})).json()["items"]
+            if items:
+                break
+            await asyncio.sleep(0.1)
+        (draft,) = items
+        assert draft["activity_id"] == "review" and draft["status"] == "TODO"
+        assert draft["draft"]["upper"] == "DRAFT THE REVIEW"
+        inst = (await client.get(f"/v1/processes/{view['id']}")).json()
+        assert inst["variables"]["upper"] == "SUMMARISE THE NOTE"
+        assert inst["current_activity_ids"] == ["review"]
+        done = await complete(client, draft["id"], {"verdict": "fine"})
+        assert done.status_code == 200, done.text
+        ended = (await client.get(f"/v1/processes/{view['id']}")).json()
+        assert ended["status"] == "COMPLETED"
+        assert ended["variables"]["verdict"] == "fine"
+        kinds = [
+            (line["kind"], line["node_id"])
+            for line in (await client.get(f"/v1/processes/{view['id']}/history")).json()["items"]
+        ]
+        completed = [node for kind, node in kinds if kind == "step_completed"]
+        assert completed == ["summarise", "review"]
