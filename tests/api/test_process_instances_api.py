@@ -337,6 +337,8 @@ async def test_processgpt_complete_starts_an_instance(api: Api) -> None:
             {"proc_def_id": "purchase", "process_definition_id": "purchase"},
             {"proc_def_id": "purchase", "input": {}, "data": {}},
             {"proc_def_id": "purchase", "extra": 1},
+            {"process_definition_id": ""},
+            {"proc_def_id": "", "version": None},
         ):
             refused = await client.post("/complete", json=body)
             assert refused.status_code == 422, (body, refused.text)

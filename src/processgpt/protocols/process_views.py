@@ -102,8 +102,8 @@ class CompatComplete(BaseModel):
         },
     )
 
-    process_definition_id: str | None = Field(default=None, max_length=200)
-    proc_def_id: str | None = Field(default=None, max_length=200)
+    process_definition_id: str | None = Field(default=None, min_length=1, max_length=200)
+    proc_def_id: str | None = Field(default=None, min_length=1, max_length=200)
     input: dict[str, Any] | None = None
     variables: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
@@ -124,9 +124,10 @@ class CompatComplete(BaseModel):
 
     @property
     def definition_id(self) -> str:
-        found = self.process_definition_id or self.proc_def_id
-        assert found is not None  # checked by the validator
-        return found
+        """The definition id, whichever name it came under (the validator requires one)."""
+        if self.process_definition_id is not None:
+            return self.process_definition_id
+        return self.proc_def_id or ""
 
     @property
     def values(self) -> dict[str, Any]:
