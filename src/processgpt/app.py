@@ -78,6 +78,7 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "poll_interval": settings.poll_interval,
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
+        "schedules": settings.schedules,
         "retry": RetryPolicy(
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay
         ),

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     flush_interval: float = Field(
         default=0.002, ge=0, description="seconds the writer waits to group writes"
     )
+    schedules: bool = Field(
+        default=True, description="worker processes fire due schedules (/v1/schedules)"
+    )
     retry_base_delay: float = Field(
         default=1.0, gt=0, description="backoff: attempt n waits up to base*2^(n-1)"
     )

@@ -90,6 +90,7 @@ async def test_a_database_outage_under_load(tmp_path: Path, start_process: Start
         async with httpx.AsyncClient(base_url=url) as probe:
             await asyncio.sleep(1.0)
             not_ready = await probe.get("/readyz")
+            alive = await probe.get("/livez")  # liveness never asks the database
             await asyncio.sleep(OUTAGE_SECONDS - 1.0)
             log = data_dir / "restart.log"
             up_at = time.monotonic()  # it answers before `pg_ctl -w` returns
@@ -117,6 +118,7 @@ async def test_a_database_outage_under_load(tmp_path: Path, start_process: Start
                 assert int(headers["retry-after"]) > 0
             assert status != 404 or payload["error"]["code"] == "task_not_found"
         assert not_ready.status_code == 503 and not_ready.json()["error"]["code"] == "not_ready"
+        assert alive.status_code == 200 and alive.json() == {"status": "ok"}
         assert ready
 
         api_log = api.log()

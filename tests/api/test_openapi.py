@@ -9,7 +9,7 @@ import httpx
 
 from tests.api.conftest import Api
 
-PUBLIC = {"/healthz", "/readyz", "/a2a/{agent}/.well-known/agent-card.json"}
+PUBLIC = {"/livez", "/healthz", "/readyz", "/a2a/{agent}/.well-known/agent-card.json"}
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

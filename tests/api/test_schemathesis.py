@@ -30,6 +30,7 @@ from tests.api.conftest import Api
 EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
 MUST_SUCCEED = {
+    "GET /livez",
     "GET /healthz",
     "GET /readyz",
     "GET /v1/tasks",

@@ -27,6 +27,7 @@ def error_code(response: httpx.Response) -> str:
 
 async def test_health_is_open_and_everything_else_needs_a_key(api: Api) -> None:
     async with httpx.AsyncClient(base_url=api.url) as anon:
+        assert (await anon.get("/livez")).json() == {"status": "ok"}
         assert (await anon.get("/healthz")).json() == {"status": "ok"}
         assert (await anon.get("/readyz")).status_code == 200
         assert (await anon.get("/openapi.json")).status_code == 200

@@ -121,3 +121,44 @@ async def test_the_expense_approval_example_runs_to_completion(
     assert lines[-1].kind == "instance_completed"
     rows = await tasks_of(db, inst.id)
     assert sum(1 for r in rows if r["step_event"] is not None) == 1
+
+
+async def test_the_timer_escalation_example_escalates_and_waits_on_its_timers(
+    db: Database, start_worker: StartWorker
+) -> None:
+    source = json.loads((EXAMPLES / "timer_escalation.json").read_text())
+    compiled = compile_definition("support_escalation", source)
+    await ProcessDefinitionRepository(db).publish("default", compiled)
+    llm = StandInLlm()
+    worker = await start_worker({"llm": llm})
+    service = ProcessService(db)
+    inst, _ = await service.start("default", "support_escalation")
+    answer = await _todo(db, inst.id, "answer", 1)  # the agent's draft, for the person
+    assert answer["draft"] == {"payment": "ordered"} and answer["due_at"] is not None
+    [late] = await db.fetch("SELECT key FROM process_timers WHERE proc_inst_id = $1", inst.id)
+
+    async def make_due() -> None:  # time passes
+        await db.execute(
+            "UPDATE process_timers SET due_at = now() - interval '1 second' "
+            "WHERE proc_inst_id = $1",
+            inst.id,
+        )
+        assert worker.timers is not None
+        worker.timers.wake()  # it sleeps until the due time it read (hours away)
+
+    await make_due()
+    escalate = await _todo(db, inst.id, "escalate", 1)  # fired by the worker's timer loop
+    assert escalate["user_id"] == "support-lead@example.com"
+    assert (await db.fetchval("SELECT status FROM todolist WHERE id = $1", answer["id"])) == "TODO"
+    await service.complete_task("default", answer["id"], {"answer": "try again"})
+    inst = await service.get("default", inst.id)
+    assert sorted(inst.current_activity_ids) == ["escalate", "wait_for_customer"]
+    await make_due()
+    close = await _todo(db, inst.id, "close", 1)
+    await service.complete_task("default", close["id"], {})
+    await service.complete_task("default", escalate["id"], {})
+    inst = await service.get("default", inst.id)
+    assert inst.status is InstanceStatus.COMPLETED
+    assert worker.timers is not None and worker.timers.fired == 2
+    kinds = [ln.kind for ln in await service.history("default", inst.id)]
+    assert kinds.count("timer_fired") == 2 and late["key"].startswith("answer_late")

@@ -30,6 +30,7 @@ from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
+from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.domain.errors import Forbidden, InvalidInput
@@ -74,6 +75,7 @@ ProcessServiceDep = Annotated[ProcessService, Depends(_service("process_service"
 ProcessDefinitionsDep = Annotated[
     ProcessDefinitionRepository, Depends(_service("process_definitions"))
 ]
+SchedulesDep = Annotated[ScheduleRepository, Depends(_service("schedules"))]
 AgentsDep = Annotated[AgentRepository, Depends(_service("agents"))]
 McpServersDep = Annotated[McpServerRepository, Depends(_service("mcp_servers"))]
 KeysDep = Annotated[ApiKeyRepository, Depends(_service("keys"))]

@@ -22,6 +22,7 @@ from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
+from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
@@ -46,6 +47,7 @@ class Services:
     process_service: ProcessService
     """Instances of published definitions: start, read, advance (one transaction a step)."""
     process_definitions: ProcessDefinitionRepository
+    schedules: ScheduleRepository
     agents: AgentRepository
     mcp_servers: McpServerRepository
     mcp_settings: McpSettings
@@ -119,6 +121,7 @@ class Services:
                 db, judge_agent=process.judge_agent, default_agent=process.default_agent
             ),
             process_definitions=ProcessDefinitionRepository(db),
+            schedules=ScheduleRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
             mcp_servers=McpServerRepository(db, box, max_servers=mcp.max_servers_per_tenant),
             mcp_settings=mcp,

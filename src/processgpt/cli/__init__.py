@@ -3,9 +3,9 @@
 By concept: :mod:`~processgpt.cli.parser` (commands, flags, help),
 :mod:`~processgpt.cli.serve` (``up``, ``api``, ``worker``), :mod:`~processgpt.cli.tasks`
 (``submit``, ``tasks``: over the HTTP API, :mod:`~processgpt.cli.target` says which),
-:mod:`~processgpt.cli.process` (``process deploy``) and
-:mod:`~processgpt.cli.process_instances` (``process start|show|list|…``, ``worklist``): over
-the HTTP API too,
+:mod:`~processgpt.cli.process` (``process deploy``),
+:mod:`~processgpt.cli.process_instances` (``process start|show|list|…``, ``worklist``) and
+:mod:`~processgpt.cli.schedules` (``schedules``): over the HTTP API too,
 :mod:`~processgpt.cli.admin` (``migrate``, ``keys``, ``agents``: in the database).
 
 Every error a user can cause prints ``error: <code>: <message>`` and exits with status 2.
@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "tasks": "processgpt.cli.tasks:cmd_tasks",
     "process": "processgpt.cli.process:cmd_process",
     "worklist": "processgpt.cli.process_instances:cmd_worklist",
+    "schedules": "processgpt.cli.schedules:cmd_schedules",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",

@@ -43,6 +43,7 @@ _WORKER = (
     "poll_interval",
     "shutdown_grace",
     "flush_interval",
+    "schedules",
     "retry_base_delay",
     "retry_max_delay",
 )
@@ -85,6 +86,7 @@ READS: dict[str, _Reads] = {
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -382,6 +384,41 @@ def _process_parsers(parsers: _Parsers) -> None:
     _connection(worklist)
 
 
+def _schedule_parsers(parsers: _Parsers) -> None:
+    schedules = parsers.add(
+        "schedules", "start processes or tasks on a cron schedule (over the API)"
+    )
+    actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="a schedule that starts a process (--process) or a task (--agent)"
+    )
+    create.add_argument("name", metavar="NAME", help="the schedule's name (unique per tenant)")
+    create.add_argument("query", metavar="QUERY", nargs="?", help="the task's query (--agent)")
+    create.add_argument("--cron", required=True, help="'0 9 * * MON-FRI', '@daily', …")
+    create.add_argument("--timezone", default="UTC", help="IANA zone of the cron (default UTC)")
+    create.add_argument("--process", metavar="DEFINITION", help="start this process definition")
+    create.add_argument("--version", type=_positive_int, help="pin the definition's version")
+    create.add_argument(
+        "--var", action="append", default=[], metavar="K=V", help="a process variable (repeat)"
+    )
+    create.add_argument("--agent", help="queue a task for this agent")
+    create.add_argument("--input", metavar="JSON", help="the task's input object")
+    create.add_argument("--disabled", action="store_true", help="create it disabled")
+    listing = actions.add_parser("list", help="list the tenant's schedules")
+    changes = [create, listing]
+    for name, help in (
+        ("show", "show a schedule (JSON)"),
+        ("enable", "enable a schedule (from its next tick after now)"),
+        ("disable", "disable a schedule"),
+        ("delete", "delete a schedule"),
+    ):
+        action = actions.add_parser(name, help=help)
+        action.add_argument("schedule", metavar="SCHEDULE", help="the schedule's id or name")
+        changes.append(action)
+    for action in changes:
+        _connection(action)
+
+
 def _admin_parsers(parsers: _Parsers) -> None:
     migrate = parsers.add("migrate", "apply database migrations")
     _data_dir_option(migrate, "embedded Postgres data")
@@ -450,5 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parsers(parsers)
     _task_parsers(parsers)
     _process_parsers(parsers)
+    _schedule_parsers(parsers)
     _admin_parsers(parsers)
     return parser

@@ -21,17 +21,19 @@ reader already has, so across any number of drops the parts delivered are the pa
 uninterrupted stream (see :class:`processgpt.protocols.sse.ResumeCursor`).
 
 By concept: :mod:`.transport` (the connection, errors, resumable streams), :mod:`.task_api`
-(tasks, events, orchestrators), :mod:`.process_api` (definitions, instances, worklist).
+(tasks, events, orchestrators), :mod:`.process_api` (definitions, instances, worklist),
+:mod:`.schedules` (schedules).
 """
 
 from __future__ import annotations
 
 from processgpt.client.process_api import ProcessApi
+from processgpt.client.schedules import ScheduleCalls
 from processgpt.client.task_api import SETTLED, TaskApi
 from processgpt.client.transport import ApiError, ReconnectPolicy, StreamBroken, TaskId
 
 
-class ProcessGPTClient(TaskApi, ProcessApi):
+class ProcessGPTClient(TaskApi, ProcessApi, ScheduleCalls):
     """A client bound to one API and key: every route of the Execution API. Use as an async
     context manager (or call :meth:`aclose`). ``transport`` replaces httpx's (tests,
     proxies). ``timeout``: seconds per request, or an ``httpx.Timeout`` (e.g. a short

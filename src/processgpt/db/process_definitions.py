@@ -2,9 +2,11 @@
 
 A publish is one transaction: the forms sent with the definition are stored, every form its
 steps use and every definition its call activities call must exist, then the next version is
-numbered and inserted in one statement (see migration 0015). Publishing content identical to
-the latest version (same format, name, canonical source and forms) stores nothing and returns
-that version (``created`` False), so a deploy can be repeated safely.
+numbered and inserted in one statement (see migration 0015), and the schedules of its timer
+start events replace those of the earlier version (:mod:`processgpt.db.schedules`).
+Publishing content identical to the latest version (same format, name, canonical source and
+forms) stores nothing and returns that version (``created`` False), so a deploy can be
+repeated safely.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from processgpt.db.database import Database
+from processgpt.db.schedules import replace_definition_schedules
 from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import (
     DefinitionProblem,
@@ -100,6 +103,10 @@ class ProcessDefinitionRepository:
                     compiled.format.value,
                     compiled.source,
                     compiled.content_hash,
+                )
+                assert row is not None  # an INSERT … RETURNING returns its row
+                await replace_definition_schedules(
+                    conn, tenant_id, graph, row["version"], row["created_at"]
                 )
         except asyncpg.exceptions.ForeignKeyViolationError:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist") from None

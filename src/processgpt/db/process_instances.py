@@ -78,7 +78,13 @@ class ProcessInstances:
     # -- transactions ---------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _steps(self) -> AsyncIterator[StepRun]:
+    async def _steps(self, within: Any = None) -> AsyncIterator[StepRun]:
+        """A step's transaction; with ``within`` (a connection in a transaction of the
+        caller), a savepoint in it that commits with the caller's transaction."""
+        if within is not None:
+            async with within.transaction():
+                yield StepRun(within, self.graphs, self.settings)
+            return
         async with self.db.transaction() as conn:
             yield StepRun(conn, self.graphs, self.settings)
 
@@ -104,13 +110,16 @@ class ProcessInstances:
         roles: Mapping[str, str],
         name: str,
         idempotency_key: str | None,
+        start_node: str | None = None,
+        within: Any = None,
     ) -> Started:
         """Insert the instance and run its first step, in one transaction (see
         :meth:`ProcessService.start <processgpt.runtime.process_service.ProcessService.
-        start>`)."""
+        start>`). With ``within`` (a connection in the caller's transaction) the start is
+        part of that transaction: it commits, or rolls back, with it (not retried here)."""
 
         async def op() -> Started:
-            async with self._steps() as run:
+            async with self._steps(within) as run:
                 chosen = version
                 if chosen is None:
                     chosen = await run.conn.fetchval(
@@ -142,12 +151,12 @@ class ProcessInstances:
                     return Started(found, False)
                 run.adopt([row])
                 inst = run.locked[row["proc_inst_id"]]
-                outcome = await run.run(inst.id, StartInstance())
+                outcome = await run.run(inst.id, StartInstance(start_node))
                 _raise_rejected(outcome, inst.id)
                 return Started(inst.id, True)
 
         try:
-            return await self._retrying(op)
+            return await (op() if within is not None else self._retrying(op))
         except asyncpg.exceptions.ForeignKeyViolationError:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist") from None
 
@@ -294,14 +303,18 @@ class ProcessInstances:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def get(self, tenant_id: str, instance_id: uuid.UUID) -> ProcessInstance:
-        row = await self.db.fetchrow(QUERIES["get_instance"], instance_id, tenant_id)
+    async def get(
+        self, tenant_id: str, instance_id: uuid.UUID, *, within: Any = None
+    ) -> ProcessInstance:
+        """The instance (read on ``within``, a connection of the caller, when given)."""
+        reader: Any = within if within is not None else self.db
+        row = await reader.fetchrow(QUERIES["get_instance"], instance_id, tenant_id)
         if row is None:
             raise ProcessNotFound(instance_id)
         instance = to_instance(row)
         if row["state"] is None:
             return instance
-        children = await self.db.fetch(QUERIES["child_incidents"], instance_id)
+        children = await reader.fetch(QUERIES["child_incidents"], instance_id)
         found = [
             ChildIncident(c["proc_inst_id"], incident)
             for c in children

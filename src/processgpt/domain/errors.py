@@ -337,6 +337,34 @@ class ProcessDefinitionNotFound(ProcessGPTError):
         self.version = version
 
 
+class InvalidCron(InvalidInput):
+    """A cron expression that cron cannot read, or that never fires."""
+
+    code = "invalid_cron"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="cron")
+
+
+class UnknownTimeZone(InvalidInput):
+    """A time zone that is not an IANA zone name (``Europe/Berlin``, ``UTC``)."""
+
+    code = "unknown_timezone"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name[:100]!r} is not a known IANA time zone", field="timezone")
+
+
+class ScheduleNotFound(ProcessGPTError):
+    """No schedule with that id exists for the caller's tenant."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: object) -> None:
+        super().__init__(f"schedule {schedule_id} not found")
+        self.schedule_id = schedule_id
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -374,6 +402,9 @@ ERROR_STATUS: dict[str, int] = {
     ProcessDefinitionInvalid.code: 422,
     ProcessDefinitionNotFound.code: 404,
     TooManyMcpServers.code: 409,
+    InvalidCron.code: 422,
+    UnknownTimeZone.code: 422,
+    ScheduleNotFound.code: 404,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

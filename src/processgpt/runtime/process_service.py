@@ -76,11 +76,17 @@ class ProcessService:
         roles: Mapping[str, str] | None = None,
         name: str = "",
         idempotency_key: str | None = None,
+        start_node: str | None = None,
+        within: Any = None,
     ) -> tuple[ProcessInstance, bool]:
         """Start an instance of ``proc_def_id`` pinned to ``version`` (the latest when None):
         the instance, its first step (work items, timers, history) in one transaction. The
         bool says whether it was created: the same ``idempotency_key`` again (per tenant)
-        returns the instance it started, created False, whatever the other arguments."""
+        returns the instance it started, created False, whatever the other arguments.
+        ``start_node``: the start event its token leaves (a timer start's schedule names its
+        own); None: the engine's default start. ``within``: a connection in a transaction of
+        the caller (a schedule's tick): the instance and its first step are written in it and
+        commit or roll back with it."""
         started = await self.instances.start(
             tenant_id,
             proc_def_id,
@@ -89,7 +95,13 @@ class ProcessService:
             roles=dict(roles or {}),
             name=name,
             idempotency_key=idempotency_key,
+            start_node=start_node,
+            within=within,
         )
+        if within is not None:
+            return await self.instances.get(tenant_id, started.instance_id, within=within), (
+                started.created
+            )
         return await self.instances.get(tenant_id, started.instance_id), started.created
 
     async def get(self, tenant_id: str, id: uuid.UUID) -> ProcessInstance:

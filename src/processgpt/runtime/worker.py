@@ -5,9 +5,10 @@ up to ``concurrency`` tasks at once. It composes the parts of the engine: the cl
 (:mod:`~processgpt.runtime.claims`: woken by NOTIFY, polling only as a fallback), the leases
 (:mod:`~processgpt.runtime.lease`: heartbeats, presence, recovery of expired leases), one
 :class:`~processgpt.runtime.writer.BatchWriter` for every write, and the decision of how each
-attempt ends (:mod:`~processgpt.runtime.attempt`). Its statements run on a small pool of its
-own, opened from the given database's DSN, with plans made once per connection
-(:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
+attempt ends (:mod:`~processgpt.runtime.attempt`). Beside them run the process timer loop and
+the schedule loop (:mod:`~processgpt.runtime.schedules`), each tick fired by one worker.
+Its statements run on a small pool of its own, opened from the given database's DSN, with
+plans made once per connection (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
 Stopping (:meth:`Worker.stop`, wired to SIGTERM/SIGINT by the CLI) stops claiming, lets running
 tasks finish within ``shutdown_grace`` seconds, then hands the rest back: PENDING at once, the
@@ -32,6 +33,8 @@ from processgpt.db.listen import Listener
 from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
 from processgpt.db.retry import retry_transient
+from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
+from processgpt.db.tasks import TaskRepository
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
@@ -39,7 +42,9 @@ from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, 
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.run import TaskRun, TaskRunner
+from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
@@ -65,6 +70,9 @@ class WorkerOptions:
     """Agents of process steps: the judge of text conditions, the default step agent."""
     timers: bool = True
     """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
+    schedules: bool = True
+    """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
+    fired by whichever worker claims them first."""
 
 
 @dataclass(slots=True)
@@ -122,6 +130,8 @@ class Worker:
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
         self.timers: TimerLoop | None = None
+        self.schedule_loop: ScheduleLoop | None = None
+        """The schedule loop, once :meth:`run` started it."""
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -189,6 +199,7 @@ class Worker:
         if self.options.timers:
             listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
+        schedules = self._schedule_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -219,12 +230,29 @@ class Worker:
                     on_crash=crashed,
                 ),
                 self._runs(),
+                schedules,
             ):
                 await asyncio.wait_for(listener.connected.wait(), timeout=30)
                 self.started.set()
                 await self._claims.run()  # returns once stop() was called
         finally:
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The schedule loop as a background block on the worker's pool (a no-op block when
+        ``options.schedules`` is off), woken by schedule changes and listener reconnects."""
+        if not self.options.schedules:
+            return contextlib.nullcontext()
+        pool = self._queries.db
+        steps = self.options.process_steps
+        processes = ProcessService(
+            pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
+        )
+        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), processes)
+        listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.schedule_loop = loop
+        return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
 
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the
@@ -426,9 +454,10 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 4
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
-process timers."""
+process timers, and the schedule loop (its round's transaction, and a process start beside
+it)."""
 
 
 async def _idle() -> None:

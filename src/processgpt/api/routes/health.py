@@ -1,4 +1,9 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database and LISTEN)."""
+"""Probes: ``/livez`` (the process answers; no database), ``/healthz`` (the same, kept for
+existing checks) and ``/readyz`` (it can serve: database and LISTEN).
+
+A liveness probe must not depend on the database: during a database outage every API process
+answers 503 (``/readyz`` and the API alike) and recovers by itself, and restarting them all
+would only add a cold start to the outage."""
 
 from __future__ import annotations
 
@@ -12,9 +17,17 @@ from processgpt.domain.errors import DatabaseUnavailable
 router = APIRouter(tags=["health"])
 
 
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """Always `{"status": "ok"}` while the process's event loop serves requests; touches
+    nothing else (no database, no LISTEN connection), so it stays 200 through a database
+    outage. For a Kubernetes liveness probe."""
+    return {"status": "ok"}
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
-    """Always `{"status": "ok"}` while the process serves requests."""
+    """Always `{"status": "ok"}` while the process serves requests (the same as `/livez`)."""
     return {"status": "ok"}
 
 

@@ -45,12 +45,19 @@ def due_at(spec: TimerSpec, now: datetime) -> datetime:
 
 
 def add_duration(start: datetime, text: str) -> datetime:
+    months, exact = split_duration(text)
+    return add_months(start, months) + exact
+
+
+def split_duration(text: str) -> tuple[int, timedelta]:
+    """An ISO 8601 duration as its calendar part (whole months: years are 12) and its exact
+    part (weeks, days, hours, minutes, seconds)."""
     match = _DURATION.fullmatch(text.strip())
     if match is None:
         raise TimerError(f"timer duration {text!r} is not an ISO 8601 duration such as PT15M")
     parts = {k: v for k, v in match.groupdict().items() if v is not None}
-    moved = _add_months(start, int(parts.get("years", 0)) * 12 + int(parts.get("months", 0)))
-    return moved + timedelta(
+    months = int(parts.get("years", 0)) * 12 + int(parts.get("months", 0))
+    return months, timedelta(
         weeks=int(parts.get("weeks", 0)),
         days=int(parts.get("days", 0)),
         hours=int(parts.get("hours", 0)),
@@ -67,7 +74,8 @@ def parse_date(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _add_months(start: datetime, months: int) -> datetime:
+def add_months(start: datetime, months: int) -> datetime:
+    """``start`` moved by whole calendar months (the day clipped to the month's last)."""
     if months == 0:
         return start
     index = start.year * 12 + start.month - 1 + months
