@@ -3,8 +3,10 @@ path and variables. Files Spiff can run without a clock or a correlation setup a
 through SpiffWorkflow 3.x (the oracle) with the same completion choices, and the two traces
 must agree: the ready tasks before every completion, the path, the final variables.
 
-The files are read with the test-only reader of :mod:`.bpmn_support`; once the product's BPMN
-parser lands, these tests should read them with it instead.
+The files are read by the product's BPMN parser and validated as publishing does
+(:func:`~.bpmn_support.read_conformance`); Spiff reads the same files with their CEL conditions
+spelled as Python. ``tests/acceptance/test_bpmn_conformance_api.py`` drives the same files
+through the HTTP API and a worker.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from processgpt.domain.process.events import (
 from processgpt.domain.process.model import NodeKind
 from processgpt.domain.process.state import InstanceStatus
 from processgpt.domain.process.step import CreateTimer, StartChild
-from tests.domain.process.bpmn_support import CONFORMANCE, read_bpmn, run_ours, run_spiff
+from tests.domain.process.bpmn_support import read_conformance, run_ours, run_spiff
 from tests.domain.process.builders import T0, Run, of_type
 
 COUNTERS = {"review": "reviews", "count": "rounds"}
@@ -67,8 +69,7 @@ ORACLE_CASES = [
 def test_conformance_against_spiffworkflow(
     name: str, variables: dict[str, Any], choices: tuple[int, ...], expected: list[str]
 ) -> None:
-    xml = (CONFORMANCE / f"{name}.bpmn").read_text()
-    graph = read_bpmn(xml)
+    xml, graph = read_conformance(name)
     ours = run_ours(graph, variables, outputs, choices)
     theirs = run_spiff(xml, name, variables, outputs, choices)
     assert ours.path == expected
@@ -90,7 +91,7 @@ def test_inclusive_join_in_a_loop_waits_for_the_branch_still_running() -> None:
     wait for b. SpiffWorkflow 3.2 fires it early here (its inclusive join counts an input
     completed in an earlier round as arrived), so this case is checked against the BPMN rule,
     not against the oracle."""
-    graph = read_bpmn((CONFORMANCE / "nested.bpmn").read_text())
+    _, graph = read_conformance("nested")
     ours = run_ours(graph, {"rounds": 0}, outputs)
     assert ours.ready == [
         ["a1", "a2"],
@@ -108,7 +109,7 @@ def test_inclusive_join_in_a_loop_waits_for_the_branch_still_running() -> None:
 
 
 def load(name: str) -> Run:
-    return Run.start(read_bpmn((CONFORMANCE / f"{name}.bpmn").read_text()))
+    return Run.start(read_conformance(name)[1])
 
 
 def test_conformance_intermediate_timer() -> None:
