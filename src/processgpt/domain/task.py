@@ -44,6 +44,9 @@ class TaskStatus(enum.StrEnum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     INPUT_REQUIRED = "INPUT_REQUIRED"
+    TODO = "TODO"
+    """A person's open work item (a human process step, or an agent's draft waiting for a
+    person): workers never claim it; it ends DONE (completed through the API) or CANCELLED."""
 
     @property
     def is_terminal(self) -> bool:
@@ -121,6 +124,11 @@ class Task(BaseModel):
     proc_inst_id: uuid.UUID | None = None
     activity_id: str | None = None
     activity_name: str | None = None
+    activation: int | None = None
+    """Set on the work item of a process step: the activity's activation (1, 2, … when a
+    loop comes back to it)."""
+    role: str | None = None
+    due_at: datetime | None = None
     user_id: str | None = None
     tool: str | None = None
     description: str | None = None
