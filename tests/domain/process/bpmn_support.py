@@ -117,7 +117,7 @@ class Trace:
     error: str | None = None
 
 
-def _pick(ready: list[str], choices: Sequence[int], step: int) -> str:
+def pick(ready: list[str], choices: Sequence[int], step: int) -> str:
     return ready[choices[step % len(choices)] % len(ready)] if choices else ready[0]
 
 
@@ -150,7 +150,7 @@ def run_ours(
                 continue
             break
         trace.ready.append(ready)
-        chosen = _pick(ready, choices, step)
+        chosen = pick(ready, choices, step)
         token = next(t for t in state.tokens if t.wait is Wait.TASK and t.node_id == chosen)
         trace.path.append(chosen)
         output = outputs(chosen, state.variables)
@@ -186,7 +186,7 @@ def run_spiff(
             by_id = {t.task_spec.bpmn_id: t for t in tasks}
             ready = sorted(by_id)
             trace.ready.append(ready)
-            chosen = _pick(ready, choices, step)
+            chosen = pick(ready, choices, step)
             task = by_id[chosen]
             trace.path.append(chosen)
             task.data.update(outputs(chosen, task.data))
@@ -197,3 +197,42 @@ def run_spiff(
     trace.completed = workflow.is_completed()
     trace.variables = dict(workflow.data)
     return trace
+
+
+COUNTERS = {"review": "reviews", "count": "rounds"}
+
+
+# -- the conformance cases: shared by the domain test and the API test --------------------
+
+
+def outputs(task: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Each task records how often it ran; a few also count rounds for the loops."""
+    out = {f"{task}_done": int(variables.get(f"{task}_done", 0)) + 1}
+    counter = COUNTERS.get(task)
+    if counter is not None:
+        out[counter] = int(variables.get(counter, 0)) + 1
+    return out
+
+
+ORACLE_CASES: list[tuple[str, dict[str, Any], tuple[int, ...], list[str]]] = [
+    ("sequence", {}, (), ["fill", "review"]),
+    ("exclusive", {"amount": 5000, "kind": "x"}, (), ["fill", "cfo"]),
+    ("exclusive", {"amount": 500, "kind": "travel"}, (), ["fill", "manager"]),
+    ("exclusive", {"amount": 500, "kind": "other"}, (), ["fill", "auto"]),
+    ("exclusive_no_match", {"answer": "yes"}, (), ["yes"]),
+    ("exclusive_no_match", {"answer": "maybe"}, (), []),
+    ("parallel", {}, (), ["finance", "legal", "security", "security_followup", "sign"]),
+    ("parallel", {}, (2, 0), ["security", "finance", "legal", "security_followup", "sign"]),
+    (
+        "inclusive",
+        {"nights": 2, "distance": 800},
+        (),
+        ["flight", "flight_seat", "hotel", "confirm"],
+    ),
+    ("inclusive", {"nights": 1, "distance": 100}, (1,), ["hotel", "car", "confirm"]),
+    ("inclusive", {"nights": 0, "distance": 0}, (), ["nothing", "confirm"]),
+    ("inclusive", {"nights": 0, "distance": 900}, (), ["flight", "flight_seat", "confirm"]),
+    ("loop", {"reviews": 0}, (), ["draft", "review"] * 3 + ["publish"]),
+    ("nested", {"rounds": 1}, (), ["a1", "a2", "b", "count", "b", "count"]),
+    ("nested", {"rounds": 1}, (2, 1, 0), ["b", "a2", "a1", "count", "b", "count"]),
+]

@@ -11,7 +11,6 @@ through the HTTP API and a worker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -26,43 +25,14 @@ from processgpt.domain.process.events import (
 from processgpt.domain.process.model import NodeKind
 from processgpt.domain.process.state import InstanceStatus
 from processgpt.domain.process.step import CreateTimer, StartChild
-from tests.domain.process.bpmn_support import read_conformance, run_ours, run_spiff
+from tests.domain.process.bpmn_support import (
+    ORACLE_CASES,
+    outputs,
+    read_conformance,
+    run_ours,
+    run_spiff,
+)
 from tests.domain.process.builders import T0, Run, of_type
-
-COUNTERS = {"review": "reviews", "count": "rounds"}
-
-
-def outputs(task: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """Each task records how often it ran; a few also count rounds for the loops."""
-    out = {f"{task}_done": int(variables.get(f"{task}_done", 0)) + 1}
-    counter = COUNTERS.get(task)
-    if counter is not None:
-        out[counter] = int(variables.get(counter, 0)) + 1
-    return out
-
-
-ORACLE_CASES = [
-    ("sequence", {}, (), ["fill", "review"]),
-    ("exclusive", {"amount": 5000, "kind": "x"}, (), ["fill", "cfo"]),
-    ("exclusive", {"amount": 500, "kind": "travel"}, (), ["fill", "manager"]),
-    ("exclusive", {"amount": 500, "kind": "other"}, (), ["fill", "auto"]),
-    ("exclusive_no_match", {"answer": "yes"}, (), ["yes"]),
-    ("exclusive_no_match", {"answer": "maybe"}, (), []),
-    ("parallel", {}, (), ["finance", "legal", "security", "security_followup", "sign"]),
-    ("parallel", {}, (2, 0), ["security", "finance", "legal", "security_followup", "sign"]),
-    (
-        "inclusive",
-        {"nights": 2, "distance": 800},
-        (),
-        ["flight", "flight_seat", "hotel", "confirm"],
-    ),
-    ("inclusive", {"nights": 1, "distance": 100}, (1,), ["hotel", "car", "confirm"]),
-    ("inclusive", {"nights": 0, "distance": 0}, (), ["nothing", "confirm"]),
-    ("inclusive", {"nights": 0, "distance": 900}, (), ["flight", "flight_seat", "confirm"]),
-    ("loop", {"reviews": 0}, (), ["draft", "review"] * 3 + ["publish"]),
-    ("nested", {"rounds": 1}, (), ["a1", "a2", "b", "count", "b", "count"]),
-    ("nested", {"rounds": 1}, (2, 1, 0), ["b", "a2", "a1", "count", "b", "count"]),
-]
 
 
 @pytest.mark.parametrize(("name", "variables", "choices", "expected"), ORACLE_CASES)
