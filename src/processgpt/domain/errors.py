@@ -133,6 +133,18 @@ class InvalidTransition(ProcessGPTError):
         self.action = action
 
 
+class ProcessEventRejected(InvalidTransition):
+    """An event the process instance cannot take as it is (a step that is not open, a timer
+    not armed, no token waiting for the message, no such incident, a finished instance).
+    Nothing changed. Same code as :class:`InvalidTransition` (409)."""
+
+    def __init__(self, proc_inst_id: object, reason: str) -> None:
+        ProcessGPTError.__init__(self, f"process instance {proc_inst_id}: {reason}")
+        self.task_id = proc_inst_id
+        self.status = ""
+        self.action = reason
+
+
 class LeaseLost(ProcessGPTError):
     """A worker tried to write for a task it no longer owns (fencing rejected the write)."""
 

@@ -36,6 +36,8 @@ from datetime import datetime
 from typing import Any
 
 from processgpt.db.database import Database
+from processgpt.db.process_instances import ProcessInstances
+from processgpt.db.process_steps import StepSettings
 from processgpt.domain.process.instance import HistoryLine, ProcessInstance
 from processgpt.domain.process.state import InstanceStatus
 from processgpt.domain.task import Task
@@ -60,6 +62,9 @@ class ProcessService:
         self.db = db
         self.judge_agent = judge_agent
         self.default_agent = default_agent
+        self.instances = ProcessInstances(
+            db, settings=StepSettings(judge_agent=judge_agent, default_agent=default_agent)
+        )
 
     async def start(
         self,
@@ -76,11 +81,20 @@ class ProcessService:
         the instance, its first step (work items, timers, history) in one transaction. The
         bool says whether it was created: the same ``idempotency_key`` again (per tenant)
         returns the instance it started, created False, whatever the other arguments."""
-        raise NotImplementedError
+        started = await self.instances.start(
+            tenant_id,
+            proc_def_id,
+            version=version,
+            variables=dict(variables or {}),
+            roles=dict(roles or {}),
+            name=name,
+            idempotency_key=idempotency_key,
+        )
+        return await self.instances.get(tenant_id, started.instance_id), started.created
 
     async def get(self, tenant_id: str, id: uuid.UUID) -> ProcessInstance:
         """The instance; :class:`ProcessNotFound` when the tenant has none of that id."""
-        raise NotImplementedError
+        return await self.instances.get(tenant_id, id)
 
     async def list(
         self,
@@ -93,14 +107,16 @@ class ProcessService:
     ) -> builtins.list[ProcessInstance]:
         """The tenant's instances, newest first (by start date, then id); ``before`` is the
         ``(start_date, id)`` of the last instance of the previous page."""
-        raise NotImplementedError
+        return await self.instances.list(
+            tenant_id, proc_def_id=proc_def_id, status=status, limit=limit, before=before
+        )
 
     async def history(
         self, tenant_id: str, id: uuid.UUID, *, after_seq: int = 0, limit: int = 1000
     ) -> builtins.list[HistoryLine]:
         """The instance's history lines with ``seq > after_seq``, in order, at most ``limit``;
         :class:`ProcessNotFound` when the tenant has no such instance."""
-        raise NotImplementedError
+        return await self.instances.history(tenant_id, id, after_seq=after_seq, limit=limit)
 
     async def complete_task(
         self,
@@ -117,19 +133,21 @@ class ProcessService:
         before with the same ``idempotency_key``: then the same result, nothing changes. A task
         with a form: ``output`` must fit the form's fields, else :class:`InvalidInput` (422),
         nothing changed. A task outside a process may be completed too (no step)."""
-        raise NotImplementedError
+        return await self.instances.complete_task(tenant_id, task_id, output, idempotency_key)
 
     async def cancel(self, tenant_id: str, id: uuid.UUID, reason: str = "") -> ProcessInstance:
         """Cancel the instance, its open tasks, timers and child instances in one
         transaction. A finished instance: :class:`InvalidTransition`."""
-        raise NotImplementedError
+        await self.instances.cancel(tenant_id, id, reason)
+        return await self.instances.get(tenant_id, id)
 
     async def send_message(
         self, tenant_id: str, id: uuid.UUID, name: str, payload: Mapping[str, Any]
     ) -> ProcessInstance:
         """Deliver a message to the oldest token waiting for ``name`` (``payload`` merged
         into the variables). No token waits for it: :class:`InvalidTransition`."""
-        raise NotImplementedError
+        await self.instances.send_message(tenant_id, id, name, payload)
+        return await self.instances.get(tenant_id, id)
 
     async def resolve_incident(
         self,
@@ -142,7 +160,8 @@ class ProcessService:
         """Retry where the incident stopped (a failed step runs again as a new activation; a
         gateway re-evaluates), after merging ``variables``. Unknown incident:
         :class:`InvalidTransition`."""
-        raise NotImplementedError
+        await self.instances.resolve_incident(tenant_id, id, incident_id, variables or {})
+        return await self.instances.get(tenant_id, id)
 
     async def migrate(
         self,
@@ -155,7 +174,8 @@ class ProcessService:
         """Move the instance to ``to_version`` of its definition, its waiting steps renamed by
         ``mapping`` (old node id → new); recorded in its history. A mapping that cannot apply:
         :class:`InvalidInput` listing every problem; nothing changed."""
-        raise NotImplementedError
+        await self.instances.migrate(tenant_id, id, to_version, mapping)
+        return await self.instances.get(tenant_id, id)
 
     async def worklist(
         self,
@@ -169,14 +189,16 @@ class ProcessService:
         """Open human work items (status TODO) of the tenant, newest first; ``user`` keeps
         those assigned to the user (``user_id`` lists them), ``role`` those of the role.
         ``before``: ``(created_at, id)`` of the last item of the previous page."""
-        raise NotImplementedError
+        return await self.instances.worklist(
+            tenant_id, user=user, role=role, limit=limit, before=before
+        )
 
     async def fire_due_timers(self, limit: int = 100) -> int:
         """Fire up to ``limit`` due timers (any tenant), each in the step of its instance;
         the number fired. Several workers may call it at once: each timer fires once."""
-        raise NotImplementedError
+        return await self.instances.fire_due_timers(limit)
 
     async def seconds_until_next_timer(self) -> float | None:
         """Seconds until the next timer is due (0 or less: due now); None when none is
         armed. For the worker's timer loop."""
-        raise NotImplementedError
+        return await self.instances.seconds_until_next_timer()

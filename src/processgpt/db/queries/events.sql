@@ -2,7 +2,8 @@
 -- One worker write batch, as one statement (one implicit transaction, one NOTIFY):
 -- per-task updates ($1, task_write records) fenced by (id, fence), then the events ($2,
 -- event_write records) of the tasks whose fence held. Returns the tasks whose writes were
--- accepted.
+-- accepted, each with its status before (a process step runs only for a task that ended in
+-- this statement: status_before IN_PROGRESS).
 --
 -- Re-running the same batch after an unknown commit outcome is harmless: only events newer
 -- than the task's newest event in this statement's snapshot are inserted, values are
@@ -33,7 +34,8 @@ WITH u AS (
     FROM u JOIN todolist b ON b.id = u.id  -- b: the row in this statement's snapshot
     WHERE t.id = ANY (ARRAY(SELECT u.id FROM u)) AND t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
-    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, b.last_seq AS seq_before
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, b.last_seq AS seq_before,
+              b.status AS status_before
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
                         status, data)
@@ -49,7 +51,7 @@ WITH u AS (
     FROM (SELECT id, last_seq, status, (row_number() OVER ()) / 120 AS chunk FROM owned) c
     GROUP BY chunk
 )
-SELECT o.id, (SELECT count(*) FROM notified) AS notifications FROM owned o;
+SELECT o.id, o.status_before, (SELECT count(*) FROM notified) AS notifications FROM owned o;
 
 -- name: fail_task_write
 -- The database refused a task's write for a reason a retry cannot fix: fail the attempt with
