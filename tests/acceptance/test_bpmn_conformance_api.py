@@ -297,3 +297,50 @@ async def test_call_activity_and_subprocess_run_as_child_instances(
     assert view["variables"]["packed"] is True
     kinds = [(line["kind"], line["node_id"]) for line in await history(client, parent)]
     assert kinds.index(("child_completed", "billing")) < kinds.index(("child_completed", "packing"))
+
+
+async def test_timer_date_in_the_past_fires_at_once(client: httpx.AsyncClient) -> None:
+    await publish(client, "timer_date")
+    instance_id = await start(client, "timer_date", {})
+    await _complete_step(client, instance_id, "order")
+    await _wait_for_step(client, instance_id, "ship")
+    await _complete_step(client, instance_id, "ship")
+    assert (await detail(client, instance_id))["status"] == "COMPLETED"
+
+
+async def test_lanes_are_roles_and_a_service_task_is_an_agents_step(
+    client: httpx.AsyncClient,
+) -> None:
+    """Person's steps go to their lane's user (its default, or the binding given at start);
+    the service task runs on the worker (agent ``demo``) and the process goes on."""
+    name = "lanes_and_task_types"
+    await publish(client, name)
+    response = await client.post(
+        "/v1/processes", json={"proc_def_id": name, "roles": {"manager": "kim@example.com"}}
+    )
+    assert response.status_code == 201, response.text
+    instance_id = response.json()["id"]
+    for activity in ("request", "check", "approve"):
+        await _wait_for_step(client, instance_id, activity)
+        view = await detail(client, instance_id)
+        [task] = todo(view)
+        expected = (
+            ("manager", "kim@example.com")
+            if activity == "approve"
+            else (
+                "clerk",
+                "clerk@example.com",
+            )
+        )
+        assert (task["role"], task["user_id"]) == expected
+        await _complete_step(client, instance_id, activity)
+    view = await detail(client, instance_id)
+    assert view["status"] == "COMPLETED"
+    tasks = {t["activity_id"]: t for t in view["tasks"]}
+    assert list(tasks) == ["request", "check", "classify", "approve"]
+    assert tasks["classify"]["agent_orch"] == "demo"
+    assert tasks["classify"]["status"] == "DONE"
+    assert tasks["classify"]["query"] == "Classify the purchase."
+    worklist = await client.get("/v1/worklist", params={"user": "kim@example.com"})
+    assert worklist.status_code == 200, worklist.text
+    assert worklist.json()["items"] == []

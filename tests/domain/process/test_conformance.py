@@ -11,7 +11,7 @@ through the HTTP API and a worker.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,9 +22,9 @@ from processgpt.domain.process.events import (
     SignalReceived,
     TimerFired,
 )
-from processgpt.domain.process.model import NodeKind
+from processgpt.domain.process.model import AgentMode, NodeKind, TaskType
 from processgpt.domain.process.state import InstanceStatus
-from processgpt.domain.process.step import CreateTimer, StartChild
+from processgpt.domain.process.step import CreateTask, CreateTimer, StartChild
 from tests.domain.process.bpmn_support import (
     ORACLE_CASES,
     outputs,
@@ -147,3 +147,40 @@ def test_conformance_call_activity_and_subprocess() -> None:
     run.complete("ship")
     assert run.state.status is InstanceStatus.COMPLETED
     assert run.state.variables["packed"] is True
+
+
+def test_conformance_timer_date() -> None:
+    run = load("timer_date")
+    run.complete("order")
+    [timer] = of_type(run.decisions, CreateTimer)
+    assert timer.node_id == "not_before"
+    assert timer.due_at == datetime(2020, 1, 1, tzinfo=UTC)  # a date in the past: due at once
+    run.send(TimerFired(timer.key))
+    run.complete("ship")
+    assert run.state.status is InstanceStatus.COMPLETED
+
+
+def test_conformance_lanes_and_task_types() -> None:
+    """Lanes are roles (a lane's default user, or the binding given at start); a service
+    task with an agent is an agent's step, user and manual tasks are a person's."""
+    run = Run.start(read_conformance("lanes_and_task_types")[1], roles={"manager": "kim"})
+    seen: dict[str, tuple[str | None, str | None, TaskType, AgentMode, str | None]] = {}
+    while run.open_tasks():
+        [(node_id, _)] = run.open_tasks()
+        created = of_type(run.decisions, CreateTask)[-1]
+        activity = created.activity
+        seen[node_id] = (
+            activity.role,
+            created.assignee,
+            activity.task_type,
+            activity.agent_mode,
+            activity.agent,
+        )
+        run.complete(node_id)
+    assert run.state.status is InstanceStatus.COMPLETED
+    assert seen == {
+        "request": ("clerk", "clerk@example.com", TaskType.USER, AgentMode.NONE, None),
+        "check": ("clerk", "clerk@example.com", TaskType.MANUAL, AgentMode.NONE, None),
+        "classify": ("clerk", "clerk@example.com", TaskType.SERVICE, AgentMode.NONE, "demo"),
+        "approve": ("manager", "kim", TaskType.USER, AgentMode.NONE, None),
+    }
