@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from processgpt.domain.events import Event
 from processgpt.domain.roles import Role
-from processgpt.domain.task import Task, TaskFields
+from processgpt.domain.task import Task
 
 
 class ErrorDetail(BaseModel):
@@ -39,29 +39,9 @@ class EventPage(BaseModel):
     next_after: int = Field(description="Pass as `after` for the next page.")
 
 
-class ProcessCreate(BaseModel):
-    """A process instance to start with its first task."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "onboarding",
-                    "variables": {"customer": "ACME"},
-                    "task": {"agent_orch": "demo", "query": "welcome the customer"},
-                }
-            ]
-        },
-    )
-
-    name: str = Field(default="", max_length=500)
-    proc_def_id: str | None = Field(default=None, max_length=200)
-    variables: dict[str, Any] = Field(default_factory=dict)
-    task: TaskFields
-
-
 class ProcessView(BaseModel):
+    """The one-task form's instance (its row) and its tasks."""
+
     process: dict[str, Any]
     tasks: list[Task]
 
