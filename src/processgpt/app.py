@@ -13,11 +13,12 @@ from types import TracebackType
 from typing import Any
 
 from processgpt.agents.task_runner import A2ATaskRunner
-from processgpt.config import McpSettings, SecretSettings, Settings
+from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.follow import follow_task
 from processgpt.db.migrate import migrate
+from processgpt.db.process_steps import StepSettings
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
@@ -63,8 +64,15 @@ def secret_box(settings: Settings, secrets: SecretSettings | None = None) -> Sec
     return SecretBox.configured(keys, settings.data_dir or secrets.data_dir)
 
 
+def process_step_settings(process: ProcessSettings | None = None) -> StepSettings:
+    """The agents of process steps (``PROCESSGPT_PROCESS_*``), for workers and the API."""
+    process = process or ProcessSettings()
+    return StepSettings(judge_agent=process.judge_agent, default_agent=process.default_agent)
+
+
 def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
     values: dict[str, Any] = {
+        "process_steps": process_step_settings(),
         "concurrency": settings.concurrency,
         "lease_seconds": settings.lease_seconds,
         "poll_interval": settings.poll_interval,

@@ -222,6 +222,19 @@ class DelegateSettings(BaseSettings):
     )
 
 
+class ProcessSettings(BaseSettings):
+    """Agents of process steps: ``judge_agent`` decides text conditions (``conditionMode:
+    text``), ``default_agent`` runs an agent step whose activity names no agent. Both may be
+    an orchestrator or a tenant's agent profile."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_PROCESS_", extra="ignore")
+
+    judge_agent: str = Field(default="llm", description="the agent that judges text conditions")
+    default_agent: str = Field(
+        default="llm", description="the agent of steps whose activity names none"
+    )
+
+
 class SecretSettings(BaseSettings):
     """The keys that encrypt stored secrets (MCP headers, env values, URL credentials).
 

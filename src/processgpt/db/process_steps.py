@@ -193,6 +193,11 @@ class StepRun:
         for row in await self.conn.fetch(QUERIES["lock_instances"], wanted):
             self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
 
+    def adopt(self, rows: list[Any]) -> None:
+        """Keep rows of ``lock_instances`` locked by the caller in this transaction."""
+        for row in rows:
+            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+
     async def lock_of_tenant(self, tenant_id: str, instance_id: uuid.UUID) -> Instance | None:
         """Lock one instance of the tenant (and its ancestors); None when there is none."""
         if instance_id in self.locked:

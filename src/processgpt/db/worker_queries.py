@@ -4,6 +4,7 @@ and the driver errors the worker must tell apart are dealt with here."""
 
 from __future__ import annotations
 
+import json
 import operator
 import uuid
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from typing import Any
 import asyncpg
 
 from processgpt.db.database import Database
+from processgpt.db.process_graphs import GraphCache
+from processgpt.db.process_steps import EndedTask, StepRun, StepSettings
 from processgpt.db.sql import QUERIES
 from processgpt.domain.events import EventRecord
 from processgpt.domain.task import TaskStatus
@@ -95,10 +98,33 @@ class ClaimedTask:
         return {key[4:]: self.record[key] for key in _CONTEXT_COLUMNS}
 
     @property
+    def step(self) -> StepRef | None:
+        """What the task is to its process: a step (``activation`` set) or a judge task
+        (``step_event`` set); None for any other task."""
+        record = self.record
+        proc_inst_id = record["proc_inst_id"]
+        if proc_inst_id is None:
+            return None
+        activation, step_event = record.get("activation"), record.get("step_event")
+        if activation is None and step_event is None:
+            return None
+        return StepRef(proc_inst_id, record["activity_id"], activation, step_event)
+
+    @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
         form = self.record["ctx_form"]
         return form.get("id") if isinstance(form, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A process task's place in its process (see :attr:`ClaimedTask.step`)."""
+
+    proc_inst_id: uuid.UUID
+    activity_id: str | None
+    activation: int | None
+    step_event: Mapping[str, Any] | None
 
 
 @dataclass(slots=True)
@@ -129,11 +155,20 @@ class TaskWrite:
     error_json: str | None = None
     retry_delay: float | None = None  # seconds from the database's now() until due again
     attempts: int | None = None
+    step: StepRef | None = None  # a process task: its end runs the process's step
+
+    @property
+    def ends_step(self) -> bool:
+        """The write ends a process task for good (DONE, or FAILED with no retry left): its
+        process step runs in the same transaction."""
+        return self.step is not None and self.status in (TaskStatus.DONE, TaskStatus.FAILED)
 
 
 class WorkerQueries:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, step_settings: StepSettings | None = None) -> None:
         self.db = db
+        self.step_settings = step_settings or StepSettings()
+        self.graphs = GraphCache()
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
@@ -165,8 +200,35 @@ class WorkerQueries:
 
     async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, TaskStatus]]:
         """Put back (or fail, once its attempts are used up) up to ``limit`` tasks whose
-        lease expired, whoever held them; each task with the state it was put in."""
-        rows = await self.db.fetch(QUERIES["recover_expired"], limit)
+        lease expired, whoever held them; each task with the state it was put in. A process
+        task failed here runs its step (an incident) in the same transaction."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(QUERIES["recover_expired"], limit)
+            failed = [
+                r
+                for r in rows
+                if r["status"] == TaskStatus.FAILED
+                and r["proc_inst_id"] is not None
+                and (r["activation"] is not None or r["step_event"] is not None)
+            ]
+            if failed:
+                # Work items before instances here (the one exception to the lock order):
+                # a deadlock rolls the recovery back and the next interval tries again.
+                now = await conn.fetchval("SELECT now()")
+                run = StepRun(conn, self.graphs, self.step_settings, now)
+                await run.lock(sorted({r["proc_inst_id"] for r in failed}))
+                for r in failed:
+                    await run.task_ended(
+                        EndedTask(
+                            r["id"],
+                            r["proc_inst_id"],
+                            r["activity_id"],
+                            r["activation"],
+                            r["step_event"],
+                            False,
+                            error=r["error"],
+                        )
+                    )
         return [(r["id"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
@@ -187,28 +249,38 @@ class WorkerQueries:
             return await self._apply_batch(writes)
 
     async def _apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
-        rows = await self.db.fetch(
-            QUERIES["apply_batch"],
-            [
-                (
-                    w.todo_id,
-                    w.fence,
-                    w.events[-1].seq if w.events else None,
-                    w.status,
-                    w.output_json,
-                    w.draft_json,
-                    w.error_json,
-                    w.retry_delay,
-                    w.attempts,
-                )
-                for w in writes
-            ],
-            [
-                (w.todo_id, e.seq, e.job_id, e.event_type, e.crew_type, e.status, e.data_json)
-                for w in writes
-                for e in w.events
-            ],
-        )
+        if any(w.ends_step for w in writes):
+            return await self._apply_batch_with_steps(writes)
+        rows = await self.db.fetch(QUERIES["apply_batch"], *_batch_args(writes))
+        return {r["id"] for r in rows}
+
+    async def _apply_batch_with_steps(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
+        """The batch and the process steps its ended tasks cause, in one transaction: the
+        instances locked first (the steps' lock order), then the batch, then each step of a
+        task that ended in this statement (a re-run batch runs no step twice)."""
+        ending = [w for w in writes if w.ends_step]
+        instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
+        async with self.db.transaction() as conn:
+            locked = await conn.fetch(QUERIES["lock_instances"], instances)
+            now = locked[0]["now"] if locked else await conn.fetchval("SELECT now()")
+            run = StepRun(conn, self.graphs, self.step_settings, now)
+            run.adopt(locked)
+            rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
+            ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}
+            for w in ending:
+                if w.todo_id in ended_now and w.step is not None:
+                    await run.task_ended(
+                        EndedTask(
+                            w.todo_id,
+                            w.step.proc_inst_id,
+                            w.step.activity_id,
+                            w.step.activation,
+                            w.step.step_event,
+                            w.status is TaskStatus.DONE,
+                            None if w.output_json is None else json.loads(w.output_json),
+                            None if w.error_json is None else json.loads(w.error_json),
+                        )
+                    )
         return {r["id"] for r in rows}
 
     async def fail_task_write(
@@ -241,3 +313,28 @@ class WorkerQueries:
     async def touch_orchestrators(self, names: list[str]) -> None:
         """Mark the orchestrators a running worker serves as seen now (its presence)."""
         await self.db.execute(QUERIES["touch_orchestrators"], names)
+
+
+def _batch_args(writes: list[TaskWrite]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """``apply_batch``'s two arrays of records: one per task, one per event."""
+    return (
+        [
+            (
+                w.todo_id,
+                w.fence,
+                w.events[-1].seq if w.events else None,
+                w.status,
+                w.output_json,
+                w.draft_json,
+                w.error_json,
+                w.retry_delay,
+                w.attempts,
+            )
+            for w in writes
+        ],
+        [
+            (w.todo_id, e.seq, e.job_id, e.event_type, e.crew_type, e.status, e.data_json)
+            for w in writes
+            for e in w.events
+        ],
+    )

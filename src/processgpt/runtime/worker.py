@@ -29,6 +29,8 @@ from typing import Any
 
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
+from processgpt.db.process_instances import ProcessInstances
+from processgpt.db.process_steps import StepSettings
 from processgpt.db.retry import retry_transient
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
@@ -38,6 +40,7 @@ from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.run import TaskRun, TaskRunner
+from processgpt.runtime.timers import TimerLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,10 @@ class WorkerOptions:
     presence_interval: float = PRESENCE_INTERVAL
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     consumer: str = field(default_factory=default_consumer)
+    process_steps: StepSettings = field(default_factory=StepSettings)
+    """Agents of process steps: the judge of text conditions, the default step agent."""
+    timers: bool = True
+    """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
 
 
 @dataclass(slots=True)
@@ -85,7 +92,8 @@ class Worker:
         self._runners = dict(runners)
         self._descriptions = dict(descriptions or {})
         self._orchs = sorted(self._runners)
-        self._queries = WorkerQueries(db)  # on the worker's own pool once run() opens it
+        # on the worker's own pool once run() opens it
+        self._queries = WorkerQueries(db, step_settings=opts.process_steps)
         self._writer = BatchWriter(
             self._queries,
             on_refused=lambda tid, fence: self._stop_run(tid, StopReason.LEASE_LOST, fence),
@@ -113,6 +121,7 @@ class Worker:
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
+        self.timers: TimerLoop | None = None
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -172,6 +181,13 @@ class Worker:
         listener = Listener(self.db.dsn)
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
+        instances = ProcessInstances(
+            self._queries.db, settings=self.options.process_steps, graphs=self._queries.graphs
+        )
+        timers = TimerLoop(instances.fire_due_timers, instances.seconds_until_next_timer)
+        self.timers = timers
+        if self.options.timers:
+            listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
@@ -196,6 +212,11 @@ class Worker:
                 self._leases.running(on_crash=crashed),
                 background(
                     self._writer.run(), name="writer", finish=self._writer.close, on_crash=crashed
+                ),
+                background(
+                    timers.run() if self.options.timers else _idle(),
+                    name="timers",
+                    on_crash=crashed,
                 ),
                 self._runs(),
             ):
@@ -235,6 +256,8 @@ class Worker:
         """Notifications sent while disconnected are lost: look for work and re-check every
         lease (a cancellation changes the fence) now rather than at the next heartbeat."""
         self._claims.wake()
+        if self.timers is not None:
+            self.timers.wake()
         self._leases.check_now()
 
     # -- running tasks ----------------------------------------------------------------------
@@ -312,6 +335,7 @@ class Worker:
             error_json=None if end.error is None else encode_json(end.error),
             retry_delay=end.retry_delay,
             attempts=end.attempts,
+            step=run.claimed.step,
             on_done=functools.partial(self._ended, run, end),
         )
 
@@ -402,8 +426,15 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 3
-"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery."""
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 4
+"""Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
+process timers."""
+
+
+async def _idle() -> None:
+    """Stands in for a loop the worker does not run."""
+    await asyncio.Event().wait()
+
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the

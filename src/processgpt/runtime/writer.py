@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from processgpt.db.database import is_data_error
 from processgpt.db.retry import retry_transient
-from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
+from processgpt.db.worker_queries import EventRow, StepRef, TaskWrite, WorkerQueries
 from processgpt.domain.errors import EventBufferFull
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import TaskStatus
@@ -171,10 +171,13 @@ class BatchWriter:
         error_json: str | None = None,
         retry_delay: float | None = None,
         attempts: int | None = None,
+        step: StepRef | None = None,
         on_done: Callable[[WriteOutcome], None],
     ) -> None:
         """Queue the attempt's end: its last events, result and state, written together.
-        ``on_done`` is called once with what became of that write (:class:`WriteOutcome`)."""
+        ``on_done`` is called once with what became of that write (:class:`WriteOutcome`).
+        ``step``: the task is a process task; a final end (DONE, FAILED) commits together
+        with the process step it causes."""
         entry = self._entry(todo_id, fence)
         write = entry.write
         write.events.extend(final_events)
@@ -184,6 +187,7 @@ class BatchWriter:
         write.error_json = error_json
         write.retry_delay = retry_delay
         write.attempts = attempts
+        write.step = step
         entry.on_done = on_done
         self._wakeup.set()
 

@@ -1,7 +1,7 @@
 -- name: lock_instances
 -- Lock the instances $1 and all their ancestors (parents of child instances), in the one
 -- order every step uses: by root instance, then depth from the root, then id. Returns each
--- locked row with its root. Rows are locked as they are emitted, after the sort.
+-- locked row with its root, and the transaction's now(). Rows are locked as they are emitted, after the sort.
 WITH RECURSIVE chain AS (
     SELECT i.proc_inst_id AS id, i.parent_proc_inst_id AS parent, 0 AS up,
            i.proc_inst_id AS start
@@ -19,7 +19,7 @@ WITH RECURSIVE chain AS (
 )
 SELECT i.proc_inst_id, i.tenant_id, i.proc_def_id, i.proc_def_version, i.status::text AS status,
        i.state, i.parent_proc_inst_id, i.parent_node_id, i.parent_activation,
-       i.subprocess_node_id, i.history_seq, m.root, m.depth
+       i.subprocess_node_id, i.history_seq, m.root, m.depth, now() AS now
 FROM bpm_proc_inst i JOIN members m ON m.id = i.proc_inst_id
 ORDER BY m.root, m.depth, i.proc_inst_id
 FOR UPDATE OF i;

@@ -122,7 +122,8 @@ RETURNING t.id;
 
 -- name: recover_expired
 -- Tasks whose worker stopped renewing its lease (crashed or frozen): back to PENDING, or
--- FAILED once attempts are used up. Each gets an event; listeners are notified.
+-- FAILED once attempts are used up. Each gets an event; listeners are notified. A process
+-- task that fails here runs its step in the same transaction (WorkerQueries.recover_expired).
 WITH expired AS (
     SELECT id FROM todolist
     WHERE status = 'IN_PROGRESS' AND lease_until < now()
@@ -142,7 +143,8 @@ WITH expired AS (
                 ELSE t.error END
     FROM expired
     WHERE t.id = expired.id
-    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, t.attempts, t.consumer
+    RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, t.attempts, t.consumer,
+              t.activity_id, t.activation, t.step_event, t.error
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
     SELECT tenant_id, id, last_seq, proc_inst_id,
@@ -153,7 +155,8 @@ WITH expired AS (
                               'message', 'the worker running the task stopped renewing its lease')
     FROM upd
 )
-SELECT upd.id, upd.last_seq, upd.status,
+SELECT upd.id, upd.last_seq, upd.status, upd.proc_inst_id, upd.activity_id, upd.activation,
+       upd.step_event, upd.error,
        (SELECT pg_notify('processgpt_events',
                           string_agg(u2.id::text || ':' || u2.last_seq || ':' || u2.status, ','))
         FROM upd u2) AS notified
