@@ -53,7 +53,7 @@ async def _instance(client: httpx.AsyncClient, instance_id: str) -> dict[str, An
     response = await client.get(f"/v1/processes/{instance_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    assert body["status"] in ("RUNNING", "COMPLETED"), body
+    assert body["status"] in ("RUNNING", "COMPLETED"), body["incidents"]
     return body
 
 
