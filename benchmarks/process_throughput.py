@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from _common import (
     CpuMeter,
     fresh_database,
@@ -148,6 +149,7 @@ class WorkerProcess:
         self.started = asyncio.Event()
         self.started_at = 0.0
         self.log_tail: list[str] = []
+        self.cpu_at_start = 0.0
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WorkerProcess:
@@ -187,7 +189,14 @@ class WorkerProcess:
             self.log_tail = [*self.log_tail[-49:], line]
             if not self.started.is_set() and "worker started" in line:
                 self.started_at = time.perf_counter()
+                self.cpu_at_start = self.cpu_seconds()
                 self.started.set()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the worker process has used so far (user + system)."""
+        assert self.proc is not None
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -238,8 +247,9 @@ async def _drain_with_worker(bench: Bench) -> dict[str, Any]:
 
         t_end = await wait_until(all_done)
         meter.stop()
+        worker_cpu = worker.cpu_seconds() - worker.cpu_at_start
         wall = t_end - worker.started_at
-    return {"wall_s": wall, "postgres_cpu_s": meter.postgres_s}
+    return {"wall_s": wall, "postgres_cpu_s": meter.postgres_s, "worker_cpu_s": worker_cpu}
 
 
 async def _task_rows(db: Database, since: Any) -> dict[str, Any]:
@@ -387,6 +397,7 @@ async def main(args: argparse.Namespace) -> None:
                     p["tasks"] / p["wall_s"],
                     p["instances_per_s"],
                     p["db_span_s"],
+                    p["worker_cpu_s"] / p["tasks"] * 1e6,
                     p["postgres_cpu_s"] / p["tasks"] * 1e6,
                     ratio,
                 ]
@@ -399,6 +410,7 @@ async def main(args: argparse.Namespace) -> None:
                     t["tasks"] / t["wall_s"],
                     "",
                     t["db_span_s"],
+                    t["worker_cpu_s"] / t["tasks"] * 1e6,
                     t["postgres_cpu_s"] / t["tasks"] * 1e6,
                     "",
                 ]
@@ -412,6 +424,7 @@ async def main(args: argparse.Namespace) -> None:
             "tasks/s",
             "instances/s",
             "db span s",
+            "worker CPU µs/task",
             "Postgres CPU µs/task",
             "process / tasks",
         ],
