@@ -431,11 +431,21 @@ async def main(args: argparse.Namespace) -> None:
         rows,
     )
     medians = {k: statistics.median(v) for k, v in ratios.items()}
+    cpu_ratios = {
+        name: [_cpu_per_task(r[name]) / _cpu_per_task(r[shape]) for r in rounds]
+        for name, shape in (("seq5", "tasks_5n"), ("fork4", "tasks_4n"))
+    }
     for name, value in medians.items():
         print(
             f"{name}: time of the process / time of the same independent tasks per round = "
             f"{', '.join(f'{x:.2f}' for x in ratios[name])}; median {value:.2f} "
             f"(target <= {TARGET_RATIO:g}): {verdict(value, TARGET_RATIO, higher_is_better=False)}"
+        )
+    for name, values in cpu_ratios.items():
+        print(
+            f"{name}: CPU per task (worker + Postgres) of the process / of the independent "
+            f"tasks per round = {', '.join(f'{x:.2f}' for x in values)}; "
+            f"median {statistics.median(values):.2f}"
         )
     starts = [r[k]["starts_per_s"] for r in rounds for k in ("seq5", "fork4")]
     print(f"instance starts (8 concurrent callers, not in the times above): "
@@ -462,12 +472,17 @@ async def main(args: argparse.Namespace) -> None:
             "rounds": rounds,
             "ratios": ratios,
             "median_ratios": medians,
+            "cpu_ratios": cpu_ratios,
             "target_ratio": TARGET_RATIO,
             "meets_target": all(v <= TARGET_RATIO for v in medians.values()),
             "completion_step": latency,
             "environment": info,
         },
     )
+
+
+def _cpu_per_task(phase: dict[str, Any]) -> float:
+    return float(phase["worker_cpu_s"] + phase["postgres_cpu_s"]) / phase["tasks"]
 
 
 if __name__ == "__main__":
