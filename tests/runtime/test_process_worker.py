@@ -14,6 +14,7 @@ from processgpt.domain.process.model import (
     NodeKind,
     Role,
     TaskType,
+    TimerSpec,
 )
 from processgpt.domain.process.state import IncidentKind, InstanceStatus
 from processgpt.runtime.process_service import ProcessService
@@ -202,3 +203,64 @@ async def test_bad_judge_output_fails_the_judge_task_and_opens_an_incident(
 
 def _steps(judge: str) -> StepSettings:
     return StepSettings(judge_agent=judge)
+
+
+async def test_the_workers_timer_loop_fires_a_timer_when_due(
+    db: Database, start_worker: StartWorker
+) -> None:
+    graph = build(
+        "s>t t>a a>e",
+        nodes=[Node(id="t", kind=NodeKind.TIMER, name="t", timer=TimerSpec(duration="PT1S"))],
+        gid="timed",
+    )
+    await publish(db, graph)
+    worker = await start_worker({"stub": StepExecutor()})
+    service = ProcessService(db)
+    inst, _ = await service.start("default", "timed")
+    assert inst.current_activity_ids == ["t"]
+    await wait_open(db, inst.id, "a")
+    assert worker.timers is not None and worker.timers.fired == 1
+    assert await db.fetchval("SELECT count(*) FROM process_timers") == 0
+    kinds = [ln.kind for ln in await service.history("default", inst.id)]
+    assert kinds.count("timer_fired") == 1
+
+
+async def test_a_step_whose_lease_expires_on_its_last_attempt_is_an_incident(
+    db: Database, start_worker: StartWorker
+) -> None:
+    await publish(db, build("s>a a>e", nodes=[agent_task("a", agent="lost")], gid="lost"))
+    service = ProcessService(db)
+    inst, _ = await service.start("default", "lost")
+    # A worker that claimed the step on its last attempt and vanished.
+    await db.execute(
+        "UPDATE todolist SET status = 'IN_PROGRESS', consumer = 'gone', attempts = max_attempts,"
+        " lease_until = now() - interval '1 second', fence = fence + 1 WHERE proc_inst_id = $1",
+        inst.id,
+    )
+    await start_worker({"other": StepExecutor()})
+    await wait_status(service, inst.id, InstanceStatus.INCIDENT)
+    [incident] = (await service.get("default", inst.id)).incidents
+    assert incident.node_id == "a" and "lease" in incident.reason
+
+
+async def test_a_step_that_cannot_be_applied_does_not_hold_up_the_batch(
+    db: Database, start_worker: StartWorker
+) -> None:
+    await publish(db, build("s>a a>e", nodes=[agent_task("a", agent="slowish")], gid="broken"))
+    service = ProcessService(db)
+    broken, _ = await service.start("default", "broken")
+    healthy, _ = await service.start("default", "broken")
+    await db.execute(
+        'UPDATE bpm_proc_inst SET state = \'{"status": "BOGUS"}\' WHERE proc_inst_id = $1',
+        broken.id,
+    )
+    await start_worker({"slowish": StepExecutor()})
+    await wait_status(service, healthy.id, InstanceStatus.COMPLETED)
+
+    async def marked() -> bool:
+        row = await db.fetchrow(
+            "SELECT status, error FROM todolist WHERE proc_inst_id = $1", broken.id
+        )
+        return row["status"] == "DONE" and (row["error"] or {}).get("code") == "process_step_failed"
+
+    await wait_until(marked, 20)

@@ -22,7 +22,7 @@ import asyncpg
 
 from processgpt.db.database import Database
 from processgpt.db.process_graphs import GraphCache
-from processgpt.db.process_steps import Instance, Outcome, StepRun, StepSettings, instance_status
+from processgpt.db.process_steps import Outcome, StepRun, StepSettings, instance_status
 from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import to_task
 from processgpt.domain.errors import (
@@ -79,8 +79,7 @@ class ProcessInstances:
     @asynccontextmanager
     async def _steps(self) -> AsyncIterator[StepRun]:
         async with self.db.transaction() as conn:
-            now = await conn.fetchval("SELECT now()")
-            yield StepRun(conn, self.graphs, self.settings, now)
+            yield StepRun(conn, self.graphs, self.settings)
 
     async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run ``op`` (one transaction) again when it met a deadlock."""
@@ -140,8 +139,8 @@ class ProcessInstances:
                         QUERIES["get_instance_by_key"], tenant_id, idempotency_key
                     )
                     return Started(found, False)
-                inst = Instance.from_row(row)
-                run.locked[inst.id] = inst
+                run.adopt([row])
+                inst = run.locked[row["proc_inst_id"]]
                 outcome = await run.run(inst.id, StartInstance())
                 _raise_rejected(outcome, inst.id)
                 return Started(inst.id, True)
@@ -212,39 +211,22 @@ class ProcessInstances:
         async def op() -> Task:
             async with self._steps() as run:
                 conn = run.conn
-                instance_id = await conn.fetchval(QUERIES["get_task_plain"], task_id, tenant_id)
-                if instance_id is not None:
-                    await run.lock([instance_id])  # instances before work items
-                row = await conn.fetchrow(QUERIES["lock_task_of_tenant"], task_id, tenant_id)
-                if row is None:
+                found = await conn.fetchrow(QUERIES["get_task_plain"], task_id, tenant_id)
+                if found is None:
                     raise TaskNotFound(task_id)
-                status = TaskStatus(row["status"])
-                if status is not TaskStatus.TODO:
-                    previous = row["human_response"]
-                    if (
-                        idempotency_key is not None
-                        and status is TaskStatus.DONE
-                        and isinstance(previous, dict)
-                        and previous.get("idempotency_key") == idempotency_key
-                    ):
-                        return to_task(row)
-                    raise InvalidTransition(task_id, status.value, "complete it")
-                if row["form_id"] is not None:
-                    problems = form_problems(row["form_id"], row["form_fields"], output)
-                    if problems:
-                        raise InvalidInput("; ".join(problems), field="output")
+                run.now = found["now"]
+                if found["proc_inst_id"] is not None:
+                    await run.lock([found["proc_inst_id"]])  # instances before work items
                 response = {"idempotency_key": idempotency_key, "output": dict(output)}
                 done = await conn.fetchrow(
-                    QUERIES["complete_human_task"], task_id, dict(output), response
+                    QUERIES["complete_human_task"], task_id, tenant_id, dict(output), response
                 )
-                await conn.execute(
-                    QUERIES["completion_event"],
-                    task_id,
-                    tenant_id,
-                    done["last_seq"],
-                    done["proc_inst_id"],
-                    {"output": dict(output)},
-                )
+                if done is None:
+                    return await self._not_todo(conn, task_id, tenant_id, idempotency_key)
+                if done["form_id"] is not None:
+                    problems = form_problems(done["form_id"], done["form_fields"], output)
+                    if problems:  # rolls the completion back
+                        raise InvalidInput("; ".join(problems), field="output")
                 if done["activation"] is not None and done["proc_inst_id"] is not None:
                     outcome = await run.run(
                         done["proc_inst_id"],
@@ -254,6 +236,25 @@ class ProcessInstances:
                 return to_task(done)
 
         return await self._retrying(op)
+
+    @staticmethod
+    async def _not_todo(
+        conn: Any, task_id: uuid.UUID, tenant_id: str, idempotency_key: str | None
+    ) -> Task:
+        """The task was not TODO: the earlier completion with the same key, else 409."""
+        row = await conn.fetchrow(QUERIES["get_task"], task_id, tenant_id)
+        if row is None:
+            raise TaskNotFound(task_id)
+        status = TaskStatus(row["status"])
+        previous = row["human_response"]
+        if (
+            idempotency_key is not None
+            and status is TaskStatus.DONE
+            and isinstance(previous, dict)
+            and previous.get("idempotency_key") == idempotency_key
+        ):
+            return to_task(row)
+        raise InvalidTransition(task_id, status.value, "complete it")
 
     async def fire_due_timers(self, limit: int) -> int:
         """Fire up to ``limit`` due timers in one transaction (see the statement

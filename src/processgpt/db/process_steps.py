@@ -90,30 +90,44 @@ class StepSettings:
 
 @dataclass
 class Instance:
-    """A locked instance row, kept current by the steps of this transaction."""
+    """A locked instance row, kept current by the steps of this transaction. Its state is
+    read from JSON when first used (a row that cannot be read fails the step that uses it,
+    not the ones around it)."""
 
     id: uuid.UUID
     tenant_id: str
     proc_def_id: str
     version: int
     status: str
-    state: InstanceState | None
+    raw_state: Mapping[str, Any] | None
     parent_id: uuid.UUID | None
     parent_node_id: str | None
     parent_activation: int | None
     subprocess_path: str | None
     history_seq: int
+    _state: InstanceState | None = None
+
+    @property
+    def state(self) -> InstanceState | None:
+        """The engine's state (None: an instance of the one-task form)."""
+        if self._state is None and self.raw_state is not None:
+            self._state = InstanceState.from_json(self.raw_state)
+        return self._state
+
+    @state.setter
+    def state(self, value: InstanceState) -> None:
+        self._state = value
+        self.raw_state = {}  # superseded by the state itself
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Instance:
-        state = row["state"]
         return cls(
             row["proc_inst_id"],
             row["tenant_id"],
             row["proc_def_id"],
             row["proc_def_version"],
             row["status"],
-            None if state is None else InstanceState.from_json(state),
+            row["state"],
             row["parent_proc_inst_id"],
             row["parent_node_id"],
             row["parent_activation"],
@@ -175,12 +189,14 @@ class StepRun:
     transactions: it caches the rows it locked."""
 
     def __init__(
-        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime
+        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime | None = None
     ) -> None:
         self.conn = conn
         self.graphs = graphs
         self.settings = settings
         self.now = now
+        """The steps' time: the transaction's now(), taken from the first row locked (or
+        read when a step runs before any)."""
         self.locked: dict[uuid.UUID, Instance] = {}
 
     # -- locking --------------------------------------------------------------------------
@@ -190,12 +206,14 @@ class StepRun:
         wanted = [i for i in ids if i not in self.locked]
         if not wanted:
             return
-        for row in await self.conn.fetch(QUERIES["lock_instances"], wanted):
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+        self.adopt(await self.conn.fetch(QUERIES["lock_instances"], wanted))
 
     def adopt(self, rows: list[Any]) -> None:
-        """Keep rows of ``lock_instances`` locked by the caller in this transaction."""
+        """Keep rows of ``lock_instances`` (or ``insert_instance``) locked by the caller in
+        this transaction."""
         for row in rows:
+            if self.now is None:
+                self.now = row["now"]
             self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
 
     async def lock_of_tenant(self, tenant_id: str, instance_id: uuid.UUID) -> Instance | None:
@@ -203,9 +221,9 @@ class StepRun:
         if instance_id in self.locked:
             inst = self.locked[instance_id]
             return inst if inst.tenant_id == tenant_id else None
-        rows = await self.conn.fetch(QUERIES["lock_instance_of_tenant"], instance_id, tenant_id)
-        for row in rows:
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+        self.adopt(
+            await self.conn.fetch(QUERIES["lock_instance_of_tenant"], instance_id, tenant_id)
+        )
         return self.locked.get(instance_id)
 
     # -- running events -------------------------------------------------------------------
@@ -242,6 +260,9 @@ class StepRun:
         inst = self.locked[item.instance_id]
         if inst.state is None:
             return Outcome(rejected=EventRejected("the instance is not driven by a definition"))
+        if self.now is None:
+            self.now = await self.conn.fetchval("SELECT now()")
+        now: datetime = self.now
         graph = await self.graph(inst)
         version: int | None = None
         event = item.event
@@ -250,7 +271,7 @@ class StepRun:
                 result = engine.start(
                     graph,
                     inst.state.variables,
-                    now=self.now,
+                    now=now,
                     roles=inst.state.roles,
                     start_node=event.start_node,
                     verdicts=item.verdicts,
@@ -264,13 +285,11 @@ class StepRun:
                     graph,
                     inst.state,
                     Migrate(target, event.mapping),
-                    now=self.now,
+                    now=now,
                     verdicts=item.verdicts,
                 )
             else:
-                result = engine.advance(
-                    graph, inst.state, event, now=self.now, verdicts=item.verdicts
-                )
+                result = engine.advance(graph, inst.state, event, now=now, verdicts=item.verdicts)
         except EventRejected as exc:
             return Outcome(rejected=exc)
         if isinstance(result, NeedsVerdicts):

@@ -5,6 +5,7 @@ and the driver errors the worker must tell apart are dealt with here."""
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import uuid
 from collections.abc import Mapping
@@ -13,12 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from processgpt.db.database import Database
+from processgpt.db.database import Database, is_transient
 from processgpt.db.process_graphs import GraphCache
 from processgpt.db.process_steps import EndedTask, StepRun, StepSettings
 from processgpt.db.sql import QUERIES
 from processgpt.domain.events import EventRecord
 from processgpt.domain.task import TaskStatus
+
+log = logging.getLogger(__name__)
 
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 """Session settings for connections that run these statements. Each has one good plan whatever
@@ -164,11 +167,23 @@ class TaskWrite:
         return self.step is not None and self.status in (TaskStatus.DONE, TaskStatus.FAILED)
 
 
+class _StepCrashed(Exception):
+    """A process step of a batch could not be applied (its cause is chained)."""
+
+    def __init__(self, task_id: uuid.UUID, instance_id: uuid.UUID, reason: str) -> None:
+        super().__init__(reason)
+        self.task_id = task_id
+        self.instance_id = instance_id
+        self.reason = reason
+
+
 class WorkerQueries:
     def __init__(self, db: Database, *, step_settings: StepSettings | None = None) -> None:
         self.db = db
         self.step_settings = step_settings or StepSettings()
         self.graphs = GraphCache()
+        # Steps that failed to apply, by task, until their batch ran again without them.
+        self._broken_steps: dict[uuid.UUID, str] = {}
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
@@ -214,8 +229,7 @@ class WorkerQueries:
             if failed:
                 # Work items before instances here (the one exception to the lock order):
                 # a deadlock rolls the recovery back and the next interval tries again.
-                now = await conn.fetchval("SELECT now()")
-                run = StepRun(conn, self.graphs, self.step_settings, now)
+                run = StepRun(conn, self.graphs, self.step_settings)
                 await run.lock(sorted({r["proc_inst_id"] for r in failed}))
                 for r in failed:
                     await run.task_ended(
@@ -241,12 +255,26 @@ class WorkerQueries:
         this one collides with the earlier run's events; it is then run once more, and sees
         them.
         """
-        try:
-            return await self._apply_batch(writes)
-        except asyncpg.UniqueViolationError as exc:
-            if getattr(exc, "constraint_name", None) != "events_pkey":
-                raise
-            return await self._apply_batch(writes)
+        while True:
+            try:
+                return await self._apply_batch(writes)
+            except asyncpg.UniqueViolationError as exc:
+                if getattr(exc, "constraint_name", None) != "events_pkey":
+                    raise
+                return await self._apply_batch(writes)
+            except _StepCrashed as crash:
+                # A step that cannot be applied (a bug, or values the database refuses) must
+                # not hold up the batch, whose writes are retried until they commit: the
+                # batch runs again without that step, and the task says why.
+                log.error(
+                    "process step failed; the task's end is written without it task=%s "
+                    "instance=%s error=%s",
+                    crash.task_id,
+                    crash.instance_id,
+                    type(crash.__cause__).__name__,
+                    exc_info=crash.__cause__,
+                )
+                self._broken_steps[crash.task_id] = crash.reason
 
     async def _apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         if any(w.ends_step for w in writes):
@@ -261,15 +289,20 @@ class WorkerQueries:
         ending = [w for w in writes if w.ends_step]
         instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
         async with self.db.transaction() as conn:
-            locked = await conn.fetch(QUERIES["lock_instances"], instances)
-            now = locked[0]["now"] if locked else await conn.fetchval("SELECT now()")
-            run = StepRun(conn, self.graphs, self.step_settings, now)
-            run.adopt(locked)
+            run = StepRun(conn, self.graphs, self.step_settings)
+            await run.lock(instances)
             rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
             ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}
             for w in ending:
-                if w.todo_id in ended_now and w.step is not None:
-                    await run.task_ended(
+                if w.todo_id not in ended_now or w.step is None:
+                    continue
+                broken = self._broken_steps.pop(w.todo_id, None)
+                if broken is not None:
+                    error = {"code": "process_step_failed", "message": broken}
+                    await conn.execute(QUERIES["mark_step_failed"], w.todo_id, error)
+                    continue
+                try:
+                    outcome = await run.task_ended(
                         EndedTask(
                             w.todo_id,
                             w.step.proc_inst_id,
@@ -281,6 +314,19 @@ class WorkerQueries:
                             None if w.error_json is None else json.loads(w.error_json),
                         )
                     )
+                    if outcome.rejected is not None:
+                        # Its step no longer waits (interrupted by a timer, migrated, the
+                        # incident resolved meanwhile): the end is kept, nothing advances.
+                        log.info(
+                            "process task ended after its step moved on task=%s reason=%s",
+                            w.todo_id,
+                            outcome.rejected,
+                        )
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    reason = f"the process step could not be applied ({type(exc).__name__})"
+                    raise _StepCrashed(w.todo_id, w.step.proc_inst_id, reason) from exc
         return {r["id"] for r in rows}
 
     async def fail_task_write(

@@ -118,7 +118,7 @@ class TenantView(BaseModel):
 
 DEFINITION_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
-_PUBLISH_EXAMPLE: dict[str, Any] = {
+PUBLISH_EXAMPLE: dict[str, Any] = {
     "id": "leave_request",
     "name": "Leave request",
     "definition": {
@@ -149,7 +149,7 @@ class ProcessDefinitionPublish(BaseModel):
     ``definition``, or BPMN 2.0 XML in ``bpmn`` (exactly one). ``forms``: the forms its steps
     use that are not stored yet (form id → form)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_PUBLISH_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PUBLISH_EXAMPLE]})
 
     id: str = Field(pattern=DEFINITION_ID_PATTERN, examples=["leave_request"])
     name: str | None = Field(default=None, max_length=500)

@@ -39,7 +39,7 @@ WITH RECURSIVE chain AS (
 )
 SELECT i.proc_inst_id, i.tenant_id, i.proc_def_id, i.proc_def_version, i.status::text AS status,
        i.state, i.parent_proc_inst_id, i.parent_node_id, i.parent_activation,
-       i.subprocess_node_id, i.history_seq, NULL::uuid AS root, m.depth
+       i.subprocess_node_id, i.history_seq, NULL::uuid AS root, m.depth, now() AS now
 FROM bpm_proc_inst i JOIN members m ON m.id = i.proc_inst_id
 ORDER BY m.depth
 FOR UPDATE OF i;
@@ -56,9 +56,9 @@ ORDER BY i.proc_inst_id
 FOR UPDATE;
 
 -- name: insert_instance
--- A new engine-driven instance (state filled by its first step). Returns nothing when the
--- tenant already has an instance with idempotency key $6 (then read it with
--- get_instance_by_key).
+-- A new engine-driven instance (state filled by its first step), with the transaction's
+-- now(). Returns nothing when the tenant already has an instance with idempotency key $6
+-- (then read it with get_instance_by_key).
 INSERT INTO bpm_proc_inst (tenant_id, proc_def_id, proc_def_version, proc_inst_name, status,
                            variables_data, state, idempotency_key, parent_proc_inst_id,
                            parent_node_id, parent_activation, subprocess_node_id)
@@ -66,7 +66,7 @@ VALUES ($1, $2, $3, $4, 'RUNNING', $5, $7, $6, $8, $9, $10, $11)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING proc_inst_id, tenant_id, proc_def_id, proc_def_version, status::text AS status, state,
           parent_proc_inst_id, parent_node_id, parent_activation, subprocess_node_id,
-          history_seq, NULL::uuid AS root, 0 AS depth;
+          history_seq, NULL::uuid AS root, 0 AS depth, now() AS now;
 
 -- name: get_instance_by_key
 SELECT proc_inst_id FROM bpm_proc_inst WHERE tenant_id = $1 AND idempotency_key = $2;
@@ -163,6 +163,11 @@ UPDATE todolist
 SET status = 'TODO', draft = output, output = NULL, finished_at = NULL, updated_at = now()
 WHERE id = $1 AND status = 'DONE';
 
+-- name: mark_step_failed
+-- A process task whose step could not be applied (see WorkerQueries.apply_batch): it stays
+-- DONE or FAILED as its worker wrote it; its error says why its process did not move on.
+UPDATE todolist SET error = $2::jsonb, updated_at = now() WHERE id = $1;
+
 -- name: fail_judge_task
 -- A judge task whose output held no usable verdicts: FAILED with error $2 (re-queue it to
 -- ask again).
@@ -170,36 +175,36 @@ UPDATE todolist
 SET status = 'FAILED', error = $2::jsonb, updated_at = now()
 WHERE id = $1 AND status = 'DONE';
 
--- name: lock_task_of_tenant
--- A task of the tenant with its instance (locked first, with its ancestors: the order every
--- step uses), then the task locked; and its form's fields when it names one.
-SELECT t.*, f.fields_json AS form_fields, f.id AS form_id
-FROM todolist t
-LEFT JOIN form_def f ON f.tenant_id = t.tenant_id
-     AND t.tool IS NOT NULL
-     AND f.id = CASE WHEN position(':' IN t.tool) > 0 THEN split_part(t.tool, ':', 2) ELSE t.tool END
-WHERE t.id = $1 AND t.tenant_id = $2
-FOR UPDATE OF t;
-
 -- name: get_task_plain
-SELECT proc_inst_id FROM todolist WHERE id = $1 AND tenant_id = $2;
+-- Which instance a task of the tenant belongs to (read before locking that instance), and
+-- the transaction's now().
+SELECT proc_inst_id, now() AS now FROM todolist WHERE id = $1 AND tenant_id = $2;
 
 -- name: complete_human_task
--- A person completes a TODO work item.
-UPDATE todolist
-SET status = 'DONE', output = $2, finished_at = now(), updated_at = now(),
-    last_seq = last_seq + 1, human_response = $3
-WHERE id = $1 AND status = 'TODO'
-RETURNING *;
-
--- name: completion_event
--- The event of a person's completion (for the task's streams).
-WITH ins AS (
+-- A person completes a TODO work item of tenant $2 with output $3 ($4 kept as its
+-- human_response): DONE, its event logged (job TASK_COMPLETED) and announced. Returns the
+-- task and its form's fields (the caller checks the output against them and rolls back on a
+-- mismatch). No row: the task is not TODO (or not the tenant's).
+WITH upd AS (
+    UPDATE todolist t
+    SET status = 'DONE', output = $3, finished_at = now(), updated_at = now(),
+        last_seq = t.last_seq + 1, human_response = $4
+    WHERE t.id = $1 AND t.tenant_id = $2 AND t.status = 'TODO'
+    RETURNING t.*
+), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
-                        status, data)
-    VALUES ($2, $1, $3, $4, 'TASK_COMPLETED', 'task_completed', 'human', NULL, $5)
+                        data)
+    SELECT upd.tenant_id, upd.id, upd.last_seq, upd.proc_inst_id, 'TASK_COMPLETED',
+           'task_completed', 'human', jsonb_build_object('output', $3::jsonb)
+    FROM upd
 )
-SELECT pg_notify('processgpt_events', $1::text || ':' || $3 || ':DONE');
+SELECT upd.*, f.fields_json AS form_fields, f.id AS form_id,
+       pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':DONE')
+FROM upd
+LEFT JOIN form_def f ON f.tenant_id = upd.tenant_id
+     AND upd.tool IS NOT NULL
+     AND f.id = CASE WHEN position(':' IN upd.tool) > 0
+                     THEN split_part(upd.tool, ':', 2) ELSE upd.tool END;
 
 -- name: get_instance
 SELECT * FROM bpm_proc_inst WHERE proc_inst_id = $1 AND tenant_id = $2;

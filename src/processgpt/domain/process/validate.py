@@ -51,6 +51,7 @@ from processgpt.domain.process.model import (
     TimerSpec,
 )
 from processgpt.domain.process.structure import inclusive_problems
+from processgpt.domain.task import AGENT_ORCH_PATTERN
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_CONDITION = 2000
@@ -191,6 +192,12 @@ def _activity(graph: ProcessGraph, node: Node, problem: _Problem) -> None:
         problem(node.id, f"role {activity.role!r} is not declared")
     if activity.agent_mode is not AgentMode.NONE and not (activity.agent or activity.orchestration):
         problem(node.id, f"agentMode {activity.agent_mode.value} needs an agent to run it")
+    for name in (activity.agent, activity.orchestration):
+        if name is not None and not AGENT_ORCH_PATTERN.match(name):
+            problem(
+                node.id,
+                f"agent {name!r} is not an agent name (1-64 of a-z, 0-9, '_', '.', ':', '-')",
+            )
 
 
 def _event(node: Node, problem: _Problem) -> None:
