@@ -264,3 +264,40 @@ async def test_a_step_that_cannot_be_applied_does_not_hold_up_the_batch(
         return row["status"] == "DONE" and (row["error"] or {}).get("code") == "process_step_failed"
 
     await wait_until(marked, 20)
+
+
+async def test_two_workers_complete_parallel_agent_branches_and_each_join_fires_once(
+    db: Database, start_worker: StartWorker
+) -> None:
+    graph = build(
+        "s>p1 p1>a p1>b p1>c p1>d a>p2 b>p2 c>p2 d>p2 p2>z z>e",
+        nodes=[agent_task(n) for n in "abcdz"],
+        gid="fanout",
+    )
+    await publish(db, graph)
+    service = ProcessService(db)
+    ids = [(await service.start("default", "fanout", variables={"n": i}))[0].id for i in range(30)]
+    await start_worker({"stub": StepExecutor()}, concurrency=8)
+    await start_worker({"stub": StepExecutor()}, concurrency=8)
+
+    async def all_done() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT bool_and(status = 'COMPLETED') FROM bpm_proc_inst WHERE proc_def_id = $1",
+                "fanout",
+            )
+        )
+
+    await wait_until(all_done, 60)
+    rows = await db.fetch(
+        "SELECT proc_inst_id, activity_id, count(*) AS n FROM todolist "
+        "WHERE proc_inst_id = ANY($1::uuid[]) GROUP BY 1, 2",
+        ids,
+    )
+    assert len(rows) == 30 * 5 and all(r["n"] == 1 for r in rows)
+    joins = await db.fetchval(
+        "SELECT count(*) FROM process_history WHERE kind = 'join_fired' "
+        "AND proc_inst_id = ANY($1::uuid[])",
+        ids,
+    )
+    assert joins == 30
