@@ -41,7 +41,7 @@ COMMENT = "Please re-check the assessment against the new rail policy."
 REASONING = "The manager asks to re-check the assessment: a new assessment is requested."
 
 
-async def _task(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+async def task_view(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     response = await client.get(f"/v1/tasks/{task_id}")
     assert response.status_code == 200, response.text
     task: dict[str, Any] = response.json()
@@ -49,7 +49,7 @@ async def _task(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     return task
 
 
-async def _instance(client: httpx.AsyncClient, instance_id: str) -> dict[str, Any]:
+async def instance_view(client: httpx.AsyncClient, instance_id: str) -> dict[str, Any]:
     response = await client.get(f"/v1/processes/{instance_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -57,13 +57,13 @@ async def _instance(client: httpx.AsyncClient, instance_id: str) -> dict[str, An
     return body
 
 
-async def _waiting_step(
+async def waiting_step(
     client: httpx.AsyncClient, instance_id: str, activity: str, activation: int = 1
 ) -> dict[str, Any]:
     """The person's work item of ``activity`` once it is TODO (agents may run first)."""
 
     async def found() -> dict[str, Any] | None:
-        view = await _instance(client, instance_id)
+        view = await instance_view(client, instance_id)
         for task in view["open_tasks"]:
             if (task["activity_id"], task["activation"], task["status"]) == (
                 activity,
@@ -77,7 +77,7 @@ async def _waiting_step(
     return task
 
 
-async def _complete(
+async def complete_step(
     client: httpx.AsyncClient, task_id: str, output: dict[str, Any]
 ) -> dict[str, Any]:
     response = await client.post(f"/v1/tasks/{task_id}/complete", json={"output": output})
@@ -87,16 +87,18 @@ async def _complete(
     return body
 
 
-async def _history(client: httpx.AsyncClient, instance_id: str) -> list[dict[str, Any]]:
+async def history_lines(client: httpx.AsyncClient, instance_id: str) -> list[dict[str, Any]]:
     response = await client.get(f"/v1/processes/{instance_id}/history")
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
 
 
-async def test_expense_approval_with_a_draft_a_form_a_gateway_and_a_judged_condition(
-    db: Database, start_process: StartProcess, fake_llm: FakeLLM, tmp_path: Path
-) -> None:
+async def llm_stack(
+    db: Database, start_process: StartProcess, fake_llm: FakeLLM
+) -> tuple[str, str]:
+    """A ``processgpt api`` process and a ``processgpt worker --agent llm`` process (the
+    model: ``fake_llm``); the API's URL and an admin key of :data:`TENANT`."""
     key = (await ApiKeyRepository(db).create(TENANT, role=Role.ADMIN)).key
     api = start_process("api", env={"PROCESSGPT_API_PORT": "0"})
     worker = start_process(
@@ -113,6 +115,13 @@ async def test_expense_approval_with_a_draft_a_form_a_gateway_and_a_judged_condi
     )
     url = await api_url(api)
     await worker.wait_for_log("worker started")
+    return url, key
+
+
+async def test_expense_approval_with_a_draft_a_form_a_gateway_and_a_judged_condition(
+    db: Database, start_process: StartProcess, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    url, key = await llm_stack(db, start_process, fake_llm)
 
     # -- deploy the example as a user does ---------------------------------------------------
     deployed = await run_cli(
@@ -146,7 +155,7 @@ async def test_expense_approval_with_a_draft_a_form_a_gateway_and_a_judged_condi
         instance_id = started.json()["id"]
 
         # -- the employee files the expense: a form, validated -------------------------------
-        filing = await _waiting_step(client, instance_id, "file_expense")
+        filing = await waiting_step(client, instance_id, "file_expense")
         assert filing["user_id"] == EMPLOYEE
         assert filing["tool"] == "formHandler:expense_form"
         bad = await client.post(
@@ -154,40 +163,40 @@ async def test_expense_approval_with_a_draft_a_form_a_gateway_and_a_judged_condi
             json={"output": {"expense_form": {"amount": "a lot", "reason": 3}}},
         )
         assert bad.status_code == 422, bad.text
-        assert (await _task(client, filing["id"]))["status"] == "TODO"  # nothing changed
-        await _complete(client, filing["id"], {"expense_form": EXPENSE})
+        assert (await task_view(client, filing["id"]))["status"] == "TODO"  # nothing changed
+        await complete_step(client, filing["id"], {"expense_form": EXPENSE})
 
         # -- the llm agent drafts the assessment; the controller edits and completes it -------
-        assessing = await _waiting_step(client, instance_id, "assess")
+        assessing = await waiting_step(client, instance_id, "assess")
         assert assessing["user_id"] == CONTROLLER
         assert assessing["draft"] == {"assessment_form": FIRST_DRAFT}
         edited = {"summary": FIRST_DRAFT["summary"] + " Receipt checked."}
-        await _complete(client, assessing["id"], {"assessment_form": edited})
+        await complete_step(client, assessing["id"], {"assessment_form": edited})
 
         # -- the manager rejects with a comment (found in the manager's worklist) -------------
         worklist = await client.get("/v1/worklist", params={"user": MANAGER})
         assert worklist.status_code == 200, worklist.text
         [approval] = [t for t in worklist.json()["items"] if t["activity_id"] == "approve"]
-        await _complete(
+        await complete_step(
             client, approval["id"], {"approval_form": {"decision": "reject", "comment": COMMENT}}
         )
 
         # -- decision != approve; the text condition is judged by the llm agent: it holds ----
-        second = await _waiting_step(client, instance_id, "assess", activation=2)
+        second = await waiting_step(client, instance_id, "assess", activation=2)
         assert second["draft"] == {"assessment_form": SECOND_DRAFT}
-        await _complete(client, second["id"], {"assessment_form": SECOND_DRAFT})
-        approval = await _waiting_step(client, instance_id, "approve", activation=2)
-        await _complete(
+        await complete_step(client, second["id"], {"assessment_form": SECOND_DRAFT})
+        approval = await waiting_step(client, instance_id, "approve", activation=2)
+        await complete_step(
             client, approval["id"], {"approval_form": {"decision": "approve", "comment": "ok"}}
         )
 
         # -- the approved flow: the llm agent writes the payment order; the instance ends ----
         async def completed() -> dict[str, Any] | None:
-            view = await _instance(client, instance_id)
+            view = await instance_view(client, instance_id)
             return view if view["status"] == "COMPLETED" else None
 
         final = await wait_until(completed, 60)
-        history = await _history(client, instance_id)
+        history = await history_lines(client, instance_id)
 
     # -- the history: every step, in order; both gateway decisions -------------------------------
     steps = [(h["node_id"], h["activation"]) for h in history if h["kind"] == "step_completed"]
