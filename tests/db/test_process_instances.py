@@ -237,3 +237,48 @@ async def test_call_activity_and_embedded_subprocess_run_as_children(db: Databas
     assert cancelled.status is InstanceStatus.CANCELLED
     assert (await service.get("default", sub.id)).status is InstanceStatus.CANCELLED
     assert await db.fetchval("SELECT status FROM todolist WHERE id = $1", q["id"]) == "CANCELLED"
+
+
+async def test_a_childs_incident_shows_on_its_parent(db: Database) -> None:
+    await publish(
+        db,
+        build(
+            "s>x x>k:flag == true x>j:flag == false k>e j>e2",
+            nodes=[human_task("k"), human_task("j")],
+            variables=["flag"],
+            gid="kid",
+        ),
+    )
+    graph = build(
+        "s>call call>e",
+        nodes=[Node(id="call", kind=NodeKind.CALL, name="call", called="kid")],
+        gid="mom",
+    )
+    await publish(db, graph)
+    service = ProcessService(db)
+    parent, _ = await service.start("default", "mom", variables={"flag": "neither"})
+    parent = await service.get("default", parent.id)
+    assert parent.status is InstanceStatus.RUNNING and parent.incidents == []
+    [shown] = parent.child_incidents
+    child = await service.get("default", shown.child_id)
+    assert child.status is InstanceStatus.INCIDENT and child.parent_id == parent.id
+    await service.resolve_incident("default", child.id, shown.incident.id, variables={"flag": True})
+    assert (await service.get("default", parent.id)).child_incidents == []
+
+
+async def test_list_filters_and_pages_newest_first(db: Database) -> None:
+    await publish(db, build("s>a a>e", gid="listed"))
+    await publish(db, build("s>a a>e", gid="other_def"))
+    service = ProcessService(db)
+    ids = [(await service.start("default", "listed"))[0].id for _ in range(5)]
+    await service.start("default", "other_def")
+    await service.cancel("default", ids[0])
+    page = await service.list("default", proc_def_id="listed", limit=3)
+    assert [i.id for i in page] == ids[::-1][:3]
+    rest = await service.list(
+        "default", proc_def_id="listed", limit=3, before=(page[-1].start_date, page[-1].id)
+    )
+    assert [i.id for i in rest] == ids[::-1][3:]
+    cancelled = await service.list("default", status=InstanceStatus.CANCELLED)
+    assert [i.id for i in cancelled] == [ids[0]]
+    assert await service.list("other") == []

@@ -101,7 +101,7 @@ from processgpt.domain.task import Task, TaskStatus, TaskSubmission
 CARD_PATH = "/.well-known/agent-card.json"
 _TENANT = "processgpt_tenant"
 _AGENT = "processgpt_agent"
-_STOP = TERMINAL | {TaskStatus.INPUT_REQUIRED}
+_STOP = TERMINAL | {TaskStatus.INPUT_REQUIRED, TaskStatus.TODO}
 _STATES = {
     TaskStatus.PENDING: TaskState.TASK_STATE_SUBMITTED,
     TaskStatus.IN_PROGRESS: TaskState.TASK_STATE_WORKING,
@@ -109,6 +109,7 @@ _STATES = {
     TaskStatus.FAILED: TaskState.TASK_STATE_FAILED,
     TaskStatus.CANCELLED: TaskState.TASK_STATE_CANCELED,
     TaskStatus.INPUT_REQUIRED: TaskState.TASK_STATE_INPUT_REQUIRED,
+    TaskStatus.TODO: TaskState.TASK_STATE_INPUT_REQUIRED,  # a person's work item
 }
 
 

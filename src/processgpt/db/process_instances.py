@@ -10,6 +10,7 @@ there) is run again, a few times at most.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,7 +43,7 @@ from processgpt.domain.process.events import (
     TimerFired,
 )
 from processgpt.domain.process.forms import form_problems
-from processgpt.domain.process.instance import HistoryLine, ProcessInstance
+from processgpt.domain.process.instance import ChildIncident, HistoryLine, ProcessInstance
 from processgpt.domain.process.state import InstanceState, InstanceStatus
 from processgpt.domain.process.step_events import MigrateTo, StartInstance, StoredEvent
 from processgpt.domain.task import Task, TaskStatus
@@ -297,7 +298,17 @@ class ProcessInstances:
         row = await self.db.fetchrow(QUERIES["get_instance"], instance_id, tenant_id)
         if row is None:
             raise ProcessNotFound(instance_id)
-        return to_instance(row)
+        instance = to_instance(row)
+        if row["state"] is None:
+            return instance
+        children = await self.db.fetch(QUERIES["child_incidents"], instance_id)
+        found = [
+            ChildIncident(c["proc_inst_id"], incident)
+            for c in children
+            if c["state"] is not None
+            for incident in InstanceState.from_json(c["state"]).incidents.values()
+        ]
+        return dataclasses.replace(instance, child_incidents=found) if found else instance
 
     async def list(
         self,

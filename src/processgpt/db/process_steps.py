@@ -34,7 +34,7 @@ from typing import Any
 
 from processgpt.db.process_graphs import SUBPROCESS_PATH_SEPARATOR, GraphCache, subgraph
 from processgpt.db.sql import QUERIES
-from processgpt.domain.errors import InvalidInput
+from processgpt.db.step_batch import StepBatch
 from processgpt.domain.process import engine
 from processgpt.domain.process.events import (
     Cancel,
@@ -42,8 +42,6 @@ from processgpt.domain.process.events import (
     ChildFailed,
     EventRejected,
     Migrate,
-    TaskCompleted,
-    TaskFailed,
 )
 from processgpt.domain.process.model import Activity, AgentMode, ProcessGraph, TaskType
 from processgpt.domain.process.state import InstanceState, InstanceStatus
@@ -61,16 +59,12 @@ from processgpt.domain.process.step import (
     Verdict,
 )
 from processgpt.domain.process.step_events import (
-    BadVerdicts,
     MigrateTo,
     StartInstance,
     StoredEvent,
-    event_from_json,
     event_to_json,
     judge_input,
     judge_query,
-    parse_verdicts,
-    verdicts_from_json,
     verdicts_to_json,
 )
 
@@ -136,22 +130,6 @@ class Instance:
         )
 
 
-@dataclass(frozen=True)
-class EndedTask:
-    """A process task whose final state was just committed in this transaction (by a
-    worker's batch): a step (``activation`` set) or a judge task (``step_event`` set)."""
-
-    id: uuid.UUID
-    proc_inst_id: uuid.UUID
-    activity_id: str | None
-    activation: int | None
-    step_event: Mapping[str, Any] | None
-    done: bool
-    """DONE (else FAILED with its attempts used up)."""
-    output: Any = None
-    error: Any = None
-
-
 @dataclass
 class Outcome:
     """What became of an event: applied, waiting for verdicts (a judge task), or rejected."""
@@ -198,6 +176,13 @@ class StepRun:
         """The steps' time: the transaction's now(), taken from the first row locked (or
         read when a step runs before any)."""
         self.locked: dict[uuid.UUID, Instance] = {}
+        self.batch: StepBatch | None = None
+        """Set: plain steps are gathered and written by :meth:`flush` (a worker's batch)."""
+
+    async def flush(self) -> None:
+        """Write the steps gathered in :attr:`batch` (call before the transaction ends)."""
+        if self.batch is not None:
+            await self.batch.flush(self.conn)
 
     # -- locking --------------------------------------------------------------------------
 
@@ -315,6 +300,27 @@ class StepRun:
     ) -> None:
         work = self._sort(step)
         state = step.state
+        plain = (
+            version is None
+            and not (work.cancels or work.starts or work.stops)
+            and work.cancelled is None
+            and (work.completed is None or inst.parent_id is None)
+        )
+        if self.batch is not None and plain:
+            self.batch.add(
+                inst.id,
+                state=state,
+                history=[h.to_json() for h in step.history],
+                tasks=work.tasks,
+                timers=work.timers,
+                drops=work.drops,
+            )
+            inst.state = state
+            inst.status = state.status.value
+            inst.history_seq += len(step.history)
+            return
+        if self.batch is not None and self.batch.holds(inst.id):
+            await self.batch.flush(self.conn, inst.id)
         row = await self.conn.fetchrow(
             QUERIES["apply_step"],
             inst.id,
@@ -481,78 +487,6 @@ class StepRun:
         )
         return task_id
 
-    # -- tasks that ended in a worker's batch -----------------------------------------------
-
-    async def task_ended(self, task: EndedTask) -> Outcome:
-        """Run the step a process task's end causes (the task's final state is written in
-        this transaction): an agent step's result (a draft step's goes to its person
-        instead), its failure (an incident), or a judge's verdicts."""
-        if task.step_event is not None:
-            return await self._judged(task)
-        assert task.activity_id is not None and task.activation is not None
-        inst = self.locked.get(task.proc_inst_id)
-        if inst is None:
-            await self.lock([task.proc_inst_id])
-            inst = self.locked[task.proc_inst_id]
-        if not task.done:
-            return await self.run(
-                inst.id, TaskFailed(task.activity_id, task.activation, _error_text(task.error))
-            )
-        graph = await self.graph(inst)
-        node = graph.node(task.activity_id) if graph.has_node(task.activity_id) else None
-        if (
-            node is not None
-            and node.activity is not None
-            and node.activity.agent_mode is AgentMode.DRAFT
-        ):
-            await self.conn.execute(QUERIES["task_to_draft"], task.id)
-            return Outcome()
-        output = task.output if isinstance(task.output, Mapping) else {"result": task.output}
-        return await self.run(inst.id, TaskCompleted(task.activity_id, task.activation, output))
-
-    async def _judged(self, task: EndedTask) -> Outcome:
-        assert task.step_event is not None
-        try:
-            event = event_from_json(task.step_event["event"])
-            known = verdicts_from_json(task.step_event.get("verdicts") or {})
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("judge task with an unreadable step_event task=%s error=%s", task.id, exc)
-            return Outcome()
-        problem: str | None = None
-        new: dict[str, Verdict] = {}
-        if task.done:
-            flow_ids = [str(f) for f in task.step_event.get("flow_ids") or ()]
-            try:
-                new = parse_verdicts(task.output, flow_ids)
-            except BadVerdicts as exc:
-                problem = str(exc)
-                await self.conn.execute(
-                    QUERIES["fail_judge_task"],
-                    task.id,
-                    {"code": "bad_verdicts", "message": problem},
-                )
-        else:
-            problem = "the judge task failed: " + _error_text(task.error)
-        if problem is None:
-            try:
-                return await self.run(task.proc_inst_id, event, {**known, **new})
-            except InvalidInput as exc:  # a migration that no longer applies
-                log.warning("judged event refused task=%s error=%s", task.id, exc)
-                return Outcome()
-        # The conditions cannot be decided: the step the event ends becomes an incident
-        # (resolving it runs the step again); other events wait for the judge task to be
-        # re-queued (a FAILED task keeps its step_event).
-        if isinstance(event, TaskCompleted):
-            return await self.run(
-                task.proc_inst_id, TaskFailed(event.node_id, event.activation, problem)
-            )
-        if isinstance(event, ChildCompleted):
-            return await self.run(
-                task.proc_inst_id, ChildFailed(event.node_id, event.activation, problem)
-            )
-        log.warning("judge task failed; re-queue it to decide task=%s", task.id)
-        return Outcome()
-
 
 def is_agent_step(activity: Activity) -> bool:
     """An agent runs the step (draft or complete), else a person does (a TODO work item)."""
@@ -560,12 +494,6 @@ def is_agent_step(activity: Activity) -> bool:
         TaskType.SERVICE,
         TaskType.SCRIPT,
     )
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return str(error.get("message") or error.get("code") or "failed")[:2000]
-    return "" if error is None else str(error)[:2000]
 
 
 def instance_status(value: str) -> InstanceStatus:

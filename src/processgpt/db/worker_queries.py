@@ -16,8 +16,10 @@ import asyncpg
 
 from processgpt.db.database import Database, is_transient
 from processgpt.db.process_graphs import GraphCache
-from processgpt.db.process_steps import EndedTask, StepRun, StepSettings
+from processgpt.db.process_steps import StepRun, StepSettings
+from processgpt.db.process_task_ends import EndedTask, task_ended
 from processgpt.db.sql import QUERIES
+from processgpt.db.step_batch import StepBatch
 from processgpt.domain.events import EventRecord
 from processgpt.domain.task import TaskStatus
 
@@ -177,6 +179,10 @@ class _StepCrashed(Exception):
         self.reason = reason
 
 
+class _FlushFailed(Exception):
+    """The gathered steps of a batch were refused together (the cause is chained)."""
+
+
 class WorkerQueries:
     def __init__(self, db: Database, *, step_settings: StepSettings | None = None) -> None:
         self.db = db
@@ -184,6 +190,7 @@ class WorkerQueries:
         self.graphs = GraphCache()
         # Steps that failed to apply, by task, until their batch ran again without them.
         self._broken_steps: dict[uuid.UUID, str] = {}
+        self._unbatched = False  # the next batch applies its steps one statement each
 
     async def claim(
         self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
@@ -232,17 +239,36 @@ class WorkerQueries:
                 run = StepRun(conn, self.graphs, self.step_settings)
                 await run.lock(sorted({r["proc_inst_id"] for r in failed}))
                 for r in failed:
-                    await run.task_ended(
-                        EndedTask(
-                            r["id"],
-                            r["proc_inst_id"],
-                            r["activity_id"],
-                            r["activation"],
-                            r["step_event"],
-                            False,
-                            error=r["error"],
-                        )
+                    ended = EndedTask(
+                        r["id"],
+                        r["proc_inst_id"],
+                        r["activity_id"],
+                        r["activation"],
+                        r["step_event"],
+                        False,
+                        error=r["error"],
                     )
+                    try:
+                        async with conn.transaction():  # a savepoint: this step alone
+                            await task_ended(run, ended)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        # A step that cannot be applied must not stop lease recovery.
+                        log.error(
+                            "process step failed; the task's failure is kept without it "
+                            "task=%s error=%s",
+                            r["id"],
+                            type(exc).__name__,
+                            exc_info=exc,
+                        )
+                        run.locked.pop(r["proc_inst_id"], None)  # its state may be stale
+                        error = {
+                            "code": "process_step_failed",
+                            "message": f"the process step could not be applied "
+                            f"({type(exc).__name__})",
+                        }
+                        await conn.execute(QUERIES["mark_step_failed"], r["id"], error)
         return [(r["id"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
@@ -262,6 +288,13 @@ class WorkerQueries:
                 if getattr(exc, "constraint_name", None) != "events_pkey":
                     raise
                 return await self._apply_batch(writes)
+            except _FlushFailed as failed:
+                # Which step's values were refused is found by applying them one at a time.
+                log.warning(
+                    "gathered process steps refused; applying them one by one error=%s",
+                    type(failed.__cause__).__name__,
+                )
+                self._unbatched = True
             except _StepCrashed as crash:
                 # A step that cannot be applied (a bug, or values the database refuses) must
                 # not hold up the batch, whose writes are retried until they commit: the
@@ -290,6 +323,9 @@ class WorkerQueries:
         instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
         async with self.db.transaction() as conn:
             run = StepRun(conn, self.graphs, self.step_settings)
+            batched = not self._unbatched
+            if batched:
+                run.batch = StepBatch()
             await run.lock(instances)
             rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
             ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}
@@ -302,7 +338,8 @@ class WorkerQueries:
                     await conn.execute(QUERIES["mark_step_failed"], w.todo_id, error)
                     continue
                 try:
-                    outcome = await run.task_ended(
+                    outcome = await task_ended(
+                        run,
                         EndedTask(
                             w.todo_id,
                             w.step.proc_inst_id,
@@ -312,7 +349,7 @@ class WorkerQueries:
                             w.status is TaskStatus.DONE,
                             None if w.output_json is None else json.loads(w.output_json),
                             None if w.error_json is None else json.loads(w.error_json),
-                        )
+                        ),
                     )
                     if outcome.rejected is not None:
                         # Its step no longer waits (interrupted by a timer, migrated, the
@@ -327,6 +364,13 @@ class WorkerQueries:
                         raise
                     reason = f"the process step could not be applied ({type(exc).__name__})"
                     raise _StepCrashed(w.todo_id, w.step.proc_inst_id, reason) from exc
+            try:
+                await run.flush()
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise _FlushFailed from exc
+        self._unbatched = False
         return {r["id"] for r in rows}
 
     async def fail_task_write(

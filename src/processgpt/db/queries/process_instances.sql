@@ -209,6 +209,18 @@ LEFT JOIN form_def f ON f.tenant_id = upd.tenant_id
 -- name: get_instance
 SELECT * FROM bpm_proc_inst WHERE proc_inst_id = $1 AND tenant_id = $2;
 
+-- name: child_incidents
+-- The descendants of instance $1 that have open incidents, with their state.
+WITH RECURSIVE tree AS (
+    SELECT proc_inst_id, status, state, 1 AS depth FROM bpm_proc_inst
+    WHERE parent_proc_inst_id = $1
+    UNION ALL
+    SELECT c.proc_inst_id, c.status, c.state, t.depth + 1
+    FROM tree t JOIN bpm_proc_inst c ON c.parent_proc_inst_id = t.proc_inst_id
+    WHERE t.depth < 64
+)
+SELECT proc_inst_id, state FROM tree WHERE status = 'INCIDENT' ORDER BY depth, proc_inst_id;
+
 -- name: list_instances
 SELECT * FROM bpm_proc_inst
 WHERE tenant_id = $1
@@ -257,3 +269,62 @@ SELECT definition FROM proc_def WHERE tenant_id = $1 AND id = $2 AND version = $
 -- step may not have run yet.
 SELECT id, proc_inst_id, activity_id, activation, error FROM todolist
 WHERE id = ANY ($1::uuid[]) AND status = 'FAILED' AND activation IS NOT NULL;
+
+-- name: apply_steps
+-- The plain steps of many instances in one statement (db/step_batch.py): $1 a JSON array of
+-- {id, state, status, current, variables, history, tasks, timers, drops}, at most one per
+-- instance, each as apply_step takes them (no cancellations: those go through apply_step).
+-- One processgpt_process notification per instance.
+WITH s AS (
+    SELECT * FROM jsonb_to_recordset($1) AS s(id uuid, state jsonb, status text, current jsonb,
+        variables jsonb, history jsonb, tasks jsonb, timers jsonb, drops jsonb)
+), inst AS (
+    UPDATE bpm_proc_inst i
+    SET state = s.state, status = s.status::proc_inst_status,
+        current_activity_ids = ARRAY(SELECT jsonb_array_elements_text(s.current)),
+        variables_data = s.variables,
+        end_date = CASE WHEN s.status IN ('COMPLETED', 'CANCELLED')
+                        THEN COALESCE(i.end_date, now()) END,
+        history_seq = i.history_seq + jsonb_array_length(s.history), updated_at = now()
+    FROM s
+    WHERE i.proc_inst_id = s.id
+    RETURNING i.proc_inst_id, i.tenant_id, i.proc_def_id, i.history_seq, i.status,
+              jsonb_array_length(s.history) AS lines
+), hist AS (
+    INSERT INTO process_history (proc_inst_id, seq, tenant_id, kind, node_id, activation, data, at)
+    SELECT inst.proc_inst_id, inst.history_seq - inst.lines + h.n, inst.tenant_id,
+           h.e ->> 'kind', h.e ->> 'node_id', (h.e ->> 'activation')::int,
+           COALESCE(h.e -> 'data', '{}'::jsonb), (h.e ->> 'at')::timestamptz
+    FROM inst JOIN s ON s.id = inst.proc_inst_id
+    CROSS JOIN jsonb_array_elements(s.history) WITH ORDINALITY AS h(e, n)
+), new_tasks AS (
+    INSERT INTO todolist (tenant_id, proc_inst_id, proc_def_id, activity_id, activation,
+                          activity_name, agent_orch, agent_profile, status, user_id, role, tool,
+                          description, query, input, due_at, step_event)
+    SELECT inst.tenant_id, inst.proc_inst_id, inst.proc_def_id, x.activity_id, x.activation,
+           x.activity_name, COALESCE(p.agent_orch, x.agent),
+           CASE WHEN p.agent_orch IS NOT NULL THEN x.agent END, x.status::todo_status,
+           x.user_id, x.role, x.tool, x.description, x.query, x.input, x.due_at, x.step_event
+    FROM inst JOIN s ON s.id = inst.proc_inst_id
+    CROSS JOIN jsonb_to_recordset(s.tasks) AS x(activity_id text, activation int,
+        activity_name text, agent text, status text, user_id text, role text, tool text,
+        description text, query text, input jsonb, due_at timestamptz, step_event jsonb)
+    LEFT JOIN agents p ON p.tenant_id = inst.tenant_id AND p.name = x.agent
+    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE activation IS NOT NULL DO NOTHING
+), armed AS (
+    INSERT INTO process_timers (proc_inst_id, key, tenant_id, due_at)
+    SELECT inst.proc_inst_id, x.key, inst.tenant_id, x.due_at
+    FROM inst JOIN s ON s.id = inst.proc_inst_id
+    CROSS JOIN jsonb_to_recordset(s.timers) AS x(key text, due_at timestamptz)
+    ON CONFLICT (proc_inst_id, key) DO NOTHING
+), dropped AS (
+    DELETE FROM process_timers t
+    USING s CROSS JOIN jsonb_array_elements_text(s.drops) AS k(key)
+    WHERE t.proc_inst_id = s.id AND t.key = k.key
+)
+, told AS (
+    SELECT pg_notify('processgpt_process',
+                     inst.proc_inst_id::text || ':' || inst.history_seq || ':' || inst.status)
+    FROM inst
+)
+SELECT count(*) FROM told;

@@ -24,6 +24,8 @@ class ProcessInstance:
     open ones (a resolved incident is only in the history). ``parent_id``: the instance this
     one runs for (call activity or embedded sub-process), None for a top-level instance.
     ``end_date`` is set exactly when the instance is COMPLETED or CANCELLED.
+    ``child_incidents``: the open incidents of its child instances (and theirs), which hold
+    the step of this instance that started them; resolve them on the child.
     An instance of the one-task form (no engine state) has status RUNNING until it is
     finished by other means, and no incidents.
     """
@@ -40,6 +42,15 @@ class ProcessInstance:
     parent_id: uuid.UUID | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+    child_incidents: list[ChildIncident] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChildIncident:
+    """An open incident of a child (or deeper descendant) instance."""
+
+    child_id: uuid.UUID
+    incident: Incident
 
 
 @dataclass(frozen=True)
