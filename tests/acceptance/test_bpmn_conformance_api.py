@@ -265,20 +265,20 @@ async def test_message_catch(client: httpx.AsyncClient) -> None:
     assert ("message_received", "paid") in kinds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no API route delivers a signal: POST /v1/processes/{id}/messages/{name} "
-    "correlates messages only (409 'no token waits for a message named recall')",
-)
 async def test_signal_catch(client: httpx.AsyncClient) -> None:
     await publish(client, "message_catch")
     instance_id = await start(client, "message_catch", {})
     paid = await client.post(f"/v1/processes/{instance_id}/messages/payment", json={"paid": True})
     assert paid.status_code == 200, paid.text
+    unheard = await client.post(f"/v1/processes/{instance_id}/signals/nobody", json={"x": 1})
+    assert unheard.status_code == 200, unheard.text  # a broadcast nobody waits for
+    assert "x" not in unheard.json()["variables"]
     recalled = await client.post(
-        f"/v1/processes/{instance_id}/messages/recall", json={"recalled": True}
+        f"/v1/processes/{instance_id}/signals/recall", json={"recalled": True}
     )
     assert recalled.status_code == 200, recalled.text
+    as_message = await client.post(f"/v1/processes/{instance_id}/messages/recall", json={})
+    assert as_message.status_code == 409, as_message.text  # signals are not messages
     await _complete_step(client, instance_id, "ship")
     view = await detail(client, instance_id)
     assert view["status"] == "COMPLETED"

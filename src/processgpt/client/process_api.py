@@ -213,6 +213,15 @@ class ProcessApi(ApiTransport):
         )
         return ProcessDetail.model_validate(response.json())
 
+    async def send_signal(
+        self, proc_inst_id: TaskId, name: str, payload: dict[str, Any] | None = None
+    ) -> ProcessDetail:
+        """Deliver signal ``name`` to every step of the instance waiting for it."""
+        response = await self._request(
+            "POST", f"/v1/processes/{proc_inst_id}/signals/{name}", json=payload or {}
+        )
+        return ProcessDetail.model_validate(response.json())
+
     async def incidents(self, proc_inst_id: TaskId) -> list[IncidentView]:
         """The instance's open incidents."""
         response = await self._request("GET", f"/v1/processes/{proc_inst_id}/incidents")

@@ -39,6 +39,7 @@ from processgpt.domain.process.events import (
     Cancel,
     MessageReceived,
     ResolveIncident,
+    SignalReceived,
     TaskCompleted,
     TimerFired,
 )
@@ -186,6 +187,11 @@ class ProcessInstances:
         self, tenant_id: str, instance_id: uuid.UUID, name: str, payload: Mapping[str, Any]
     ) -> Outcome:
         return await self.event(tenant_id, instance_id, MessageReceived(name, dict(payload)))
+
+    async def send_signal(
+        self, tenant_id: str, instance_id: uuid.UUID, name: str, payload: Mapping[str, Any]
+    ) -> Outcome:
+        return await self.event(tenant_id, instance_id, SignalReceived(name, dict(payload)))
 
     async def resolve_incident(
         self,

@@ -161,6 +161,15 @@ class ProcessService:
         await self.instances.send_message(tenant_id, id, name, payload)
         return await self.instances.get(tenant_id, id)
 
+    async def send_signal(
+        self, tenant_id: str, id: uuid.UUID, name: str, payload: Mapping[str, Any]
+    ) -> ProcessInstance:
+        """Deliver a signal to every token of the instance waiting for ``name`` (``payload``
+        merged into the variables when one waits). A signal is a broadcast: none waiting is
+        not an error, and nothing changes then."""
+        await self.instances.send_signal(tenant_id, id, name, payload)
+        return await self.instances.get(tenant_id, id)
+
     async def resolve_incident(
         self,
         tenant_id: str,

@@ -50,6 +50,7 @@ _IDEMPOTENCY_KEY = Header(
     "retried start answers the instance it started (200).",
 )
 MESSAGE_NAME = Path(min_length=1, max_length=200, description="The message's name.")
+SIGNAL_NAME = Path(min_length=1, max_length=200, description="The signal's name.")
 
 
 async def detail(
@@ -230,6 +231,30 @@ async def send_message(
     its payload is merged into the variables. 409 `invalid_state` when nothing waits for
     it."""
     inst = await service.send_message(tenant_id, proc_inst_id, name, payload or {})
+    return await detail(processes, tenant_id, inst)
+
+
+@router.post("/{proc_inst_id}/signals/{name}", responses=responses(*WITH_BODY, 404, 409))
+async def send_signal(
+    proc_inst_id: uuid.UUID,
+    name: Annotated[str, SIGNAL_NAME],
+    tenant_id: Tenant,
+    *,
+    processes: ProcessesDep,
+    service: ProcessServiceDep,
+    payload: Annotated[
+        dict[str, Any] | None,
+        Body(
+            description="The signal's payload: merged into the instance's variables when a "
+            "step waits for the signal.",
+            examples=[{"recalled": True}],
+        ),
+    ] = None,
+) -> ProcessDetail:
+    """Deliver signal `name` to every step of the instance waiting for it (signal catch
+    events). A signal is a broadcast: when nothing waits for it, nothing changes and the
+    answer is still 200. 409 `invalid_state` when the instance has ended."""
+    inst = await service.send_signal(tenant_id, proc_inst_id, name, payload or {})
     return await detail(processes, tenant_id, inst)
 
 
