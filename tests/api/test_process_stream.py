@@ -1,12 +1,15 @@
-"""GET /v1/processes/{id}/stream: every task of a process instance, resumable by cursor."""
+"""GET /v1/processes/{id}/stream: a process instance's history and every one of its tasks,
+resumable by cursor."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from processgpt.protocols.sse import SSEFrame, parse_frames
 from tests.api.conftest import Api
+from tests.api.test_process_instances_api import publish, purchase
 from tests.api.test_tasks_api import wait_status
 
 
@@ -133,7 +136,7 @@ async def test_process_stream_errors(api: Api) -> None:
     view = await start(api, agent_orch="demo", input={"steps": 0})
     proc_id = view["process"]["proc_inst_id"]
     async with api.client() as client:
-        for bad in ("abc", "123", "zz:1", f"{'0' * 32}:x"):
+        for bad in ("abc", "123", "zz:1", f"{'0' * 32}:x", "h:x", "h:-1", "h:1,h"):
             r = await client.get(f"/v1/processes/{proc_id}/stream", headers={"Last-Event-ID": bad})
             assert r.status_code == 422, (bad, r.text)
             assert r.json()["error"]["code"] == "invalid_input"
@@ -143,3 +146,85 @@ async def test_process_stream_errors(api: Api) -> None:
     async with api.client(api.key_b) as other_tenant:
         hidden = await other_tenant.get(f"/v1/processes/{proc_id}/stream")
         assert hidden.status_code == 404
+
+
+def history_of(frames: list[SSEFrame]) -> list[tuple[int, str]]:
+    return [
+        (p["data"]["seq"], p["data"]["kind"])
+        for p in parts(frames)
+        if p["type"] == "data-process_event"
+    ]
+
+
+async def _run_purchase(api: Api, proc_id: str) -> None:
+    """Take the purchase instance to its end: both forms, then the payment message."""
+    async with api.client() as client:
+        for output in ({"request_form": {"amount": 3}}, {"approval_form": {"decision": "approve"}}):
+            (task,) = (await client.get(f"/v1/processes/{proc_id}")).json()["open_tasks"]
+            done = await client.post(f"/v1/tasks/{task['id']}/complete", json={"output": output})
+            assert done.status_code == 200, done.text
+        paid = await client.post(f"/v1/processes/{proc_id}/messages/payment", json={})
+        assert paid.json()["status"] == "COMPLETED"
+
+
+async def test_a_driven_instance_streams_its_history_live_and_ends(api: Api) -> None:
+    async with api.client() as client:
+        await publish(client, purchase())
+        started = await client.post("/v1/processes", json={"proc_def_id": "purchase"})
+        proc_id = started.json()["id"]
+    live = asyncio.create_task(read_stream(api, proc_id))  # open while nothing moves
+    await asyncio.sleep(0.5)
+    assert not live.done()  # a person's step keeps it open
+    await _run_purchase(api, proc_id)
+    frames = parse_frames(await asyncio.wait_for(live, 60))
+    assert frames[-1].done
+    body = parts(frames)
+    assert body[0] == {"type": "start", "messageId": proc_id}
+    assert body[-1] == {"type": "finish", "finishReason": "stop"}
+    async with api.client() as client:
+        lines = (await client.get(f"/v1/processes/{proc_id}/history")).json()["items"]
+    assert history_of(frames) == [(line["seq"], line["kind"]) for line in lines]
+    assert history_of(frames)[-1][1] == "instance_completed"
+    snapshots = [p for p in body if p["type"] == "data-process_status"]
+    assert snapshots[0]["id"] == proc_id and snapshots[0]["data"]["status"] == "RUNNING"
+    assert snapshots[-1]["data"] == {
+        "proc_inst_id": proc_id,
+        "status": "COMPLETED",
+        "current_activity_ids": [],
+    }
+    statuses = {p["id"]: p["data"]["status"] for p in body if p["type"] == "data-task_status"}
+    assert list(statuses.values()) == ["DONE", "DONE"]
+    ids = [f.id for f in frames if f.id is not None]
+    assert ids[-1].startswith(f"h:{len(lines)}")  # type: ignore[union-attr]
+
+    # resumed from any history frame: exactly the rest of the stream
+    history_frames = [f for f in frames if f.data and '"data-process_event"' in f.data]
+    middle = history_frames[len(history_frames) // 2]
+    assert middle.id is not None
+    resumed = parse_frames(await read_stream(api, proc_id, last_event_id=middle.id))
+    seen = history_of(frames)
+    assert history_of(resumed) == seen[seen.index(history_of([middle])[0]) + 1 :]
+    position = dict(item.split(":") for item in middle.id.split(","))
+    expected = [
+        (task, seq)
+        for task, seq in events_of(frames)
+        if seq > int(position.get(task.replace("-", ""), 0))
+    ]
+    assert sorted(events_of(resumed)) == sorted(expected)  # not delivered yet, each once
+    assert parts(resumed)[-1]["finishReason"] == "stop"
+
+
+async def test_a_cancelled_instance_ends_its_stream(api: Api) -> None:
+    async with api.client() as client:
+        await publish(client, purchase())
+        proc_id = (await client.post("/v1/processes", json={"proc_def_id": "purchase"})).json()[
+            "id"
+        ]
+        live = asyncio.create_task(read_stream(api, proc_id))
+        await asyncio.sleep(0.3)
+        assert (await client.post(f"/v1/processes/{proc_id}/cancel")).status_code == 200
+    body = parts(parse_frames(await asyncio.wait_for(live, 60)))
+    assert body[-1] == {"type": "finish", "finishReason": "other"}
+    assert [p["data"]["status"] for p in body if p["type"] == "data-task_status"][-1] == (
+        "CANCELLED"
+    )

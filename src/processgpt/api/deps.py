@@ -32,8 +32,9 @@ from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
-from processgpt.domain.errors import Forbidden
+from processgpt.domain.errors import Forbidden, InvalidInput
 from processgpt.domain.roles import Role
+from processgpt.runtime.process_service import ProcessService
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -69,6 +70,7 @@ def _service(name: str) -> Callable[[HTTPConnection], Any]:
 
 TasksDep = Annotated[TaskRepository, Depends(_service("tasks"))]
 ProcessesDep = Annotated[ProcessRepository, Depends(_service("processes"))]
+ProcessServiceDep = Annotated[ProcessService, Depends(_service("process_service"))]
 ProcessDefinitionsDep = Annotated[
     ProcessDefinitionRepository, Depends(_service("process_definitions"))
 ]
@@ -121,3 +123,13 @@ AdminCaller = Annotated[Principal, Depends(_requires(Role.ADMIN))]
 """A tenant admin (or an operator) of the caller's tenant."""
 OperatorCaller = Annotated[Principal, Depends(_requires(Role.OPERATOR))]
 """An operator of the deployment."""
+
+
+def idempotency_key_of(field: str | None, header: str | None) -> str | None:
+    """The request's idempotency key: the body's ``idempotency_key`` field or the
+    ``Idempotency-Key`` header (422 ``invalid_input`` when both are given and differ)."""
+    if field is not None and header is not None and field != header:
+        raise InvalidInput(
+            "the Idempotency-Key header and idempotency_key differ", field="idempotency_key"
+        )
+    return field if field is not None else header

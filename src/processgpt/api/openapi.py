@@ -25,7 +25,8 @@ request changes nothing. `503 database_unavailable` and `429 too_many_pending` c
 
 TAGS: list[dict[str, Any]] = [
     {"name": "tasks", "description": "Tasks: work items run by agents."},
-    {"name": "processes", "description": "Process instances and their tasks."},
+    {"name": "processes", "description": "Process instances: start, read, follow, change."},
+    {"name": "worklist", "description": "People's open work items, and completing them."},
     {"name": "streams", "description": "Live views of the event log (SSE, resumable)."},
     {"name": "chat", "description": "Chats with an agent: WebSocket and AI SDK `useChat`."},
     {"name": "agents", "description": "Orchestrators and the tenant's agent profiles."},
@@ -33,6 +34,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "keys", "description": "The tenant's API keys (admin)."},
     {"name": "operator", "description": "Operator-only settings."},
     {"name": "a2a", "description": "Every agent as an A2A agent."},
+    {"name": "compat", "description": "ProcessGPT's own entry points (`/complete`)."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
 

@@ -25,6 +25,7 @@ from processgpt.db.processes import ProcessRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
 
 
@@ -41,6 +42,9 @@ class Services:
     """The built-in orchestrators (other names are looked up in the database)."""
     tasks: TaskRepository
     processes: ProcessRepository
+    """Instances of the one-task form, and the rows and tasks of any instance."""
+    process_service: ProcessService
+    """Instances of published definitions: start, read, advance (one transaction a step)."""
     process_definitions: ProcessDefinitionRepository
     agents: AgentRepository
     mcp_servers: McpServerRepository
@@ -108,6 +112,7 @@ class Services:
             known_agents=known,
             tasks=tasks,
             processes=ProcessRepository(db),
+            process_service=ProcessService(db),
             process_definitions=ProcessDefinitionRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
             mcp_servers=McpServerRepository(db, box, max_servers=mcp.max_servers_per_tenant),

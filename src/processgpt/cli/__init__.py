@@ -3,7 +3,9 @@
 By concept: :mod:`~processgpt.cli.parser` (commands, flags, help),
 :mod:`~processgpt.cli.serve` (``up``, ``api``, ``worker``), :mod:`~processgpt.cli.tasks`
 (``submit``, ``tasks``: over the HTTP API, :mod:`~processgpt.cli.target` says which),
-:mod:`~processgpt.cli.process` (``process deploy``: over the HTTP API too),
+:mod:`~processgpt.cli.process` (``process deploy``) and
+:mod:`~processgpt.cli.process_instances` (``process start|show|list|…``, ``worklist``): over
+the HTTP API too,
 :mod:`~processgpt.cli.admin` (``migrate``, ``keys``, ``agents``: in the database).
 
 Every error a user can cause prints ``error: <code>: <message>`` and exits with status 2.
@@ -32,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "submit": "processgpt.cli.tasks:cmd_submit",
     "tasks": "processgpt.cli.tasks:cmd_tasks",
     "process": "processgpt.cli.process:cmd_process",
+    "worklist": "processgpt.cli.process_instances:cmd_worklist",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",
@@ -40,12 +43,15 @@ COMMANDS: dict[str, str] = {
 """Each command's function, imported when it runs: a worker never loads the HTTP client's
 modules (``websockets``), nor the task commands the worker's."""
 
-__all__ = ["COMMANDS", "CliError", "build_parser", "command", "main"]
+ALIASES: dict[str, str] = {"task": "tasks"}
+"""Other names of commands (``processgpt task complete`` is ``processgpt tasks complete``)."""
+
+__all__ = ["ALIASES", "COMMANDS", "CliError", "build_parser", "command", "main"]
 
 
 def command(name: str) -> Command:
-    """The function of command ``name``."""
-    module, _, function = COMMANDS[name].partition(":")
+    """The function of command ``name`` (or of the command it is an alias of)."""
+    module, _, function = COMMANDS[ALIASES.get(name, name)].partition(":")
     found: Command = getattr(importlib.import_module(module), function)
     return found
 
@@ -62,6 +68,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command = ALIASES.get(args.command, args.command)
     try:
         settings = _settings(args)
     except CliError as exc:

@@ -19,6 +19,7 @@ from processgpt.config import (
     Settings,
     environment_variables,
 )
+from processgpt.domain.process.state import InstanceStatus
 from processgpt.domain.roles import Role
 from processgpt.domain.task import TaskStatus
 
@@ -30,7 +31,7 @@ Start everything (embedded Postgres, API, console, workers for the built-in agen
 then, in another shell (it finds the running instance through the profile 'up' writes):
   processgpt submit --agent demo "hello world" --follow
 
-'submit', 'tasks' and 'process' talk to the HTTP API (--url/--api-key,
+'submit', 'tasks', 'process' and 'worklist' talk to the HTTP API (--url/--api-key,
 PROCESSGPT_URL/PROCESSGPT_API_KEY, or the profile of the data directory); 'migrate', 'keys'
 and 'agents' work on the database (DATABASE_URL, or the embedded Postgres of the data
 directory)."""
@@ -83,6 +84,7 @@ READS: dict[str, _Reads] = {
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -220,7 +222,9 @@ def _task_parsers(parsers: _Parsers) -> None:
     _connection(submit)
 
     tasks = parsers.add(
-        "tasks", "list, show, follow, cancel, requeue or answer tasks (over the API)"
+        "tasks",
+        "list, show, follow, cancel, requeue, answer or complete tasks (over the API)",
+        aliases=["task"],
     )
     actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the newest tasks")
@@ -244,10 +248,57 @@ def _task_parsers(parsers: _Parsers) -> None:
     answer.add_argument("answer", help="the answer (text, or JSON with --json)")
     answer.add_argument("--json", action="store_true", help="the answer is JSON")
     _connection(answer)
+    complete = actions.add_parser(
+        "complete",
+        help="complete a person's work item (TODO) with its form's values; its process goes on",
+        description="Complete a person's work item (a task in the worklist, status TODO); its "
+        "process advances in the same transaction.",
+        epilog="example:\n  processgpt task complete 0190… --output "
+        '\'{"approval_form": {"decision": "approve"}}\'',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    complete.add_argument("task_id", metavar="TASK_ID", help="the work item's id")
+    complete.add_argument(
+        "--output", required=True, metavar="JSON", help="JSON object: the form's values"
+    )
+    complete.add_argument(
+        "--idempotency-key", metavar="KEY", help="completing again with it is not an error"
+    )
+    _connection(complete)
+
+
+_PROCESS_EXAMPLES = """\
+examples:
+  processgpt process deploy examples/processes/expense_approval.json \\
+      --forms examples/processes/expense_approval.forms.json
+  processgpt process start expense_approval --var amount=120 --role manager=kim@example.com
+  processgpt worklist --role manager
+  processgpt task complete TASK_ID --output '{"approval_form": {"decision": "approve"}}'
+  processgpt process show PROCESS_ID
+  processgpt process list --status RUNNING"""
+
+
+def _action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    example: str | None = None,
+) -> argparse.ArgumentParser:
+    return actions.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=f"example:\n  {example}" if example else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _process_parsers(parsers: _Parsers) -> None:
-    process = parsers.add("process", "publish process definitions (over the API)")
+    process = parsers.add(
+        "process",
+        "publish process definitions, start and follow their instances (over the API)",
+    )
+    process.epilog = f"{_PROCESS_EXAMPLES}\n\n{process.epilog}"
     actions = process.add_subparsers(dest="action", required=True, metavar="ACTION")
     deploy = actions.add_parser(
         "deploy", help="publish a definition file (ProcessGPT JSON or BPMN) as its next version"
@@ -261,6 +312,74 @@ def _process_parsers(parsers: _Parsers) -> None:
         "--forms", metavar="FILE", help="JSON object of the forms its steps use: form id → form"
     )
     _connection(deploy)
+
+    start = _action(
+        actions,
+        "start",
+        "start an instance of a published definition",
+        "processgpt process start expense_approval --var amount=120 --var 'tags=[\"travel\"]' "
+        "--role manager=kim@example.com --version 2",
+    )
+    start.add_argument("definition_id", metavar="ID", help="the definition's id")
+    start.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a variable; repeatable; VALUE is JSON when it parses (3, true, [1]), else text; "
+        "a dotted NAME nests (form.field=1)",
+    )
+    start.add_argument(
+        "--role", action="append", metavar="ROLE=USER", help="who a role's steps go to; repeatable"
+    )
+    start.add_argument("--version", type=_positive_int, help="the version (default: the latest)")
+    start.add_argument("--name", help="the instance's name")
+    start.add_argument("--idempotency-key", metavar="KEY", help="same key, same instance")
+    _connection(start)
+
+    listing = _action(actions, "list", "the newest instances")
+    listing.add_argument("--definition", metavar="ID", help="only instances of this definition")
+    listing.add_argument(
+        "--status", choices=[s.value for s in InstanceStatus], help="only instances in this state"
+    )
+    listing.add_argument("--limit", type=_positive_int, default=50, help="at most (default 50)")
+    _connection(listing)
+
+    def on_instance(name: str, help: str, example: str | None = None) -> argparse.ArgumentParser:
+        action = _action(actions, name, help, example)
+        action.add_argument("proc_inst_id", metavar="PROCESS_ID", help="the instance's id")
+        _connection(action)
+        return action
+
+    on_instance("show", "an instance: status, where it waits, open tasks, its last history")
+    cancel = on_instance("cancel", "cancel an instance with its open tasks and timers")
+    cancel.add_argument("--reason", help="why (kept in its history)")
+    message = on_instance(
+        "message",
+        "deliver a message to the step waiting for it",
+        "processgpt process message PROCESS_ID payment --payload '{\"ref\": 42}'",
+    )
+    message.add_argument("name", metavar="NAME", help="the message's name")
+    message.add_argument("--payload", metavar="JSON", help="JSON object merged into variables")
+    resolve = on_instance(
+        "resolve",
+        "retry where an incident stopped the instance",
+        "processgpt process resolve PROCESS_ID i3 --var amount=120",
+    )
+    resolve.add_argument("incident_id", metavar="INCIDENT_ID", help="as 'process show' lists it")
+    resolve.add_argument(
+        "--var", action="append", metavar="NAME=VALUE", help="set a variable first; repeatable"
+    )
+
+    worklist = parsers.add("worklist", "people's open work items (over the API)")
+    worklist.epilog = (
+        "examples:\n  processgpt worklist --role manager\n"
+        '  processgpt task complete TASK_ID --output \'{"decision": "approve"}\'\n\n'
+        f"{worklist.epilog}"
+    )
+    worklist.add_argument("--user", help="only those assigned to this user")
+    worklist.add_argument("--role", help="only those of this role")
+    worklist.add_argument("--limit", type=_positive_int, default=50, help="at most (default 50)")
+    _connection(worklist)
 
 
 def _admin_parsers(parsers: _Parsers) -> None:

@@ -1,5 +1,6 @@
 """``process deploy FILE``: publish a process definition (ProcessGPT JSON, or BPMN XML) over
-the HTTP API, as ``submit`` does (see :mod:`processgpt.cli.target` for which API).
+the HTTP API, as ``submit`` does (see :mod:`processgpt.cli.target` for which API). The
+other ``process`` actions (instances) are in :mod:`processgpt.cli.process_instances`.
 
 The definition's id is ``--id``, else the JSON's ``processDefinitionId`` or the BPMN
 process's id, else the file's name without its extension. A definition the API refuses prints
@@ -19,6 +20,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from processgpt.cli.common import CliError
+from processgpt.cli.process_instances import cmd_instances
 from processgpt.cli.tasks import _client, _target
 from processgpt.client import ApiError
 from processgpt.config import Settings
@@ -90,6 +92,8 @@ def _problems(exc: ApiError) -> str:
 
 
 async def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action != "deploy":
+        return await cmd_instances(settings, args)
     target = _target(settings, args)
     fields = _request(args)
     async with _client(target) as client:

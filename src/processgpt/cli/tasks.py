@@ -1,4 +1,5 @@
-"""``submit`` and ``tasks list|show|follow|cancel|requeue|answer``: over the HTTP API with
+"""``submit`` and ``tasks list|show|follow|cancel|requeue|answer|complete`` (``task`` is the
+same command): over the HTTP API with
 :class:`~processgpt.client.ProcessGPTClient`, never straight in the database, so they work
 from any shell against any running instance (see :mod:`processgpt.cli.target`).
 
@@ -200,6 +201,9 @@ async def cmd_tasks(settings: Settings, args: argparse.Namespace) -> int:
     answer = None
     if args.action == "answer":
         answer = json_arg(args.answer) if args.json else args.answer
+    output = json_arg(args.output) if args.action == "complete" else None
+    if args.action == "complete" and not isinstance(output, dict):
+        raise CliError("invalid_input", "--output must be a JSON object (the form's values)")
     async with _client(target) as client:
         if task_id is None:
             return await _list(client, args)
@@ -211,6 +215,9 @@ async def cmd_tasks(settings: Settings, args: argparse.Namespace) -> int:
             "cancel": lambda: client.cancel_task(task_id),
             "requeue": lambda: client.requeue_task(task_id),
             "answer": lambda: client.answer(task_id, answer),
+            "complete": lambda: client.complete_task(
+                task_id, output or {}, idempotency_key=args.idempotency_key
+            ),
         }
         task = await change[args.action]()
         print(f"task {task.id} {task.status}")

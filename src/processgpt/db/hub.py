@@ -21,6 +21,11 @@ from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
 
+PROCESS_CHANNEL = "processgpt_process"
+"""Every committed step of a process instance NOTIFYs ``<instance id>:<last history seq>:
+<status>`` here (see :mod:`processgpt.runtime.process_service`)."""
+_PROCESS_KEY = "process:"
+
 TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
 _STATUSES = frozenset(s.value for s in TaskStatus)
 
@@ -31,6 +36,7 @@ class EventHub:
         self.tasks = TaskRepository(db)
         self.listener = Listener(db.dsn)
         self.listener.subscribe("processgpt_events", self._on_events)
+        self.listener.subscribe(PROCESS_CHANNEL, self._on_process)
         self.listener.on_reconnect(self._wake_all)
         self._followers: dict[str, set[asyncio.Event]] = {}
         self._reads: dict[tuple[object, ...], asyncio.Task[Any]] = {}
@@ -96,6 +102,12 @@ class EventHub:
             for wake in followers:
                 wake.set()
 
+    def _on_process(self, payload: str) -> None:
+        for item in payload.split(","):
+            proc_inst_id, _, _head = item.partition(":")
+            for wake in self._followers.get(_PROCESS_KEY + proc_inst_id, ()):
+                wake.set()
+
     def _wake_all(self) -> None:
         self._heads.clear()  # notifications may have been missed: followers read afresh
         for followers in self._followers.values():
@@ -111,10 +123,23 @@ class EventHub:
     def watch(self, task_id: uuid.UUID, wake: asyncio.Event) -> Iterator[asyncio.Event]:
         """Set ``wake`` whenever the task's log may have grown (and when the listener
         reconnects) while the block runs. One event may watch several tasks."""
-        key = str(task_id)
+        with self._watch_key(str(task_id), wake):
+            yield wake
+
+    @contextmanager
+    def watch_process(
+        self, proc_inst_id: uuid.UUID, wake: asyncio.Event
+    ) -> Iterator[asyncio.Event]:
+        """Set ``wake`` whenever a step of the process instance committed (its history may
+        have grown), and when the listener reconnects, while the block runs."""
+        with self._watch_key(_PROCESS_KEY + str(proc_inst_id), wake):
+            yield wake
+
+    @contextmanager
+    def _watch_key(self, key: str, wake: asyncio.Event) -> Iterator[None]:
         self._followers.setdefault(key, set()).add(wake)
         try:
-            yield wake
+            yield
         finally:
             followers = self._followers.get(key)
             if followers is not None:

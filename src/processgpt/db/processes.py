@@ -59,8 +59,9 @@ class ProcessRepository:
         return dict(row), [to_task(t) for t in tasks]
 
     async def stream_state(self, tenant_id: str, proc_inst_id: uuid.UUID) -> list[dict[str, Any]]:
-        """The instance's status (``proc_status``) and each of its tasks' state, in creation
-        order, in one read. Empty: no such instance for the tenant; one row with ``id`` None:
-        an instance without tasks."""
+        """The instance's status (``proc_status``, ``driven``: whether the engine advances it,
+        ``current_activity_ids``) and each of its tasks' state, in creation order, in one
+        read. Empty: no such instance for the tenant; one row with ``id`` None: an instance
+        without tasks."""
         rows = await self.db.fetch(QUERIES["process_stream_state"], proc_inst_id, tenant_id)
         return [dict(r) for r in rows]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from processgpt.domain.events import Event
 from processgpt.domain.roles import Role
-from processgpt.domain.task import Task, TaskFields
+from processgpt.domain.task import Task
 
 
 class ErrorDetail(BaseModel):
@@ -39,29 +39,9 @@ class EventPage(BaseModel):
     next_after: int = Field(description="Pass as `after` for the next page.")
 
 
-class ProcessCreate(BaseModel):
-    """A process instance to start with its first task."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "onboarding",
-                    "variables": {"customer": "ACME"},
-                    "task": {"agent_orch": "demo", "query": "welcome the customer"},
-                }
-            ]
-        },
-    )
-
-    name: str = Field(default="", max_length=500)
-    proc_def_id: str | None = Field(default=None, max_length=200)
-    variables: dict[str, Any] = Field(default_factory=dict)
-    task: TaskFields
-
-
 class ProcessView(BaseModel):
+    """The one-task form's instance (its row) and its tasks."""
+
     process: dict[str, Any]
     tasks: list[Task]
 
@@ -138,7 +118,7 @@ class TenantView(BaseModel):
 
 DEFINITION_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
-_PUBLISH_EXAMPLE: dict[str, Any] = {
+PUBLISH_EXAMPLE: dict[str, Any] = {
     "id": "leave_request",
     "name": "Leave request",
     "definition": {
@@ -169,7 +149,7 @@ class ProcessDefinitionPublish(BaseModel):
     ``definition``, or BPMN 2.0 XML in ``bpmn`` (exactly one). ``forms``: the forms its steps
     use that are not stored yet (form id → form)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_PUBLISH_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PUBLISH_EXAMPLE]})
 
     id: str = Field(pattern=DEFINITION_ID_PATTERN, examples=["leave_request"])
     name: str | None = Field(default=None, max_length=500)

@@ -1,23 +1,24 @@
-"""Test-only BPMN support: a small BPMN 2.0 reader (-> ProcessGraph) and writer
-(ProcessGraph -> XML), and drivers that run one definition through our engine and through
-SpiffWorkflow 3.x (the oracle) with the same completion choices.
+"""Test-only BPMN support: drivers that run one definition through our engine and through
+SpiffWorkflow 3.x (the oracle) with the same completion choices, a writer (ProcessGraph ->
+XML) for generated graphs, and the dialect bridge for the oracle.
 
-The reader is NOT the product's parser (the definitions branch writes that one, hardened);
-it reads only what the conformance files use. Conditions are written in the subset where
-Python (Spiff evaluates them with ``eval``) and CEL agree: comparisons of numbers and strings,
-``and``/``or``/``not`` (rewritten to ``&&``/``||``/``!`` for CEL).
+The conformance files are written for the product: they are read by its parser
+(:func:`read_conformance`, as ``processgpt process deploy`` publishes them), their conditions
+are CEL and their variables are declared as data objects. Spiff evaluates conditions with
+Python ``eval``, so it gets a copy whose conditions are rewritten (:func:`spiff_dialect`);
+the files only use the subset where the two agree: comparisons of numbers and strings,
+``&&``/``||``/``!`` (``and``/``or``/``not`` in Python).
 """
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from SpiffWorkflow.bpmn.parser import BpmnParser
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -25,135 +26,46 @@ from SpiffWorkflow.util.task import TaskState
 
 from processgpt.domain.process.engine import advance, start
 from processgpt.domain.process.events import TaskCompleted, TimerFired
-from processgpt.domain.process.model import (
-    Activity,
-    BoundaryTimer,
-    Flow,
-    Node,
-    NodeKind,
-    ProcessGraph,
-    TaskType,
-    TimerSpec,
-    Variable,
-)
+from processgpt.domain.process.model import NodeKind, ProcessGraph
+from processgpt.domain.process.publish import compile_definition
 from processgpt.domain.process.state import InstanceState, InstanceStatus, Wait
 from processgpt.domain.process.step import Step
 from tests.domain.process.builders import T0
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-_NS = {"bpmn": BPMN}
-_TASKS = {
-    "task": TaskType.USER,
-    "userTask": TaskType.USER,
-    "manualTask": TaskType.MANUAL,
-    "serviceTask": TaskType.SERVICE,
-    "scriptTask": TaskType.SCRIPT,
-}
-_GATEWAYS = {
-    "exclusiveGateway": NodeKind.EXCLUSIVE,
-    "parallelGateway": NodeKind.PARALLEL,
-    "inclusiveGateway": NodeKind.INCLUSIVE,
-}
-_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
-_KEYWORDS = {"and", "or", "not", "True", "False", "true", "false", "in", "null", "None"}
+CONFORMANCE = Path(__file__).parent / "bpmn"
+_DATA_OBJECT = re.compile(r"[ \t]*<bpmn:dataObject\b[^>]*/>\n?")
+_CONDITION = re.compile(
+    r"(<bpmn:conditionExpression\b[^>]*>)(.*?)(</bpmn:conditionExpression>)", re.DOTALL
+)
 
 
-def python_to_cel(expression: str) -> str:
-    text = re.sub(r"\band\b", "&&", expression)
-    text = re.sub(r"\bor\b", "||", text)
-    text = re.sub(r"\bnot\s+", "!", text)
-    text = re.sub(r"\bTrue\b", "true", text)
-    return re.sub(r"\bFalse\b", "false", text)
+def cel_to_python(expression: str) -> str:
+    """A condition of the shared subset (comparisons of numbers and strings, ``&&``, ``||``,
+    ``!``) as Python, the way Spiff evaluates it."""
+    text = expression.replace("&&", " and ").replace("||", " or ")
+    return re.sub(r"!(?!=)\s*", "not ", text)
 
 
-def _identifiers(expression: str) -> set[str]:
-    without_strings = re.sub(r"'[^']*'|\"[^\"]*\"", "", expression)
-    return {m for m in _IDENT.findall(without_strings) if m not in _KEYWORDS}
+def spiff_dialect(xml: str) -> str:
+    """The same BPMN document for the oracle: CEL conditions written as Python, and without
+    its data object declarations (the product needs them to check conditions at publish;
+    Spiff would add a ``data_objects`` entry to the variables). Nothing else changes."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        body = unescape(match.group(2))
+        return match.group(1) + escape(cel_to_python(body)) + match.group(3)
+
+    return _CONDITION.sub(rewrite, _DATA_OBJECT.sub("", xml))
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def read_bpmn(xml: str | bytes, process_id: str | None = None) -> ProcessGraph:
-    """The process ``process_id`` (default: the first) of a BPMN document, as a graph."""
-    root = ET.fromstring(xml)  # test-authored files only
-    processes = root.findall("bpmn:process", _NS)
-    process = next(p for p in processes if process_id in (None, p.get("id")))
-    return _read_process(process)
-
-
-def _read_process(process: ET.Element) -> ProcessGraph:
-    nodes: list[Node] = []
-    flows: list[Flow] = []
-    boundaries: dict[str, list[BoundaryTimer]] = {}
-    names: set[str] = set()
-    for element in process:
-        tag, eid = _local(element.tag), element.get("id", "")
-        name = element.get("name", "")
-        if tag == "sequenceFlow":
-            cond_el = element.find("bpmn:conditionExpression", _NS)
-            condition = None
-            if cond_el is not None and (cond_el.text or "").strip():
-                condition = python_to_cel(cond_el.text.strip())  # type: ignore[union-attr]
-                names |= _identifiers(condition)
-            flows.append(
-                Flow(eid, element.get("sourceRef", ""), element.get("targetRef", ""), condition)
-            )
-        elif tag in _TASKS:
-            nodes.append(Node(eid, NodeKind.TASK, name, activity=Activity(task_type=_TASKS[tag])))
-        elif tag == "startEvent":
-            nodes.append(Node(eid, NodeKind.START, name))
-        elif tag == "endEvent":
-            nodes.append(Node(eid, NodeKind.END, name))
-        elif tag in _GATEWAYS:
-            nodes.append(Node(eid, _GATEWAYS[tag], name, default_flow=element.get("default")))
-        elif tag == "intermediateCatchEvent":
-            nodes.append(_catch_event(element, eid, name))
-        elif tag == "boundaryEvent":
-            spec = _timer(element)
-            boundaries.setdefault(element.get("attachedToRef", ""), []).append(
-                BoundaryTimer(eid, spec, element.get("cancelActivity", "true") == "true", name)
-            )
-        elif tag == "callActivity":
-            nodes.append(Node(eid, NodeKind.CALL, name, called=element.get("calledElement")))
-        elif tag == "subProcess":
-            nodes.append(Node(eid, NodeKind.SUBPROCESS, name, subprocess=_read_process(element)))
-        else:
-            raise ValueError(f"unsupported BPMN element {tag} {eid}")
-    nodes = [Node(**{**n.__dict__, "boundary": tuple(boundaries.get(n.id, ()))}) for n in nodes]
-    return ProcessGraph(
-        id=process.get("id", ""),
-        name=process.get("name", ""),
-        nodes=tuple(nodes),
-        flows=tuple(flows),
-        variables=tuple(Variable(n) for n in sorted(names)),
-    )
-
-
-def _timer(element: ET.Element) -> TimerSpec:
-    definition = element.find("bpmn:timerEventDefinition", _NS)
-    if definition is None:
-        raise ValueError(f"only timer boundary events are supported: {element.get('id')}")
-    duration = definition.find("bpmn:timeDuration", _NS)
-    date = definition.find("bpmn:timeDate", _NS)
-    # Spiff reads these as Python expressions: strip the quotes around a literal.
-    if duration is not None:
-        return TimerSpec(duration=(duration.text or "").strip().strip("\"'"))
-    return TimerSpec(date=(date.text or "").strip().strip("\"'") if date is not None else None)
-
-
-def _catch_event(element: ET.Element, eid: str, name: str) -> Node:
-    if element.find("bpmn:timerEventDefinition", _NS) is not None:
-        return Node(eid, NodeKind.TIMER, name, timer=_timer(element))
-    message = element.find("bpmn:messageEventDefinition", _NS)
-    if message is not None:
-        return Node(eid, NodeKind.MESSAGE, name, event_name=message.get("messageRef"))
-    signal = element.find("bpmn:signalEventDefinition", _NS)
-    if signal is not None:
-        return Node(eid, NodeKind.SIGNAL, name, event_name=signal.get("signalRef"))
-    raise ValueError(f"unsupported catch event {eid}")
+def read_conformance(name: str) -> tuple[str, ProcessGraph]:
+    """A conformance file's XML and its graph as the product reads it when the file is
+    published (:func:`~processgpt.domain.process.publish.compile_definition`: the BPMN
+    parser plus validation)."""
+    xml = (CONFORMANCE / f"{name}.bpmn").read_text()
+    return xml, compile_definition(name, xml).graph
 
 
 def write_bpmn(graph: ProcessGraph) -> str:
@@ -181,7 +93,7 @@ def write_bpmn(graph: ProcessGraph) -> str:
         if f.condition is None:
             lines.append(head + "/>")
             continue
-        python = f.condition.replace("&&", " and ").replace("||", " or ")
+        python = cel_to_python(f.condition)
         lines.append(
             head + '><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">'
             f"{escape(python)}</bpmn:conditionExpression></bpmn:sequenceFlow>"
@@ -205,7 +117,7 @@ class Trace:
     error: str | None = None
 
 
-def _pick(ready: list[str], choices: Sequence[int], step: int) -> str:
+def pick(ready: list[str], choices: Sequence[int], step: int) -> str:
     return ready[choices[step % len(choices)] % len(ready)] if choices else ready[0]
 
 
@@ -238,7 +150,7 @@ def run_ours(
                 continue
             break
         trace.ready.append(ready)
-        chosen = _pick(ready, choices, step)
+        chosen = pick(ready, choices, step)
         token = next(t for t in state.tokens if t.wait is Wait.TASK and t.node_id == chosen)
         trace.path.append(chosen)
         output = outputs(chosen, state.variables)
@@ -261,7 +173,7 @@ def run_spiff(
 ) -> Trace:
     trace = Trace()
     parser = BpmnParser()
-    parser.add_bpmn_str(xml.encode())
+    parser.add_bpmn_str(spiff_dialect(xml).encode())
     workflow = BpmnWorkflow(parser.get_spec(process_id))
     start_task = workflow.get_tasks(state=TaskState.READY)[0]
     start_task.data.update(variables)
@@ -274,7 +186,7 @@ def run_spiff(
             by_id = {t.task_spec.bpmn_id: t for t in tasks}
             ready = sorted(by_id)
             trace.ready.append(ready)
-            chosen = _pick(ready, choices, step)
+            chosen = pick(ready, choices, step)
             task = by_id[chosen]
             trace.path.append(chosen)
             task.data.update(outputs(chosen, task.data))
@@ -287,4 +199,40 @@ def run_spiff(
     return trace
 
 
-CONFORMANCE = Path(__file__).parent / "bpmn"
+COUNTERS = {"review": "reviews", "count": "rounds"}
+
+
+# -- the conformance cases: shared by the domain test and the API test --------------------
+
+
+def outputs(task: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Each task records how often it ran; a few also count rounds for the loops."""
+    out = {f"{task}_done": int(variables.get(f"{task}_done", 0)) + 1}
+    counter = COUNTERS.get(task)
+    if counter is not None:
+        out[counter] = int(variables.get(counter, 0)) + 1
+    return out
+
+
+ORACLE_CASES: list[tuple[str, dict[str, Any], tuple[int, ...], list[str]]] = [
+    ("sequence", {}, (), ["fill", "review"]),
+    ("exclusive", {"amount": 5000, "kind": "x"}, (), ["fill", "cfo"]),
+    ("exclusive", {"amount": 500, "kind": "travel"}, (), ["fill", "manager"]),
+    ("exclusive", {"amount": 500, "kind": "other"}, (), ["fill", "auto"]),
+    ("exclusive_no_match", {"answer": "yes"}, (), ["yes"]),
+    ("exclusive_no_match", {"answer": "maybe"}, (), []),
+    ("parallel", {}, (), ["finance", "legal", "security", "security_followup", "sign"]),
+    ("parallel", {}, (2, 0), ["security", "finance", "legal", "security_followup", "sign"]),
+    (
+        "inclusive",
+        {"nights": 2, "distance": 800},
+        (),
+        ["flight", "flight_seat", "hotel", "confirm"],
+    ),
+    ("inclusive", {"nights": 1, "distance": 100}, (1,), ["hotel", "car", "confirm"]),
+    ("inclusive", {"nights": 0, "distance": 0}, (), ["nothing", "confirm"]),
+    ("inclusive", {"nights": 0, "distance": 900}, (), ["flight", "flight_seat", "confirm"]),
+    ("loop", {"reviews": 0}, (), ["draft", "review"] * 3 + ["publish"]),
+    ("nested", {"rounds": 1}, (), ["a1", "a2", "b", "count", "b", "count"]),
+    ("nested", {"rounds": 1}, (2, 1, 0), ["b", "a2", "a1", "count", "b", "count"]),
+]

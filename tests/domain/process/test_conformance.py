@@ -3,14 +3,15 @@ path and variables. Files Spiff can run without a clock or a correlation setup a
 through SpiffWorkflow 3.x (the oracle) with the same completion choices, and the two traces
 must agree: the ready tasks before every completion, the path, the final variables.
 
-The files are read with the test-only reader of :mod:`.bpmn_support`; once the product's BPMN
-parser lands, these tests should read them with it instead.
+The files are read by the product's BPMN parser and validated as publishing does
+(:func:`~.bpmn_support.read_conformance`); Spiff reads the same files with their CEL conditions
+spelled as Python. ``tests/acceptance/test_bpmn_conformance_api.py`` drives the same files
+through the HTTP API and a worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,54 +22,24 @@ from processgpt.domain.process.events import (
     SignalReceived,
     TimerFired,
 )
-from processgpt.domain.process.model import NodeKind
+from processgpt.domain.process.model import AgentMode, NodeKind, TaskType
 from processgpt.domain.process.state import InstanceStatus
-from processgpt.domain.process.step import CreateTimer, StartChild
-from tests.domain.process.bpmn_support import CONFORMANCE, read_bpmn, run_ours, run_spiff
+from processgpt.domain.process.step import CreateTask, CreateTimer, StartChild
+from tests.domain.process.bpmn_support import (
+    ORACLE_CASES,
+    outputs,
+    read_conformance,
+    run_ours,
+    run_spiff,
+)
 from tests.domain.process.builders import T0, Run, of_type
-
-COUNTERS = {"review": "reviews", "count": "rounds"}
-
-
-def outputs(task: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """Each task records how often it ran; a few also count rounds for the loops."""
-    out = {f"{task}_done": int(variables.get(f"{task}_done", 0)) + 1}
-    counter = COUNTERS.get(task)
-    if counter is not None:
-        out[counter] = int(variables.get(counter, 0)) + 1
-    return out
-
-
-ORACLE_CASES = [
-    ("sequence", {}, (), ["fill", "review"]),
-    ("exclusive", {"amount": 5000, "kind": "x"}, (), ["fill", "cfo"]),
-    ("exclusive", {"amount": 500, "kind": "travel"}, (), ["fill", "manager"]),
-    ("exclusive", {"amount": 500, "kind": "other"}, (), ["fill", "auto"]),
-    ("exclusive_no_match", {"answer": "yes"}, (), ["yes"]),
-    ("exclusive_no_match", {"answer": "maybe"}, (), []),
-    ("parallel", {}, (), ["finance", "legal", "security", "security_followup", "sign"]),
-    ("parallel", {}, (2, 0), ["security", "finance", "legal", "security_followup", "sign"]),
-    (
-        "inclusive",
-        {"nights": 2, "distance": 800},
-        (),
-        ["flight", "flight_seat", "hotel", "confirm"],
-    ),
-    ("inclusive", {"nights": 1, "distance": 100}, (1,), ["hotel", "car", "confirm"]),
-    ("inclusive", {"nights": 0, "distance": 0}, (), ["nothing", "confirm"]),
-    ("inclusive", {"nights": 0, "distance": 900}, (), ["flight", "flight_seat", "confirm"]),
-    ("loop", {"reviews": 0}, (), ["draft", "review"] * 3 + ["publish"]),
-    ("nested", {"rounds": 1}, (), ["a1", "a2", "b", "count", "b", "count"]),
-    ("nested", {"rounds": 1}, (2, 1, 0), ["b", "a2", "a1", "count", "b", "count"]),
-]
 
 
 @pytest.mark.parametrize(("name", "variables", "choices", "expected"), ORACLE_CASES)
 def test_conformance_against_spiffworkflow(
     name: str, variables: dict[str, Any], choices: tuple[int, ...], expected: list[str]
 ) -> None:
-    xml = (CONFORMANCE / f"{name}.bpmn").read_text()
-    graph = read_bpmn(xml)
+    xml, graph = read_conformance(name)
     ours = run_ours(graph, variables, outputs, choices)
     theirs = run_spiff(xml, name, variables, outputs, choices)
     assert ours.path == expected
@@ -90,7 +61,7 @@ def test_inclusive_join_in_a_loop_waits_for_the_branch_still_running() -> None:
     wait for b. SpiffWorkflow 3.2 fires it early here (its inclusive join counts an input
     completed in an earlier round as arrived), so this case is checked against the BPMN rule,
     not against the oracle."""
-    graph = read_bpmn((CONFORMANCE / "nested.bpmn").read_text())
+    _, graph = read_conformance("nested")
     ours = run_ours(graph, {"rounds": 0}, outputs)
     assert ours.ready == [
         ["a1", "a2"],
@@ -108,7 +79,7 @@ def test_inclusive_join_in_a_loop_waits_for_the_branch_still_running() -> None:
 
 
 def load(name: str) -> Run:
-    return Run.start(read_bpmn((CONFORMANCE / f"{name}.bpmn").read_text()))
+    return Run.start(read_conformance(name)[1])
 
 
 def test_conformance_intermediate_timer() -> None:
@@ -176,3 +147,40 @@ def test_conformance_call_activity_and_subprocess() -> None:
     run.complete("ship")
     assert run.state.status is InstanceStatus.COMPLETED
     assert run.state.variables["packed"] is True
+
+
+def test_conformance_timer_date() -> None:
+    run = load("timer_date")
+    run.complete("order")
+    [timer] = of_type(run.decisions, CreateTimer)
+    assert timer.node_id == "not_before"
+    assert timer.due_at == datetime(2020, 1, 1, tzinfo=UTC)  # a date in the past: due at once
+    run.send(TimerFired(timer.key))
+    run.complete("ship")
+    assert run.state.status is InstanceStatus.COMPLETED
+
+
+def test_conformance_lanes_and_task_types() -> None:
+    """Lanes are roles (a lane's default user, or the binding given at start); a service
+    task with an agent is an agent's step, user and manual tasks are a person's."""
+    run = Run.start(read_conformance("lanes_and_task_types")[1], roles={"manager": "kim"})
+    seen: dict[str, tuple[str | None, str | None, TaskType, AgentMode, str | None]] = {}
+    while run.open_tasks():
+        [(node_id, _)] = run.open_tasks()
+        created = of_type(run.decisions, CreateTask)[-1]
+        activity = created.activity
+        seen[node_id] = (
+            activity.role,
+            created.assignee,
+            activity.task_type,
+            activity.agent_mode,
+            activity.agent,
+        )
+        run.complete(node_id)
+    assert run.state.status is InstanceStatus.COMPLETED
+    assert seen == {
+        "request": ("clerk", "clerk@example.com", TaskType.USER, AgentMode.NONE, None),
+        "check": ("clerk", "clerk@example.com", TaskType.MANUAL, AgentMode.NONE, None),
+        "classify": ("clerk", "clerk@example.com", TaskType.SERVICE, AgentMode.NONE, "demo"),
+        "approve": ("manager", "kim", TaskType.USER, AgentMode.NONE, None),
+    }

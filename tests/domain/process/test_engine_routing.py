@@ -4,6 +4,9 @@ history."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from processgpt.domain.process.engine import advance, start
@@ -14,6 +17,7 @@ from processgpt.domain.process.events import (
     TaskCompleted,
 )
 from processgpt.domain.process.model import NodeKind, Role
+from processgpt.domain.process.publish import compile_definition
 from processgpt.domain.process.state import IncidentKind, InstanceStatus, Wait
 from processgpt.domain.process.step import (
     CreateTask,
@@ -24,6 +28,8 @@ from processgpt.domain.process.step import (
 )
 from processgpt.domain.process.walk import MAX_ARRIVALS
 from tests.domain.process.builders import T0, Run, build, flow, of_type, task
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "processes"
 
 
 def test_sequence_runs_task_after_task_and_completes() -> None:
@@ -319,3 +325,17 @@ def test_resolving_a_walk_limit_incident_walks_again_with_a_fresh_budget() -> No
     [again] = run.state.incidents.values()
     assert again.id != incident
     assert again.kind is IncidentKind.WALK_LIMIT
+
+
+def test_a_condition_names_a_form_field_through_condition_data() -> None:
+    """The expense example's gateway says ``decision == 'approve'``; ``decision`` is
+    ``approval_form.decision`` (the gateway's ``conditionData``), read from the form's values."""
+    source = json.loads((EXAMPLES / "expense_approval.json").read_text())
+    graph = compile_definition("expense_approval", source).graph
+    run = Run.start(graph)
+    run.complete("file_expense", {"expense_form": {"amount": 12, "reason": "taxi"}})
+    run.complete("assess", {"assessment_form": {"summary": "fine"}})
+    run.complete("approve", {"approval_form": {"decision": "approve", "comment": ""}})
+    [decision] = [h for h in run.history if h.kind is HistoryKind.GATEWAY_DECISION]
+    assert [t["flow"] for t in decision.data["taken"]] == ["f_approved"]
+    assert run.open_task_ids() == ["pay"]

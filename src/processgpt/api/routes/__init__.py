@@ -8,8 +8,10 @@ from processgpt.api.routes import (
     a2a,
     agents,
     chat,
+    compat,
     console,
     health,
+    incidents,
     keys,
     mcp_servers,
     orchestrators,
@@ -17,12 +19,17 @@ from processgpt.api.routes import (
     processes,
     tasks,
     tenants,
+    worklist,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     tasks.router,
     processes.router,
+    incidents.router,
+    worklist.router,
+    worklist.complete_router,
+    compat.router,
     process_definitions.router,
     chat.router,
     agents.router,

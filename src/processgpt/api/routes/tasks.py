@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from processgpt.api import sse
+from processgpt.api.cursors import decode_cursor, encode_cursor
 from processgpt.api.deps import HubDep, ServicesDep, SettingsDep, TasksDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.api.streams import sse_task_stream
@@ -25,19 +24,6 @@ _IDEMPOTENCY_KEY = Header(
     max_length=200,
     description="Same key, same task: a retried create returns the earlier task (200).",
 )
-
-
-def _encode_cursor(task: Task) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(task_id)
-    except ValueError:
-        raise InvalidInput("cursor is not valid", field="cursor") from None
 
 
 @router.post(
@@ -93,7 +79,7 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TaskPage:
     """The tenant's tasks, newest first, a page at a time (pass `next_cursor` as `cursor`)."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
     items = await tasks.list_tasks(
         tenant_id,
         status=status,
@@ -102,7 +88,8 @@ async def list_tasks(
         before=before,
         limit=limit,
     )
-    next_cursor = _encode_cursor(items[-1]) if len(items) == limit else None
+    last = items[-1] if len(items) == limit else None
+    next_cursor = encode_cursor(last.created_at, last.id) if last is not None else None
     return TaskPage(items=items, next_cursor=next_cursor)
 
 

@@ -1,8 +1,10 @@
 -- name: process_stream_state
 -- A process instance and the state of each of its tasks, in creation order, in one read:
 -- what GET /v1/processes/{id}/stream polls. No row: no such instance for this tenant; one
--- row with a NULL id: an instance without tasks.
-SELECT p.status::text AS proc_status,
+-- row with a NULL id: an instance without tasks. driven: an instance the engine advances
+-- (it has engine state), as opposed to the one-task form.
+SELECT p.status::text AS proc_status, p.state IS NOT NULL AS driven,
+       p.current_activity_ids,
        t.id, t.status::text AS status, t.last_seq, t.agent_orch, t.activity_id,
        t.activity_name, t.attempts, t.output, t.error
 FROM bpm_proc_inst p

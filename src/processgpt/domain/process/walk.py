@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from processgpt.domain.process.conditions import ConditionError
+from processgpt.domain.process.conditions import ConditionError, condition_values
 from processgpt.domain.process.graph_index import GraphIndex, index
 from processgpt.domain.process.model import Activity, Flow, Node, NodeKind, ProcessGraph
 from processgpt.domain.process.outputs import task_input
@@ -299,7 +299,10 @@ class Walker:
                 "reasoning": verdict.reasoning,
                 "why": "verdict",
             }
-        result = self.ix.condition(flow).evaluate(self.variables)
+        # Declared variables with a path (ProcessGPT's conditionData, ``form.field``) are
+        # read from there: a condition may name the form's field alone.
+        values = condition_values(self.graph.variables, self.variables)
+        result = self.ix.condition(flow).evaluate(values)
         return result, {
             "flow": flow.id,
             "condition": flow.condition,
