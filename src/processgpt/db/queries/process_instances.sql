@@ -109,7 +109,7 @@ WITH inst AS (
         agent text, status text, user_id text, role text, tool text, description text,
         query text, input jsonb, due_at timestamptz, step_event jsonb)
     LEFT JOIN agents p ON p.tenant_id = inst.tenant_id AND p.name = x.agent
-    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE activation IS NOT NULL DO NOTHING
+    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE proc_inst_id IS NOT NULL DO NOTHING
     RETURNING id
 ), cancelled AS (
     UPDATE todolist t
@@ -310,7 +310,7 @@ WITH s AS (
         activity_name text, agent text, status text, user_id text, role text, tool text,
         description text, query text, input jsonb, due_at timestamptz, step_event jsonb)
     LEFT JOIN agents p ON p.tenant_id = inst.tenant_id AND p.name = x.agent
-    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE activation IS NOT NULL DO NOTHING
+    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE proc_inst_id IS NOT NULL DO NOTHING
 ), armed AS (
     INSERT INTO process_timers (proc_inst_id, key, tenant_id, due_at)
     SELECT inst.proc_inst_id, x.key, inst.tenant_id, x.due_at
