@@ -21,3 +21,13 @@ DROP INDEX todolist_proc_inst;
 -- No statement reads events by instance (streams read a task's events by todo_id, an
 -- instance's course from process_history), yet every event of a process task wrote an entry.
 DROP INDEX events_proc_inst;
+
+-- A history line belongs to its instance, in the instance's tenant: one foreign key to
+-- (proc_inst_id, tenant_id) checks both, and checks that they agree; each line of every step
+-- ran two checks (its instance, its tenant) before.
+CREATE UNIQUE INDEX bpm_proc_inst_tenant_key ON bpm_proc_inst (proc_inst_id, tenant_id);
+ALTER TABLE process_history
+    DROP CONSTRAINT process_history_proc_inst_id_fkey,
+    DROP CONSTRAINT process_history_tenant_id_fkey,
+    ADD CONSTRAINT process_history_instance_fkey FOREIGN KEY (proc_inst_id, tenant_id)
+        REFERENCES bpm_proc_inst (proc_inst_id, tenant_id) ON DELETE CASCADE;
