@@ -165,4 +165,6 @@ if __name__ == "__main__":
         "--explain", help="auto_explain statements over 20 ms; the server's log to this file"
     )
     arguments = p.parse_args()
+    if arguments.database_url:
+        p.error("--database-url: this script restarts its own embedded server with its libraries")
     run(main(arguments), arguments.timeout)
