@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from processgpt.db.database import Database
+from processgpt.db.tasks import TaskRepository
 from processgpt.domain.errors import InvalidInput, InvalidTransition, ProcessNotFound
 from processgpt.domain.process.model import BoundaryTimer, Node, NodeKind, Role, TimerSpec
 from processgpt.domain.process.publish import FormSpec
@@ -13,7 +14,7 @@ from processgpt.domain.process.state import InstanceStatus
 from processgpt.domain.task import TaskStatus
 from processgpt.runtime.process_service import ProcessService
 from tests.domain.process.builders import build
-from tests.runtime.process_support import human_task, open_task, publish, tasks_of
+from tests.runtime.process_support import agent_task, human_task, open_task, publish, tasks_of
 
 
 async def test_human_sequence_runs_to_completion_with_history(db: Database) -> None:
@@ -282,3 +283,17 @@ async def test_list_filters_and_pages_newest_first(db: Database) -> None:
     cancelled = await service.list("default", status=InstanceStatus.CANCELLED)
     assert [i.id for i in cancelled] == [ids[0]]
     assert await service.list("other") == []
+
+
+async def test_a_process_step_is_not_cancelled_or_requeued_as_a_lone_task(db: Database) -> None:
+    await publish(db, build("s>a a>e", nodes=[agent_task("a")], gid="lone"))
+    service = ProcessService(db)
+    inst, _ = await service.start("default", "lone")
+    a = await open_task(db, inst.id, "a")
+    with pytest.raises(InvalidTransition, match="cancel its process instance"):
+        await TaskRepository(db).cancel("default", a["id"])
+    await db.execute(
+        "UPDATE todolist SET status = 'FAILED', finished_at = now() WHERE id = $1", a["id"]
+    )
+    with pytest.raises(InvalidTransition, match="resolve its incident"):
+        await TaskRepository(db).requeue("default", a["id"])

@@ -160,6 +160,14 @@ class TaskRepository:
         row = await self.db.fetchrow(QUERIES[query], task_id, tenant_id, *args)
         if row is None:
             current = await self.get(tenant_id, task_id)  # raises TaskNotFound
+            if current.activation is not None and action in ("cancel", "requeue"):
+                action += " a process step (cancel its process instance, or resolve its incident)"
+            elif (
+                current.proc_inst_id is not None
+                and action == "cancel"
+                and (current.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS))
+            ):
+                action += " a process's judge task (cancel its process instance)"
             raise InvalidTransition(task_id, current.status, action)
         return to_task(row)
 

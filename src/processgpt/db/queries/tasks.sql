@@ -164,13 +164,15 @@ FROM upd;
 
 -- name: cancel_task
 -- Cancel a task that has not ended; bumps the fence so its worker can write nothing more,
--- and tells that worker at once.
+-- and tells that worker at once. Not a process's work item (step or judge task): those end
+-- with their instance (ProcessService.cancel).
 WITH upd AS (
     UPDATE todolist t
     SET status = 'CANCELLED', consumer = NULL, lease_until = NULL, fence = t.fence + 1,
         last_seq = t.last_seq + 1, finished_at = now(), updated_at = now()
     WHERE t.id = $1 AND t.tenant_id = $2
       AND t.status IN ('PENDING', 'IN_PROGRESS', 'INPUT_REQUIRED')
+      AND t.activation IS NULL AND t.step_event IS NULL
     RETURNING t.*
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
@@ -184,12 +186,15 @@ SELECT upd.*, pg_notify('processgpt_control', 'cancel:' || upd.id::text || ':' |
 FROM upd;
 
 -- name: requeue_task
--- Put a FAILED or CANCELLED task back in the queue with its attempts reset.
+-- Put a FAILED or CANCELLED task back in the queue with its attempts reset. Not a process
+-- step (its failure is an incident of its instance: resolving it runs the step again); a
+-- judge task may be (its verdicts are asked again).
 WITH upd AS (
     UPDATE todolist t
     SET status = 'PENDING', attempts = 0, run_at = now(), error = NULL, finished_at = NULL,
         fence = t.fence + 1, last_seq = t.last_seq + 1, updated_at = now()
     WHERE t.id = $1 AND t.tenant_id = $2 AND t.status IN ('FAILED', 'CANCELLED')
+      AND t.activation IS NULL
     RETURNING t.*
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
