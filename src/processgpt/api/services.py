@@ -13,7 +13,7 @@ from processgpt.api.a2a import A2AService
 from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
-from processgpt.config import McpSettings, SecretSettings, Settings
+from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
@@ -69,11 +69,14 @@ class Services:
         mcp: McpSettings | None = None,
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
+        process: ProcessSettings | None = None,
     ) -> Services:
-        """``mcp`` defaults to the environment's; ``box`` (the process's keys, built by the
-        composition root) to ``PROCESSGPT_SECRET_KEYS`` (``secrets``) or the key file in
-        ``settings.data_dir``."""
+        """``mcp`` and ``process`` (the agents of process steps the API's starts and
+        completions create) default to the environment's; ``box`` (the process's keys, built
+        by the composition root) to ``PROCESSGPT_SECRET_KEYS`` (``secrets``) or the key file
+        in ``settings.data_dir``."""
         mcp = mcp or McpSettings()
+        process = process or ProcessSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -112,7 +115,9 @@ class Services:
             known_agents=known,
             tasks=tasks,
             processes=ProcessRepository(db),
-            process_service=ProcessService(db),
+            process_service=ProcessService(
+                db, judge_agent=process.judge_agent, default_agent=process.default_agent
+            ),
             process_definitions=ProcessDefinitionRepository(db),
             agents=AgentRepository(db, known_orchestrators=known),
             mcp_servers=McpServerRepository(db, box, max_servers=mcp.max_servers_per_tenant),
