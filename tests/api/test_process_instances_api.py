@@ -337,6 +337,8 @@ async def test_processgpt_complete_starts_an_instance(api: Api) -> None:
             {"proc_def_id": "purchase", "process_definition_id": "purchase"},
             {"proc_def_id": "purchase", "input": {}, "data": {}},
             {"proc_def_id": "purchase", "extra": 1},
+            {"process_definition_id": ""},
+            {"proc_def_id": "", "version": None},
         ):
             refused = await client.post("/complete", json=body)
             assert refused.status_code == 422, (body, refused.text)
@@ -474,3 +476,48 @@ async def test_agent_steps_run_on_workers_and_drafts_wait_for_a_person(api: Api)
         ]
         completed = [node for kind, node in kinds if kind == "step_completed"]
         assert completed == ["summarise", "review"]
+
+
+async def test_a_childs_incident_shows_on_its_parent(api: Api) -> None:
+    child = {
+        "processDefinitionId": "kid",
+        "data": [{"name": "go", "type": "Boolean"}],
+        "events": [{"id": "start", "type": "startEvent"}, {"id": "end", "type": "endEvent"},
+                   {"id": "stop", "type": "endEvent"}],
+        "gateways": [{"id": "check", "type": "exclusiveGateway"}],
+        "activities": [],
+        "sequences": [
+            {"id": "f1", "source": "start", "target": "check"},
+            {"id": "f2", "source": "check", "target": "end",
+             "properties": json.dumps({"conditionFunction": "go == true"})},
+            {"id": "f3", "source": "check", "target": "stop",
+             "properties": json.dumps({"conditionFunction": "go == false"})},
+        ],
+    }  # fmt: skip
+    parent = {
+        "processDefinitionId": "parent",
+        "events": [{"id": "start", "type": "startEvent"}, {"id": "end", "type": "endEvent"}],
+        "activities": [{"id": "call", "type": "callActivity", "calledElement": "kid"}],
+        "sequences": [
+            {"id": "f1", "source": "start", "target": "call"},
+            {"id": "f2", "source": "call", "target": "end"},
+        ],
+    }
+    async with api.client() as client:
+        for definition in (child, parent):
+            await publish(client, definition)
+        view = await start_def(client, "parent")
+        assert view["current_activity_ids"] == ["call"] and view["incidents"] == []
+        (found,) = view["child_incidents"]
+        assert found["node_id"] == "check" and found["kind"] in ("no_flow", "condition")
+        (kid,) = [
+            p for p in (await client.get("/v1/processes")).json()["items"] if p["id"] != view["id"]
+        ]
+        assert kid["id"] == found["child_id"] and kid["status"] == "INCIDENT"
+        resolved = await client.post(
+            f"/v1/processes/{kid['id']}/incidents/{found['id']}/resolve",
+            json={"variables": {"go": True}},
+        )
+        assert resolved.status_code == 200, resolved.text
+        after = (await client.get(f"/v1/processes/{view['id']}")).json()
+        assert after["status"] == "COMPLETED" and after["child_incidents"] == []

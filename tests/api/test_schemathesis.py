@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -105,6 +106,7 @@ def _fuzz(url: str, key: str) -> tuple[list[str], dict[str, set[int]]]:
     return failures, seen
 
 
+@pytest.mark.timeout(300)  # ~40 operations, each probed ~45 times: over the default 120 s
 async def test_generated_requests_get_declared_answers(api: Api, db: Database) -> None:
     operator = (await ApiKeyRepository(db).create("acme", "fuzz", Role.OPERATOR)).key
     async with api.client(operator) as client:  # the definition the examples start

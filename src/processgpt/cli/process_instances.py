@@ -94,6 +94,11 @@ def print_instance(view: ProcessDetail) -> None:
     print(f"waiting at: {', '.join(view.current_activity_ids) or '-'}")
     for incident in view.incidents:
         print(f"incident {incident.id} {incident.kind} at {incident.node_id}: {incident.reason}")
+    for child in view.child_incidents:
+        print(
+            f"incident {child.id} of child {child.child_id} {child.kind} at {child.node_id}: "
+            f"{child.reason} (resolve it there)"
+        )
     for task in view.open_tasks:
         print(f"  open: {task_line(task)}")
 

@@ -11,7 +11,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from processgpt.domain.process.instance import HistoryLine, ProcessInstance
+from processgpt.domain.process.instance import ChildIncident, HistoryLine, ProcessInstance
 from processgpt.domain.process.state import Incident, InstanceStatus
 from processgpt.domain.task import Task, TaskFields
 
@@ -102,8 +102,8 @@ class CompatComplete(BaseModel):
         },
     )
 
-    process_definition_id: str | None = Field(default=None, max_length=200)
-    proc_def_id: str | None = Field(default=None, max_length=200)
+    process_definition_id: str | None = Field(default=None, min_length=1, max_length=200)
+    proc_def_id: str | None = Field(default=None, min_length=1, max_length=200)
     input: dict[str, Any] | None = None
     variables: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
@@ -124,9 +124,10 @@ class CompatComplete(BaseModel):
 
     @property
     def definition_id(self) -> str:
-        found = self.process_definition_id or self.proc_def_id
-        assert found is not None  # checked by the validator
-        return found
+        """The definition id, whichever name it came under (the validator requires one)."""
+        if self.process_definition_id is not None:
+            return self.process_definition_id
+        return self.proc_def_id or ""
 
     @property
     def values(self) -> dict[str, Any]:
@@ -155,8 +156,20 @@ class IncidentView(BaseModel):
         )
 
 
+class ChildIncidentView(IncidentView):
+    """An open incident of a child instance (call activity, sub-process) or a deeper one: it
+    holds the step of this instance that started the child; resolve it on ``child_id``."""
+
+    child_id: uuid.UUID
+
+    @classmethod
+    def of_child(cls, found: ChildIncident) -> ChildIncidentView:
+        return cls(child_id=found.child_id, **IncidentView.of(found.incident).model_dump())
+
+
 class ProcessInstanceView(BaseModel):
-    """A process instance: its status, where it waits, its variables and open incidents."""
+    """A process instance: its status, where it waits, its variables and open incidents
+    (``child_incidents``: those of its child instances, resolved there)."""
 
     id: uuid.UUID
     proc_def_id: str | None
@@ -166,6 +179,7 @@ class ProcessInstanceView(BaseModel):
     current_activity_ids: list[str]
     variables: dict[str, Any]
     incidents: list[IncidentView]
+    child_incidents: list[ChildIncidentView]
     parent_id: uuid.UUID | None
     start_date: datetime | None
     end_date: datetime | None
@@ -181,6 +195,7 @@ class ProcessInstanceView(BaseModel):
             "current_activity_ids": list(inst.current_activity_ids),
             "variables": dict(inst.variables),
             "incidents": [IncidentView.of(i) for i in inst.incidents],
+            "child_incidents": [ChildIncidentView.of_child(c) for c in inst.child_incidents],
             "parent_id": inst.parent_id,
             "start_date": inst.start_date,
             "end_date": inst.end_date,

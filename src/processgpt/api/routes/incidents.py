@@ -27,7 +27,8 @@ async def list_incidents(
 ) -> list[IncidentView]:
     """The instance's open incidents (a resolved one is only in its history): a gateway
     where no flow applies, a condition that failed, an agent step out of attempts, a child
-    instance that failed."""
+    instance that failed. Its children's open incidents are in `child_incidents` of
+    `GET /v1/processes/{id}` (resolved on the child)."""
     inst = await service.get(tenant_id, proc_inst_id)
     return [IncidentView.of(i) for i in inst.incidents]
 

@@ -299,10 +299,11 @@ class Walker:
                 "reasoning": verdict.reasoning,
                 "why": "verdict",
             }
-        # Declared variables with a path (ProcessGPT's conditionData, ``form.field``) are
-        # read from there: a condition may name the form's field alone.
-        values = condition_values(self.graph.variables, self.variables)
-        result = self.ix.condition(flow).evaluate(values)
+        # Declared variables with a path (ProcessGPT's conditionData: a form's field named
+        # alone) are read from where the path points.
+        result = self.ix.condition(flow).evaluate(
+            condition_values(self.graph.variables, self.variables)
+        )
         return result, {
             "flow": flow.id,
             "condition": flow.condition,
