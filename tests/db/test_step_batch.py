@@ -33,7 +33,7 @@ async def test_steps_of_one_instance_merge_in_order() -> None:
     conn = _Conn()
     await batch.flush(conn)
     [[step]] = conn.sent
-    assert step["variables"] == {"a": 2}
+    assert step["state"]["variables"] == {"a": 2}
     assert [h["kind"] for h in step["history"]] == ["x", "y"]
     assert step["tasks"] == [{"n": 1}, {"n": 2}]
     assert step["timers"] == [] and step["drops"] == ["old"]

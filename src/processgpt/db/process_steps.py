@@ -410,7 +410,8 @@ class StepRun:
         else:
             row["agent"] = HUMAN_AGENT
             row["status"] = "TODO"
-        return row
+        # A missing key reads as NULL (jsonb_to_recordset): nulls are not sent.
+        return {k: v for k, v in row.items() if v is not None}
 
     async def _start_child(self, parent: Instance, d: StartChild, queue: deque[_Queued]) -> None:
         if d.subprocess is not None:

@@ -78,7 +78,6 @@ class StepBatch:
                     "state": p.state.to_json(),
                     "status": p.state.status.value,
                     "current": p.state.current_activity_ids,
-                    "variables": dict(p.state.variables),
                     "history": p.history,
                     "tasks": p.tasks,
                     "timers": p.timers,

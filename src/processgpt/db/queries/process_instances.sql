@@ -109,7 +109,7 @@ WITH inst AS (
         agent text, status text, user_id text, role text, tool text, description text,
         query text, input jsonb, due_at timestamptz, step_event jsonb)
     LEFT JOIN agents p ON p.tenant_id = inst.tenant_id AND p.name = x.agent
-    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE activation IS NOT NULL DO NOTHING
+    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE proc_inst_id IS NOT NULL DO NOTHING
     RETURNING id
 ), cancelled AS (
     UPDATE todolist t
@@ -272,17 +272,17 @@ WHERE id = ANY ($1::uuid[]) AND status = 'FAILED' AND activation IS NOT NULL;
 
 -- name: apply_steps
 -- The plain steps of many instances in one statement (db/step_batch.py): $1 a JSON array of
--- {id, state, status, current, variables, history, tasks, timers, drops}, at most one per
--- instance, each as apply_step takes them (no cancellations: those go through apply_step).
--- One processgpt_process notification per instance.
+-- {id, state, status, current, history, tasks, timers, drops}, at most one per instance,
+-- each as apply_step takes them (no cancellations: those go through apply_step); the
+-- variables are the state's. One processgpt_process notification per instance.
 WITH s AS (
     SELECT * FROM jsonb_to_recordset($1) AS s(id uuid, state jsonb, status text, current jsonb,
-        variables jsonb, history jsonb, tasks jsonb, timers jsonb, drops jsonb)
+        history jsonb, tasks jsonb, timers jsonb, drops jsonb)
 ), inst AS (
     UPDATE bpm_proc_inst i
     SET state = s.state, status = s.status::proc_inst_status,
         current_activity_ids = ARRAY(SELECT jsonb_array_elements_text(s.current)),
-        variables_data = s.variables,
+        variables_data = s.state -> 'variables',
         end_date = CASE WHEN s.status IN ('COMPLETED', 'CANCELLED')
                         THEN COALESCE(i.end_date, now()) END,
         history_seq = i.history_seq + jsonb_array_length(s.history), updated_at = now()
@@ -310,7 +310,7 @@ WITH s AS (
         activity_name text, agent text, status text, user_id text, role text, tool text,
         description text, query text, input jsonb, due_at timestamptz, step_event jsonb)
     LEFT JOIN agents p ON p.tenant_id = inst.tenant_id AND p.name = x.agent
-    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE activation IS NOT NULL DO NOTHING
+    ON CONFLICT (proc_inst_id, activity_id, activation) WHERE proc_inst_id IS NOT NULL DO NOTHING
 ), armed AS (
     INSERT INTO process_timers (proc_inst_id, key, tenant_id, due_at)
     SELECT inst.proc_inst_id, x.key, inst.tenant_id, x.due_at
