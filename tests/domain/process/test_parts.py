@@ -65,6 +65,16 @@ def test_form_fields_become_variables_and_top_level_keys_win() -> None:
     assert written == ["days"]
 
 
+def test_form_fields_sent_at_the_top_level_are_the_form() -> None:
+    """A person's form submits its fields at the top level: ``form.field`` finds them."""
+    dotted = Activity(form_id="leave", output_data=("leave.days", "note"))
+    variables, written = map_output(dotted, {"days": 2, "note": "n"}, {"leave": {"x": 1}})
+    assert variables == {"leave": {"x": 1, "days": 2}, "note": "n"}
+    assert written == ["leave.days", "note"]
+    everything, _ = map_output(Activity(form_id="leave"), {"days": 2}, {})
+    assert everything == {"days": 2, "leave": {"days": 2}}
+
+
 def test_task_input_takes_input_data_or_everything() -> None:
     values = {"a": 1, "form": {"days": 3}}
     assert task_input(Activity(input_data=("a", "form.days", "nope")), values) == {

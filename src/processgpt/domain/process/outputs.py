@@ -7,7 +7,9 @@ Rules (the engine applies them; the execution layer relies on them):
   ``{form_id: {field: value}}``), each field of it is a candidate too, so a field ``days``
   becomes variable ``days`` while the whole form stays available as variable ``form_id``
   (conditions can say ``days > 3`` or ``leave_form.days > 3``). A top-level key wins over a
-  form field of the same name.
+  form field of the same name. A result without an object under the form's id is the form's
+  fields sent at the top level: it is also the candidate ``form_id`` (so ``leave_form.days``
+  finds ``days`` either way).
 * ``output_data`` empty: every candidate is written.
 * ``output_data`` not empty: only its names are written. A plain name takes the candidate of
   that name. A dotted name ``a.b`` takes ``result[a][b]`` (looking through the form as above)
@@ -74,9 +76,13 @@ def merge(variables: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str,
 
 def _candidates(activity: Activity | None, output: Mapping[str, Any]) -> dict[str, Any]:
     form_id = activity.form_id if activity is not None else None
-    form = output.get(form_id) if form_id else None
-    if not isinstance(form, Mapping):
+    if not form_id:
         return dict(output)
+    form = output.get(form_id)
+    if not isinstance(form, Mapping):
+        # The form's fields sent at the top level (what a person's form submits): they are
+        # the form, so ``form_id.field`` finds them as ``{form_id: {...}}`` would.
+        return {**output, form_id: dict(output)}
     return {**form, **output}
 
 
