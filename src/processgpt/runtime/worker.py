@@ -129,6 +129,7 @@ class Worker:
         self._active: dict[uuid.UUID, _Active] = {}  # runs whose last write is not queued yet
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self.timers: TimerLoop | None = None
         self.schedule_loop: ScheduleLoop | None = None
         """The schedule loop, once :meth:`run` started it."""
@@ -156,6 +157,7 @@ class Worker:
                 self.options.shutdown_grace,
             )
         self._stopping = True
+        self._stop_requested.set()
         self._claims.stop()
 
     @property
@@ -232,11 +234,27 @@ class Worker:
                 self._runs(),
                 schedules,
             ):
-                await asyncio.wait_for(listener.connected.wait(), timeout=30)
+                await self._listening(listener)
                 self.started.set()
                 await self._claims.run()  # returns once stop() was called
         finally:
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    async def _listening(self, listener: Listener) -> None:
+        """Wait until the listener is connected (at most 30 s), or until a stop is asked for:
+        a worker told to stop while its first connection is being made stops at once instead
+        of waiting for it."""
+        connected = asyncio.ensure_future(listener.connected.wait())
+        stopping = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            done, _ = await asyncio.wait(
+                (connected, stopping), timeout=30, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            connected.cancel()
+            stopping.cancel()
+        if not done:
+            raise TimeoutError("the notification listener did not connect within 30 s")
 
     def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
         """The schedule loop as a background block on the worker's pool (a no-op block when
