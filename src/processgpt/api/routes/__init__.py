@@ -14,6 +14,7 @@ from processgpt.api.routes import (
     incidents,
     keys,
     mcp_servers,
+    metrics,
     orchestrators,
     process_definitions,
     processes,
@@ -25,6 +26,7 @@ from processgpt.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     tasks.router,
     processes.router,
     incidents.router,
