@@ -72,7 +72,10 @@ class SearchRequest(BaseModel):
 
 
 class ScopeDelete(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"scope": {"agent": "writer"}, "reason": "retired"}]},
+    )
 
     scope: MemoryScope = Field(
         description="Exactly this scope: null columns match only items where they are null."
@@ -85,13 +88,16 @@ class Deleted(BaseModel):
 
 
 class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "ok"}]})
 
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"agent": "writer", "auto_activate": False}]},
+    )
 
     agent: str | None = Field(
         default=None, min_length=1, max_length=200, description="null: the tenant's default"
@@ -226,6 +232,7 @@ async def memories_used_by(
 
 @router.get("/{memory_id}", responses=responses(404))
 async def get_memory(memory_id: uuid.UUID, tenant_id: Tenant, memory: MemoryDep) -> MemoryItem:
+    """One item, whatever its status."""
     return await memory.repo.get(tenant_id, memory_id)
 
 
