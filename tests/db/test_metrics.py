@@ -104,16 +104,39 @@ async def test_snapshot_reads_no_finished_tasks(db: Database, repo: TaskReposito
     assert snap is not None and snap.data["pending"] == {"demo": 10}
     # The plan as JSON names only index scans of todolist.
     rows = await db.fetch("EXPLAIN (FORMAT JSON) " + _compute_query(), [])
-    scans = _scans(json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0])
+    plan_json = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    scans = _scans(plan_json)
     todolist_scans = [kind for kind, relation in scans if relation == "todolist"]
     assert todolist_scans, scans
-    assert all("Index" in kind for kind in todolist_scans), scans
+    assert "Seq Scan" not in todolist_scans, scans
+    # every index it reads is one of the partial indexes of open work
+    assert set(_indexes(plan_json)) <= {
+        "todolist_claim",
+        "todolist_lease",
+        "todolist_input_required",
+        "bpm_proc_inst_open",
+        "orchestrators_pkey",
+    }, _indexes(plan_json)
 
 
 def _compute_query() -> str:
     from processgpt.db.sql import QUERIES  # noqa: PLC0415 - tests may read the named query
 
     return QUERIES["compute_metrics_snapshot"]
+
+
+def _indexes(plan: object) -> list[str]:
+    found: list[str] = []
+    if isinstance(plan, list):
+        for item in plan:
+            found += _indexes(item)
+    elif isinstance(plan, dict):
+        if "Index Name" in plan:
+            found.append(plan["Index Name"])
+        for value in plan.values():
+            if isinstance(value, (list, dict)):
+                found += _indexes(value)
+    return found
 
 
 def _scans(plan: object) -> list[tuple[str, str | None]]:

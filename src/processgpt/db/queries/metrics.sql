@@ -11,7 +11,7 @@ SELECT pg_try_advisory_xact_lock(hashtext('processgpt_metrics_snapshot'));
 
 -- name: compute_metrics_snapshot
 -- The deployment's gauges as one JSON object. Reads open work only, each part through a
--- partial index (see migration 0021): O(open work), whatever the number of finished tasks.
+-- partial index (see migration 0022): O(open work), whatever the number of finished tasks.
 -- Agent names come from tasks: a name that is neither a built-in ($1) nor registered by a
 -- worker (orchestrators) is counted as '_unregistered', so label values stay the operator's.
 WITH pending AS (
