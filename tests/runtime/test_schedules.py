@@ -274,6 +274,30 @@ async def test_a_timer_start_event_starts_its_instance_when_due(
     assert (history[0]["kind"], history[0]["node_id"]) == ("instance_started", "nightly")
 
 
+async def test_a_past_date_start_fires_once_even_when_the_definition_is_republished(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    past = TimerSpec(date="2020-01-01T00:00:00+00:00")
+    await publish(db, review_graph(timer=past), tenant="acme")
+    assert await loop_on(db).fire_due() == 1  # a past date fires at once
+    assert len(await instances(db)) == 1
+    # v2 and v3 with the same date: that date has fired; the new schedules stay disabled.
+    for _ in range(2):
+        await publish(db, review_graph(timer=past), tenant="acme")
+        (again,) = await schedules.list("acme")
+        assert not again.enabled
+        assert await loop_on(db).fire_due() == 0
+        assert len(await instances(db)) == 1
+    # v4 moves the date after the last firing: it fires at that date, once.
+    soon = TimerSpec(date="2100-01-01T00:00:00+00:00")
+    await publish(db, review_graph(timer=soon), tenant="acme")
+    (moved,) = await schedules.list("acme")
+    assert moved.enabled
+    await make_due(db, moved.id)
+    assert await loop_on(db).fire_due() == 1
+    assert len(await instances(db)) == 2
+
+
 class CrashAfterStart(ScheduleLoop):
     """A loop that dies after starting a tick's work, before the round commits (as a worker
     killed at that moment)."""
