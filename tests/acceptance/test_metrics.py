@@ -155,8 +155,10 @@ async def test_metrics_move_exactly_as_the_tasks_did(
         # The API counted the cancellation; its gauges show the deployment's open work.
         async def api_gauges() -> Samples | None:
             after, _text = await _scrape(scraper, f"{url}/metrics")
+            # once a snapshot taken after the last task ended reaches the API
             pending = value(after, "processgpt_tasks_pending", agent="flaky")
-            return after if pending == 1 else None
+            running = value(after, "processgpt_tasks_in_progress", agent="flaky")
+            return after if (pending, running) == (1, 0) else None
 
         api_after = await wait_until(api_gauges, timeout=10)
         assert moved(api_before, api_after, "processgpt_tasks_cancelled_total", agent="flaky") == 1
