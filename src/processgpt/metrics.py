@@ -169,43 +169,50 @@ MAX_AGENT_LABELS = 200
 OTHER_AGENTS = "_other"
 
 
-class _Histogram:
-    """A histogram that costs a bisection and two additions per observation (the client
-    library's costs ~2 µs: a lock and a method call per bucket test); rendered at scrape."""
+_INF_BUCKET = len(TIME_BUCKETS)
 
-    __slots__ = ("counts", "sum")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(TIME_BUCKETS) + 1)  # per bucket, not cumulative; last: +Inf
-        self.sum = 0.0
+class _Series:
+    """One agent's attempts with one outcome: how many moved the outcome's counter, how
+    many were dead letters, and their wait and run histograms (per bucket, not cumulative;
+    the last bucket is +Inf)."""
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(TIME_BUCKETS, value)] += 1
-        self.sum += value
+    __slots__ = ("agent", "counted", "dead", "outcome", "run", "run_sum", "wait", "wait_sum")
 
-    def buckets(self) -> list[tuple[str, float]]:
-        total = 0
-        out: list[tuple[str, float]] = []
-        for bound, count in zip((*TIME_BUCKETS, math.inf), self.counts, strict=True):
-            total += count
-            out.append(("+Inf" if math.isinf(bound) else repr(float(bound)), total))
-        return out
+    def __init__(self, agent: str, outcome: str) -> None:
+        self.agent = agent
+        self.outcome = outcome
+        self.counted = 0
+        self.dead = 0
+        self.wait = [0] * (_INF_BUCKET + 1)
+        self.run = [0] * (_INF_BUCKET + 1)
+        self.wait_sum = 0.0
+        self.run_sum = 0.0
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    total = 0
+    out: list[tuple[str, float]] = []
+    for bound, count in zip((*TIME_BUCKETS, math.inf), counts, strict=True):
+        total += count
+        out.append(("+Inf" if math.isinf(bound) else repr(float(bound)), total))
+    return out
 
 
 class TaskCounters(Collector):
     """What the processes count about tasks (``processgpt_tasks_*_total{agent}`` and the wait
-    and run histograms by agent and outcome), kept in plain numbers under one lock and
-    rendered at scrape time: an attempt's end costs about a microsecond of the worker's
-    CPU. Thread-safe."""
+    and run histograms by agent and outcome), kept as plain numbers under one lock and
+    rendered at scrape time. An attempt's end is a dictionary lookup, two bisections and a
+    few additions (the client library's objects cost about twice as much: a lock and a
+    method call per counter and per bucket test). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], int] = {}  # (counter key, agent) → count
-        self._wait: dict[tuple[str, str], _Histogram] = {}  # (agent, outcome) → histogram
-        self._run: dict[tuple[str, str], _Histogram] = {}
+        self._series: dict[tuple[str, str], _Series] = {}  # (agent, worker stat) → series
+        self._counts: dict[tuple[str, str], int] = {}  # (counter key, agent): other counts
         self._agents: set[str] = set()
 
-    def _agent(self, agent: str) -> str:
+    def _agent(self, agent: str) -> str:  # holding the lock
         if agent in self._agents:
             return agent
         if len(self._agents) >= MAX_AGENT_LABELS:
@@ -213,21 +220,33 @@ class TaskCounters(Collector):
         self._agents.add(agent)
         return agent
 
-    def _inc(self, key: str, agent: str, amount: int = 1) -> None:  # holding the lock
-        slot = (key, agent)
-        self._counts[slot] = self._counts.get(slot, 0) + amount
+    def _inc(self, key: str, agent: str, amount: int = 1) -> None:
+        with self._lock:
+            slot = (key, self._agent(agent))
+            self._counts[slot] = self._counts.get(slot, 0) + amount
+
+    def _new_series(self, agent: str, stat: str) -> _Series:
+        with self._lock:
+            label = self._agent(agent)
+            outcome = OUTCOME_OF_STAT[stat]
+            for series in self._series.values():  # past the cap, several names share one
+                if series.agent == label and series.outcome == outcome:
+                    break
+            else:
+                series = _Series(label, outcome)
+            self._series[agent, stat] = series
+            return series
 
     def claimed(self, agent: str, count: int = 1) -> None:
-        with self._lock:
-            self._inc("claimed", self._agent(agent), count)
+        self._inc("claimed", agent, count)
 
     def attempt_ended(
         self,
         agent: str,
         stat: str,
         *,
-        wait_seconds: float | None,
-        run_seconds: float | None,
+        wait_seconds: float,
+        run_seconds: float,
         dead_lettered: bool = False,
         counted: bool = True,
     ) -> None:
@@ -235,62 +254,66 @@ class TaskCounters(Collector):
         ``dead_lettered``: it failed its task because the task ran out of attempts.
         ``counted`` False: the task's counter was moved by whoever wrote its end (a person's
         cancellation, by the API); the histograms still observe the attempt."""
-        outcome = OUTCOME_OF_STAT[stat]
+        series = self._series.get((agent, stat))
+        if series is None:
+            series = self._new_series(agent, stat)
+        wait_seconds = max(wait_seconds, 0.0)
+        run_seconds = max(run_seconds, 0.0)
         with self._lock:
-            if agent not in self._agents:
-                agent = self._agent(agent)
-            if counted and outcome in _TASK_COUNTERS:
-                self._inc(outcome, agent)
+            if counted:
+                series.counted += 1
             if dead_lettered:
-                self._inc("dead_lettered", agent)
-            slot = (agent, outcome)
-            if wait_seconds is not None:
-                wait = self._wait.get(slot)
-                if wait is None:
-                    wait = self._wait[slot] = _Histogram()
-                wait.observe(max(0.0, wait_seconds))
-            if run_seconds is not None:
-                run = self._run.get(slot)
-                if run is None:
-                    run = self._run[slot] = _Histogram()
-                run.observe(max(0.0, run_seconds))
+                series.dead += 1
+            series.wait[bisect.bisect_left(TIME_BUCKETS, wait_seconds)] += 1
+            series.wait_sum += wait_seconds
+            series.run[bisect.bisect_left(TIME_BUCKETS, run_seconds)] += 1
+            series.run_sum += run_seconds
 
     def recovered(self, agent: str, *, failed: bool) -> None:
         """A task whose worker's lease expired was put back (``failed`` False) or failed for
         good, out of attempts (True)."""
-        with self._lock:
-            agent = self._agent(agent)
-            if failed:
-                self._inc("failed", agent)
-                self._inc("dead_lettered", agent)
-            else:
-                self._inc("retried", agent)
+        if failed:
+            self._inc("failed", agent)
+            self._inc("dead_lettered", agent)
+        else:
+            self._inc("retried", agent)
 
     def cancelled(self, agent: str) -> None:
         """A task was cancelled by a person (counted by the process that wrote it)."""
-        with self._lock:
-            self._inc("cancelled", self._agent(agent))
+        self._inc("cancelled", agent)
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         with self._lock:
             counts = dict(self._counts)
-            histograms = {
-                name: [(slot, h.buckets(), h.sum) for slot, h in sorted(series.items())]
-                for name, series in (
-                    ("processgpt_task_wait_seconds", self._wait),
-                    ("processgpt_task_run_seconds", self._run),
+            series = list({id(s): s for s in self._series.values()}.values())
+            for s in series:
+                if s.outcome in _TASK_COUNTERS and s.counted:
+                    slot = (s.outcome, s.agent)
+                    counts[slot] = counts.get(slot, 0) + s.counted
+                if s.dead:
+                    slot = ("dead_lettered", s.agent)
+                    counts[slot] = counts.get(slot, 0) + s.dead
+            rendered = sorted(
+                (
+                    (s.agent, s.outcome),
+                    (_cumulative(s.wait), s.wait_sum),
+                    (_cumulative(s.run), s.run_sum),
                 )
-            }
+                for s in series
+            )
         for key, doc in _TASK_COUNTERS.items():
             family = CounterMetricFamily(f"processgpt_tasks_{key}", doc, labels=("agent",))
             for (counted, agent), value in sorted(counts.items()):
                 if counted == key:
                     family.add_metric((agent,), value)
             yield family
-        for name, series in histograms.items():
+        for index, name in enumerate(
+            ("processgpt_task_wait_seconds", "processgpt_task_run_seconds")
+        ):
             hist = HistogramMetricFamily(name, _HISTOGRAMS[name], labels=("agent", "outcome"))
-            for (agent, outcome), buckets, total in series:
-                hist.add_metric((agent, outcome), buckets, total)
+            for labels, *histograms in rendered:
+                buckets, total = histograms[index]
+                hist.add_metric(labels, buckets, total)
             yield hist
 
 
