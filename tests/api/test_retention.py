@@ -7,6 +7,7 @@ import uuid
 
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
+from processgpt.db.retention import RetentionRepository
 from processgpt.domain.roles import Role
 from tests.api.conftest import Api
 from tests.api.test_tasks_api import error_code, wait_status
@@ -92,3 +93,13 @@ async def test_the_streams_of_deleted_work_answer_404(api: Api, db: Database) ->
         assert still.status_code == 200 and "[DONE]" in still.text
     async with api.client(api.key_b) as other:
         assert (await other.get(f"/v1/tasks/{globex['id']}")).status_code == 200
+
+
+async def test_the_command_says_when_another_pass_is_running(db: Database) -> None:
+    async with RetentionRepository(db).exclusive() as held:
+        assert held is not None
+        busy = await cli(db.dsn, "retention")
+    assert busy.returncode == 2
+    assert "error: retention_running:" in busy.stderr, busy.stderr
+    idle = await cli(db.dsn, "retention", "--dry-run")
+    assert idle.returncode == 0 and "nothing expires" in idle.stdout, idle.stdout

@@ -281,11 +281,12 @@ class Worker:
         return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
 
     def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """The retention loop as a background block on the worker's pool (a no-op block when
-        its interval is 0)."""
+        """The retention loop as a background block (a no-op block when its interval is 0), on
+        the caller's pool: a pass holds a connection for its whole length, which must never be
+        one the claims, the writer or the heartbeats wait for."""
         if not self.options.retention.interval:
             return contextlib.nullcontext()
-        self.retention = RetentionJob(RetentionRepository(self._queries.db), self.options.retention)
+        self.retention = RetentionJob(RetentionRepository(self.db), self.options.retention)
         return background(
             self.retention.loop(), name="retention", on_crash=self._on_background_crash
         )
