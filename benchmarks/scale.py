@@ -13,6 +13,8 @@ the machine does not always hit the same side:
   The measured tasks are deleted afterwards (and the tables vacuumed), so sizes stay exact;
 * pickup latency: an idle worker, ``--pickups`` tasks submitted one at a time;
   latency = executor start - just before the submit;
+* CPU: Postgres CPU per task during the throughput run (the server's processes, which only
+  this benchmark uses): steadier than wall time on a shared machine;
 * gauges: the queue gauges' statements (pending and running by agent, the oldest pending
   task) with 100 pending tasks, timed, and their plans checked for a sequential scan of
   todolist.
@@ -31,6 +33,7 @@ import time
 from typing import Any
 
 from _common import (
+    CpuMeter,
     NoopExecutor,
     fresh_database,
     has_open_tasks,
@@ -114,7 +117,7 @@ async def sizes_of(db: Database) -> dict[str, Any]:
     return dict(row)
 
 
-async def throughput(db: Database, n: int, concurrency: int) -> float:
+async def throughput(db: Database, n: int, concurrency: int) -> dict[str, float]:
     marker = await db.fetchval("SELECT processgpt_uuid_v7()")
     await insert_tasks(db, n, "noop")
     worker = Worker(
@@ -126,10 +129,13 @@ async def throughput(db: Database, n: int, concurrency: int) -> float:
     async def all_done() -> bool:
         return not await has_open_tasks(db)
 
+    meter = await CpuMeter.for_server(db.dsn)
+    meter.start()
     t0 = time.perf_counter()
     runner = asyncio.create_task(worker.run())
     try:
         t_end = await wait_until(all_done, alive=runner)
+        meter.stop()
     finally:
         worker.stop()
         await runner
@@ -139,7 +145,12 @@ async def throughput(db: Database, n: int, concurrency: int) -> float:
     if done != n:
         raise RuntimeError(f"{done} of {n} tasks are DONE: not a valid run")
     await _forget(db, marker)
-    return n / (t_end - t0)
+    cpu = meter.per_task(n)
+    return {
+        "rate": n / (t_end - t0),
+        "worker_cpu_us_per_task": cpu["python_cpu_us_per_task"],
+        "postgres_cpu_us_per_task": cpu["postgres_cpu_us_per_task"],
+    }
 
 
 async def pickup(db: Database, n: int, warmup: int) -> dict[str, float]:
@@ -217,9 +228,9 @@ async def _forget(db: Database, marker: Any) -> None:
 
 
 async def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
-    rate = await throughput(db, args.tasks, args.concurrency)
+    result = await throughput(db, args.tasks, args.concurrency)
     latency = await pickup(db, args.pickups, args.warmup)
-    return {"rate": rate, "pickup_ms": latency}
+    return {**result, "pickup_ms": latency}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -253,7 +264,9 @@ async def main(args: argparse.Namespace) -> None:
                             f"  size {size:,} round {round_no + 1} {label}: "
                             f"{result['rate']:,.0f} tasks/s, pickup p50 "
                             f"{result['pickup_ms']['p50']:.2f} ms p99 "
-                            f"{result['pickup_ms']['p99']:.2f} ms",
+                            f"{result['pickup_ms']['p99']:.2f} ms; CPU µs/task worker "
+                            f"{result['worker_cpu_us_per_task']:.0f} Postgres "
+                            f"{result['postgres_cpu_us_per_task']:.0f}",
                             flush=True,
                         )
                 levels.append(
@@ -280,6 +293,7 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
         "rate": statistics.median(r["rate"] for r in runs),
         "pickup_p50_ms": statistics.median(r["pickup_ms"]["p50"] for r in runs),
         "pickup_p99_ms": statistics.median(r["pickup_ms"]["p99"] for r in runs),
+        "postgres_cpu_us_per_task": statistics.median(r["postgres_cpu_us_per_task"] for r in runs),
     }
 
 
@@ -314,6 +328,8 @@ def report(levels: list[dict[str, Any]], args: argparse.Namespace, info: dict[st
                 e["pickup_p99_ms"],
                 lo["pickup_p99_ms"],
                 p99_ratio,
+                e["postgres_cpu_us_per_task"],
+                lo["postgres_cpu_us_per_task"],
                 gauge_ms,
                 "yes" if seq else "no",
                 "meets" if ok else "MISSES",
@@ -334,6 +350,8 @@ def report(levels: list[dict[str, Any]], args: argparse.Namespace, info: dict[st
             "p99 ms empty",
             "p99 ms loaded",
             "ratio",
+            "PG µs/task empty",
+            "PG µs/task loaded",
             "gauges ms (max)",
             "gauge seq scan",
             f"target {TARGET_FACTOR:g}x",
