@@ -15,9 +15,9 @@ the machine does not always hit the same side:
   latency = executor start - just before the submit;
 * CPU: Postgres CPU per task during the throughput run (the server's processes, which only
   this benchmark uses): steadier than wall time on a shared machine;
-* gauges: the queue gauges' statements (pending and running by agent, the oldest pending
-  task) with 100 pending tasks, timed, and their plans checked for a sequential scan of
-  todolist.
+* gauges: the statements behind the queue gauges (the metrics snapshot every ``/metrics``
+  shows, a tenant's queue summary) with 100 pending tasks, timed, and their plans checked for
+  a sequential scan of todolist.
 
 Ratios are loaded / empty of the medians over rounds. Target (issue 15): throughput >= 1/1.2
 of the empty database's, pickup p50 and p99 <= 1.2x.
@@ -51,6 +51,7 @@ from _common import (
 
 from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.db.database import Database
+from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskSubmission
 from processgpt.runtime.serving import tune_gc_for_serving
@@ -83,14 +84,11 @@ FROM made CROSS JOIN generate_series(1, 3) s
 """
 
 GAUGES = {
-    "pending_by_agent": "SELECT agent_orch, count(*) FROM todolist WHERE status = 'PENDING' "
-    "GROUP BY agent_orch",
-    "running_by_agent": "SELECT agent_orch, count(*) FROM todolist WHERE status = 'IN_PROGRESS' "
-    "GROUP BY agent_orch",
-    "oldest_pending": "SELECT min(created_at) FROM todolist WHERE status = 'PENDING'",
+    "metrics_snapshot": (QUERIES["compute_metrics_snapshot"], (["noop"],)),
+    "tenant_queue_summary": (QUERIES["tenant_queue_summary"], ("default",)),
 }
-"""The queue gauges' statements as the issue describes them (O(pending) through partial
-indexes); `/metrics` reads the same shapes."""
+"""The statements behind the queue gauges: the deployment snapshot every `/metrics` shows
+(one process computes it per interval) and a tenant's queue summary (its console)."""
 
 
 async def fill(db: Database, start: int, end: int) -> float:
@@ -202,12 +200,13 @@ async def gauges(db: Database) -> dict[str, Any]:
     await insert_tasks(db, 100, "nobody")  # pending: no worker serves it
     found: dict[str, Any] = {}
     try:
-        for name, sql in GAUGES.items():
-            plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN (ANALYZE) {sql}"))
+        for name, (sql, params) in GAUGES.items():
+            explained = await db.fetch(f"EXPLAIN (ANALYZE) {sql}", *params)
+            plan = "\n".join(r[0] for r in explained)
             times = []
             for _ in range(20):
                 t0 = time.perf_counter()
-                await db.fetch(sql)
+                await db.fetch(sql, *params)
                 times.append((time.perf_counter() - t0) * 1000)
             found[name] = {
                 "ms_p50": statistics.median(times),
