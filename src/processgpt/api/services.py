@@ -13,21 +13,52 @@ from processgpt.api.a2a import A2AService
 from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
-from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
+from processgpt.config import (
+    McpSettings,
+    MemorySettings,
+    ProcessSettings,
+    SecretSettings,
+    Settings,
+)
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.memories import MemoryRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.memory.embedder import configured_embedder
+from processgpt.memory.service import MemoryOptions, MemoryService
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
+
+
+def memory_service(db: Database, settings: MemorySettings) -> MemoryService:
+    """The memory service with the embedder ``settings`` name."""
+    key = settings.embeddings_api_key
+    embedder = configured_embedder(
+        settings.embedder,
+        url=settings.embeddings_url,
+        model=settings.embeddings_model,
+        api_key=key.get_secret_value() if key else None,
+    )
+    return MemoryService(MemoryRepository(db), embedder, memory_options(settings))
+
+
+def memory_options(settings: MemorySettings) -> MemoryOptions:
+    return MemoryOptions(
+        threshold=settings.threshold,
+        context_items=settings.context_items,
+        pinned_items=settings.pinned_items,
+        context_tokens=settings.context_tokens,
+        auto_activate=settings.auto_activate,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +92,8 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    memory: MemoryService
+    """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
 
     @classmethod
     def build(
@@ -72,6 +105,7 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
@@ -132,6 +166,7 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
+            memory=memory or memory_service(db, MemorySettings()),
         )
 
     @asynccontextmanager
