@@ -10,9 +10,10 @@ import * as definitions from "./definitions.js";
 import * as incidents from "./incidents.js";
 import * as deadLetters from "./dead_letters.js";
 import * as notifications from "./notifications.js";
+import * as memories from "./memories.js";
 
 const SECTIONS = {
-  tasks, worklist, processes, definitions, incidents, "dead-letters": deadLetters, notifications,
+  tasks, worklist, processes, definitions, incidents, "dead-letters": deadLetters, notifications, memories,
 };
 /** Sections whose API is served by this server (read from its OpenAPI document): a section
  * whose endpoint is absent (an older server) is not offered. */
