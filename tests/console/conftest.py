@@ -155,9 +155,11 @@ async def stack(
     ]
     db = await Database.connect(dsn, max_size=4)
     try:
+        # Generous: the api loads its embedder at start, slow on a loaded machine.
+        await procs[0].wait_for_log("api listening url=", timeout=120)
         url = await api_url(procs[0])
         for worker in procs[1:]:
-            await worker.wait_for_log("worker started")
+            await worker.wait_for_log("worker started", timeout=120)
         key = (await ApiKeyRepository(db).create(TENANT, role=Role.ADMIN)).key
         result = Stack(url=url, key=key, db=db)
         async with result.client() as client:
