@@ -16,6 +16,7 @@ from processgpt.api.routes import (
     keys,
     mcp_servers,
     memories,
+    metrics,
     orchestrators,
     process_definitions,
     processes,
@@ -27,6 +28,7 @@ from processgpt.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     tasks.router,
     processes.router,
     incidents.router,
