@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 from processgpt.agents import registry
 from processgpt.agents.task_runner import A2ATaskRunner
-from processgpt.app import _signals_stop, open_database, secret_box, worker_options
+from processgpt.app import (
+    _signals_stop,
+    open_database,
+    secret_box,
+    worker_memory,
+    worker_options,
+)
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
 from processgpt.config import LlmSettings, McpSettings, Settings
@@ -92,12 +98,15 @@ def _share_database_url(db: Database) -> None:
     os.environ.setdefault("DATABASE_URL", db.dsn)
 
 
-def _worker_options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
+def _worker_options(
+    settings: Settings, args: argparse.Namespace, db: Database, llm: LlmSettings
+) -> WorkerOptions:
     return worker_options(
         settings,
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         shutdown_grace=args.shutdown_grace,
+        **worker_memory(db, llm),
     )
 
 
@@ -128,7 +137,9 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(agents, args.executor, args.blocking, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db, runners, _worker_options(settings, args, db, llm), descriptions=descriptions
+        )
         tune_gc_for_serving()
         with _stopper(worker.stop):
             await worker.run()
@@ -170,7 +181,9 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(names, None, None, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db, runners, _worker_options(settings, args, db, llm), descriptions=descriptions
+        )
         api = _api_server(db, settings, mcp.settings, mcp.box)
         dev_key = await _dev_api_key(db, data_dir)
         where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)

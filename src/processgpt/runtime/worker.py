@@ -41,7 +41,9 @@ from processgpt.domain.task import RetryPolicy
 from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
+from processgpt.runtime.learning import LearningLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.schedules import ScheduleLoop
@@ -70,6 +72,10 @@ class WorkerOptions:
     """Agents of process steps: the judge of text conditions, the default step agent."""
     timers: bool = True
     """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
+    memory: MemoryContext | None = None
+    """Puts memory in each task's context and binds its memory tools (None: no memory)."""
+    learning: LearningLoop | None = None
+    """Turns queued feedback into memory in the background (None: not in this worker)."""
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
@@ -233,6 +239,7 @@ class Worker:
                 ),
                 self._runs(),
                 schedules,
+                self._learning(),
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -255,6 +262,18 @@ class Worker:
             stopping.cancel()
         if not done:
             raise TimeoutError("the notification listener did not connect within 30 s")
+
+    def _learning(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The learning step as a background block (a no-op block without one)."""
+        learning = self.options.learning
+        if learning is None:
+            return contextlib.nullcontext()
+        return background(
+            learning.run(),
+            name="learning",
+            finish=learning.stop,
+            on_crash=self._on_background_crash,
+        )
 
     def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
         """The schedule loop as a background block on the worker's pool (a no-op block when
@@ -335,6 +354,8 @@ class Worker:
         try:
             if not run.stopped():  # else stopped before it started
                 try:
+                    if self.options.memory is not None:
+                        await self.options.memory.prepare(run)
                     result = await active.runner.run(run)
                 except asyncio.CancelledError:
                     if not run.stopped():
