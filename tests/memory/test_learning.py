@@ -53,7 +53,9 @@ async def start(
         loop = LearningLoop(
             FeedbackQueue(db), memory, extractor, LearningOptions(poll_interval=0.1, **learning)
         )
-        worker = await start_worker({"llm": executor}, memory=MemoryContext(memory), learning=loop)
+        worker = await start_worker(
+            {"llm": executor}, memory=MemoryContext(memory), learning=loop, lease_seconds=30.0
+        )
         return worker, loop
 
     yield run
