@@ -13,19 +13,27 @@ from processgpt.api.a2a import A2AService
 from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
-from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
+from processgpt.config import (
+    McpSettings,
+    ProcessSettings,
+    SecretSettings,
+    Settings,
+    WebhookSettings,
+)
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import WebhookRepository
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
 
@@ -61,6 +69,10 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    webhooks: WebhookRepository
+    webhook_policy: NetworkPolicy
+    """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
+    notifications: NotificationRepository
 
     @classmethod
     def build(
@@ -72,6 +84,7 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
@@ -79,6 +92,7 @@ class Services:
         in ``settings.data_dir``."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        webhooks = webhooks or WebhookSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -132,6 +146,9 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
+            webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
+            webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
+            notifications=NotificationRepository(db),
         )
 
     @asynccontextmanager

@@ -17,6 +17,7 @@ from processgpt.config import (
     ProcessSettings,
     SecretSettings,
     Settings,
+    WebhookSettings,
     environment_variables,
 )
 from processgpt.domain.process.state import InstanceStatus
@@ -57,6 +58,14 @@ _API = (
     "max_pending_tasks",
     "sse_heartbeat",
 )
+_WEBHOOK_WORKER = (
+    "allow_private",
+    "retry_schedule",
+    "timeout",
+    "concurrency",
+    "lease_seconds",
+    "deliver",
+)
 _Reads = tuple[tuple[type[BaseSettings], tuple[str, ...] | None], ...]
 
 READS: dict[str, _Reads] = {
@@ -67,12 +76,14 @@ READS: dict[str, _Reads] = {
         (DelegateSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
+        (WebhookSettings, None),
     ),
     "api": (
         (Settings, _DATABASE + _API),
         (McpSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
+        (WebhookSettings, ("allow_private", "max_per_tenant")),
     ),
     "worker": (
         (Settings, _DATABASE + _WORKER),
@@ -81,6 +92,7 @@ READS: dict[str, _Reads] = {
         (DelegateSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
+        (WebhookSettings, _WEBHOOK_WORKER),
     ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),

@@ -14,12 +14,14 @@ from processgpt.api.routes import (
     incidents,
     keys,
     mcp_servers,
+    notifications,
     orchestrators,
     process_definitions,
     processes,
     schedules,
     tasks,
     tenants,
+    webhooks,
     worklist,
 )
 
@@ -33,6 +35,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     compat.router,
     process_definitions.router,
     schedules.router,
+    notifications.router,
+    webhooks.router,
     chat.router,
     agents.router,
     mcp_servers.router,
