@@ -99,6 +99,8 @@ READS: dict[str, _Reads] = {
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "notifications": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "webhooks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -431,6 +433,45 @@ def _schedule_parsers(parsers: _Parsers) -> None:
         _connection(action)
 
 
+def _notification_parsers(parsers: _Parsers) -> None:
+    notes = parsers.add(
+        "notifications", "people's notifications, listed or followed (over the API)"
+    )
+    notes.add_argument("--user", help="a person's inbox (theirs, their --role's, everyone's)")
+    notes.add_argument("--role", help="a role's notifications")
+    notes.add_argument("--unread", action="store_true", help="only those not read yet")
+    notes.add_argument("--limit", type=_positive_int, default=50, help="at most (default 50)")
+    what = notes.add_mutually_exclusive_group()
+    what.add_argument("--follow", action="store_true", help="print new ones as they come")
+    what.add_argument("--read", type=_positive_int, metavar="ID", help="mark one read")
+    what.add_argument("--read-all", action="store_true", help="mark all (as filtered) read")
+    _connection(notes)
+
+    hooks = parsers.add("webhooks", "the tenant's webhook endpoints (over the API, admin key)")
+    actions = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="an endpoint (its signing secret printed once)")
+    create.add_argument("endpoint_url", metavar="URL", help="where deliveries are POSTed")
+    create.add_argument(
+        "--event", action="append", default=[], metavar="TYPE", help="an event type (repeat)"
+    )
+    create.add_argument("--description", default="", help="what the endpoint is for")
+    listing = actions.add_parser("list", help="list the endpoints (secrets masked)")
+    for action in (create, listing):
+        _connection(action)
+    for name, help in (
+        ("enable", "enable an endpoint (its waiting deliveries are sent)"),
+        ("disable", "disable an endpoint"),
+        ("rotate-secret", "a new signing secret (printed once)"),
+        ("deliveries", "an endpoint's newest deliveries"),
+        ("delete", "delete an endpoint"),
+    ):
+        action = actions.add_parser(name, help=help)
+        action.add_argument("endpoint", metavar="ID", help="the endpoint's id")
+        if name == "deliveries":
+            action.add_argument("--limit", type=_positive_int, default=20, help="at most")
+        _connection(action)
+
+
 def _admin_parsers(parsers: _Parsers) -> None:
     migrate = parsers.add("migrate", "apply database migrations")
     _data_dir_option(migrate, "embedded Postgres data")
@@ -500,5 +541,6 @@ def build_parser() -> argparse.ArgumentParser:
     _task_parsers(parsers)
     _process_parsers(parsers)
     _schedule_parsers(parsers)
+    _notification_parsers(parsers)
     _admin_parsers(parsers)
     return parser

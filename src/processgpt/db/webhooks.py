@@ -261,3 +261,17 @@ def _delivery_view(row: Mapping[str, Any]) -> DeliveryView:
         created_at=row["created_at"],
         finished_at=row["finished_at"],
     )
+
+
+async def rotate_webhook_secrets(db: Database, box: SecretBox) -> int:
+    """Re-encrypt every endpoint's signing secret with the box's first key (``processgpt
+    secrets rotate``), in one transaction; how many changed. Raises ``secrets_unavailable``
+    (nothing changed) when a secret was sealed with a key the box does not have."""
+    changed = 0
+    async with db.transaction() as conn:
+        for row in await conn.fetch(QUERIES["lock_webhook_secrets"]):
+            rotated = box.rotate(row["secret"])
+            if rotated != row["secret"]:
+                await conn.execute(QUERIES["reseal_webhook_secret"], row["id"], rotated)
+                changed += 1
+    return changed

@@ -109,3 +109,9 @@ WHERE status = 'PENDING' AND next_attempt_at < 'infinity';
 -- name: webhook_delivery_counts
 -- Deliveries by status (for metrics).
 SELECT status::text, count(*) FROM webhook_deliveries GROUP BY status;
+
+-- name: lock_webhook_secrets
+SELECT id, secret FROM webhook_endpoints ORDER BY id FOR UPDATE;
+
+-- name: reseal_webhook_secret
+UPDATE webhook_endpoints SET secret = $2 WHERE id = $1;
