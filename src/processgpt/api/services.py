@@ -15,6 +15,7 @@ from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
 from processgpt.config import (
     McpSettings,
+    MemorySettings,
     ProcessSettings,
     SecretSettings,
     Settings,
@@ -26,6 +27,7 @@ from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.memories import MemoryRepository
 from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
@@ -34,8 +36,32 @@ from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import WebhookRepository
+from processgpt.memory.embedder import configured_embedder
+from processgpt.memory.service import MemoryOptions, MemoryService
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
+
+
+def memory_service(db: Database, settings: MemorySettings) -> MemoryService:
+    """The memory service with the embedder ``settings`` name."""
+    key = settings.embeddings_api_key
+    embedder = configured_embedder(
+        settings.embedder,
+        url=settings.embeddings_url,
+        model=settings.embeddings_model,
+        api_key=key.get_secret_value() if key else None,
+    )
+    return MemoryService(MemoryRepository(db), embedder, memory_options(settings))
+
+
+def memory_options(settings: MemorySettings) -> MemoryOptions:
+    return MemoryOptions(
+        threshold=settings.threshold,
+        context_items=settings.context_items,
+        pinned_items=settings.pinned_items,
+        context_tokens=settings.context_tokens,
+        auto_activate=settings.auto_activate,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +99,8 @@ class Services:
     webhook_policy: NetworkPolicy
     """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
     notifications: NotificationRepository
+    memory: MemoryService
+    """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
 
     @classmethod
     def build(
@@ -85,6 +113,7 @@ class Services:
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
         webhooks: WebhookSettings | None = None,
+        memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
@@ -149,6 +178,7 @@ class Services:
             webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
             webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
             notifications=NotificationRepository(db),
+            memory=memory or memory_service(db, MemorySettings()),
         )
 
     @asynccontextmanager

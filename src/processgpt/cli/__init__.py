@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "schedules": "processgpt.cli.schedules:cmd_schedules",
     "notifications": "processgpt.cli.notifications:cmd_notifications",
     "webhooks": "processgpt.cli.notifications:cmd_webhooks",
+    "memory": "processgpt.cli.memory:cmd_memory",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",

@@ -9,11 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic_settings import BaseSettings
 
+from processgpt.cli.memory_parser import memory_parsers
 from processgpt.config import (
     ClientSettings,
     DelegateSettings,
     LlmSettings,
     McpSettings,
+    MemorySettings,
     ProcessSettings,
     SecretSettings,
     Settings,
@@ -75,6 +77,7 @@ READS: dict[str, _Reads] = {
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
         (WebhookSettings, None),
     ),
@@ -82,6 +85,7 @@ READS: dict[str, _Reads] = {
         (Settings, _DATABASE + _API),
         (McpSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
         (WebhookSettings, ("allow_private", "max_per_tenant")),
     ),
@@ -91,6 +95,7 @@ READS: dict[str, _Reads] = {
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
         (WebhookSettings, _WEBHOOK_WORKER),
     ),
@@ -101,6 +106,7 @@ READS: dict[str, _Reads] = {
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
     "notifications": ((ClientSettings, None), (Settings, ("data_dir",))),
     "webhooks": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "memory": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -542,5 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     _process_parsers(parsers)
     _schedule_parsers(parsers)
     _notification_parsers(parsers)
+    memory_parsers(
+        parsers.add("memory", "teach agents and manage their long-term memory (over the API)"),
+        _connection,
+    )
     _admin_parsers(parsers)
     return parser

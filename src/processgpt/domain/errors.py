@@ -337,6 +337,16 @@ class ProcessDefinitionNotFound(ProcessGPTError):
         self.version = version
 
 
+class FormNotFound(ProcessGPTError):
+    """No form of that id is stored for the caller's tenant."""
+
+    code = "form_not_found"
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__(f"form {form_id!r} not found")
+        self.form_id = form_id
+
+
 class InvalidCron(InvalidInput):
     """A cron expression that cron cannot read, or that never fires."""
 
@@ -427,6 +437,7 @@ ERROR_STATUS: dict[str, int] = {
     ConditionError.code: 422,
     ProcessDefinitionInvalid.code: 422,
     ProcessDefinitionNotFound.code: 404,
+    FormNotFound.code: 404,
     TooManyMcpServers.code: 409,
     InvalidCron.code: 422,
     UnknownTimeZone.code: 422,
