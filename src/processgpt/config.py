@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = Field(default=None, description="required 'aud' of JWTs")
     max_pending_tasks: int = Field(
-        default=10_000, ge=1, description="per-tenant pending tasks before 429"
+        default=10_000,
+        ge=1,
+        description="per-tenant pending tasks before 429 (and before a schedule tick is skipped)",
     )
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
