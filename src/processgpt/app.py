@@ -4,6 +4,7 @@ and the agent server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
+from processgpt.agents import registry
 from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.config import (
     McpSettings,
@@ -23,6 +25,7 @@ from processgpt.config import (
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.follow import follow_task
+from processgpt.db.metrics import MetricsRepository
 from processgpt.db.migrate import migrate
 from processgpt.db.process_steps import StepSettings
 from processgpt.db.secret_box import SecretBox
@@ -32,6 +35,8 @@ from processgpt.domain.errors import InvalidConfiguration
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
 from processgpt.domain.webhooks import parse_schedule
+from processgpt.metrics import serve_metrics
+from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.webhook_delivery import DeliveryLoop
@@ -127,6 +132,26 @@ def webhook_delivery(
         )
 
     return make
+
+
+@contextlib.asynccontextmanager
+async def worker_metrics(settings: Settings, db: Database) -> AsyncIterator[int | None]:
+    """A worker process's ``/metrics`` listener while the block runs, when
+    ``PROCESSGPT_METRICS_PORT`` is set (the block gets the port it listens on, else None),
+    with the deployment gauges kept fresh from the database."""
+    if not settings.metrics_port:
+        yield None
+        return
+    server, thread = serve_metrics(settings.metrics_host, settings.metrics_port)
+    try:
+        log.info("metrics listening host=%s port=%d", settings.metrics_host, server.server_port)
+        repository = MetricsRepository(db, frozenset(registry.available()))
+        async with snapshot_refresh(repository, settings.metrics_interval):
+            yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 class ProcessGPT:
@@ -247,7 +272,8 @@ class AgentServer:
             if self._stop_requested:
                 self._worker.stop()
             with _signals_stop(self._worker.stop):
-                await self._worker.run()
+                async with worker_metrics(self.settings, db):
+                    await self._worker.run()
         finally:
             await db.close()
 

@@ -91,6 +91,21 @@ class Settings(BaseSettings):
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
     )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="a worker's /metrics listener port (0: none; the API serves /metrics)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="where a worker's /metrics listener binds"
+    )
+    metrics_interval: float = Field(
+        default=10.0, gt=0, description="seconds between counts of the queue for /metrics"
+    )
+    metrics_on_api: bool = Field(
+        default=True, description="the API serves /metrics (no key; aggregates only)"
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="text (key=value) or json"

@@ -25,6 +25,7 @@ from tests.support import PostgresServer, ProcessGPTProcess, api_url
 CHROMIUM = Path(os.environ.get("PROCESSGPT_CHROMIUM", "/usr/bin/chromium"))
 
 TENANT = "acme"
+STREAMING = "tests.agents.executors:StreamingExecutor"
 DEFINITION: dict[str, Any] = {
     "processDefinitionId": "purchase",
     "processDefinitionName": "Purchase request",
@@ -145,11 +146,20 @@ async def stack(
             log_path=logs / "worker.log",
             env=env,
         ),
+        ProcessGPTProcess(  # text, a tool call and its result (tests/agents/executors.py)
+            ["worker", "--agent", "streaming", "--concurrency", "2", "--executor", STREAMING],
+            dsn=dsn,
+            log_path=logs / "streaming-worker.log",
+            env=env,
+        ),
     ]
     db = await Database.connect(dsn, max_size=4)
     try:
+        # Generous: the api loads its embedder at start, slow on a loaded machine.
+        await procs[0].wait_for_log("api listening url=", timeout=120)
         url = await api_url(procs[0])
-        await procs[1].wait_for_log("worker started")
+        for worker in procs[1:]:
+            await worker.wait_for_log("worker started", timeout=120)
         key = (await ApiKeyRepository(db).create(TENANT, role=Role.ADMIN)).key
         result = Stack(url=url, key=key, db=db)
         async with result.client() as client:

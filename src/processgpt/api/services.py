@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.memories import MemoryRepository
+from processgpt.db.metrics import MetricsRepository
 from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
@@ -38,6 +40,7 @@ from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import WebhookRepository
 from processgpt.memory.embedder import configured_embedder
 from processgpt.memory.service import MemoryOptions, MemoryService
+from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
 
@@ -101,6 +104,8 @@ class Services:
     notifications: NotificationRepository
     memory: MemoryService
     """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
+    metrics: MetricsRepository
+    """The deployment's metrics snapshot and tenants' summaries."""
 
     @classmethod
     def build(
@@ -179,15 +184,22 @@ class Services:
             webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
             notifications=NotificationRepository(db),
             memory=memory or memory_service(db, MemorySettings()),
+            metrics=MetricsRepository(db, known),
         )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The app's lifespan: the event hub runs while the app serves; on the way out chat
-        clients hear ``GRACEFUL_DISCONNECT``, then the hub and the watch stop."""
+        """The app's lifespan: the event hub (and, when the API serves ``/metrics``, the
+        metrics snapshot loop) runs while the app serves; on the way out chat clients hear
+        ``GRACEFUL_DISCONNECT``, then the hub and the watch stop."""
         hub = asyncio.create_task(self.hub.run(), name="event-hub")
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if self.settings.metrics_on_api:
+                    await stack.enter_async_context(
+                        snapshot_refresh(self.metrics, self.settings.metrics_interval)
+                    )
+                yield
         finally:
             await self.chat_sockets.shutdown()
             hub.cancel()

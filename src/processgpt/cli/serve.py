@@ -18,6 +18,7 @@ from processgpt.app import (
     open_database,
     secret_box,
     webhook_delivery,
+    worker_metrics,
     worker_options,
 )
 from processgpt.cli.common import CliError, data_dir_of, load_settings
@@ -143,7 +144,8 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         )
         tune_gc_for_serving()
         with _stopper(worker.stop):
-            await worker.run()
+            async with worker_metrics(settings, db):
+                await worker.run()
         return 0
     finally:
         await mcp.connections.close()

@@ -16,6 +16,7 @@ from processgpt.api.routes import (
     keys,
     mcp_servers,
     memories,
+    metrics,
     notifications,
     orchestrators,
     process_definitions,
@@ -29,6 +30,7 @@ from processgpt.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     tasks.router,
     processes.router,
     incidents.router,
