@@ -37,6 +37,7 @@ from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
 from processgpt.domain.webhooks import parse_schedule
 from processgpt.metrics import serve_metrics
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
+from processgpt.runtime.retention import RetentionOptions
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.webhook_delivery import DeliveryLoop
@@ -87,6 +88,15 @@ def process_step_settings(process: ProcessSettings | None = None) -> StepSetting
     return StepSettings(judge_agent=process.judge_agent, default_agent=process.default_agent)
 
 
+def retention_options(settings: Settings) -> RetentionOptions:
+    """The retention job's options (``PROCESSGPT_RETENTION_*``), for workers and the CLI."""
+    return RetentionOptions(
+        default_days=settings.retention_days,
+        interval=settings.retention_interval,
+        batch=settings.retention_batch,
+    )
+
+
 def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
     values: dict[str, Any] = {
         "process_steps": process_step_settings(),
@@ -96,6 +106,7 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
         "schedules": settings.schedules,
+        "retention": retention_options(settings),
         "max_pending_tasks": settings.max_pending_tasks,
         "retry": RetryPolicy(
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay

@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     schedules: bool = Field(
         default=True, description="worker processes fire due schedules (/v1/schedules)"
     )
+    retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=36_500,
+        description="days finished tasks/processes are kept (tenants may override); 0: forever",
+    )
+    retention_interval: float = Field(
+        default=3600.0, ge=0, description="seconds between a worker's retention passes; 0: none"
+    )
+    retention_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="rows one retention transaction deletes"
+    )
     retry_base_delay: float = Field(
         default=1.0, gt=0, description="backoff: attempt n waits up to base*2^(n-1)"
     )

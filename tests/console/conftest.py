@@ -1,7 +1,8 @@
 """The console in real Chromium (Debian's ``chromium``; Python ``playwright`` drives it, no
 browser download) against a real ``processgpt api`` and ``processgpt worker --agent demo``
-and the test Postgres. One stack and one browser per module; each test has its own page
-(browser context), and a test fails if the page threw (an uncaught error or rejection).
+and the test Postgres. One stack and one browser for the package (per pytest-xdist worker);
+each test has its own page (browser context), and a test fails if the page threw (an uncaught
+error or rejection). Tests share the stack's tenant: each finds its own rows by id or text.
 
 Screenshots go to the test's tmp dir, and also to ``PROCESSGPT_CONSOLE_SHOTS`` when set."""
 
@@ -127,7 +128,7 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def stack(
     pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
@@ -176,7 +177,7 @@ async def stack(
         await pg_server.drop_database(dsn)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")

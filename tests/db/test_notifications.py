@@ -1,4 +1,4 @@
-"""Migration 0023's triggers and db/notifications.py: notifications and webhook deliveries
+"""Migration 0024's triggers and db/notifications.py: notifications and webhook deliveries
 commit (or roll back) with the change that causes them, and the live stream never hands out
 a cursor that a later commit could sort before."""
 

@@ -47,6 +47,9 @@ _WORKER = (
     "shutdown_grace",
     "flush_interval",
     "schedules",
+    "retention_days",
+    "retention_interval",
+    "retention_batch",
     "retry_base_delay",
     "retry_max_delay",
 )
@@ -111,6 +114,7 @@ READS: dict[str, _Reads] = {
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
     "secrets": ((Settings, _DATABASE), (SecretSettings, ("keys",))),
+    "retention": ((Settings, (*_DATABASE, "retention_days", "retention_batch")),),
 }
 """The environment variables each command reads, by settings class and field."""
 
@@ -525,6 +529,16 @@ def _admin_parsers(parsers: _Parsers) -> None:
         "--new-key", action="store_true", help="first add a new key to the data dir's key file"
     )
     _data_dir_option(rotate, "embedded Postgres data and secret.key")
+
+    retention = parsers.add(
+        "retention",
+        "delete finished tasks, their events and finished processes past their tenant's "
+        "retention now (in the database)",
+    )
+    retention.add_argument(
+        "--dry-run", action="store_true", help="only count what would be deleted, per tenant"
+    )
+    _data_dir_option(retention, "embedded Postgres data")
 
 
 def build_parser() -> argparse.ArgumentParser:

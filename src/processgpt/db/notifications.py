@@ -1,4 +1,4 @@
-"""Notifications (seed 001's ``notifications``, migration 0023): read, marked read, and
+"""Notifications (seed 001's ``notifications``, migration 0024): read, marked read, and
 followed live.
 
 Rows are written by the database's triggers in the transaction of the change that causes

@@ -1,4 +1,4 @@
-"""Webhook endpoints per tenant and the outbox of their deliveries (migration 0023).
+"""Webhook endpoints per tenant and the outbox of their deliveries (migration 0024).
 
 Deliveries are written by the database's triggers in the transaction of the change that
 causes them; this module makes and reads endpoints (their secrets sealed by the

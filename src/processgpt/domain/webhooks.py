@@ -1,6 +1,6 @@
 """Webhooks: the event types, Standard Webhooks signatures, and how an attempt ends.
 
-Pure: no I/O. The outbox rows are written by the database (migration 0023's triggers), sent
+Pure: no I/O. The outbox rows are written by the database (migration 0024's triggers), sent
 by a :class:`~processgpt.runtime.webhook_delivery.DeliveryLoop`, and what happens after each
 attempt is :func:`decide` (unit-tested without a network or a database).
 

@@ -10,7 +10,7 @@ the delivery ``lease_seconds`` out, so a worker killed mid-delivery leaves it du
 sent again with the same ``webhook-id`` (receivers deduplicate on it).
 
 Between rounds the loop sleeps until the next delivery is due (the database's clock), until a
-delivery is written (NOTIFY ``processgpt_webhooks`` from migration 0023's triggers) or a send
+delivery is written (NOTIFY ``processgpt_webhooks`` from migration 0024's triggers) or a send
 ends, and at most ``max_sleep`` seconds: no fast polling.
 """
 

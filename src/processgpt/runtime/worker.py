@@ -32,6 +32,7 @@ from processgpt.db.database import Database
 from processgpt.db.listen import Listener
 from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
+from processgpt.db.retention import RetentionRepository
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
@@ -45,6 +46,7 @@ from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.process_service import ProcessService
+from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
@@ -76,6 +78,9 @@ class WorkerOptions:
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
+    retention: RetentionOptions = field(default_factory=RetentionOptions)
+    """Expired finished work (:mod:`~processgpt.runtime.retention`): one pass at a time per
+    deployment, every ``retention.interval`` seconds (0: not from this worker)."""
     max_pending_tasks: int = 10_000
     """The per-tenant pending limit (a tenant's own limit overrides it) that schedule ticks
     are held to, as API creates are."""
@@ -147,6 +152,8 @@ class Worker:
         self._make_webhooks = webhooks
         self.webhooks: DeliveryLoop | None = None
         """The webhook delivery loop, once :meth:`run` started it."""
+        self.retention: RetentionJob | None = None
+        """The retention job, once :meth:`run` started it."""
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -256,6 +263,7 @@ class Worker:
                 self._runs(),
                 schedules,
                 webhooks,
+                self._retention(),
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -311,6 +319,17 @@ class Worker:
         listener.on_reconnect(loop.wake)
         self.webhooks = loop
         return background(loop.run(), name="webhooks", on_crash=self._on_background_crash)
+
+    def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The retention loop as a background block (a no-op block when its interval is 0), on
+        the caller's pool: a pass holds a connection for its whole length, which must never be
+        one the claims, the writer or the heartbeats wait for."""
+        if not self.options.retention.interval:
+            return contextlib.nullcontext()
+        self.retention = RetentionJob(RetentionRepository(self.db), self.options.retention)
+        return background(
+            self.retention.loop(), name="retention", on_crash=self._on_background_crash
+        )
 
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the

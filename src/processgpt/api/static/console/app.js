@@ -11,9 +11,10 @@ import * as incidents from "./incidents.js";
 import * as deadLetters from "./dead_letters.js";
 import * as notifications from "./notifications.js";
 import * as memories from "./memories.js";
+import * as metrics from "./metrics.js";
 
 const SECTIONS = {
-  tasks, worklist, processes, definitions, incidents, "dead-letters": deadLetters, notifications, memories,
+  tasks, worklist, processes, definitions, incidents, "dead-letters": deadLetters, notifications, memories, metrics,
 };
 /** Sections whose API is served by this server (read from its OpenAPI document): a section
  * whose endpoint is absent (an older server) is not offered. */
