@@ -20,6 +20,7 @@ from processgpt.config import (
     ProcessSettings,
     SecretSettings,
     Settings,
+    WebhookSettings,
 )
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
@@ -29,12 +30,14 @@ from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.memories import MemoryRepository
 from processgpt.db.metrics import MetricsRepository
+from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import WebhookRepository
 from processgpt.memory.embedder import configured_embedder
 from processgpt.memory.service import MemoryOptions, MemoryService
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
@@ -95,6 +98,10 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    webhooks: WebhookRepository
+    webhook_policy: NetworkPolicy
+    """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
+    notifications: NotificationRepository
     memory: MemoryService
     """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
     metrics: MetricsRepository
@@ -110,6 +117,7 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        webhooks: WebhookSettings | None = None,
         memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
@@ -118,6 +126,7 @@ class Services:
         in ``settings.data_dir``."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        webhooks = webhooks or WebhookSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -171,6 +180,9 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
+            webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
+            webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
+            notifications=NotificationRepository(db),
             memory=memory or memory_service(db, MemorySettings()),
             metrics=MetricsRepository(db, known),
         )

@@ -18,6 +18,7 @@ from processgpt.db.mcp_servers import rotate_secrets
 from processgpt.db.migrate import current_version, migrate
 from processgpt.db.retention import RetentionRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import rotate_webhook_secrets
 from processgpt.domain.roles import Role
 from processgpt.runtime.retention import RetentionJob
 
@@ -103,11 +104,13 @@ async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
     db, _embedded = await open_database(settings)
     try:
         report = await rotate_secrets(db, box)
+        webhooks = await rotate_webhook_secrets(db, box)
     finally:
         await db.close()
     print(
         f"re-encrypted the secrets of {report.servers} MCP server(s) and "
-        f"{report.tenants} tenant MCP configuration(s) with the first key"
+        f"{report.tenants} tenant MCP configuration(s) and {webhooks} webhook signing "
+        "secret(s) with the first key"
     )
     return 0
 

@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from processgpt.db.retention import RetentionRepository
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
@@ -49,6 +50,7 @@ from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
+from processgpt.runtime.webhook_delivery import DeliveryLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,10 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         descriptions: Mapping[str, str] | None = None,
+        webhooks: Callable[[Database], DeliveryLoop] | None = None,
     ) -> None:
+        """``webhooks``: makes the webhook delivery loop on the worker's pool (None: this
+        worker sends no webhooks)."""
         if not runners:
             raise ValueError("a worker needs at least one orchestrator to run")
         self.db = db
@@ -144,6 +149,9 @@ class Worker:
         self.timers: TimerLoop | None = None
         self.schedule_loop: ScheduleLoop | None = None
         """The schedule loop, once :meth:`run` started it."""
+        self._make_webhooks = webhooks
+        self.webhooks: DeliveryLoop | None = None
+        """The webhook delivery loop, once :meth:`run` started it."""
         self.retention: RetentionJob | None = None
         """The retention job, once :meth:`run` started it."""
         self.started = asyncio.Event()
@@ -222,6 +230,7 @@ class Worker:
             listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
         schedules = self._schedule_loop(listener)
+        webhooks = self._webhook_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -253,6 +262,7 @@ class Worker:
                 ),
                 self._runs(),
                 schedules,
+                webhooks,
                 self._retention(),
             ):
                 await self._listening(listener)
@@ -298,6 +308,17 @@ class Worker:
         listener.on_reconnect(loop.wake)
         self.schedule_loop = loop
         return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
+
+    def _webhook_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The webhook delivery loop as a background block on the worker's pool (a no-op
+        block without ``webhooks``), woken by new deliveries and listener reconnects."""
+        if self._make_webhooks is None:
+            return contextlib.nullcontext()
+        loop = self._make_webhooks(self._queries.db)
+        listener.subscribe(WEBHOOKS_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.webhooks = loop
+        return background(loop.run(), name="webhooks", on_crash=self._on_background_crash)
 
     def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """The retention loop as a background block (a no-op block when its interval is 0), on
@@ -526,10 +547,10 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 8
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
-process timers, and the schedule loop (its round's transaction, and a process start beside
-it)."""
+process timers, the schedule loop (its round's transaction, and a process start beside
+it), and the webhook loop (a claim, and the records of sends that end together)."""
 
 
 async def _idle() -> None:

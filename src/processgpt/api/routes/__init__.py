@@ -17,12 +17,14 @@ from processgpt.api.routes import (
     mcp_servers,
     memories,
     metrics,
+    notifications,
     orchestrators,
     process_definitions,
     processes,
     schedules,
     tasks,
     tenants,
+    webhooks,
     worklist,
 )
 
@@ -38,6 +40,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     process_definitions.router,
     forms.router,
     schedules.router,
+    notifications.router,
+    webhooks.router,
     chat.router,
     agents.router,
     memories.router,
