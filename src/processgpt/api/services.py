@@ -26,6 +26,7 @@ from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.workers import ServedAgents, WorkerRegistry
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
 
@@ -61,6 +62,9 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    workers: WorkerRegistry
+    served: ServedAgents
+    """Whether a live worker serves an agent (the ``warnings`` of new and pending tasks)."""
 
     @classmethod
     def build(
@@ -72,11 +76,13 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        local_agents: frozenset[str] = frozenset(),
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
         by the composition root) to ``PROCESSGPT_SECRET_KEYS`` (``secrets``) or the key file
-        in ``settings.data_dir``."""
+        in ``settings.data_dir``. ``local_agents``: the agents a worker in this same process
+        serves (``processgpt up``), never reported unserved."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
         if box is None:
@@ -97,6 +103,8 @@ class Services:
         watch = CredentialWatch(auth)
         known = frozenset(registry.available())
         gate = PendingGate(tasks, settings.max_pending_tasks)
+        workers = WorkerRegistry(db)
+        served = ServedAgents(workers, local=local_agents)
 
         def key_revoked(prefix: str) -> None:
             auth.forget_keys()
@@ -131,7 +139,9 @@ class Services:
             chats=ChatRepository(db, gate, known_agents=known),
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
-            a2a=A2AService(tasks, hub, known, gate),
+            a2a=A2AService(tasks, hub, known, gate, served),
+            workers=workers,
+            served=served,
         )
 
     @asynccontextmanager

@@ -1,5 +1,5 @@
-"""``migrate``, ``keys``, ``agents`` and ``secrets``: operator commands, straight in the database
-(``DATABASE_URL``, or the embedded Postgres of the data directory)."""
+"""``migrate``, ``keys``, ``agents``, ``secrets`` and ``workers``: operator commands, straight in
+the database (``DATABASE_URL``, or the embedded Postgres of the data directory)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.mcp_servers import rotate_secrets
 from processgpt.db.migrate import current_version, migrate
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.workers import WorkerRegistry
 from processgpt.domain.roles import Role
 
 
@@ -106,4 +107,31 @@ async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
         f"re-encrypted the secrets of {report.servers} MCP server(s) and "
         f"{report.tenants} tenant MCP configuration(s) with the first key"
     )
+    return 0
+
+
+async def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """``workers``: the worker processes registered in the database, live and lost."""
+    db, _embedded = await open_database(settings)
+    try:
+        rows = await WorkerRegistry(db).list()
+    finally:
+        await db.close()
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return 0
+    if not rows:
+        print("no workers registered (start one: processgpt worker --agent NAME)")
+        return 0
+    print(
+        f"{'STATE':<5}  {'ID':<32}  {'SLOTS':>9}  {'LAST BEAT':<19}  {'STARTED':<19}  "
+        f"{'VERSION':<10}  AGENTS"
+    )
+    for row in rows:
+        slots = f"{row['slots_in_use']}/{row['slots']}"
+        print(
+            f"{'lost' if row['lost'] else 'live':<5}  {row['id']:<32}  {slots:>9}  "
+            f"{row['last_heartbeat_at']:%Y-%m-%d %H:%M:%S}  {row['started_at']:%Y-%m-%d %H:%M:%S}"
+            f"  {row['version']:<10}  {','.join(row['agents'])}"
+        )
     return 0

@@ -37,6 +37,7 @@ and 'agents' work on the database (DATABASE_URL, or the embedded Postgres of the
 directory)."""
 
 _DATABASE = ("database_url", "data_dir", "pool_size", "log_level", "log_format")
+_TRACING = ("otlp_endpoint", "service_name")
 _WORKER = (
     "concurrency",
     "lease_seconds",
@@ -69,13 +70,13 @@ READS: dict[str, _Reads] = {
         (SecretSettings, ("keys",)),
     ),
     "api": (
-        (Settings, _DATABASE + _API),
+        (Settings, _DATABASE + _API + _TRACING),
         (McpSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
     ),
     "worker": (
-        (Settings, _DATABASE + _WORKER),
+        (Settings, _DATABASE + _WORKER + _TRACING),
         (LlmSettings, None),
         (McpSettings, None),
         (DelegateSettings, None),
@@ -91,6 +92,7 @@ READS: dict[str, _Reads] = {
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
     "secrets": ((Settings, _DATABASE), (SecretSettings, ("keys",))),
+    "workers": ((Settings, _DATABASE),),
 }
 """The environment variables each command reads, by settings class and field."""
 
@@ -466,6 +468,12 @@ def _admin_parsers(parsers: _Parsers) -> None:
         "--new-key", action="store_true", help="first add a new key to the data dir's key file"
     )
     _data_dir_option(rotate, "embedded Postgres data and secret.key")
+
+    workers = parsers.add(
+        "workers", "list the worker processes, live and lost, with their agents (in the database)"
+    )
+    workers.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _data_dir_option(workers, "embedded Postgres data")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from processgpt.api.routes import (
     schedules,
     tasks,
     tenants,
+    workers,
     worklist,
 )
 
@@ -38,6 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     mcp_servers.router,
     mcp_servers.catalog_router,
     orchestrators.router,
+    workers.router,
     keys.router,
     tenants.router,
     a2a.router,
