@@ -4,6 +4,7 @@ and the agent server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -12,17 +13,21 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
+from processgpt.agents import registry
 from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.follow import follow_task
+from processgpt.db.metrics import MetricsRepository
 from processgpt.db.migrate import migrate
 from processgpt.db.process_steps import StepSettings
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
+from processgpt.metrics import serve_metrics
+from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
@@ -79,12 +84,33 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
         "schedules": settings.schedules,
+        "max_pending_tasks": settings.max_pending_tasks,
         "retry": RetryPolicy(
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay
         ),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return WorkerOptions(**values)
+
+
+@contextlib.asynccontextmanager
+async def worker_metrics(settings: Settings, db: Database) -> AsyncIterator[int | None]:
+    """A worker process's ``/metrics`` listener while the block runs, when
+    ``PROCESSGPT_METRICS_PORT`` is set (the block gets the port it listens on, else None),
+    with the deployment gauges kept fresh from the database."""
+    if not settings.metrics_port:
+        yield None
+        return
+    server, thread = serve_metrics(settings.metrics_host, settings.metrics_port)
+    try:
+        log.info("metrics listening host=%s port=%d", settings.metrics_host, server.server_port)
+        repository = MetricsRepository(db, frozenset(registry.available()))
+        async with snapshot_refresh(repository, settings.metrics_interval):
+            yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 class ProcessGPT:
@@ -203,7 +229,8 @@ class AgentServer:
             if self._stop_requested:
                 self._worker.stop()
             with _signals_stop(self._worker.stop):
-                await self._worker.run()
+                async with worker_metrics(self.settings, db):
+                    await self._worker.run()
         finally:
             await db.close()
 

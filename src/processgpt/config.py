@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = Field(default=None, description="required 'aud' of JWTs")
     max_pending_tasks: int = Field(
-        default=10_000, ge=1, description="per-tenant pending tasks before 429"
+        default=10_000,
+        ge=1,
+        description="per-tenant pending tasks before 429 (and before a schedule tick is skipped)",
     )
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
@@ -98,6 +100,21 @@ class Settings(BaseSettings):
         default="processgpt",
         validation_alias=AliasChoices("PROCESSGPT_SERVICE_NAME", "OTEL_SERVICE_NAME"),
         description="service.name of this process's spans",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="a worker's /metrics listener port (0: none; the API serves /metrics)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="where a worker's /metrics listener binds"
+    )
+    metrics_interval: float = Field(
+        default=10.0, gt=0, description="seconds between counts of the queue for /metrics"
+    )
+    metrics_on_api: bool = Field(
+        default=True, description="the API serves /metrics (no key; aggregates only)"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     log_format: str = Field(

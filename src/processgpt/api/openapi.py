@@ -36,6 +36,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "a2a", "description": "Every agent as an A2A agent."},
     {"name": "compat", "description": "ProcessGPT's own entry points (`/complete`)."},
     {"name": "health", "description": "Liveness and readiness."},
+    {"name": "operations", "description": "Metrics: the tenant's queue and timing summary."},
 ]
 
 

@@ -9,11 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic_settings import BaseSettings
 
+from processgpt.cli.memory_parser import memory_parsers
 from processgpt.config import (
     ClientSettings,
     DelegateSettings,
     LlmSettings,
     McpSettings,
+    MemorySettings,
     ProcessSettings,
     SecretSettings,
     Settings,
@@ -67,12 +69,14 @@ READS: dict[str, _Reads] = {
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
     ),
     "api": (
         (Settings, _DATABASE + _API + _TRACING),
         (McpSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
     ),
     "worker": (
@@ -81,6 +85,7 @@ READS: dict[str, _Reads] = {
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
     ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
@@ -88,6 +93,7 @@ READS: dict[str, _Reads] = {
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "memory": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -496,5 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     _task_parsers(parsers)
     _process_parsers(parsers)
     _schedule_parsers(parsers)
+    memory_parsers(
+        parsers.add("memory", "teach agents and manage their long-term memory (over the API)"),
+        _connection,
+    )
     _admin_parsers(parsers)
     return parser

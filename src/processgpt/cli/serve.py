@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 from processgpt.agents import registry
 from processgpt.agents.task_runner import A2ATaskRunner
-from processgpt.app import _signals_stop, open_database, secret_box, worker_options
+from processgpt.app import (
+    _signals_stop,
+    open_database,
+    secret_box,
+    worker_metrics,
+    worker_options,
+)
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
 from processgpt.config import LlmSettings, McpSettings, Settings
@@ -131,7 +137,8 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
         tune_gc_for_serving()
         with _stopper(worker.stop):
-            await worker.run()
+            async with worker_metrics(settings, db):
+                await worker.run()
         return 0
     finally:
         await mcp.connections.close()

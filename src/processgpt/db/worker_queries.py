@@ -117,6 +117,13 @@ class ClaimedTask:
         return StepRef(proc_inst_id, record["activity_id"], activation, step_event)
 
     @property
+    def wait_seconds(self) -> float:
+        """How long the task waited for this claim since it was due (its ``run_at``: when it
+        was created, or when its retry backoff ended), by the database's clock."""
+        record = self.record
+        return float((record["updated_at"] - record["run_at"]).total_seconds())
+
+    @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
         form = self.record["ctx_form"]
@@ -222,9 +229,10 @@ class WorkerQueries:
         )
         return {r["id"] for r in rows}
 
-    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, TaskStatus]]:
+    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, str, TaskStatus]]:
         """Put back (or fail, once its attempts are used up) up to ``limit`` tasks whose
-        lease expired, whoever held them; each task with the state it was put in. A process
+        lease expired, whoever held them; each task with its agent and the state it was put
+        in. A process
         task failed here runs its step (an incident) in the same transaction."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch(QUERIES["recover_expired"], limit)
@@ -271,7 +279,7 @@ class WorkerQueries:
                             f"({type(exc).__name__})",
                         }
                         await conn.execute(QUERIES["mark_step_failed"], r["id"], error)
-        return [(r["id"], TaskStatus(r["status"])) for r in rows]
+        return [(r["id"], r["agent_orch"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         """Write a batch (at most one write per task) in one statement; return the tasks

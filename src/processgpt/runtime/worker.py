@@ -35,12 +35,13 @@ from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.db.workers import WorkerIdentity, WorkerRegistry
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
-from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, end_of_attempt
+from processgpt.metrics import TASKS, track_slots
+from processgpt.runtime.attempt import AttemptEnd, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
@@ -76,12 +77,17 @@ class WorkerOptions:
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
+    max_pending_tasks: int = 10_000
+    """The per-tenant pending limit (a tenant's own limit overrides it) that schedule ticks
+    are held to, as API creates are."""
 
 
 @dataclass(slots=True)
 class _Active:
     run: TaskRun
     runner: TaskRunner
+    claimed_at: float
+    """The loop's clock when the claim returned (the run time's start)."""
     task: asyncio.Task[None] | None = None
 
 
@@ -176,6 +182,11 @@ class Worker:
         """Runs holding a slot (an attempt whose last write is queued holds none)."""
         return len(self._active)
 
+    @property
+    def slots(self) -> int:
+        """Tasks the worker runs at once at most (its concurrency)."""
+        return self.options.concurrency
+
     async def run(self) -> None:
         """Serve until :meth:`stop`, then shut down gracefully and return.
 
@@ -190,9 +201,11 @@ class Worker:
             self.db.dsn, min_size=0, max_size=_POOL_SIZE, server_settings=SERVER_SETTINGS
         )
         self._queries.db = self._registry.db = pool
+        untrack = track_slots(self)
         try:
             await self._serve()
         finally:
+            untrack()
             await pool.close()
 
     async def _serve(self) -> None:
@@ -288,7 +301,13 @@ class Worker:
         processes = ProcessService(
             pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
         )
-        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), processes)
+        tasks = TaskRepository(pool)
+        loop = ScheduleLoop(
+            ScheduleRepository(pool),
+            tasks,
+            processes,
+            gate=PendingGate(tasks, self.options.max_pending_tasks),
+        )
         listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
         listener.on_reconnect(loop.wake)
         self.schedule_loop = loop
@@ -334,11 +353,14 @@ class Worker:
         """Make runs of claimed tasks (the claim loop calls this once per claim statement)."""
         loop = asyncio.get_running_loop()
         writer, active_runs, runners = self._writer, self._active, self._runners
+        now = loop.time()
+        claimed_metric = TASKS.claimed
         for claimed in tasks:
             run = TaskRun(claimed, writer, loop)
-            active = _Active(run, runners[claimed.agent_orch])
+            active = _Active(run, runners[claimed.agent_orch], now)
             active_runs[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
+            claimed_metric(claimed.agent_orch)
         self.stats["claimed"] += len(tasks)
         self.stats["claim_statements"] += 1
 
@@ -403,7 +425,7 @@ class Worker:
         run = active.run
         self._release(active)
         if end.status is None:
-            self._count(end.stat, end.note)
+            self._count(active, end.stat, end)
             return
         self._writer.finish(
             run.id,
@@ -415,23 +437,36 @@ class Worker:
             retry_delay=end.retry_delay,
             attempts=end.attempts,
             step=run.claimed.step,
-            on_done=functools.partial(self._ended, run, end),
+            on_done=functools.partial(self._ended, active, end),
         )
 
-    def _ended(self, run: TaskRun, end: AttemptEnd, outcome: WriteOutcome) -> None:
+    def _ended(self, active: _Active, end: AttemptEnd, outcome: WriteOutcome) -> None:
         """The attempt's last write committed, or was refused."""
         if outcome is WriteOutcome.FENCED_OUT:
-            self.stats["lease_lost"] += 1
+            run = active.run
+            self._count(active, "lease_lost")
             log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
         elif outcome is WriteOutcome.REFUSED:  # the writer failed the task and logged why
-            self.stats["failed"] += 1
+            self._count(active, "failed")
         else:
-            self._count(end.stat, end.note)
+            self._count(active, end.stat, end)
 
-    def _count(self, stat: str, note: Note | None) -> None:
+    def _count(self, active: _Active, stat: str, end: AttemptEnd | None = None) -> None:
+        """Count the attempt's end (``stat``) in the worker's stats and metrics; log
+        ``end``'s note."""
         self.stats[stat] += 1
-        if note is not None:
-            level, message, args = note
+        claimed = active.run.claimed
+        TASKS.attempt_ended(
+            claimed.agent_orch,
+            stat,
+            wait_seconds=claimed.wait_seconds,
+            run_seconds=active.run.loop.time() - active.claimed_at,
+            dead_lettered=end is not None and end.dead_letter,
+            # a cancellation the worker did not write (a person's) was counted by its writer
+            counted=end is None or end.status is not None,
+        )
+        if end is not None and end.note is not None:
+            level, message, args = end.note
             log.log(level, message, *args)
 
     def _stop_run(self, task_id: uuid.UUID, reason: StopReason, fence: int | None = None) -> None:

@@ -15,6 +15,8 @@ from processgpt.api.routes import (
     incidents,
     keys,
     mcp_servers,
+    memories,
+    metrics,
     orchestrators,
     process_definitions,
     processes,
@@ -27,6 +29,7 @@ from processgpt.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     tasks.router,
     processes.router,
     incidents.router,
@@ -38,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     schedules.router,
     chat.router,
     agents.router,
+    memories.router,
     mcp_servers.router,
     mcp_servers.catalog_router,
     orchestrators.router,

@@ -150,7 +150,7 @@ WITH expired AS (
     FROM expired
     WHERE t.id = expired.id
     RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, t.attempts, t.consumer,
-              t.activity_id, t.activation, t.step_event, t.error
+              t.activity_id, t.activation, t.step_event, t.error, t.agent_orch
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type, data)
     SELECT tenant_id, id, last_seq, proc_inst_id,
