@@ -20,6 +20,7 @@ from processgpt.config import (
     ProcessSettings,
     SecretSettings,
     Settings,
+    WebhookSettings,
 )
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
@@ -29,12 +30,14 @@ from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.memories import MemoryRepository
 from processgpt.db.metrics import MetricsRepository
+from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import WebhookRepository
 from processgpt.db.workers import ServedAgents, WorkerRegistry
 from processgpt.memory.embedder import configured_embedder
 from processgpt.memory.service import MemoryOptions, MemoryService
@@ -99,6 +102,10 @@ class Services:
     workers: WorkerRegistry
     served: ServedAgents
     """Whether a live worker serves an agent (the ``warnings`` of new and pending tasks)."""
+    webhooks: WebhookRepository
+    webhook_policy: NetworkPolicy
+    """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
+    notifications: NotificationRepository
     memory: MemoryService
     """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
     metrics: MetricsRepository
@@ -115,6 +122,7 @@ class Services:
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
         local_agents: frozenset[str] = frozenset(),
+        webhooks: WebhookSettings | None = None,
         memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
@@ -124,6 +132,7 @@ class Services:
         serves (``processgpt up``), never reported unserved."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        webhooks = webhooks or WebhookSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -179,6 +188,9 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate, served),
+            webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
+            webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
+            notifications=NotificationRepository(db),
             memory=memory or memory_service(db, MemorySettings()),
             metrics=MetricsRepository(db, known),
             workers=workers,

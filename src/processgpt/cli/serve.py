@@ -17,12 +17,13 @@ from processgpt.app import (
     _signals_stop,
     open_database,
     secret_box,
+    webhook_delivery,
     worker_metrics,
     worker_options,
 )
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
-from processgpt.config import LlmSettings, McpSettings, Settings
+from processgpt.config import LlmSettings, McpSettings, Settings, WebhookSettings
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.secret_box import SecretBox
@@ -134,7 +135,13 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(agents, args.executor, args.blocking, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db,
+            runners,
+            _worker_options(settings, args),
+            descriptions=descriptions,
+            webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+        )
         tune_gc_for_serving()
         with _stopper(worker.stop):
             async with worker_metrics(settings, db):
@@ -177,7 +184,13 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(names, None, None, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db,
+            runners,
+            _worker_options(settings, args),
+            descriptions=descriptions,
+            webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+        )
         # The API never reports these agents unserved: this process's worker serves them
         # (before its first `workers` row is written, too).
         api = _api_server(db, settings, mcp.settings, mcp.box, local_agents=frozenset(names))

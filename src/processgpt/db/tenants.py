@@ -18,6 +18,9 @@ class TenantInfo:
     max_pending_tasks: int | None
     """NULL: the server's default limit (``PROCESSGPT_MAX_PENDING_TASKS``)."""
     created_at: datetime
+    retention_days: int | None = None
+    """Days finished work is kept; NULL: the deployment's default
+    (``PROCESSGPT_RETENTION_DAYS``); 0: forever."""
 
 
 def _info(row: Any) -> TenantInfo:
@@ -26,6 +29,7 @@ def _info(row: Any) -> TenantInfo:
         name=row["name"],
         max_pending_tasks=row["max_pending_tasks"],
         created_at=row["created_at"],
+        retention_days=row["retention_days"],
     )
 
 
@@ -43,12 +47,24 @@ class TenantRepository:
         return _info(row)
 
     async def put(
-        self, tenant_id: str, *, max_pending_tasks: int | None = None, set_limit: bool = False
+        self,
+        tenant_id: str,
+        *,
+        max_pending_tasks: int | None = None,
+        set_limit: bool = False,
+        retention_days: int | None = None,
+        set_retention: bool = False,
     ) -> tuple[TenantInfo, bool]:
         """Create the tenant or update it; ``set_limit``: ``max_pending_tasks`` is given (None
-        then means the server default). Returns the tenant and whether it was created."""
+        then means the server default), ``set_retention`` likewise for ``retention_days``.
+        Returns the tenant and whether it was created."""
         row = await self.db.fetchrow(
-            QUERIES["upsert_tenant"], tenant_id, max_pending_tasks, set_limit
+            QUERIES["upsert_tenant"],
+            tenant_id,
+            max_pending_tasks,
+            set_limit,
+            retention_days,
+            set_retention,
         )
         assert row is not None
         return _info(row), bool(row["created"])

@@ -127,12 +127,20 @@ class TenantUpdate(BaseModel):
     max_pending_tasks: int | None = Field(
         default=None, ge=1, le=100_000_000, description="null: the server's default limit."
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=36_500,
+        description="Days finished tasks, their events and finished process instances are "
+        "kept; null: the server's default; 0: forever.",
+    )
 
 
 class TenantView(BaseModel):
     id: str
     name: str
     max_pending_tasks: int | None
+    retention_days: int | None = None
     created_at: datetime
 
 

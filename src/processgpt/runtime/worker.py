@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,11 @@ from processgpt.db.database import Database
 from processgpt.db.listen import Listener
 from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
+from processgpt.db.retention import RetentionRepository
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.db.workers import WorkerIdentity, WorkerRegistry
 from processgpt.domain.events import encode_json
@@ -46,10 +48,12 @@ from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.process_service import ProcessService
+from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.run_trace import traced_run
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
+from processgpt.runtime.webhook_delivery import DeliveryLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,9 @@ class WorkerOptions:
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
+    retention: RetentionOptions = field(default_factory=RetentionOptions)
+    """Expired finished work (:mod:`~processgpt.runtime.retention`): one pass at a time per
+    deployment, every ``retention.interval`` seconds (0: not from this worker)."""
     max_pending_tasks: int = 10_000
     """The per-tenant pending limit (a tenant's own limit overrides it) that schedule ticks
     are held to, as API creates are."""
@@ -101,7 +108,10 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         descriptions: Mapping[str, str] | None = None,
+        webhooks: Callable[[Database], DeliveryLoop] | None = None,
     ) -> None:
+        """``webhooks``: makes the webhook delivery loop on the worker's pool (None: this
+        worker sends no webhooks)."""
         if not runners:
             raise ValueError("a worker needs at least one orchestrator to run")
         self.db = db
@@ -145,6 +155,11 @@ class Worker:
         self.timers: TimerLoop | None = None
         self.schedule_loop: ScheduleLoop | None = None
         """The schedule loop, once :meth:`run` started it."""
+        self._make_webhooks = webhooks
+        self.webhooks: DeliveryLoop | None = None
+        """The webhook delivery loop, once :meth:`run` started it."""
+        self.retention: RetentionJob | None = None
+        """The retention job, once :meth:`run` started it."""
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -221,6 +236,7 @@ class Worker:
             listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
         schedules = self._schedule_loop(listener)
+        webhooks = self._webhook_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -253,6 +269,8 @@ class Worker:
                 ),
                 self._runs(),
                 schedules,
+                webhooks,
+                self._retention(),
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -313,6 +331,28 @@ class Worker:
         self.schedule_loop = loop
         return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
 
+    def _webhook_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The webhook delivery loop as a background block on the worker's pool (a no-op
+        block without ``webhooks``), woken by new deliveries and listener reconnects."""
+        if self._make_webhooks is None:
+            return contextlib.nullcontext()
+        loop = self._make_webhooks(self._queries.db)
+        listener.subscribe(WEBHOOKS_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.webhooks = loop
+        return background(loop.run(), name="webhooks", on_crash=self._on_background_crash)
+
+    def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The retention loop as a background block (a no-op block when its interval is 0), on
+        the caller's pool: a pass holds a connection for its whole length, which must never be
+        one the claims, the writer or the heartbeats wait for."""
+        if not self.options.retention.interval:
+            return contextlib.nullcontext()
+        self.retention = RetentionJob(RetentionRepository(self.db), self.options.retention)
+        return background(
+            self.retention.loop(), name="retention", on_crash=self._on_background_crash
+        )
+
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the
         runs still end or are handed back; :meth:`run` then raises the error."""
@@ -354,13 +394,16 @@ class Worker:
         loop = asyncio.get_running_loop()
         writer, active_runs, runners = self._writer, self._active, self._runners
         now = loop.time()
-        claimed_metric = TASKS.claimed
         for claimed in tasks:
             run = TaskRun(claimed, writer, loop)
             active = _Active(run, runners[claimed.agent_orch], now)
             active_runs[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
-            claimed_metric(claimed.agent_orch)
+        if len(self._orchs) == 1:
+            TASKS.claimed(self._orchs[0], len(tasks))
+        else:
+            for claimed in tasks:
+                TASKS.claimed(claimed.agent_orch)
         self.stats["claimed"] += len(tasks)
         self.stats["claim_statements"] += 1
 
@@ -540,10 +583,10 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 8
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
-process timers, and the schedule loop (its round's transaction, and a process start beside
-it)."""
+process timers, the schedule loop (its round's transaction, and a process start beside
+it), and the webhook loop (a claim, and the records of sends that end together)."""
 
 
 async def _idle() -> None:
