@@ -159,6 +159,20 @@ EVENT_WRITE_BATCH_TASKS = Histogram(
     registry=REGISTRY,
 )
 
+WEBHOOK_ATTEMPTS = _counter(
+    "processgpt_webhook_attempts",
+    "Webhook delivery attempts this process's workers made, by how they ended: delivered, "
+    "retry (to be sent again), dead (the retry schedule used up), gone (410: the endpoint "
+    "was disabled), stale (a later claim of the delivery had taken over)",
+    ("outcome",),
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "processgpt_webhook_attempt_seconds",
+    "Time of one webhook delivery attempt (connect, send, answer)",
+    buckets=FAST_BUCKETS,
+    registry=REGISTRY,
+)
+
 # -- attempts: how an attempt ended, counted once per attempt ---------------------------------
 
 OUTCOMES = (
