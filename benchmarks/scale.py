@@ -15,9 +15,9 @@ the machine does not always hit the same side:
   latency = executor start - just before the submit;
 * CPU: Postgres CPU per task during the throughput run (the server's processes, which only
   this benchmark uses): steadier than wall time on a shared machine;
-* gauges: the queue gauges' statements (pending and running by agent, the oldest pending
-  task) with 100 pending tasks, timed, and their plans checked for a sequential scan of
-  todolist.
+* gauges: the statements behind the queue gauges (the metrics snapshot every ``/metrics``
+  shows, a tenant's queue summary) with 100 pending tasks, timed, and their plans checked for
+  a sequential scan of todolist.
 
 Ratios are loaded / empty of the medians over rounds. Target (issue 15): throughput >= 1/1.2
 of the empty database's, pickup p50 and p99 <= 1.2x.
@@ -27,9 +27,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import random
 import statistics
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -48,9 +53,11 @@ from _common import (
     wait_until,
     write_results,
 )
+from process_profile import _server_with_pgss
 
 from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.db.database import Database
+from processgpt.db.sql import QUERIES
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import TaskSubmission
 from processgpt.runtime.serving import tune_gc_for_serving
@@ -83,14 +90,11 @@ FROM made CROSS JOIN generate_series(1, 3) s
 """
 
 GAUGES = {
-    "pending_by_agent": "SELECT agent_orch, count(*) FROM todolist WHERE status = 'PENDING' "
-    "GROUP BY agent_orch",
-    "running_by_agent": "SELECT agent_orch, count(*) FROM todolist WHERE status = 'IN_PROGRESS' "
-    "GROUP BY agent_orch",
-    "oldest_pending": "SELECT min(created_at) FROM todolist WHERE status = 'PENDING'",
+    "metrics_snapshot": (QUERIES["compute_metrics_snapshot"], (["noop"],)),
+    "tenant_queue_summary": (QUERIES["tenant_queue_summary"], ("default",)),
 }
-"""The queue gauges' statements as the issue describes them (O(pending) through partial
-indexes); `/metrics` reads the same shapes."""
+"""The statements behind the queue gauges: the deployment snapshot every `/metrics` shows
+(one process computes it per interval) and a tenant's queue summary (its console)."""
 
 
 async def fill(db: Database, start: int, end: int) -> float:
@@ -117,7 +121,16 @@ async def sizes_of(db: Database) -> dict[str, Any]:
     return dict(row)
 
 
-async def throughput(db: Database, n: int, concurrency: int) -> dict[str, float]:
+STATEMENTS = """
+SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS statement, calls,
+       total_exec_time AS exec_ms
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time DESC LIMIT 8
+"""
+
+
+async def throughput(db: Database, n: int, concurrency: int, statements: bool) -> dict[str, Any]:
     marker = await db.fetchval("SELECT processgpt_uuid_v7()")
     await insert_tasks(db, n, "noop")
     worker = Worker(
@@ -129,6 +142,8 @@ async def throughput(db: Database, n: int, concurrency: int) -> dict[str, float]
     async def all_done() -> bool:
         return not await has_open_tasks(db)
 
+    if statements:
+        await db.execute("SELECT pg_stat_statements_reset()")
     meter = await CpuMeter.for_server(db.dsn)
     meter.start()
     t0 = time.perf_counter()
@@ -139,6 +154,7 @@ async def throughput(db: Database, n: int, concurrency: int) -> dict[str, float]
     finally:
         worker.stop()
         await runner
+    top = [dict(r) for r in await db.fetch(STATEMENTS)] if statements else []
     done = await db.fetchval(
         "SELECT count(*) FROM todolist WHERE id >= $1 AND status = 'DONE'", marker
     )
@@ -150,6 +166,7 @@ async def throughput(db: Database, n: int, concurrency: int) -> dict[str, float]
         "rate": n / (t_end - t0),
         "worker_cpu_us_per_task": cpu["python_cpu_us_per_task"],
         "postgres_cpu_us_per_task": cpu["postgres_cpu_us_per_task"],
+        "statements": [{**t, "exec_us_per_task": t["exec_ms"] * 1000 / n} for t in top],
     }
 
 
@@ -202,12 +219,13 @@ async def gauges(db: Database) -> dict[str, Any]:
     await insert_tasks(db, 100, "nobody")  # pending: no worker serves it
     found: dict[str, Any] = {}
     try:
-        for name, sql in GAUGES.items():
-            plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN (ANALYZE) {sql}"))
+        for name, (sql, params) in GAUGES.items():
+            explained = await db.fetch(f"EXPLAIN (ANALYZE) {sql}", *params)
+            plan = "\n".join(r[0] for r in explained)
             times = []
             for _ in range(20):
                 t0 = time.perf_counter()
-                await db.fetch(sql)
+                await db.fetch(sql, *params)
                 times.append((time.perf_counter() - t0) * 1000)
             found[name] = {
                 "ms_p50": statistics.median(times),
@@ -228,7 +246,7 @@ async def _forget(db: Database, marker: Any) -> None:
 
 
 async def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
-    result = await throughput(db, args.tasks, args.concurrency)
+    result = await throughput(db, args.tasks, args.concurrency, args.statements)
     latency = await pickup(db, args.pickups, args.warmup)
     return {**result, "pickup_ms": latency}
 
@@ -238,12 +256,15 @@ async def main(args: argparse.Namespace) -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     levels: list[dict[str, Any]] = []
     async with (
-        postgres_server(args.database_url) as server,
+        _server(args) as server,
         fresh_database(server, "pgpt_scale_empty") as empty_dsn,
         fresh_database(server, "pgpt_scale_loaded") as loaded_dsn,
     ):
         empty = await open_processgpt(empty_dsn, max_size=10)
         loaded = await open_processgpt(loaded_dsn, max_size=10)
+        if args.statements:
+            for db in (empty, loaded):
+                await db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         try:
             have = 0
             for size in sizes:
@@ -286,6 +307,23 @@ async def main(args: argparse.Namespace) -> None:
             await empty.close()
             await loaded.close()
     report(levels, args, info)
+
+
+@contextlib.asynccontextmanager
+async def _server(args: argparse.Namespace) -> AsyncIterator[str]:
+    """The server: ``--database-url``'s, or an embedded one (with pg_stat_statements loaded
+    when ``--statements`` asks for the statements' times)."""
+    if args.database_url or not args.statements:
+        async with postgres_server(args.database_url) as dsn:
+            yield dsn
+        return
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    with tempfile.TemporaryDirectory(prefix="pgpt-scale-") as tmp:
+        pg = await _server_with_pgss(Path(tmp), explain=False)
+        try:
+            yield pg.dsn
+        finally:
+            await asyncio.to_thread(pg.stop)
 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -358,6 +396,8 @@ def report(levels: list[dict[str, Any]], args: argparse.Namespace, info: dict[st
         ],
         rows,
     )
+    for level in levels:
+        _print_statements(level)
     write_results(
         NAME,
         {
@@ -376,6 +416,28 @@ def report(levels: list[dict[str, Any]], args: argparse.Namespace, info: dict[st
     )
 
 
+def _print_statements(level: dict[str, Any]) -> None:
+    """The busiest statements of the last throughput run on each side, µs per task."""
+    last = {side: level["rounds"][side][-1]["statements"] for side in ("empty", "loaded")}
+    if not last["loaded"]:
+        return
+    empty = {s["statement"]: s["exec_us_per_task"] for s in last["empty"]}
+    print_table(
+        f"busiest statements at {level['finished_tasks']:,} finished tasks (last round, "
+        "pg_stat_statements exec time per task, µs)",
+        ["statement", "calls", "empty", "loaded"],
+        [
+            [
+                s["statement"],
+                s["calls"],
+                empty.get(s["statement"], float("nan")),
+                s["exec_us_per_task"],
+            ]
+            for s in last["loaded"]
+        ],
+    )
+
+
 if __name__ == "__main__":
     p = parser(__doc__, timeout=14_400)
     p.add_argument(
@@ -388,5 +450,11 @@ if __name__ == "__main__":
     p.add_argument("--pickups", type=int, default=300, help="pickups measured per run")
     p.add_argument("--warmup", type=int, default=20, help="pickups run first, not counted")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per size")
+    p.add_argument(
+        "--statements",
+        action="store_true",
+        help="load pg_stat_statements in the embedded server and print the busiest statements "
+        "of each side's last throughput run",
+    )
     arguments = p.parse_args()
     run(main(arguments), arguments.timeout)

@@ -372,13 +372,16 @@ class Worker:
         loop = asyncio.get_running_loop()
         writer, active_runs, runners = self._writer, self._active, self._runners
         now = loop.time()
-        claimed_metric = TASKS.claimed
         for claimed in tasks:
             run = TaskRun(claimed, writer, loop)
             active = _Active(run, runners[claimed.agent_orch], now)
             active_runs[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
-            claimed_metric(claimed.agent_orch)
+        if len(self._orchs) == 1:
+            TASKS.claimed(self._orchs[0], len(tasks))
+        else:
+            for claimed in tasks:
+                TASKS.claimed(claimed.agent_orch)
         self.stats["claimed"] += len(tasks)
         self.stats["claim_statements"] += 1
 
