@@ -37,6 +37,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -118,12 +119,13 @@ EVENT_WRITE_BATCH_TASKS = Histogram(
     registry=REGISTRY,
 )
 
-WEBHOOK_ATTEMPTS = _counter(
+WEBHOOK_ATTEMPTS = Counter(
     "processgpt_webhook_attempts",
     "Webhook delivery attempts this process's workers made, by how they ended: delivered, "
     "retry (to be sent again), dead (the retry schedule used up), gone (410: the endpoint "
     "was disabled), stale (a later claim of the delivery had taken over)",
     ("outcome",),
+    registry=REGISTRY,
 )
 WEBHOOK_ATTEMPT_DURATION = Histogram(
     "processgpt_webhook_attempt_seconds",
