@@ -422,3 +422,26 @@ class ContextPreparationError(ProcessGPTError):
 
 
 ERROR_STATUS[ContextPreparationError.code] = 500
+
+
+class MemoryNotFound(ProcessGPTError):
+    """No memory item with that id exists for the caller's tenant."""
+
+    code = "memory_not_found"
+
+    def __init__(self, memory_id: object) -> None:
+        super().__init__(f"memory {memory_id} not found")
+        self.memory_id = memory_id
+
+
+ERROR_STATUS[MemoryNotFound.code] = 404
+
+
+class MemoryStateConflict(InvalidTransition):
+    """A memory item is not in a state that allows the change (code ``invalid_state``)."""
+
+    def __init__(self, message: str) -> None:
+        ProcessGPTError.__init__(self, message)
+        self.task_id = None
+        self.status = ""
+        self.action = ""
