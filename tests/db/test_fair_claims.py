@@ -77,6 +77,21 @@ async def test_priorities_order_only_a_tenants_own_tasks(db: Database) -> None:
     assert [r["priority"] for r in priorities] == [1000]
 
 
+async def test_tenants_whose_tasks_all_wait_do_not_take_a_place_in_line(db: Database) -> None:
+    """Twelve tenants whose only tasks are due tomorrow, one with work now: a claim of ten
+    takes ten of its tasks (the waiting tenants would sort first: nothing running)."""
+    waiting = [f"w{i:02}" for i in range(12)]
+    await _tenants(db, *waiting, "z")
+    await db.execute(
+        """INSERT INTO todolist (tenant_id, agent_orch, run_at)
+           SELECT unnest($1::text[]), 'demo', now() + interval '1 day'""",
+        waiting,
+    )
+    await db.execute("UPDATE tenants SET weight = 1000 WHERE id = ANY($1)", waiting)
+    await _backlog(db, "z", 50)
+    assert await _claim(WorkerQueries(db), 10) == {"z": 10}
+
+
 async def test_weights_set_each_tenants_share(db: Database) -> None:
     await _tenants(db, "a", "b", "c")
     await db.execute("UPDATE tenants SET weight = 3 WHERE id = 'a'")

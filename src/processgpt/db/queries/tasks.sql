@@ -74,7 +74,19 @@ WITH RECURSIVE pending_tenants (name, tenant_id) AS (
     FROM pending_tenants p
     WHERE p.tenant_id IS NOT NULL
 ), active AS (
-    SELECT name, tenant_id FROM pending_tenants WHERE tenant_id IS NOT NULL
+    -- Tenants with a task claimable now: one whose pending tasks all wait for a later run_at
+    -- (a schedule, a retry's backoff) must not take a place in line from one that can run.
+    -- (A LATERAL with LIMIT 1, not EXISTS: the planner may turn an EXISTS into a join with
+    -- every pending task.)
+    SELECT p.name, p.tenant_id FROM pending_tenants p
+    CROSS JOIN LATERAL (
+        SELECT FROM todolist t
+        WHERE t.status = 'PENDING' AND t.agent_orch = p.name AND t.tenant_id = p.tenant_id
+          AND t.run_at <= now() AND t.attempts < t.max_attempts
+        ORDER BY t.priority DESC, t.run_at, t.id  -- the index's order: no plan scans the table
+        LIMIT 1
+    ) ready
+    WHERE p.tenant_id IS NOT NULL
 ), usage AS (
     -- Tasks each tenant has running on these orchestrators; read only when several tenants
     -- wait (a one-time filter skips the scan otherwise).
