@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,21 +14,57 @@ from processgpt.api.a2a import A2AService
 from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
-from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
+from processgpt.config import (
+    McpSettings,
+    MemorySettings,
+    ProcessSettings,
+    SecretSettings,
+    Settings,
+    WebhookSettings,
+)
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.memories import MemoryRepository
+from processgpt.db.metrics import MetricsRepository
+from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import WebhookRepository
+from processgpt.memory.embedder import configured_embedder
+from processgpt.memory.service import MemoryOptions, MemoryService
+from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
+
+
+def memory_service(db: Database, settings: MemorySettings) -> MemoryService:
+    """The memory service with the embedder ``settings`` name."""
+    key = settings.embeddings_api_key
+    embedder = configured_embedder(
+        settings.embedder,
+        url=settings.embeddings_url,
+        model=settings.embeddings_model,
+        api_key=key.get_secret_value() if key else None,
+    )
+    return MemoryService(MemoryRepository(db), embedder, memory_options(settings))
+
+
+def memory_options(settings: MemorySettings) -> MemoryOptions:
+    return MemoryOptions(
+        threshold=settings.threshold,
+        context_items=settings.context_items,
+        pinned_items=settings.pinned_items,
+        context_tokens=settings.context_tokens,
+        auto_activate=settings.auto_activate,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +98,14 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    webhooks: WebhookRepository
+    webhook_policy: NetworkPolicy
+    """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
+    notifications: NotificationRepository
+    memory: MemoryService
+    """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
+    metrics: MetricsRepository
+    """The deployment's metrics snapshot and tenants' summaries."""
 
     @classmethod
     def build(
@@ -72,6 +117,8 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        webhooks: WebhookSettings | None = None,
+        memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
@@ -79,6 +126,7 @@ class Services:
         in ``settings.data_dir``."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        webhooks = webhooks or WebhookSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -132,15 +180,26 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
+            webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
+            webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
+            notifications=NotificationRepository(db),
+            memory=memory or memory_service(db, MemorySettings()),
+            metrics=MetricsRepository(db, known),
         )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The app's lifespan: the event hub runs while the app serves; on the way out chat
-        clients hear ``GRACEFUL_DISCONNECT``, then the hub and the watch stop."""
+        """The app's lifespan: the event hub (and, when the API serves ``/metrics``, the
+        metrics snapshot loop) runs while the app serves; on the way out chat clients hear
+        ``GRACEFUL_DISCONNECT``, then the hub and the watch stop."""
         hub = asyncio.create_task(self.hub.run(), name="event-hub")
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if self.settings.metrics_on_api:
+                    await stack.enter_async_context(
+                        snapshot_refresh(self.metrics, self.settings.metrics_interval)
+                    )
+                yield
         finally:
             await self.chat_sockets.shutdown()
             hub.cancel()

@@ -6,7 +6,8 @@ By concept: :mod:`~processgpt.cli.parser` (commands, flags, help),
 :mod:`~processgpt.cli.process` (``process deploy``),
 :mod:`~processgpt.cli.process_instances` (``process start|show|list|…``, ``worklist``) and
 :mod:`~processgpt.cli.schedules` (``schedules``): over the HTTP API too,
-:mod:`~processgpt.cli.admin` (``migrate``, ``keys``, ``agents``: in the database).
+:mod:`~processgpt.cli.admin` (``migrate``, ``keys``, ``agents``, ``secrets``,
+``retention``: in the database).
 
 Every error a user can cause prints ``error: <code>: <message>`` and exits with status 2.
 """
@@ -36,10 +37,14 @@ COMMANDS: dict[str, str] = {
     "process": "processgpt.cli.process:cmd_process",
     "worklist": "processgpt.cli.process_instances:cmd_worklist",
     "schedules": "processgpt.cli.schedules:cmd_schedules",
+    "notifications": "processgpt.cli.notifications:cmd_notifications",
+    "webhooks": "processgpt.cli.notifications:cmd_webhooks",
+    "memory": "processgpt.cli.memory:cmd_memory",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",
     "secrets": "processgpt.cli.admin:cmd_secrets",
+    "retention": "processgpt.cli.admin:cmd_retention",
 }
 """Each command's function, imported when it runs: a worker never loads the HTTP client's
 modules (``websockets``), nor the task commands the worker's."""

@@ -13,10 +13,17 @@ from typing import TYPE_CHECKING
 
 from processgpt.agents import registry
 from processgpt.agents.task_runner import A2ATaskRunner
-from processgpt.app import _signals_stop, open_database, secret_box, worker_options
+from processgpt.app import (
+    _signals_stop,
+    open_database,
+    secret_box,
+    webhook_delivery,
+    worker_metrics,
+    worker_options,
+)
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
-from processgpt.config import LlmSettings, McpSettings, Settings
+from processgpt.config import LlmSettings, McpSettings, Settings, WebhookSettings
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.secret_box import SecretBox
@@ -128,10 +135,17 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(agents, args.executor, args.blocking, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db,
+            runners,
+            _worker_options(settings, args),
+            descriptions=descriptions,
+            webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+        )
         tune_gc_for_serving()
         with _stopper(worker.stop):
-            await worker.run()
+            async with worker_metrics(settings, db):
+                await worker.run()
         return 0
     finally:
         await mcp.connections.close()
@@ -170,7 +184,13 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(names, None, None, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db,
+            runners,
+            _worker_options(settings, args),
+            descriptions=descriptions,
+            webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+        )
         api = _api_server(db, settings, mcp.settings, mcp.box)
         dev_key = await _dev_api_key(db, data_dir)
         where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)

@@ -25,6 +25,7 @@ from processgpt.domain.errors import (
 )
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
+from processgpt.metrics import TASKS
 
 _TASK_FIELDS = frozenset(Task.model_fields)
 
@@ -142,7 +143,10 @@ class TaskRepository:
         proc_inst_id: uuid.UUID | None = None,
         before: tuple[datetime, uuid.UUID] | None = None,
         limit: int = 50,
+        search: str | None = None,
     ) -> list[Task]:
+        """Newest first; ``search`` keeps tasks whose query, activity name or agent holds
+        it (case-insensitive), or whose id it is."""
         rows = await self.db.fetch(
             _LIST_TASKS[status],
             tenant_id,
@@ -151,6 +155,7 @@ class TaskRepository:
             before[0] if before else None,
             before[1] if before else None,
             limit,
+            search or None,
         )
         return [to_task(r) for r in rows]
 
@@ -173,7 +178,9 @@ class TaskRepository:
 
     async def cancel(self, tenant_id: str, task_id: uuid.UUID, reason: str = "cancelled") -> Task:
         """Cancel a task that has not ended. A running executor is told at once (NOTIFY)."""
-        return await self._transition("cancel_task", "cancel", tenant_id, task_id, reason)
+        task = await self._transition("cancel_task", "cancel", tenant_id, task_id, reason)
+        TASKS.cancelled(task.agent_orch)
+        return task
 
     async def requeue(self, tenant_id: str, task_id: uuid.UUID) -> Task:
         """Queue a FAILED or CANCELLED task again, attempts reset."""

@@ -22,6 +22,9 @@ class TenantInfo:
     max_tasks_per_second: float | None
     """The most tasks of the tenant the workers start per second; NULL: no limit."""
     created_at: datetime
+    retention_days: int | None = None
+    """Days finished work is kept; NULL: the deployment's default
+    (``PROCESSGPT_RETENTION_DAYS``); 0: forever."""
 
 
 def _info(row: Any) -> TenantInfo:
@@ -32,6 +35,7 @@ def _info(row: Any) -> TenantInfo:
         weight=row["weight"],
         max_tasks_per_second=row["max_tasks_per_second"],
         created_at=row["created_at"],
+        retention_days=row["retention_days"],
     )
 
 
@@ -54,19 +58,23 @@ class TenantRepository:
         *,
         max_pending_tasks: int | None = None,
         set_limit: bool = False,
+        retention_days: int | None = None,
+        set_retention: bool = False,
         weight: int | None = None,
         max_tasks_per_second: float | None = None,
         set_rate: bool = False,
     ) -> tuple[TenantInfo, bool]:
         """Create the tenant or update it; ``set_limit``: ``max_pending_tasks`` is given (None
-        then means the server default); ``weight`` None keeps the weight; ``set_rate``:
-        ``max_tasks_per_second`` is given (None then means no limit). Returns the tenant and
-        whether it was created."""
+        then means the server default), ``set_retention`` likewise for ``retention_days``;
+        ``weight`` None keeps the weight; ``set_rate``: ``max_tasks_per_second`` is given
+        (None then means no limit). Returns the tenant and whether it was created."""
         row = await self.db.fetchrow(
             QUERIES["upsert_tenant"],
             tenant_id,
             max_pending_tasks,
             set_limit,
+            retention_days,
+            set_retention,
             weight,
             max_tasks_per_second,
             set_rate,

@@ -16,6 +16,7 @@ import asyncpg
 
 from processgpt.db.database import Database, is_transient
 from processgpt.db.process_graphs import GraphCache
+from processgpt.db.process_states import StateCache
 from processgpt.db.process_steps import StepRun, StepSettings
 from processgpt.db.process_task_ends import EndedTask, task_ended
 from processgpt.db.sql import QUERIES
@@ -116,6 +117,13 @@ class ClaimedTask:
         return StepRef(proc_inst_id, record["activity_id"], activation, step_event)
 
     @property
+    def wait_seconds(self) -> float:
+        """How long the task waited for this claim since it was due (its ``run_at``: when it
+        was created, or when its retry backoff ended), by the database's clock."""
+        record = self.record
+        return float((record["updated_at"] - record["run_at"]).total_seconds())
+
+    @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
         form = self.record["ctx_form"]
@@ -188,6 +196,7 @@ class WorkerQueries:
         self.db = db
         self.step_settings = step_settings or StepSettings()
         self.graphs = GraphCache()
+        self.states = StateCache()
         # Steps that failed to apply, by task, until their batch ran again without them.
         self._broken_steps: dict[uuid.UUID, str] = {}
         self._unbatched = False  # the next batch applies its steps one statement each
@@ -234,9 +243,10 @@ class WorkerQueries:
         )
         return {r["id"] for r in rows}
 
-    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, TaskStatus]]:
+    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, str, TaskStatus]]:
         """Put back (or fail, once its attempts are used up) up to ``limit`` tasks whose
-        lease expired, whoever held them; each task with the state it was put in. A process
+        lease expired, whoever held them; each task with its agent and the state it was put
+        in. A process
         task failed here runs its step (an incident) in the same transaction."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch(QUERIES["recover_expired"], limit)
@@ -283,7 +293,7 @@ class WorkerQueries:
                             f"({type(exc).__name__})",
                         }
                         await conn.execute(QUERIES["mark_step_failed"], r["id"], error)
-        return [(r["id"], TaskStatus(r["status"])) for r in rows]
+        return [(r["id"], r["agent_orch"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         """Write a batch (at most one write per task) in one statement; return the tasks
@@ -336,10 +346,10 @@ class WorkerQueries:
         ending = [w for w in writes if w.ends_step]
         instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
         async with self.db.transaction() as conn:
-            run = StepRun(conn, self.graphs, self.step_settings)
+            run = StepRun(conn, self.graphs, self.step_settings, states=self.states)
             batched = not self._unbatched
             if batched:
-                run.batch = StepBatch()
+                run.batch = StepBatch(self.states)
             await run.lock(instances)
             rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
             ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}

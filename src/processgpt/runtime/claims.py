@@ -9,10 +9,12 @@ under way, and the worker never holds more than its concurrency.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 
 from processgpt.db.retry import log_db_error
 from processgpt.db.worker_queries import ClaimedTask, WorkerQueries
+from processgpt.metrics import CLAIM_DURATION, CLAIM_SIZE
 
 CLAIMS_IN_FLIGHT = 2
 """Claims one worker may have under way at once while a backlog lasts."""
@@ -157,14 +159,18 @@ class ClaimLoop:
             self._poke.set()
 
     async def _claim_tasks(self, limit: int) -> list[ClaimedTask] | None:
+        started = time.perf_counter()
         try:
-            return await self._queries.claim(
+            tasks = await self._queries.claim(
                 self._orchs, limit, self._consumer, self._lease_seconds, self._max_running
             )
         except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
             log_db_error("claim", exc)
             await asyncio.sleep(min(1.0, self._poll_interval))
             return None
+        CLAIM_DURATION.observe(time.perf_counter() - started)
+        CLAIM_SIZE.observe(len(tasks))
+        return tasks
 
     async def _until_next_run_at(self, default: float) -> float:
         try:

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Callable
 
 from processgpt.db.retry import log_db_error
 from processgpt.db.worker_queries import WorkerQueries
+from processgpt.domain.task import TaskStatus
+from processgpt.metrics import TASKS
 from processgpt.runtime.background import background
 
 log = logging.getLogger(__name__)
@@ -120,5 +122,6 @@ class LeaseKeeper:
             except Exception as exc:  # noqa: BLE001 - retried at the next interval
                 log_db_error("lease recovery", exc)
                 continue
-            for task_id, status in recovered:
+            for task_id, agent, status in recovered:
+                TASKS.recovered(agent, failed=status is TaskStatus.FAILED)
                 log.warning("recovered task with expired lease task=%s now=%s", task_id, status)

@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,20 +32,25 @@ from processgpt.db.database import Database
 from processgpt.db.listen import Listener
 from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
+from processgpt.db.retention import RetentionRepository
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
-from processgpt.runtime.attempt import AttemptEnd, Note, RunResult, StopReason, end_of_attempt
+from processgpt.metrics import TASKS, track_slots
+from processgpt.runtime.attempt import AttemptEnd, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.process_service import ProcessService
+from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
+from processgpt.runtime.webhook_delivery import DeliveryLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -76,12 +81,20 @@ class WorkerOptions:
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
+    retention: RetentionOptions = field(default_factory=RetentionOptions)
+    """Expired finished work (:mod:`~processgpt.runtime.retention`): one pass at a time per
+    deployment, every ``retention.interval`` seconds (0: not from this worker)."""
+    max_pending_tasks: int = 10_000
+    """The per-tenant pending limit (a tenant's own limit overrides it) that schedule ticks
+    are held to, as API creates are."""
 
 
 @dataclass(slots=True)
 class _Active:
     run: TaskRun
     runner: TaskRunner
+    claimed_at: float
+    """The loop's clock when the claim returned (the run time's start)."""
     task: asyncio.Task[None] | None = None
 
 
@@ -95,7 +108,10 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         descriptions: Mapping[str, str] | None = None,
+        webhooks: Callable[[Database], DeliveryLoop] | None = None,
     ) -> None:
+        """``webhooks``: makes the webhook delivery loop on the worker's pool (None: this
+        worker sends no webhooks)."""
         if not runners:
             raise ValueError("a worker needs at least one orchestrator to run")
         self.db = db
@@ -137,6 +153,11 @@ class Worker:
         self.timers: TimerLoop | None = None
         self.schedule_loop: ScheduleLoop | None = None
         """The schedule loop, once :meth:`run` started it."""
+        self._make_webhooks = webhooks
+        self.webhooks: DeliveryLoop | None = None
+        """The webhook delivery loop, once :meth:`run` started it."""
+        self.retention: RetentionJob | None = None
+        """The retention job, once :meth:`run` started it."""
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -174,6 +195,11 @@ class Worker:
         """Runs holding a slot (an attempt whose last write is queued holds none)."""
         return len(self._active)
 
+    @property
+    def slots(self) -> int:
+        """Tasks the worker runs at once at most (its concurrency)."""
+        return self.options.concurrency
+
     async def run(self) -> None:
         """Serve until :meth:`stop`, then shut down gracefully and return.
 
@@ -188,9 +214,11 @@ class Worker:
             self.db.dsn, min_size=0, max_size=_POOL_SIZE, server_settings=SERVER_SETTINGS
         )
         self._queries.db = pool
+        untrack = track_slots(self)
         try:
             await self._serve()
         finally:
+            untrack()
             await pool.close()
 
     async def _serve(self) -> None:
@@ -206,6 +234,7 @@ class Worker:
             listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
         schedules = self._schedule_loop(listener)
+        webhooks = self._webhook_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -237,6 +266,8 @@ class Worker:
                 ),
                 self._runs(),
                 schedules,
+                webhooks,
+                self._retention(),
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -270,11 +301,39 @@ class Worker:
         processes = ProcessService(
             pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
         )
-        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), processes)
+        tasks = TaskRepository(pool)
+        loop = ScheduleLoop(
+            ScheduleRepository(pool),
+            tasks,
+            processes,
+            gate=PendingGate(tasks, self.options.max_pending_tasks),
+        )
         listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
         listener.on_reconnect(loop.wake)
         self.schedule_loop = loop
         return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
+
+    def _webhook_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The webhook delivery loop as a background block on the worker's pool (a no-op
+        block without ``webhooks``), woken by new deliveries and listener reconnects."""
+        if self._make_webhooks is None:
+            return contextlib.nullcontext()
+        loop = self._make_webhooks(self._queries.db)
+        listener.subscribe(WEBHOOKS_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.webhooks = loop
+        return background(loop.run(), name="webhooks", on_crash=self._on_background_crash)
+
+    def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The retention loop as a background block (a no-op block when its interval is 0), on
+        the caller's pool: a pass holds a connection for its whole length, which must never be
+        one the claims, the writer or the heartbeats wait for."""
+        if not self.options.retention.interval:
+            return contextlib.nullcontext()
+        self.retention = RetentionJob(RetentionRepository(self.db), self.options.retention)
+        return background(
+            self.retention.loop(), name="retention", on_crash=self._on_background_crash
+        )
 
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the
@@ -316,11 +375,17 @@ class Worker:
         """Make runs of claimed tasks (the claim loop calls this once per claim statement)."""
         loop = asyncio.get_running_loop()
         writer, active_runs, runners = self._writer, self._active, self._runners
+        now = loop.time()
         for claimed in tasks:
             run = TaskRun(claimed, writer, loop)
-            active = _Active(run, runners[claimed.agent_orch])
+            active = _Active(run, runners[claimed.agent_orch], now)
             active_runs[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
+        if len(self._orchs) == 1:
+            TASKS.claimed(self._orchs[0], len(tasks))
+        else:
+            for claimed in tasks:
+                TASKS.claimed(claimed.agent_orch)
         self.stats["claimed"] += len(tasks)
         self.stats["claim_statements"] += 1
 
@@ -374,7 +439,7 @@ class Worker:
         run = active.run
         self._release(active)
         if end.status is None:
-            self._count(end.stat, end.note)
+            self._count(active, end.stat, end)
             return
         self._writer.finish(
             run.id,
@@ -386,27 +451,40 @@ class Worker:
             retry_delay=end.retry_delay,
             attempts=end.attempts,
             step=run.claimed.step,
-            on_done=functools.partial(self._ended, run, end),
+            on_done=functools.partial(self._ended, active, end),
         )
 
-    def _ended(self, run: TaskRun, end: AttemptEnd, outcome: WriteOutcome) -> None:
+    def _ended(self, active: _Active, end: AttemptEnd, outcome: WriteOutcome) -> None:
         """The attempt's last write committed, or was refused."""
-        if run.claimed.agent_orch in self.options.agent_max_running:
+        if active.run.claimed.agent_orch in self.options.agent_max_running:
             # room under the orchestrator's limit, now that the end is written: tasks an
             # earlier claim had to leave may go
             self._claims.wake()
         if outcome is WriteOutcome.FENCED_OUT:
-            self.stats["lease_lost"] += 1
+            run = active.run
+            self._count(active, "lease_lost")
             log.info("lease lost task=%s attempt=%d", run.id, run.attempt)
         elif outcome is WriteOutcome.REFUSED:  # the writer failed the task and logged why
-            self.stats["failed"] += 1
+            self._count(active, "failed")
         else:
-            self._count(end.stat, end.note)
+            self._count(active, end.stat, end)
 
-    def _count(self, stat: str, note: Note | None) -> None:
+    def _count(self, active: _Active, stat: str, end: AttemptEnd | None = None) -> None:
+        """Count the attempt's end (``stat``) in the worker's stats and metrics; log
+        ``end``'s note."""
         self.stats[stat] += 1
-        if note is not None:
-            level, message, args = note
+        claimed = active.run.claimed
+        TASKS.attempt_ended(
+            claimed.agent_orch,
+            stat,
+            wait_seconds=claimed.wait_seconds,
+            run_seconds=active.run.loop.time() - active.claimed_at,
+            dead_lettered=end is not None and end.dead_letter,
+            # a cancellation the worker did not write (a person's) was counted by its writer
+            counted=end is None or end.status is not None,
+        )
+        if end is not None and end.note is not None:
+            level, message, args = end.note
             log.log(level, message, *args)
 
     def _stop_run(self, task_id: uuid.UUID, reason: StopReason, fence: int | None = None) -> None:
@@ -480,10 +558,10 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 8
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
-process timers, and the schedule loop (its round's transaction, and a process start beside
-it)."""
+process timers, the schedule loop (its round's transaction, and a process start beside
+it), and the webhook loop (a claim, and the records of sends that end together)."""
 
 
 async def _idle() -> None:

@@ -30,6 +30,7 @@ def _view(info: TenantInfo) -> TenantView:
         max_pending_tasks=info.max_pending_tasks,
         weight=info.weight,
         max_tasks_per_second=info.max_tasks_per_second,
+        retention_days=info.retention_days,
         created_at=info.created_at,
     )
 
@@ -67,6 +68,8 @@ async def put_tenant(
         weight=body.weight,
         max_tasks_per_second=body.max_tasks_per_second,
         set_rate="max_tasks_per_second" in body.model_fields_set,
+        retention_days=body.retention_days,
+        set_retention="retention_days" in body.model_fields_set,
     )
     if not created:
         response.status_code = 200
