@@ -225,6 +225,8 @@ async def console(
     page.set_default_timeout(15_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"{exc.name}: {exc.message}"))
+    # The console never uses alert()/confirm(): errors are shown inline.
+    page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
     page.on(
         "console",
         lambda msg: (
