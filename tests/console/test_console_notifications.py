@@ -22,7 +22,9 @@ async def test_a_notification_arrives_live_and_is_marked_read(
     await link.click()
     await page.get_by_role("searchbox", name="user").fill("bob@example.com")
     await page.get_by_role("searchbox", name="user").press("Enter")
-    await expect(page.locator("tbody")).to_contain_text("No notifications.")
+    mine = page.locator("tbody tr", has_text="bob@example.com")  # others are for everyone
+    await expect(page.locator("tbody tr").first).to_be_visible()
+    await expect(mine).to_have_count(0)
     before = await page.locator("#unread").text_content()
 
     # Work is assigned to bob while the page is open: it arrives without a reload.
@@ -33,16 +35,18 @@ async def test_a_notification_arrives_live_and_is_marked_read(
         )
         assert started.status_code == 201, started.text
     # The open page adds the row as the notification commits (no reload, no polling).
-    row = page.locator("tbody tr.unread")
-    await expect(row).to_have_count(1, timeout=20_000)
-    await expect(row).to_contain_text("bob@example.com")
+    await expect(mine).to_have_count(1, timeout=20_000)
+    row_id = await mine.get_attribute("data-id")
+    row = page.locator(f"tbody tr[data-id='{row_id}']")
+    await expect(row).to_have_class("unread")
+    await expect(row).to_contain_text("work assigned")
     await expect(page.locator("#unread")).to_be_visible()
     assert await page.locator("#unread").text_content() != before
     await console.shot("notifications")
 
     await row.get_by_role("button", name="Mark read").click()
-    await expect(page.locator("tbody tr.read")).to_have_count(1)
-    await expect(page.locator("tbody tr.unread")).to_have_count(0)
+    await expect(row).to_have_class("read")
+    await expect(row.get_by_role("button", name="Mark read")).to_have_count(0)
     # The row links to the work item.
-    await page.locator("tbody tr.read a").click()
+    await row.locator("a").click()
     await expect(page.locator("#task-form")).to_be_visible()
