@@ -46,7 +46,9 @@ from processgpt.metrics import TASKS, track_slots
 from processgpt.runtime.attempt import AttemptEnd, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
+from processgpt.runtime.learning import LearningLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
@@ -78,6 +80,10 @@ class WorkerOptions:
     """Agents of process steps: the judge of text conditions, the default step agent."""
     timers: bool = True
     """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
+    memory: MemoryContext | None = None
+    """Puts memory in each task's context and binds its memory tools (None: no memory)."""
+    learning: LearningLoop | None = None
+    """Turns queued feedback into memory in the background (None: not in this worker)."""
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
@@ -271,6 +277,7 @@ class Worker:
                 schedules,
                 webhooks,
                 self._retention(),
+                self._learning(),
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -308,6 +315,18 @@ class Worker:
             stopping.cancel()
         if not done:
             raise TimeoutError("the notification listener did not connect within 30 s")
+
+    def _learning(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The learning step as a background block (a no-op block without one)."""
+        learning = self.options.learning
+        if learning is None:
+            return contextlib.nullcontext()
+        return background(
+            learning.run(),
+            name="learning",
+            finish=learning.stop,
+            on_crash=self._on_background_crash,
+        )
 
     def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
         """The schedule loop as a background block on the worker's pool (a no-op block when
@@ -444,8 +463,11 @@ class Worker:
             self._release(active)
 
     async def _run_executor(self, active: _Active) -> tuple[RunResult | None, Exception | None]:
-        """Run the executor: its result, or the error that ended it (None, None: stopped)."""
+        """Prepare the run's memory, then run the executor: its result, or the error that
+        ended it (None, None: stopped)."""
         try:
+            if self.options.memory is not None:
+                await self.options.memory.prepare(active.run)
             return await active.runner.run(active.run), None
         except asyncio.CancelledError:
             if not active.run.stopped():

@@ -234,9 +234,21 @@ WITH asked AS (
 SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':' || upd.status) FROM upd;
 
 -- name: set_feedback
-UPDATE todolist SET feedback = $3::jsonb, updated_at = now()
-WHERE id = $1 AND tenant_id = $2
-RETURNING *;
+-- The feedback is stored on the task and queued for the learning step (memory_feedback) in
+-- the same statement: feedback accepted is never lost.
+WITH upd AS (
+    UPDATE todolist SET feedback = $3::jsonb, updated_at = now()
+    WHERE id = $1 AND tenant_id = $2
+    RETURNING *
+), queued AS (
+    INSERT INTO memory_feedback (tenant_id, task_id, signal, agent, proc_def_id, activity_id,
+                                 user_id, query, answer, feedback)
+    SELECT tenant_id, id, 'feedback', COALESCE(agent_profile, agent_orch), proc_def_id,
+           activity_id, user_id, left(query, 20000), COALESCE(output, draft), $3::jsonb
+    FROM upd
+    WHERE $3::jsonb IS NOT NULL AND $3::jsonb <> 'null'::jsonb
+)
+SELECT * FROM upd;
 
 -- name: register_orchestrators
 INSERT INTO orchestrators (name, description)
