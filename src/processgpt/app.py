@@ -132,6 +132,7 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "concurrency": settings.concurrency,
         "lease_seconds": settings.lease_seconds,
         "poll_interval": settings.poll_interval,
+        "agent_max_running": dict(settings.agent_max_running),
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
         "schedules": settings.schedules,

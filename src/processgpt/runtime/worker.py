@@ -70,6 +70,9 @@ class WorkerOptions:
     concurrency: int = 10
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
+    agent_max_running: Mapping[str, int] = field(default_factory=dict)
+    """The most tasks of an orchestrator running at once across all workers (the same on
+    every worker of a deployment: ``PROCESSGPT_AGENT_MAX_RUNNING``); absent: no limit."""
     shutdown_grace: float = 30.0
     flush_interval: float = 0.002
     cancel_timeout: float = 5.0
@@ -139,6 +142,7 @@ class Worker:
             consumer=opts.consumer,
             lease_seconds=opts.lease_seconds,
             poll_interval=opts.poll_interval,
+            max_running=opts.agent_max_running,
             running=lambda: len(self._active),
             start=self._start_runs,
         )
@@ -507,6 +511,10 @@ class Worker:
 
     def _ended(self, active: _Active, end: AttemptEnd, outcome: WriteOutcome) -> None:
         """The attempt's last write committed, or was refused."""
+        if active.run.claimed.agent_orch in self.options.agent_max_running:
+            # room under the orchestrator's limit, now that the end is written: tasks an
+            # earlier claim had to leave may go
+            self._claims.wake()
         if outcome is WriteOutcome.FENCED_OUT:
             run = active.run
             self._count(active, "lease_lost")
