@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROCESSGPT_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector base URL: tracing on (off when unset)",
+    )
+    service_name: str = Field(
+        default="processgpt",
+        validation_alias=AliasChoices("PROCESSGPT_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        description="service.name of this process's spans",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,

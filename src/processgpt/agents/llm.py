@@ -55,6 +55,7 @@ from a2a.server.events import EventQueue
 from a2a.types import TaskArtifactUpdateEvent, TaskState, TaskStatus, TaskStatusUpdateEvent
 from google.protobuf.struct_pb2 import Struct
 
+from processgpt import tracing
 from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
 from processgpt.agents.delegate import DELEGATE, DELEGATE_TOOL, Delegator
 from processgpt.agents.llm_conversation import (
@@ -278,6 +279,28 @@ class LlmExecutor(AgentExecutor):
         return toolset
 
     async def _complete(
+        self,
+        client: AsyncOpenAI,
+        queue: ProcessGPTEventQueue,
+        plan: TaskPlan,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+    ) -> _Step:
+        """One streamed completion (see :meth:`_completion`), in an ``llm.chat`` span when
+        tracing is on (model and token counts; never the messages)."""
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": plan.model}
+        with tracing.span("llm.chat", attributes, client=True) as span:
+            step = await self._completion(client, queue, plan, messages, tools)
+            if span is not None:
+                span.set_attribute("gen_ai.response.tool_calls", len(step.tool_calls))
+                if step.usage:
+                    span.set_attribute("gen_ai.usage.input_tokens", step.usage["prompt_tokens"])
+                    span.set_attribute(
+                        "gen_ai.usage.output_tokens", step.usage["completion_tokens"]
+                    )
+        return step
+
+    async def _completion(
         self,
         client: AsyncOpenAI,
         queue: ProcessGPTEventQueue,

@@ -35,6 +35,7 @@ from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import WebhookRepository
+from processgpt.db.workers import ServedAgents, WorkerRegistry
 from processgpt.domain.errors import Forbidden, InvalidInput
 from processgpt.domain.roles import Role
 from processgpt.runtime.process_service import ProcessService
@@ -88,6 +89,8 @@ HubDep = Annotated[EventHub, Depends(_service("hub"))]
 GateDep = Annotated[PendingGate, Depends(_service("pending_gate"))]
 SettingsDep = Annotated[Settings, Depends(_service("settings"))]
 AuthenticatorDep = Annotated[Authenticator, Depends(_service("auth"))]
+WorkersDep = Annotated[WorkerRegistry, Depends(_service("workers"))]
+ServedDep = Annotated[ServedAgents, Depends(_service("served"))]
 
 
 async def caller(

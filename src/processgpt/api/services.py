@@ -38,6 +38,7 @@ from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import WebhookRepository
+from processgpt.db.workers import ServedAgents, WorkerRegistry
 from processgpt.memory.embedder import configured_embedder
 from processgpt.memory.service import MemoryOptions, MemoryService
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
@@ -98,6 +99,9 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    workers: WorkerRegistry
+    served: ServedAgents
+    """Whether a live worker serves an agent (the ``warnings`` of new and pending tasks)."""
     webhooks: WebhookRepository
     webhook_policy: NetworkPolicy
     """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
@@ -117,13 +121,15 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        local_agents: frozenset[str] = frozenset(),
         webhooks: WebhookSettings | None = None,
         memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
         by the composition root) to ``PROCESSGPT_SECRET_KEYS`` (``secrets``) or the key file
-        in ``settings.data_dir``."""
+        in ``settings.data_dir``. ``local_agents``: the agents a worker in this same process
+        serves (``processgpt up``), never reported unserved."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
         webhooks = webhooks or WebhookSettings()
@@ -145,6 +151,8 @@ class Services:
         watch = CredentialWatch(auth)
         known = frozenset(registry.available())
         gate = PendingGate(tasks, settings.max_pending_tasks)
+        workers = WorkerRegistry(db)
+        served = ServedAgents(workers, local=local_agents)
 
         def key_revoked(prefix: str) -> None:
             auth.forget_keys()
@@ -179,12 +187,14 @@ class Services:
             chats=ChatRepository(db, gate, known_agents=known),
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
-            a2a=A2AService(tasks, hub, known, gate),
+            a2a=A2AService(tasks, hub, known, gate, served),
             webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
             webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
             notifications=NotificationRepository(db),
             memory=memory or memory_service(db, MemorySettings()),
             metrics=MetricsRepository(db, known),
+            workers=workers,
+            served=served,
         )
 
     @asynccontextmanager

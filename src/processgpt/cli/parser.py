@@ -40,6 +40,7 @@ and 'agents' work on the database (DATABASE_URL, or the embedded Postgres of the
 directory)."""
 
 _DATABASE = ("database_url", "data_dir", "pool_size", "log_level", "log_format")
+_TRACING = ("otlp_endpoint", "service_name")
 _WORKER = (
     "concurrency",
     "lease_seconds",
@@ -85,7 +86,7 @@ READS: dict[str, _Reads] = {
         (WebhookSettings, None),
     ),
     "api": (
-        (Settings, _DATABASE + _API),
+        (Settings, _DATABASE + _API + _TRACING),
         (McpSettings, None),
         (ProcessSettings, None),
         (MemorySettings, None),
@@ -93,7 +94,7 @@ READS: dict[str, _Reads] = {
         (WebhookSettings, ("allow_private", "max_per_tenant")),
     ),
     "worker": (
-        (Settings, _DATABASE + _WORKER),
+        (Settings, _DATABASE + _WORKER + _TRACING),
         (LlmSettings, None),
         (McpSettings, None),
         (DelegateSettings, None),
@@ -114,6 +115,7 @@ READS: dict[str, _Reads] = {
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
     "secrets": ((Settings, _DATABASE), (SecretSettings, ("keys",))),
+    "workers": ((Settings, _DATABASE),),
     "retention": ((Settings, (*_DATABASE, "retention_days", "retention_batch")),),
 }
 """The environment variables each command reads, by settings class and field."""
@@ -530,6 +532,11 @@ def _admin_parsers(parsers: _Parsers) -> None:
     )
     _data_dir_option(rotate, "embedded Postgres data and secret.key")
 
+    workers = parsers.add(
+        "workers", "list the worker processes, live and lost, with their agents (in the database)"
+    )
+    workers.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _data_dir_option(workers, "embedded Postgres data")
     retention = parsers.add(
         "retention",
         "delete finished tasks, their events and finished processes past their tenant's "

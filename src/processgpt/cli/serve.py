@@ -191,7 +191,9 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             descriptions=descriptions,
             webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
         )
-        api = _api_server(db, settings, mcp.settings, mcp.box)
+        # The API never reports these agents unserved: this process's worker serves them
+        # (before its first `workers` row is written, too).
+        api = _api_server(db, settings, mcp.settings, mcp.box, local_agents=frozenset(names))
         dev_key = await _dev_api_key(db, data_dir)
         where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
 
@@ -245,13 +247,20 @@ async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
         await db.close()
 
 
-def _api_server(db: Database, settings: Settings, mcp: McpSettings, box: SecretBox) -> ApiServer:
+def _api_server(
+    db: Database,
+    settings: Settings,
+    mcp: McpSettings,
+    box: SecretBox,
+    *,
+    local_agents: frozenset[str] = frozenset(),
+) -> ApiServer:
     # Imported here: a worker process never loads the web stack (it costs ~15 MB of RSS).
     from processgpt.api.app import create_app  # noqa: PLC0415
     from processgpt.api.server import ApiServer  # noqa: PLC0415
 
     return ApiServer(
-        create_app(db, settings, mcp=mcp, box=box),
+        create_app(db, settings, mcp=mcp, box=box, local_agents=local_agents),
         settings.api_host,
         settings.api_port,
         keep_alive=settings.api_keep_alive,

@@ -410,10 +410,6 @@ class WorkerQueries:
         """Register the orchestrators a worker serves (name → description), seen now."""
         await self.db.execute(QUERIES["register_orchestrators"], list(names), list(names.values()))
 
-    async def touch_orchestrators(self, names: list[str]) -> None:
-        """Mark the orchestrators a running worker serves as seen now (its presence)."""
-        await self.db.execute(QUERIES["touch_orchestrators"], names)
-
 
 def _batch_args(writes: list[TaskWrite]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """``apply_batch``'s two arrays of records: one per task, one per event."""

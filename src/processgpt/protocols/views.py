@@ -12,6 +12,10 @@ from processgpt.domain.events import Event
 from processgpt.domain.roles import Role
 from processgpt.domain.task import Task
 
+WARNING_HEADER = "X-ProcessGPT-Warning"
+"""The response header that repeats each of a created task's ``warnings`` (one header per
+warning). Not RFC 7234's ``Warning``, which RFC 9111 made obsolete."""
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="A stable error code (see the error table).")
@@ -73,6 +77,22 @@ class OrchestratorView(BaseModel):
     registered_at: datetime
     last_seen_at: datetime
     online: bool
+
+
+class WorkerView(BaseModel):
+    """A worker process as its ``workers`` row says. ``lost``: no heartbeat for 30 s (it was
+    killed, froze, or its host is gone); lost rows are deleted after an hour."""
+
+    id: str = Field(description="The worker's consumer name (`consumer` of the tasks it runs).")
+    host: str
+    pid: int
+    version: str
+    agents: list[str] = Field(description="The agents (orchestrators) it serves.")
+    slots: int = Field(description="Tasks it runs at once at most (its concurrency).")
+    slots_in_use: int = Field(description="Tasks it was running at its last heartbeat.")
+    started_at: datetime
+    last_heartbeat_at: datetime
+    lost: bool
 
 
 class KeyCreate(BaseModel):

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processgpt import logs, tracing
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
 from processgpt.db.process_instances import ProcessInstances
@@ -38,6 +39,7 @@ from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
+from processgpt.db.workers import WorkerIdentity, WorkerRegistry
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
 from processgpt.metrics import TASKS, track_slots
@@ -48,6 +50,7 @@ from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
+from processgpt.runtime.run_trace import traced_run
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
 from processgpt.runtime.webhook_delivery import DeliveryLoop
@@ -133,9 +136,12 @@ class Worker:
             running=lambda: len(self._active),
             start=self._start_runs,
         )
+        self.identity = WorkerIdentity.of_this_process(opts.consumer, self._orchs, opts.concurrency)
+        """What the worker's ``workers`` row says about it."""
+        self._registry = WorkerRegistry(db)  # on the worker's own pool once run() opens it
         self._leases = LeaseKeeper(
             self._queries,
-            self._orchs,
+            self._beat,
             lease_seconds=opts.lease_seconds,
             recovery_interval=opts.poll_interval,
             presence_interval=opts.presence_interval,
@@ -209,7 +215,7 @@ class Worker:
         pool = await Database.connect(
             self.db.dsn, min_size=0, max_size=_POOL_SIZE, server_settings=SERVER_SETTINGS
         )
-        self._queries.db = pool
+        self._queries.db = self._registry.db = pool
         untrack = track_slots(self)
         try:
             await self._serve()
@@ -237,6 +243,7 @@ class Worker:
             ),
             what="registering the orchestrators",
         )
+        await retry_transient(self._beat, what="registering the worker")
         log.info(
             "worker started consumer=%s agents=%s concurrency=%d",
             self.options.consumer,
@@ -269,7 +276,22 @@ class Worker:
                 self.started.set()
                 await self._claims.run()  # returns once stop() was called
         finally:
+            await self._deregister()
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    async def _beat(self) -> None:
+        """The worker's presence beat (see :mod:`~processgpt.runtime.lease`)."""
+        await self._registry.beat(self.identity, len(self._active))
+
+    async def _deregister(self) -> None:
+        """Delete the worker's row; if that fails, the row shows as lost and is cleaned up
+        by the other workers later (see :mod:`~processgpt.db.workers`)."""
+        try:
+            await asyncio.wait_for(self._registry.deregister(self.identity.id), _DEREGISTER_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway; the row will show as lost
+            log.warning(
+                "worker not deregistered consumer=%s error=%s", self.identity.id, type(exc).__name__
+            )
 
     async def _listening(self, listener: Listener) -> None:
         """Wait until the listener is connected (at most 30 s), or until a stop is asked for:
@@ -399,14 +421,13 @@ class Worker:
         error: Exception | None = None
         try:
             if not run.stopped():  # else stopped before it started
-                try:
-                    result = await active.runner.run(run)
-                except asyncio.CancelledError:
-                    if not run.stopped():
-                        raise
-                    _uncancel()  # we cancelled it to stop its executor; it goes on to end
-                except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
-                    error = exc
+                if tracing.enabled():
+                    result, error = await traced_run(run, lambda: self._run_executor(active))
+                else:
+                    claimed = run.claimed
+                    trace_id = tracing.trace_id_of(claimed.record["traceparent"])
+                    logs.bind_task(run.id_str, claimed.proc_inst_id, trace_id)
+                    result, error = await self._run_executor(active)
             self._end(
                 active,
                 end_of_attempt(
@@ -421,6 +442,18 @@ class Worker:
             )
         finally:
             self._release(active)
+
+    async def _run_executor(self, active: _Active) -> tuple[RunResult | None, Exception | None]:
+        """Run the executor: its result, or the error that ended it (None, None: stopped)."""
+        try:
+            return await active.runner.run(active.run), None
+        except asyncio.CancelledError:
+            if not active.run.stopped():
+                raise
+            _uncancel()  # we cancelled it to stop its executor; it goes on to end
+            return None, None
+        except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
+            return None, exc
 
     def _release(self, active: _Active) -> None:
         """Free the run's slot (at most once: a later claim of the same task keeps its own)."""
@@ -560,6 +593,9 @@ async def _idle() -> None:
     """Stands in for a loop the worker does not run."""
     await asyncio.Event().wait()
 
+
+_DEREGISTER_SECONDS = 5.0
+"""How long a stopping worker tries to delete its ``workers`` row."""
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the

@@ -25,6 +25,7 @@ from processgpt.api.routes import (
     tasks,
     tenants,
     webhooks,
+    workers,
     worklist,
 )
 
@@ -48,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     mcp_servers.router,
     mcp_servers.catalog_router,
     orchestrators.router,
+    workers.router,
     keys.router,
     tenants.router,
     a2a.router,

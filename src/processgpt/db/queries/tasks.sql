@@ -4,8 +4,9 @@
 WITH ins AS (
     INSERT INTO todolist (tenant_id, agent_orch, query, input, priority, run_at, max_attempts,
                           idempotency_key, proc_inst_id, activity_id, activity_name, user_id,
-                          tool, description, agent_profile)
-    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14, $15
+                          tool, description, agent_profile, traceparent, tracestate)
+    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14, $15,
+           $16, $17
     WHERE $9::uuid IS NULL
        OR EXISTS (SELECT 1 FROM bpm_proc_inst p WHERE p.proc_inst_id = $9 AND p.tenant_id = $1)
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -241,11 +242,6 @@ RETURNING *;
 INSERT INTO orchestrators (name, description)
 SELECT * FROM unnest($1::text[], $2::text[])
 ON CONFLICT (name) DO UPDATE SET last_seen_at = now(), description = EXCLUDED.description;
-
--- name: touch_orchestrators
--- Presence: a running worker marks the orchestrators it serves as seen (from its heartbeat,
--- at most every few seconds).
-UPDATE orchestrators SET last_seen_at = now() WHERE name = ANY ($1::text[]);
 
 -- name: orchestrator_exists
 SELECT EXISTS (SELECT 1 FROM orchestrators WHERE name = $1);
