@@ -14,9 +14,12 @@ from types import TracebackType
 from typing import Any
 
 from processgpt.agents import registry
+from processgpt.agents.lessons import LlmLessonExtractor
 from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.config import (
+    LlmSettings,
     McpSettings,
+    MemorySettings,
     ProcessSettings,
     SecretSettings,
     Settings,
@@ -25,6 +28,7 @@ from processgpt.config import (
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.follow import follow_task
+from processgpt.db.memory_feedback import FeedbackQueue
 from processgpt.db.metrics import MetricsRepository
 from processgpt.db.migrate import migrate
 from processgpt.db.process_steps import StepSettings
@@ -35,13 +39,16 @@ from processgpt.domain.errors import InvalidConfiguration
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
 from processgpt.domain.webhooks import parse_schedule
+from processgpt.memory.configured import memory_service
 from processgpt.metrics import serve_metrics
+from processgpt.runtime.learning import LearningLoop, LearningOptions
+from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.retention import RetentionOptions
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.webhook_delivery import DeliveryLoop
-from processgpt.runtime.worker import Worker, WorkerOptions
+from processgpt.runtime.worker import Worker, WorkerOptions, default_consumer
 from processgpt.tools.executor_view import ExecutorMcpView
 from processgpt.tools.netguard import NetworkPolicy
 from processgpt.tools.webhook_http import HttpSender
@@ -88,6 +95,28 @@ def process_step_settings(process: ProcessSettings | None = None) -> StepSetting
     return StepSettings(judge_agent=process.judge_agent, default_agent=process.default_agent)
 
 
+def worker_memory(
+    db: Database, llm: LlmSettings | None, memory: MemorySettings | None = None
+) -> dict[str, Any]:
+    """The memory of a worker's tasks and its learning step, as ``WorkerOptions`` fields:
+    none with ``PROCESSGPT_MEMORY_EMBEDDER=none``; no learning step without a model endpoint
+    (``llm``) or with ``PROCESSGPT_MEMORY_LEARNING=false``."""
+    memory = memory or MemorySettings()
+    if memory.embedder == "none":
+        return {}
+    service = memory_service(db, memory)
+    fields: dict[str, Any] = {"memory": MemoryContext(service)}
+    if memory.learning and llm is not None and llm.configured:
+        extractor = LlmLessonExtractor(llm, model=memory.learning_agent_model)
+        fields["learning"] = LearningLoop(
+            FeedbackQueue(db),
+            service,
+            extractor,
+            LearningOptions(consumer=default_consumer(), auto_activate=memory.auto_activate),
+        )
+    return fields
+
+
 def retention_options(settings: Settings) -> RetentionOptions:
     """The retention job's options (``PROCESSGPT_RETENTION_*``), for workers and the CLI."""
     return RetentionOptions(
@@ -103,6 +132,7 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "concurrency": settings.concurrency,
         "lease_seconds": settings.lease_seconds,
         "poll_interval": settings.poll_interval,
+        "agent_max_running": dict(settings.agent_max_running),
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
         "schedules": settings.schedules,

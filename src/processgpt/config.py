@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, StringConstraints
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(
         default=1.0, gt=0, description="fallback poll and lease-recovery interval, seconds"
+    )
+    agent_max_running: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")],
+        Annotated[int, Field(ge=1, le=1_000_000)],
+    ] = Field(
+        default_factory=dict,
+        description='most tasks of an agent running at once, all workers: {"llm": 20}',
+        json_schema_extra={"shown_default": "{} (no limit)"},
     )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="seconds running tasks get to finish on SIGTERM"

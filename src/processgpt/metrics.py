@@ -37,6 +37,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -115,6 +116,21 @@ EVENT_WRITE_BATCH_TASKS = Histogram(
     "processgpt_event_write_batch_tasks",
     "Tasks whose writes one committed batch of the worker's writer carried",
     buckets=SIZE_BUCKETS,
+    registry=REGISTRY,
+)
+
+WEBHOOK_ATTEMPTS = Counter(
+    "processgpt_webhook_attempts",
+    "Webhook delivery attempts this process's workers made, by how they ended: delivered, "
+    "retry (to be sent again), dead (the retry schedule used up), gone (410: the endpoint "
+    "was disabled), stale (a later claim of the delivery had taken over)",
+    ("outcome",),
+    registry=REGISTRY,
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "processgpt_webhook_attempt_seconds",
+    "Time of one webhook delivery attempt (connect, send, answer)",
+    buckets=FAST_BUCKETS,
     registry=REGISTRY,
 )
 

@@ -24,6 +24,7 @@ from standardwebhooks import Webhook
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
 from processgpt.domain.roles import Role
+from tests.acceptance.test_metrics import _free_port, parse, value
 from tests.api.conftest import start_api
 from tests.api.test_tasks_api import error_code
 from tests.support import ProcessGPTProcess, StartProcess, wait_until
@@ -145,13 +146,29 @@ async def test_an_endpoint_gets_signed_deliveries_of_the_types_it_asked_for(setu
 
 
 async def test_failures_are_retried_with_the_same_webhook_id(setup: Setup) -> None:
+    port = _free_port()
     with webhook_receiver() as receiver:
         receiver.answer(500, (429, {"Retry-After": "1"}), 200)
-        await setup.worker()
+        await setup.worker(PROCESSGPT_METRICS_PORT=str(port), PROCESSGPT_METRICS_INTERVAL="0.2")
         async with setup.client() as client:
             endpoint = await make_endpoint(client, receiver.url, event_types=["task.completed"])
             await submit(client)
             items = await settled(client, endpoint["id"])
+            # The worker counted each attempt by how it ended; the deployment gauges show
+            # nothing left to send.
+            async with httpx.AsyncClient(timeout=10) as scraper:
+
+                async def scraped() -> dict[Any, float] | None:
+                    text = (await scraper.get(f"http://127.0.0.1:{port}/metrics")).text
+                    samples = parse(text)
+                    attempts = "processgpt_webhook_attempts_total"
+                    done = value(samples, attempts, outcome="delivered") == 1
+                    return samples if done else None
+
+                samples = await wait_until(scraped, timeout=10, interval=0.2)
+        assert value(samples, "processgpt_webhook_attempts_total", outcome="retry") == 2
+        assert ("processgpt_webhook_deliveries_pending", ()) in samples
+        assert value(samples, "processgpt_webhook_attempt_seconds_count") == 3
         delivery = items[0]
         assert delivery["status"] == "DELIVERED" and delivery["attempts"] == 3
         assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 429, 200]

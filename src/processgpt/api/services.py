@@ -28,7 +28,6 @@ from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
-from processgpt.db.memories import MemoryRepository
 from processgpt.db.metrics import MetricsRepository
 from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
@@ -39,33 +38,11 @@ from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import WebhookRepository
 from processgpt.db.workers import ServedAgents, WorkerRegistry
-from processgpt.memory.embedder import configured_embedder
-from processgpt.memory.service import MemoryOptions, MemoryService
+from processgpt.memory.configured import memory_service
+from processgpt.memory.service import MemoryService
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
-
-
-def memory_service(db: Database, settings: MemorySettings) -> MemoryService:
-    """The memory service with the embedder ``settings`` name."""
-    key = settings.embeddings_api_key
-    embedder = configured_embedder(
-        settings.embedder,
-        url=settings.embeddings_url,
-        model=settings.embeddings_model,
-        api_key=key.get_secret_value() if key else None,
-    )
-    return MemoryService(MemoryRepository(db), embedder, memory_options(settings))
-
-
-def memory_options(settings: MemorySettings) -> MemoryOptions:
-    return MemoryOptions(
-        threshold=settings.threshold,
-        context_items=settings.context_items,
-        pinned_items=settings.pinned_items,
-        context_tokens=settings.context_tokens,
-        auto_activate=settings.auto_activate,
-    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -45,6 +45,7 @@ _WORKER = (
     "concurrency",
     "lease_seconds",
     "poll_interval",
+    "agent_max_running",
     "shutdown_grace",
     "flush_interval",
     "schedules",

@@ -18,6 +18,7 @@ from processgpt.app import (
     open_database,
     secret_box,
     webhook_delivery,
+    worker_memory,
     worker_metrics,
     worker_options,
 )
@@ -99,12 +100,15 @@ def _share_database_url(db: Database) -> None:
     os.environ.setdefault("DATABASE_URL", db.dsn)
 
 
-def _worker_options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
+def _worker_options(
+    settings: Settings, args: argparse.Namespace, db: Database, llm: LlmSettings
+) -> WorkerOptions:
     return worker_options(
         settings,
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         shutdown_grace=args.shutdown_grace,
+        **worker_memory(db, llm),
     )
 
 
@@ -138,7 +142,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         worker = Worker(
             db,
             runners,
-            _worker_options(settings, args),
+            _worker_options(settings, args, db, llm),
             descriptions=descriptions,
             webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
         )
@@ -187,7 +191,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         worker = Worker(
             db,
             runners,
-            _worker_options(settings, args),
+            _worker_options(settings, args, db, llm),
             descriptions=descriptions,
             webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
         )

@@ -121,11 +121,25 @@ class TenantUpdate(BaseModel):
     """Operator settings of a tenant; absent fields are kept."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"max_pending_tasks": 5000}]}
+        extra="forbid", json_schema_extra={"examples": [{"max_pending_tasks": 5000, "weight": 2}]}
     )
 
     max_pending_tasks: int | None = Field(
         default=None, ge=1, le=100_000_000, description="null: the server's default limit."
+    )
+    weight: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="The tenant's share of the workers while several tenants wait (a tenant "
+        "of weight 3 gets three tasks started for one of a tenant of weight 1). Default 1.",
+    )
+    max_tasks_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="The most of the tenant's tasks the workers start per second (bursts up "
+        "to one second's worth); null: no limit.",
     )
     retention_days: int | None = Field(
         default=None,
@@ -140,6 +154,8 @@ class TenantView(BaseModel):
     id: str
     name: str
     max_pending_tasks: int | None
+    weight: int
+    max_tasks_per_second: float | None
     retention_days: int | None = None
     created_at: datetime
 

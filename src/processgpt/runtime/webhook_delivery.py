@@ -26,6 +26,7 @@ from typing import Protocol
 from processgpt.db.retry import log_db_error, retry_transient
 from processgpt.db.webhooks import ClaimedDelivery, WebhookRepository
 from processgpt.domain.webhooks import AttemptResult, Verdict, decide
+from processgpt.metrics import WEBHOOK_ATTEMPT_DURATION, WEBHOOK_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,10 @@ class DeliveryLoop:
             lambda: self._repo.record(delivery, result, decision, at),
             what="recording a webhook delivery",
         )
-        self.stats["stale" if not recorded else decision.verdict.value] += 1
+        outcome = decision.verdict.value if recorded else "stale"
+        self.stats[outcome] += 1
+        WEBHOOK_ATTEMPTS.labels(outcome).inc()
+        WEBHOOK_ATTEMPT_DURATION.observe(result.duration_ms / 1000)
         log.log(
             logging.INFO if decision.verdict is not Verdict.DELIVERED else logging.DEBUG,
             "webhook attempt delivery=%s endpoint=%s tenant=%s event=%s attempt=%d result=%s "

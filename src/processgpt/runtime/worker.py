@@ -46,7 +46,9 @@ from processgpt.metrics import TASKS, track_slots
 from processgpt.runtime.attempt import AttemptEnd, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
+from processgpt.runtime.learning import LearningLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
@@ -68,6 +70,9 @@ class WorkerOptions:
     concurrency: int = 10
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
+    agent_max_running: Mapping[str, int] = field(default_factory=dict)
+    """The most tasks of an orchestrator running at once across all workers (the same on
+    every worker of a deployment: ``PROCESSGPT_AGENT_MAX_RUNNING``); absent: no limit."""
     shutdown_grace: float = 30.0
     flush_interval: float = 0.002
     cancel_timeout: float = 5.0
@@ -78,6 +83,10 @@ class WorkerOptions:
     """Agents of process steps: the judge of text conditions, the default step agent."""
     timers: bool = True
     """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
+    memory: MemoryContext | None = None
+    """Puts memory in each task's context and binds its memory tools (None: no memory)."""
+    learning: LearningLoop | None = None
+    """Turns queued feedback into memory in the background (None: not in this worker)."""
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
@@ -133,6 +142,7 @@ class Worker:
             consumer=opts.consumer,
             lease_seconds=opts.lease_seconds,
             poll_interval=opts.poll_interval,
+            max_running=opts.agent_max_running,
             running=lambda: len(self._active),
             start=self._start_runs,
         )
@@ -271,6 +281,7 @@ class Worker:
                 schedules,
                 webhooks,
                 self._retention(),
+                self._learning(),
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -308,6 +319,18 @@ class Worker:
             stopping.cancel()
         if not done:
             raise TimeoutError("the notification listener did not connect within 30 s")
+
+    def _learning(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The learning step as a background block (a no-op block without one)."""
+        learning = self.options.learning
+        if learning is None:
+            return contextlib.nullcontext()
+        return background(
+            learning.run(),
+            name="learning",
+            finish=learning.stop,
+            on_crash=self._on_background_crash,
+        )
 
     def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
         """The schedule loop as a background block on the worker's pool (a no-op block when
@@ -445,8 +468,11 @@ class Worker:
             self._release(active)
 
     async def _run_executor(self, active: _Active) -> tuple[RunResult | None, Exception | None]:
-        """Run the executor: its result, or the error that ended it (None, None: stopped)."""
+        """Prepare the run's memory, then run the executor: its result, or the error that
+        ended it (None, None: stopped)."""
         try:
+            if self.options.memory is not None:
+                await self.options.memory.prepare(active.run)
             return await active.runner.run(active.run), None
         except asyncio.CancelledError:
             if not active.run.stopped():
@@ -486,6 +512,10 @@ class Worker:
 
     def _ended(self, active: _Active, end: AttemptEnd, outcome: WriteOutcome) -> None:
         """The attempt's last write committed, or was refused."""
+        if active.run.claimed.agent_orch in self.options.agent_max_running:
+            # room under the orchestrator's limit, now that the end is written: tasks an
+            # earlier claim had to leave may go
+            self._claims.wake()
         if outcome is WriteOutcome.FENCED_OUT:
             run = active.run
             self._count(active, "lease_lost")
