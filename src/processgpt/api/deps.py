@@ -35,6 +35,7 @@ from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.domain.errors import Forbidden, InvalidInput
 from processgpt.domain.roles import Role
+from processgpt.files.service import FileService
 from processgpt.runtime.process_service import ProcessService
 
 _bearer = HTTPBearer(
@@ -84,6 +85,7 @@ HubDep = Annotated[EventHub, Depends(_service("hub"))]
 GateDep = Annotated[PendingGate, Depends(_service("pending_gate"))]
 SettingsDep = Annotated[Settings, Depends(_service("settings"))]
 AuthenticatorDep = Annotated[Authenticator, Depends(_service("auth"))]
+FilesDep = Annotated[FileService, Depends(_service("files"))]
 
 
 async def caller(

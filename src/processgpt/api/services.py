@@ -13,11 +13,19 @@ from processgpt.api.a2a import A2AService
 from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
-from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
+from processgpt.config import (
+    FileSettings,
+    McpSettings,
+    ProcessSettings,
+    SecretSettings,
+    Settings,
+)
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
+from processgpt.db.embedded import default_data_dir
+from processgpt.db.files import FileRepository
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
@@ -26,6 +34,7 @@ from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.files.service import LINK_PURPOSE, FileService, open_storage
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
 
@@ -61,6 +70,8 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    files: FileService
+    """Files: bytes in the configured storage, metadata in ``files``, signed links."""
 
     @classmethod
     def build(
@@ -72,6 +83,7 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        files: FileSettings | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
@@ -79,6 +91,7 @@ class Services:
         in ``settings.data_dir``."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        files = files or FileSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -132,6 +145,7 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
+            files=file_service(db, settings, files, box),
         )
 
     @asynccontextmanager
@@ -146,3 +160,12 @@ class Services:
             hub.cancel()
             await asyncio.gather(hub, return_exceptions=True)
             await self.watch.aclose()
+
+
+def file_service(
+    db: Database, settings: Settings, files: FileSettings, box: SecretBox
+) -> FileService:
+    """The files of a process: its storage, and links signed with a key derived from the
+    deployment's secret keys."""
+    storage = open_storage(files, settings.data_dir or default_data_dir())
+    return FileService(FileRepository(db), storage, files, lambda: box.derived_keys(LINK_PURPOSE))

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 from processgpt.config import (
     ClientSettings,
     DelegateSettings,
+    FileSettings,
     LlmSettings,
     McpSettings,
     ProcessSettings,
@@ -67,12 +68,14 @@ READS: dict[str, _Reads] = {
         (DelegateSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
+        (FileSettings, None),
     ),
     "api": (
         (Settings, _DATABASE + _API),
         (McpSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
+        (FileSettings, None),
     ),
     "worker": (
         (Settings, _DATABASE + _WORKER),
@@ -81,6 +84,7 @@ READS: dict[str, _Reads] = {
         (DelegateSettings, None),
         (ProcessSettings, None),
         (SecretSettings, ("keys",)),
+        (FileSettings, None),
     ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),

@@ -16,7 +16,7 @@ from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.app import _signals_stop, open_database, secret_box, worker_options
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
-from processgpt.config import LlmSettings, McpSettings, Settings
+from processgpt.config import FileSettings, LlmSettings, McpSettings, Settings
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.secret_box import SecretBox
@@ -231,7 +231,7 @@ def _api_server(db: Database, settings: Settings, mcp: McpSettings, box: SecretB
     from processgpt.api.server import ApiServer  # noqa: PLC0415
 
     return ApiServer(
-        create_app(db, settings, mcp=mcp, box=box),
+        create_app(db, settings, mcp=mcp, box=box, files=load_settings(FileSettings)),
         settings.api_host,
         settings.api_port,
         keep_alive=settings.api_keep_alive,
