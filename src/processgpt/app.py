@@ -13,9 +13,9 @@ from types import TracebackType
 from typing import Any
 
 from processgpt.agents.task_runner import A2ATaskRunner
-from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
+from processgpt.config import FileSettings, McpSettings, ProcessSettings, SecretSettings, Settings
 from processgpt.db.database import Database, redact_dsn
-from processgpt.db.embedded import EmbeddedPostgres
+from processgpt.db.embedded import EmbeddedPostgres, default_data_dir
 from processgpt.db.follow import follow_task
 from processgpt.db.migrate import migrate
 from processgpt.db.process_steps import StepSettings
@@ -23,6 +23,7 @@ from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
+from processgpt.files.service import FileService
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
@@ -182,7 +183,8 @@ class AgentServer:
         self.settings = Settings()
         if database_url:
             self.settings = self.settings.model_copy(update={"database_url": database_url})
-        view = ExecutorMcpView.of(McpSettings(), secret_box(self.settings))
+        self._box = secret_box(self.settings)
+        view = ExecutorMcpView.of(McpSettings(), self._box)
         self.runners: dict[str, TaskRunner] = {
             agent_type: A2ATaskRunner(executor, blocking=blocking, mcp_view=view)
         }
@@ -198,6 +200,12 @@ class AgentServer:
             pool_size=max(self.settings.pool_size, 4),
         )
         try:
+            files = FileService.configured(
+                db, FileSettings(), self.settings.data_dir or default_data_dir(), self._box
+            )
+            for runner in self.runners.values():
+                if isinstance(runner, A2ATaskRunner) and runner.files is None:
+                    runner.files = files
             self._worker = Worker(db, self.runners, self._options)
             tune_gc_for_serving()
             if self._stop_requested:

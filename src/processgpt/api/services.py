@@ -25,7 +25,6 @@ from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.embedded import default_data_dir
-from processgpt.db.files import FileRepository
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
@@ -34,7 +33,7 @@ from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
-from processgpt.files.service import LINK_PURPOSE, FileService, open_storage
+from processgpt.files.service import FileService
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
 
@@ -145,7 +144,7 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
-            files=file_service(db, settings, files, box),
+            files=FileService.configured(db, files, settings.data_dir or default_data_dir(), box),
         )
 
     @asynccontextmanager
@@ -160,12 +159,3 @@ class Services:
             hub.cancel()
             await asyncio.gather(hub, return_exceptions=True)
             await self.watch.aclose()
-
-
-def file_service(
-    db: Database, settings: Settings, files: FileSettings, box: SecretBox
-) -> FileService:
-    """The files of a process: its storage, and links signed with a key derived from the
-    deployment's secret keys."""
-    storage = open_storage(files, settings.data_dir or default_data_dir())
-    return FileService(FileRepository(db), storage, files, lambda: box.derived_keys(LINK_PURPOSE))

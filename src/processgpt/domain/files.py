@@ -252,6 +252,24 @@ def parse_file_ids(value: Any, field: str) -> list[uuid.UUID]:
     return ids
 
 
+def named_file_ids(task_input: Any) -> list[uuid.UUID]:
+    """The file ids a task's input names (``files``, and a chat message's ``attachments``
+    that are file ids); anything else in those lists is ignored."""
+    if not isinstance(task_input, dict):
+        return []
+    found: list[uuid.UUID] = []
+    for key in ("files", "attachments"):
+        values = task_input.get(key)
+        for value in values if isinstance(values, list) else []:
+            try:
+                parsed = uuid.UUID(value) if isinstance(value, str) else None
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed not in found:
+                found.append(parsed)
+    return found
+
+
 # -- signed links ------------------------------------------------------------------------
 
 

@@ -18,10 +18,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from processgpt.config import FileSettings
+from processgpt.db.database import Database
 from processgpt.db.files import FileRepository, NewFile, StoredFile
+from processgpt.db.secret_box import SecretBox
 from processgpt.domain.errors import (
     FileNotFound,
     FileTooLarge,
@@ -97,6 +100,19 @@ class FileService:
         self.max_bytes = settings.max_bytes
         self.allowed = settings.allowed()
         self._link_keys = link_keys
+
+    @classmethod
+    def configured(
+        cls, db: Database, settings: FileSettings, data_dir: Path, box: SecretBox
+    ) -> FileService:
+        """The files of a process: the storage ``settings`` name, links signed with a key
+        derived from the deployment's secret keys (``box``)."""
+        return cls(
+            FileRepository(db),
+            open_storage(settings, data_dir),
+            settings,
+            lambda: box.derived_keys(LINK_PURPOSE),
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -228,15 +244,31 @@ class FileService:
 
     # -- signed links ----------------------------------------------------------------------
 
-    def link(self, info: FileInfo, base_url: str, seconds: int | None = None) -> SignedLink:
-        """A URL that downloads ``info`` without an API key for ``seconds`` (default: the
-        setting), starting with ``public_url`` (if set) or ``base_url``."""
+    def link(
+        self, tenant_id: str, file_id: uuid.UUID, base_url: str, seconds: int | None = None
+    ) -> SignedLink:
+        """A URL that downloads the tenant's file without an API key for ``seconds``
+        (default: the setting), starting with ``public_url`` (if set) or ``base_url``. Made
+        without a lookup: a link to a file that is not the tenant's never works."""
         ttl = seconds or self.settings.link_seconds
         expires = int(time.time()) + ttl
-        signature = sign_link(self._link_keys()[0], info.tenant_id, info.id, expires)
+        signature = sign_link(self._link_keys()[0], tenant_id, file_id, expires)
         base = (self.settings.public_url or base_url).rstrip("/")
         query = urlencode({"expires": expires, "signature": signature})
-        return SignedLink(f"{base}/v1/files/{info.id}/content?{query}", expires)
+        return SignedLink(f"{base}/v1/files/{file_id}/content?{query}", expires)
+
+    def link_maker(self, tenant_id: str, base_url: str) -> Callable[[dict[str, Any]], str | None]:
+        """For streams: the signed URL of the file a ``file`` event names (``file_id``), or
+        None when it names none."""
+
+        def url(event_data: dict[str, Any]) -> str | None:
+            try:
+                file_id = uuid.UUID(str(event_data.get("file_id")))
+            except ValueError:
+                return None
+            return self.link(tenant_id, file_id, base_url).url
+
+        return url
 
     async def open_link(
         self, file_id: uuid.UUID, expires: int, signature: str

@@ -158,8 +158,8 @@ async def link_file(
 ) -> FileLink:
     """A signed, short-lived URL that downloads the file without an API key (for a browser,
     an `<a href>`, a person without a key). Anyone holding it can download until it expires."""
-    info = await files.info(tenant_id, file_id)
-    link = files.link(info, str(request.base_url), (body or LinkRequest()).seconds)
+    await files.info(tenant_id, file_id)  # 404 for another tenant's
+    link = files.link(tenant_id, file_id, str(request.base_url), (body or LinkRequest()).seconds)
     return FileLink(url=link.url, expires_at=link.expires_at)
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from processgpt.api import sse
 from processgpt.api.cursors import decode_cursor, encode_cursor
-from processgpt.api.deps import HubDep, ServicesDep, SettingsDep, TasksDep, Tenant
+from processgpt.api.deps import FilesDep, HubDep, ServicesDep, SettingsDep, TasksDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.api.streams import sse_task_stream
 from processgpt.domain.errors import InvalidInput
+from processgpt.domain.files import parse_file_ids
 from processgpt.domain.task import Task, TaskFields, TaskStatus, TaskSubmission
 from processgpt.protocols.views import Answer, CancelRequest, EventPage, Feedback, TaskPage
 
@@ -31,7 +32,7 @@ _IDEMPOTENCY_KEY = Header(
     status_code=201,
     responses={
         200: {"model": Task, "description": "An earlier task with the same Idempotency-Key."},
-        **responses(*WITH_BODY, 429),
+        **responses(*WITH_BODY, 404, 429),
     },
 )
 async def create_task(
@@ -52,8 +53,10 @@ async def create_task(
     idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
 ) -> Task:
     """Queue a task for an agent. A worker serving the agent runs it; follow it with
-    `GET /v1/tasks/{id}/stream`."""
+    `GET /v1/tasks/{id}/stream`. `input.files`: ids of the tenant's files (`POST /v1/files`)
+    handed to the agent (404 `file_not_found` for any other)."""
     sub = TaskSubmission(**body.model_dump(), idempotency_key=idempotency_key)
+    file_ids = parse_file_ids(body.input["files"], "input.files") if "files" in body.input else []
     tasks = services.tasks
     if idempotency_key is not None:  # a retried create is answered even when saturated
         earlier = await tasks.by_idempotency_key(tenant_id, idempotency_key)
@@ -61,7 +64,12 @@ async def create_task(
             response.status_code = 200
             return earlier
     async with services.pending_gate.admit(tenant_id):
-        task, created = await tasks.submit(tenant_id, sub, known_agents=services.known_agents)
+        if file_ids:
+            task, created = await services.files.repo.submit_task_with_files(
+                tasks, tenant_id, sub, file_ids, known_agents=services.known_agents
+            )
+        else:
+            task, created = await tasks.submit(tenant_id, sub, known_agents=services.known_agents)
     if not created:
         response.status_code = 200
     return task
@@ -156,6 +164,8 @@ async def task_stream(
     *,
     hub: HubDep,
     settings: SettingsDep,
+    files: FilesDep,
+    request: Request,
     last_event_id: Annotated[str | None, Header(max_length=100)] = None,
 ) -> StreamingResponse:
     """The task as a Vercel AI SDK UI message stream (v1). Without `Last-Event-ID` the whole
@@ -168,5 +178,12 @@ async def task_stream(
         after = int(last_event_id)
     await tasks.get(tenant_id, task_id)  # 404 before the stream starts
     return sse.event_stream(
-        sse_task_stream(hub, tenant_id, task_id, after=after, heartbeat=settings.sse_heartbeat)
+        sse_task_stream(
+            hub,
+            tenant_id,
+            task_id,
+            after=after,
+            heartbeat=settings.sse_heartbeat,
+            file_url=files.link_maker(tenant_id, str(request.base_url)),
+        )
     )
