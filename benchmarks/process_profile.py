@@ -134,6 +134,8 @@ async def _drain(db: Any, server: str, args: argparse.Namespace, tasks: int) -> 
         out = io.StringIO()
         stats = pstats.Stats(profile, stream=out)
         stats.sort_stats(args.sort).print_stats(args.top)
+        if args.callers:
+            stats.print_callers(args.callers)
         print(out.getvalue())
 
 
@@ -159,6 +161,9 @@ if __name__ == "__main__":
     p.add_argument("--instances", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=100)
     p.add_argument("--cprofile", action="store_true")
+    p.add_argument(
+        "--callers", default="", help="with --cprofile: print who calls functions matching this"
+    )
     p.add_argument("--sort", default="tottime")
     p.add_argument("--top", type=int, default=40)
     p.add_argument(

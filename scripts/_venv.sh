@@ -33,3 +33,20 @@ ensure_venv() {
         echo "$stamp" > "$VENV/.installed"
     fi
 }
+
+# The console's browser tests drive Debian's chromium (tests/console). Installed when missing
+# and apt-get can run without asking (root, or sudo without a password); otherwise those
+# tests are skipped and say why. PROCESSGPT_CHROMIUM names another binary.
+ensure_chromium() {
+    local browser="${PROCESSGPT_CHROMIUM:-/usr/bin/chromium}"
+    [ -x "$browser" ] && return 0
+    command -v apt-get >/dev/null 2>&1 || { echo "no $browser and no apt-get: browser tests will be skipped" >&2; return 0; }
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        sudo -n true 2>/dev/null || { echo "no $browser (install the chromium package): browser tests will be skipped" >&2; return 0; }
+        sudo="sudo -n"
+    fi
+    echo "installing chromium (Debian package) for the console's browser tests" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 ||
+        { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }
+}

@@ -80,6 +80,7 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
         "schedules": settings.schedules,
+        "max_pending_tasks": settings.max_pending_tasks,
         "retry": RetryPolicy(
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay
         ),

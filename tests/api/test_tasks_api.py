@@ -295,4 +295,6 @@ async def test_the_console_is_served(api: Api) -> None:
         assert root.status_code == 307 and root.headers["location"] == "/console"
         page = await anon.get("/console")
         assert page.status_code == 200 and "<title>processgpt console</title>" in page.text
-        assert "/v1/tasks" in page.text  # it drives the same authenticated API
+        assert '<script type="module" src="/console/assets/app.js">' in page.text
+        script = await anon.get("/console/assets/api.js")
+        assert "Authorization" in script.text  # it drives the same authenticated API

@@ -3,6 +3,7 @@ written."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -14,8 +15,8 @@ class _Conn:
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    async def execute(self, _query: str, steps: Any) -> None:
-        self.sent.append(steps)
+    async def execute(self, _query: str, steps: str) -> None:
+        self.sent.append(json.loads(steps))
 
 
 async def test_steps_of_one_instance_merge_in_order() -> None:

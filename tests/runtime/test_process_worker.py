@@ -171,7 +171,7 @@ async def test_text_condition_is_judged_by_the_judge_agent(
     assert len(judge_rows) == 1 and judge_rows[0]["status"] == "DONE"
 
 
-async def test_bad_judge_output_fails_the_judge_task_and_opens_an_incident(
+async def test_bad_judge_output_opens_an_incident_at_the_gateway_and_resolving_asks_again(
     db: Database, start_worker: StartWorker
 ) -> None:
     graph = build(
@@ -188,9 +188,8 @@ async def test_bad_judge_output_fails_the_judge_task_and_opens_an_incident(
         gid="badjudge",
     )
     await publish(db, graph)
-    await start_worker(
-        {"judge": JudgeExecutor(raw={"answer": "maybe"})}, process_steps=_steps("judge")
-    )
+    judge = JudgeExecutor(raw={"answer": "maybe"})
+    await start_worker({"judge": judge}, process_steps=_steps("judge"))
     service = ProcessService(db, judge_agent="judge")
     inst, _ = await service.start("default", "badjudge")
     h = await open_task(db, inst.id, "h")
@@ -199,6 +198,47 @@ async def test_bad_judge_output_fails_the_judge_task_and_opens_an_incident(
     rows = await tasks_of(db, inst.id)
     [judged] = [r for r in rows if r["step_event"] is not None]
     assert judged["status"] == "FAILED" and judged["error"]["code"] == "bad_verdicts"
+    # The person's step stays done (their form is kept); the gateway waits on an incident.
+    assert [(r["activity_id"], r["status"]) for r in rows if r["step_event"] is None] == [
+        ("h", "DONE")
+    ]
+    got = await service.get("default", inst.id)
+    [incident] = got.incidents
+    assert incident.kind is IncidentKind.CONDITION and incident.node_id == "x"
+    assert "could not be judged" in incident.reason
+    judge.raw = None  # the judge answers properly from now on
+    await service.resolve_incident("default", inst.id, incident.id)
+    yes = await wait_open(db, inst.id, "yes")
+    assert yes["activation"] == 1 and judge.runs == 2
+
+
+async def test_a_judge_that_fails_on_a_start_event_opens_an_incident(
+    db: Database, start_worker: StartWorker
+) -> None:
+    # The start event leads straight to a text condition: the event waiting for the judge
+    # is the start itself, not a task's completion.
+    graph = build(
+        [
+            flow("s", "x"),
+            flow("x", "yes", "when urgent", fid="f_urgent", mode="text"),
+            flow("x", "no", fid="f_default"),
+            flow("yes", "e1"),
+            flow("no", "e2"),
+        ],
+        defaults={"x": "f_default"},
+        gid="startjudge",
+    )
+    await publish(db, graph)
+    judge = JudgeExecutor(raw={"answer": "maybe"})
+    await start_worker({"judge": judge}, process_steps=_steps("judge"))
+    service = ProcessService(db, judge_agent="judge")
+    inst, _ = await service.start("default", "startjudge", variables={"urgent": True})
+    await wait_status(service, inst.id, InstanceStatus.INCIDENT)
+    [incident] = (await service.get("default", inst.id)).incidents
+    assert incident.kind is IncidentKind.CONDITION and incident.node_id == "x"
+    judge.raw = None
+    await service.resolve_incident("default", inst.id, incident.id)
+    await wait_open(db, inst.id, "yes")
 
 
 def _steps(judge: str) -> StepSettings:

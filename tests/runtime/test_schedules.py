@@ -13,7 +13,7 @@ import pytest
 
 from processgpt.db.database import Database
 from processgpt.db.schedules import DueTicks, ScheduleRepository
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.domain.process.model import Flow, Node, NodeKind, ProcessGraph, TimerSpec
 from processgpt.domain.schedule import Cadence, Schedule, ScheduleSpec, next_tick
@@ -130,6 +130,32 @@ async def test_a_tick_that_cannot_start_is_recorded_and_the_schedule_goes_on(
     assert broken.enabled and broken.next_run_at is not None
     assert (await schedules.get("acme", good.id)).runs == 1
     assert await scheduled_tasks(db) == 1  # the good one's, not undone by the broken one
+
+
+async def test_a_tick_of_a_tenant_at_its_pending_limit_starts_nothing(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    # Schedules are tenant input: their ticks are held to the tenant's pending limit, as
+    # the API's creates are (else a few every-minute schedules could queue without end).
+    await TenantRepository(db).put("acme", max_pending_tasks=1, set_limit=True)
+    made = await schedules.create(
+        "acme", ScheduleSpec("flood", Cadence(cron="* * * * *"), "task", task=TASK)
+    )
+    gated = ScheduleLoop(
+        ScheduleRepository(db),
+        TaskRepository(db),
+        ProcessService(db),
+        gate=PendingGate(TaskRepository(db), 10_000, fresh_for=0, refused_for=0),
+    )
+    await make_due(db, made.id)
+    assert await gated.fire_due() == 1
+    assert await scheduled_tasks(db) == 1  # the first tick fills the limit
+    await make_due(db, made.id)
+    await gated.fire_due()
+    assert await scheduled_tasks(db) == 1
+    stored = await schedules.get("acme", made.id)
+    assert stored.runs == 1 and (stored.last_error or "").startswith("too_many_pending")
+    assert stored.enabled  # the schedule goes on; a later tick runs once there is room
 
 
 async def test_a_once_schedule_fires_once_and_is_disabled(
@@ -272,6 +298,30 @@ async def test_a_timer_start_event_starts_its_instance_when_due(
     )
     # The tick's token leaves the timer start, not the definition's plain start.
     assert (history[0]["kind"], history[0]["node_id"]) == ("instance_started", "nightly")
+
+
+async def test_a_past_date_start_fires_once_even_when_the_definition_is_republished(
+    db: Database, schedules: ScheduleRepository
+) -> None:
+    past = TimerSpec(date="2020-01-01T00:00:00+00:00")
+    await publish(db, review_graph(timer=past), tenant="acme")
+    assert await loop_on(db).fire_due() == 1  # a past date fires at once
+    assert len(await instances(db)) == 1
+    # v2 and v3 with the same date: that date has fired; the new schedules stay disabled.
+    for _ in range(2):
+        await publish(db, review_graph(timer=past), tenant="acme")
+        (again,) = await schedules.list("acme")
+        assert not again.enabled
+        assert await loop_on(db).fire_due() == 0
+        assert len(await instances(db)) == 1
+    # v4 moves the date after the last firing: it fires at that date, once.
+    soon = TimerSpec(date="2100-01-01T00:00:00+00:00")
+    await publish(db, review_graph(timer=soon), tenant="acme")
+    (moved,) = await schedules.list("acme")
+    assert moved.enabled
+    await make_due(db, moved.id)
+    assert await loop_on(db).fire_due() == 1
+    assert len(await instances(db)) == 2
 
 
 class CrashAfterStart(ScheduleLoop):

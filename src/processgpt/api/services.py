@@ -16,6 +16,7 @@ from processgpt.api.credential_watch import CredentialWatch
 from processgpt.config import (
     FileSettings,
     McpSettings,
+    MemorySettings,
     ProcessSettings,
     SecretSettings,
     Settings,
@@ -27,6 +28,7 @@ from processgpt.db.database import Database
 from processgpt.db.embedded import default_data_dir
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.memories import MemoryRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
@@ -34,8 +36,32 @@ from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.files.service import FileService
+from processgpt.memory.embedder import configured_embedder
+from processgpt.memory.service import MemoryOptions, MemoryService
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
+
+
+def memory_service(db: Database, settings: MemorySettings) -> MemoryService:
+    """The memory service with the embedder ``settings`` name."""
+    key = settings.embeddings_api_key
+    embedder = configured_embedder(
+        settings.embedder,
+        url=settings.embeddings_url,
+        model=settings.embeddings_model,
+        api_key=key.get_secret_value() if key else None,
+    )
+    return MemoryService(MemoryRepository(db), embedder, memory_options(settings))
+
+
+def memory_options(settings: MemorySettings) -> MemoryOptions:
+    return MemoryOptions(
+        threshold=settings.threshold,
+        context_items=settings.context_items,
+        pinned_items=settings.pinned_items,
+        context_tokens=settings.context_tokens,
+        auto_activate=settings.auto_activate,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +97,8 @@ class Services:
     a2a: A2AService
     files: FileService
     """Files: bytes in the configured storage, metadata in ``files``, signed links."""
+    memory: MemoryService
+    """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
 
     @classmethod
     def build(
@@ -83,6 +111,7 @@ class Services:
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
         files: FileSettings | None = None,
+        memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
@@ -145,6 +174,7 @@ class Services:
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate),
             files=FileService.configured(db, files, settings.data_dir or default_data_dir(), box),
+            memory=memory or memory_service(db, MemorySettings()),
         )
 
     @asynccontextmanager

@@ -9,12 +9,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic_settings import BaseSettings
 
+from processgpt.cli.memory_parser import memory_parsers
 from processgpt.config import (
     ClientSettings,
     DelegateSettings,
     FileSettings,
     LlmSettings,
     McpSettings,
+    MemorySettings,
     ProcessSettings,
     SecretSettings,
     Settings,
@@ -67,6 +69,7 @@ READS: dict[str, _Reads] = {
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
         (FileSettings, None),
     ),
@@ -74,6 +77,7 @@ READS: dict[str, _Reads] = {
         (Settings, _DATABASE + _API),
         (McpSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
         (FileSettings, None),
     ),
@@ -83,6 +87,7 @@ READS: dict[str, _Reads] = {
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
+        (MemorySettings, None),
         (SecretSettings, ("keys",)),
         (FileSettings, None),
     ),
@@ -91,6 +96,7 @@ READS: dict[str, _Reads] = {
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "memory": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
@@ -492,5 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     _task_parsers(parsers)
     _process_parsers(parsers)
     _schedule_parsers(parsers)
+    memory_parsers(
+        parsers.add("memory", "teach agents and manage their long-term memory (over the API)"),
+        _connection,
+    )
     _admin_parsers(parsers)
     return parser

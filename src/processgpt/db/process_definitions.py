@@ -23,6 +23,7 @@ from processgpt.db.schedules import replace_definition_schedules
 from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import (
     DefinitionProblem,
+    FormNotFound,
     InvalidInput,
     ProcessDefinitionInvalid,
     ProcessDefinitionNotFound,
@@ -144,6 +145,21 @@ class ProcessDefinitionRepository:
         if problems:
             raise ProcessDefinitionInvalid(problems)
 
+    async def form(self, tenant_id: str, form_id: str) -> StoredForm:
+        """The stored form ``form_id``; raises :class:`FormNotFound`."""
+        row = await self.db.fetchrow(QUERIES["get_form_def"], tenant_id, form_id)
+        if row is None:
+            raise FormNotFound(form_id)
+        fields = row["fields_json"]
+        if isinstance(fields, Mapping):  # {"fields": [...]} stored whole
+            fields = fields.get("fields", [])
+        return StoredForm(
+            id=row["id"],
+            proc_def_id=row["proc_def_id"],
+            fields=[f for f in fields if isinstance(f, dict)] if isinstance(fields, list) else [],
+            html=row["html"],
+        )
+
     async def latest_versions(
         self, tenant_id: str, *, after: str = "", limit: int = 100
     ) -> list[DefinitionVersion]:
@@ -172,6 +188,17 @@ class ProcessDefinitionRepository:
         if row is None:
             raise ProcessDefinitionNotFound(definition_id, version)
         return DefinitionVersion.from_row(row)
+
+
+@dataclass(frozen=True)
+class StoredForm:
+    """A form as stored (``form_def``): its fields (ProcessGPT's ``[{"key", "text", "type",
+    "options"?}]``) and its HTML, if it was published with one."""
+
+    id: str
+    proc_def_id: str | None
+    fields: list[dict[str, Any]]
+    html: str
 
 
 def _called(graph: ProcessGraph) -> set[str]:

@@ -13,8 +13,9 @@ from typing import Any
 from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import ProcessDefinitionNotFound
 from processgpt.domain.process.model import ProcessGraph
+from processgpt.domain.process.validate import ID_SEPARATOR
 
-SUBPROCESS_PATH_SEPARATOR = "/"
+SUBPROCESS_PATH_SEPARATOR = ID_SEPARATOR
 """``bpm_proc_inst.subprocess_node_id`` of an embedded sub-process's instance is the path of
 sub-process node ids from the definition's graph down to its graph, joined by this."""
 

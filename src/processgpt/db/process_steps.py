@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from processgpt.db.process_graphs import SUBPROCESS_PATH_SEPARATOR, GraphCache, subgraph
+from processgpt.db.process_states import StateCache
 from processgpt.db.sql import QUERIES
 from processgpt.db.step_batch import StepBatch
 from processgpt.domain.process import engine
@@ -100,12 +101,17 @@ class Instance:
     subprocess_path: str | None
     history_seq: int
     _state: InstanceState | None = None
+    states: StateCache | None = None
+    """Where states built from JSON are kept between transactions (a worker's)."""
 
     @property
     def state(self) -> InstanceState | None:
         """The engine's state (None: an instance of the one-task form)."""
         if self._state is None and self.raw_state is not None:
-            self._state = InstanceState.from_json(self.raw_state)
+            if self.states is not None:
+                self._state = self.states.get(self.id, self.raw_state)
+            else:
+                self._state = InstanceState.from_json(self.raw_state)
         return self._state
 
     @state.setter
@@ -167,11 +173,19 @@ class StepRun:
     transactions: it caches the rows it locked."""
 
     def __init__(
-        self, conn: Any, graphs: GraphCache, settings: StepSettings, now: datetime | None = None
+        self,
+        conn: Any,
+        graphs: GraphCache,
+        settings: StepSettings,
+        now: datetime | None = None,
+        states: StateCache | None = None,
     ) -> None:
         self.conn = conn
         self.graphs = graphs
         self.settings = settings
+        self.states = states
+        """Set: states read from locked rows are looked up here (see
+        :mod:`processgpt.db.process_states`)."""
         self.now = now
         """The steps' time: the transaction's now(), taken from the first row locked (or
         read when a step runs before any)."""
@@ -199,7 +213,10 @@ class StepRun:
         for row in rows:
             if self.now is None:
                 self.now = row["now"]
-            self.locked.setdefault(row["proc_inst_id"], Instance.from_row(row))
+            if row["proc_inst_id"] not in self.locked:
+                inst = Instance.from_row(row)
+                inst.states = self.states
+                self.locked[inst.id] = inst
 
     async def lock_of_tenant(self, tenant_id: str, instance_id: uuid.UUID) -> Instance | None:
         """Lock one instance of the tenant (and its ancestors); None when there is none."""

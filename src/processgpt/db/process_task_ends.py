@@ -15,8 +15,6 @@ from processgpt.db.process_steps import Outcome, StepRun
 from processgpt.db.sql import QUERIES
 from processgpt.domain.errors import InvalidInput
 from processgpt.domain.process.events import (
-    ChildCompleted,
-    ChildFailed,
     TaskCompleted,
     TaskFailed,
 )
@@ -84,10 +82,9 @@ async def _judged(run: StepRun, task: EndedTask) -> Outcome:
     except (KeyError, TypeError, ValueError) as exc:
         log.error("judge task with an unreadable step_event task=%s error=%s", task.id, exc)
         return Outcome()
+    flow_ids = [str(f) for f in task.step_event.get("flow_ids") or ()]
     problem: str | None = None
-    new: dict[str, Verdict] = {}
     if task.done:
-        flow_ids = [str(f) for f in task.step_event.get("flow_ids") or ()]
         try:
             new = parse_verdicts(task.output, flow_ids)
         except BadVerdicts as exc:
@@ -99,25 +96,17 @@ async def _judged(run: StepRun, task: EndedTask) -> Outcome:
             )
     else:
         problem = "the judge task failed: " + _error_text(task.error)
-    if problem is None:
-        try:
-            return await run.run(task.proc_inst_id, event, {**known, **new})
-        except InvalidInput as exc:  # a migration that no longer applies
-            log.warning("judged event refused task=%s error=%s", task.id, exc)
-            return Outcome()
-    # The conditions cannot be decided: the step the event ends becomes an incident
-    # (resolving it runs the step again); other events wait for the judge task to be
-    # re-queued (a FAILED task keeps its step_event).
-    if isinstance(event, TaskCompleted):
-        return await run.run(
-            task.proc_inst_id, TaskFailed(event.node_id, event.activation, problem)
-        )
-    if isinstance(event, ChildCompleted):
-        return await run.run(
-            task.proc_inst_id, ChildFailed(event.node_id, event.activation, problem)
-        )
-    log.warning("judge task failed; re-queue it to decide task=%s", task.id)
-    return Outcome()
+    if problem is not None:
+        # The conditions cannot be decided: the event runs with verdicts that say so, and
+        # the first gateway that needs one opens a condition incident there (what the event
+        # brought, a task's output say, is kept). Resolving the incident routes from that
+        # gateway again, which asks the judge again.
+        new = {f: Verdict(False, error=problem) for f in flow_ids if f not in known}
+    try:
+        return await run.run(task.proc_inst_id, event, {**known, **new})
+    except InvalidInput as exc:  # a migration that no longer applies
+        log.warning("judged event refused task=%s error=%s", task.id, exc)
+        return Outcome()
 
 
 def _error_text(error: Any) -> str:

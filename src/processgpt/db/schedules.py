@@ -188,23 +188,30 @@ async def replace_definition_schedules(
 ) -> int:
     """In the publish's transaction: the schedules of the definition's earlier timer start
     events are dropped and one per timer start event of ``graph`` (version ``version``) is
-    made, pinned to that version and starting at that node; the number made. Raises
-    :class:`InvalidInput` for a cycle the schedules cannot run."""
-    await conn.execute(QUERIES["delete_definition_schedules"], tenant_id, graph.id)
+    made, pinned to that version and starting at that node; the number made. A one-shot
+    start (a date) that the earlier version's schedule of the same start event already fired
+    at or after its time is made disabled: republishing a definition does not fire a past
+    date again. Raises :class:`InvalidInput` for a cycle the schedules cannot run."""
+    replaced = await conn.fetch(QUERIES["delete_definition_schedules"], tenant_id, graph.id)
+    fired = {r["name"]: r["last_run_at"] for r in replaced if r["once"] and r["last_run_at"]}
     made = 0
     for start in timer_starts(graph, published_at):
+        name = f"{graph.id}:{start.node_id}"[:300]
+        once = start.cadence.cron is None and start.cadence.cycle is None
+        last = fired.get(name) if once else None
+        done = last is not None and start.first_run_at is not None and start.first_run_at <= last
         spec = ScheduleSpec(
-            name=f"{graph.id}:{start.node_id}"[:300],
+            name=name,
             cadence=start.cadence,
             target="process",
             proc_def_id=graph.id,
             version=version,
             start_node=start.node_id,
-            enabled=start.first_run_at is not None,
+            enabled=start.first_run_at is not None and not done,
             source="definition",
             first_run_at=start.first_run_at,
         )
-        await _insert(conn, tenant_id, spec, published_at)
+        await _insert(conn, tenant_id, spec, published_at, last)
         made += 1
     await conn.execute(QUERIES["notify_schedules"])
     return made
@@ -231,7 +238,11 @@ async def _check_definition(
 
 
 async def _insert(
-    conn: asyncpg.Connection, tenant_id: str, spec: ScheduleSpec, now: datetime
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    spec: ScheduleSpec,
+    now: datetime,
+    last_run_at: datetime | None = None,
 ) -> asyncpg.Record:
     first = spec.first_run_at if spec.first_run_at is not None else next_tick(spec.cadence, now)
     enabled = spec.enabled and first is not None
@@ -252,6 +263,7 @@ async def _insert(
         spec.roles,
         enabled,
         first if enabled else None,
+        last_run_at,
     )
     assert row is not None  # INSERT … RETURNING
     return row

@@ -142,7 +142,10 @@ class TaskRepository:
         proc_inst_id: uuid.UUID | None = None,
         before: tuple[datetime, uuid.UUID] | None = None,
         limit: int = 50,
+        search: str | None = None,
     ) -> list[Task]:
+        """Newest first; ``search`` keeps tasks whose query, activity name or agent holds
+        it (case-insensitive), or whose id it is."""
         rows = await self.db.fetch(
             _LIST_TASKS[status],
             tenant_id,
@@ -151,6 +154,7 @@ class TaskRepository:
             before[0] if before else None,
             before[1] if before else None,
             limit,
+            search or None,
         )
         return [to_task(r) for r in rows]
 

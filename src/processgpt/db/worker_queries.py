@@ -16,6 +16,7 @@ import asyncpg
 
 from processgpt.db.database import Database, is_transient
 from processgpt.db.process_graphs import GraphCache
+from processgpt.db.process_states import StateCache
 from processgpt.db.process_steps import StepRun, StepSettings
 from processgpt.db.process_task_ends import EndedTask, task_ended
 from processgpt.db.sql import QUERIES
@@ -188,6 +189,7 @@ class WorkerQueries:
         self.db = db
         self.step_settings = step_settings or StepSettings()
         self.graphs = GraphCache()
+        self.states = StateCache()
         # Steps that failed to apply, by task, until their batch ran again without them.
         self._broken_steps: dict[uuid.UUID, str] = {}
         self._unbatched = False  # the next batch applies its steps one statement each
@@ -322,10 +324,10 @@ class WorkerQueries:
         ending = [w for w in writes if w.ends_step]
         instances = sorted({w.step.proc_inst_id for w in ending if w.step is not None})
         async with self.db.transaction() as conn:
-            run = StepRun(conn, self.graphs, self.step_settings)
+            run = StepRun(conn, self.graphs, self.step_settings, states=self.states)
             batched = not self._unbatched
             if batched:
-                run.batch = StepBatch()
+                run.batch = StepBatch(self.states)
             await run.lock(instances)
             rows = await conn.fetch(QUERIES["apply_batch"], *_batch_args(writes))
             ended_now = {r["id"] for r in rows if r["status_before"] == TaskStatus.IN_PROGRESS}

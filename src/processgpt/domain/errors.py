@@ -337,6 +337,16 @@ class ProcessDefinitionNotFound(ProcessGPTError):
         self.version = version
 
 
+class FormNotFound(ProcessGPTError):
+    """No form of that id is stored for the caller's tenant."""
+
+    code = "form_not_found"
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__(f"form {form_id!r} not found")
+        self.form_id = form_id
+
+
 class InvalidCron(InvalidInput):
     """A cron expression that cron cannot read, or that never fires."""
 
@@ -443,6 +453,7 @@ ERROR_STATUS: dict[str, int] = {
     ConditionError.code: 422,
     ProcessDefinitionInvalid.code: 422,
     ProcessDefinitionNotFound.code: 404,
+    FormNotFound.code: 404,
     TooManyMcpServers.code: 409,
     InvalidCron.code: 422,
     UnknownTimeZone.code: 422,
@@ -470,3 +481,26 @@ class ContextPreparationError(ProcessGPTError):
 
 
 ERROR_STATUS[ContextPreparationError.code] = 500
+
+
+class MemoryNotFound(ProcessGPTError):
+    """No memory item with that id exists for the caller's tenant."""
+
+    code = "memory_not_found"
+
+    def __init__(self, memory_id: object) -> None:
+        super().__init__(f"memory {memory_id} not found")
+        self.memory_id = memory_id
+
+
+ERROR_STATUS[MemoryNotFound.code] = 404
+
+
+class MemoryStateConflict(InvalidTransition):
+    """A memory item is not in a state that allows the change (code ``invalid_state``)."""
+
+    def __init__(self, message: str) -> None:
+        ProcessGPTError.__init__(self, message)
+        self.task_id = None
+        self.status = ""
+        self.action = ""

@@ -144,6 +144,17 @@ class FormBody(BaseModel):
     html: str = Field(default="", max_length=500_000)
 
 
+class FormView(BaseModel):
+    """A stored form (``GET /v1/forms/{id}``): what a person's work item with ``tool:
+    formHandler:<id>`` asks for. ``fields`` as ProcessGPT describes them (``key``, ``text``,
+    ``type``, ``options``?); ``html`` when the form was published with one."""
+
+    id: str
+    proc_def_id: str | None
+    fields: list[dict[str, Any]]
+    html: str
+
+
 class ProcessDefinitionPublish(BaseModel):
     """A definition to publish as the next version of ``id``: ProcessGPT's definition JSON in
     ``definition``, or BPMN 2.0 XML in ``bpmn`` (exactly one). ``forms``: the forms its steps

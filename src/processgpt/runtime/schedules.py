@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import DueTicks, ScheduleRepository
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.domain.errors import DatabaseUnavailable, ProcessGPTError
 from processgpt.domain.process.instance import ProcessInstance
 from processgpt.domain.schedule import Schedule, next_tick, ticks_between
@@ -81,10 +81,14 @@ class ScheduleLoop:
         *,
         batch: int = 20,
         max_sleep: float = 30.0,
+        gate: PendingGate | None = None,
     ) -> None:
         self.schedules = schedules
         self.tasks = tasks
         self.processes = processes
+        self.gate = gate
+        """Set: a tick whose tenant is at its pending limit starts nothing (recorded as the
+        tick's error, ``too_many_pending``), as an API create would be refused."""
         self.batch = batch
         self.max_sleep = max_sleep
         self._wake = asyncio.Event()
@@ -152,6 +156,13 @@ class ScheduleLoop:
             log.debug("schedule fired schedule=%s next=%s", schedule.id, following)
 
     async def _start(self, due: DueTicks, schedule: Schedule) -> None:
+        if self.gate is None:
+            await self._start_work(due, schedule)
+            return
+        async with self.gate.admit(schedule.tenant_id, conn=due.conn):
+            await self._start_work(due, schedule)
+
+    async def _start_work(self, due: DueTicks, schedule: Schedule) -> None:
         key = tick_key(schedule)
         if schedule.target == "task":
             assert schedule.task is not None  # the schema's CHECK

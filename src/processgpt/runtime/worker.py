@@ -34,7 +34,7 @@ from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
-from processgpt.db.tasks import TaskRepository
+from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
@@ -73,6 +73,9 @@ class WorkerOptions:
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
+    max_pending_tasks: int = 10_000
+    """The per-tenant pending limit (a tenant's own limit overrides it) that schedule ticks
+    are held to, as API creates are."""
 
 
 @dataclass(slots=True)
@@ -266,7 +269,13 @@ class Worker:
         processes = ProcessService(
             pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
         )
-        loop = ScheduleLoop(ScheduleRepository(pool), TaskRepository(pool), processes)
+        tasks = TaskRepository(pool)
+        loop = ScheduleLoop(
+            ScheduleRepository(pool),
+            tasks,
+            processes,
+            gate=PendingGate(tasks, self.options.max_pending_tasks),
+        )
         listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
         listener.on_reconnect(loop.wake)
         self.schedule_loop = loop

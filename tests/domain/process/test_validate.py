@@ -244,3 +244,20 @@ def test_an_ambiguous_inclusive_join_is_refused_at_publish() -> None:
     assert any(pid == "i1" and "parallel" in text for pid, text in found(closed_by_parallel))
     with pytest.raises(ProcessDefinitionInvalid):
         check(closed_by_parallel)
+
+
+def test_an_id_with_the_path_separator_is_refused() -> None:
+    # "/" joins a sub-process's path and a timer's key: "a/1" as a node id would make the
+    # key of node "a"'s first timer ambiguous, and a sub-process "x/y" an unreadable path.
+    inner = ProcessGraph(
+        "sub",
+        nodes=(Node("in/start", NodeKind.START), task("in_t"), Node("in_end", NodeKind.END)),
+        flows=(Flow("i1", "in/start", "in_t"), Flow("i2", "in_t", "in_end")),
+    )
+    outer = graph(
+        [START, Node("sub/1", NodeKind.SUBPROCESS, subprocess=inner), END],
+        [("1", "s", "sub/1"), ("2", "sub/1", "e")],
+    )
+    result = found(outer)
+    assert ("sub/1", "id contains '/'") in result
+    assert ("in/start", "id contains '/'") in result

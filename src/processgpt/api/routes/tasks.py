@@ -15,11 +15,14 @@ from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.api.streams import sse_task_stream
 from processgpt.domain.errors import InvalidInput
 from processgpt.domain.files import parse_file_ids
-from processgpt.domain.task import Task, TaskFields, TaskStatus, TaskSubmission
+from processgpt.domain.task import Task, TaskFields, TaskStatus, TaskSubmission, check_text
 from processgpt.protocols.views import Answer, CancelRequest, EventPage, Feedback, TaskPage
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=responses(*AUTHENTICATED))
 
+_SEARCH = (
+    "Text to find (case-insensitive) in the query, the activity name or the agent, or a task id."
+)
 _IDEMPOTENCY_KEY = Header(
     min_length=1,
     max_length=200,
@@ -83,11 +86,17 @@ async def list_tasks(
     status: TaskStatus | None = None,
     agent_orch: Annotated[str | None, Query(max_length=64)] = None,
     proc_inst_id: uuid.UUID | None = None,
+    q: Annotated[str | None, Query(max_length=200, description=_SEARCH)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TaskPage:
     """The tenant's tasks, newest first, a page at a time (pass `next_cursor` as `cursor`)."""
     before = decode_cursor(cursor) if cursor else None
+    if q is not None:
+        try:
+            check_text(q)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="q") from None
     items = await tasks.list_tasks(
         tenant_id,
         status=status,
@@ -95,6 +104,7 @@ async def list_tasks(
         proc_inst_id=proc_inst_id,
         before=before,
         limit=limit,
+        search=q.strip() or None if q is not None else None,
     )
     last = items[-1] if len(items) == limit else None
     next_cursor = encode_cursor(last.created_at, last.id) if last is not None else None

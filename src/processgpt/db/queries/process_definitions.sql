@@ -48,6 +48,9 @@ VALUES ($2, $1, $3, $4, $5)
 ON CONFLICT (tenant_id, id) DO UPDATE
 SET proc_def_id = EXCLUDED.proc_def_id, html = EXCLUDED.html, fields_json = EXCLUDED.fields_json;
 
+-- name: get_form_def
+SELECT id, proc_def_id, html, fields_json FROM form_def WHERE tenant_id = $1 AND id = $2;
+
 -- name: existing_forms
 SELECT id FROM form_def WHERE tenant_id = $1 AND id = ANY($2::text[]);
 

@@ -276,7 +276,7 @@ WHERE id = ANY ($1::uuid[]) AND status = 'FAILED' AND activation IS NOT NULL;
 -- each as apply_step takes them (no cancellations: those go through apply_step); the
 -- variables are the state's. One processgpt_process notification per instance.
 WITH s AS (
-    SELECT * FROM jsonb_to_recordset($1) AS s(id uuid, state jsonb, status text, current jsonb,
+    SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS s(id uuid, state jsonb, status text, current jsonb,
         history jsonb, tasks jsonb, timers jsonb, drops jsonb)
 ), inst AS (
     UPDATE bpm_proc_inst i

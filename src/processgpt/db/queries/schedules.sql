@@ -2,10 +2,12 @@
 SELECT now();
 
 -- name: insert_schedule
--- $15: next_run_at (NULL when not enabled or never due).
+-- $15: next_run_at (NULL when not enabled or never due); $16: last_run_at (a definition's
+-- one-shot start carried over from the version before, else NULL).
 INSERT INTO schedules (tenant_id, name, source, cron, timezone, cycle, target, proc_def_id,
-                       proc_def_version, start_node, task, variables, roles, enabled, next_run_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                       proc_def_version, start_node, task, variables, roles, enabled, next_run_at,
+                       last_run_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING *;
 
 -- name: notify_schedules
@@ -33,8 +35,10 @@ RETURNING *;
 DELETE FROM schedules WHERE tenant_id = $1 AND id = $2 RETURNING id;
 
 -- name: delete_definition_schedules
--- The schedules made from an earlier version's timer start events (a publish replaces them).
-DELETE FROM schedules WHERE tenant_id = $1 AND proc_def_id = $2 AND source = 'definition';
+-- The schedules made from an earlier version's timer start events (a publish replaces them);
+-- returns when each one-shot schedule last fired.
+DELETE FROM schedules WHERE tenant_id = $1 AND proc_def_id = $2 AND source = 'definition'
+RETURNING name, last_run_at, (cron IS NULL AND cycle IS NULL) AS once;
 
 -- name: claim_due_schedules
 -- Due ticks of any tenant, earliest first; rows another worker is firing are skipped, and

@@ -33,6 +33,11 @@ WHERE tenant_id = $1
   AND ($2::text IS NULL OR agent_orch = $2)
   AND ($3::uuid IS NULL OR proc_inst_id = $3)
   AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+  -- $7: text searched for (case-insensitive, no wildcards) in the query, the activity name,
+  -- the agent and the id.
+  AND ($7::text IS NULL OR strpos(lower(query), lower($7)) > 0
+       OR strpos(lower(coalesce(activity_name, '')), lower($7)) > 0
+       OR strpos(agent_orch, lower($7)) > 0 OR id::text = lower($7))
 ORDER BY created_at DESC, id DESC
 LIMIT $6;
 

@@ -182,10 +182,13 @@ class Step:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The ``llm`` agent's judgement of one text condition."""
+    """The ``llm`` agent's judgement of one text condition. ``error`` set: the condition
+    could not be judged (the judge task failed or answered nonsense); the gateway then
+    opens a condition incident, and resolving it asks the judge again."""
 
     holds: bool
     reasoning: str = ""
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -126,11 +126,23 @@ def event_from_json(data: Mapping[str, Any]) -> StoredEvent:  # noqa: PLR0911 - 
 
 
 def verdicts_to_json(verdicts: Mapping[str, Verdict]) -> dict[str, Any]:
-    return {k: {"holds": v.holds, "reasoning": v.reasoning} for k, v in verdicts.items()}
+    out: dict[str, Any] = {}
+    for k, v in verdicts.items():
+        out[k] = {"holds": v.holds, "reasoning": v.reasoning}
+        if v.error is not None:
+            out[k]["error"] = v.error
+    return out
 
 
 def verdicts_from_json(data: Mapping[str, Any]) -> dict[str, Verdict]:
-    return {str(k): Verdict(bool(v["holds"]), str(v.get("reasoning", ""))) for k, v in data.items()}
+    return {
+        str(k): Verdict(
+            bool(v["holds"]),
+            str(v.get("reasoning", "")),
+            None if v.get("error") is None else str(v["error"]),
+        )
+        for k, v in data.items()
+    }
 
 
 def judge_query(questions: tuple[Question, ...]) -> str:

@@ -3,8 +3,9 @@
 
 Rules (each graph: the process and every embedded sub-process):
 
-* Ids: non-empty, at most 200 characters, no control characters; unique across the whole
-  definition (nodes, flows and boundary timers, sub-processes included).
+* Ids: non-empty, at most 200 characters, no control characters and no ``/`` (it joins the
+  node ids of a sub-process's path and a timer's key); unique across the whole definition
+  (nodes, flows and boundary timers, sub-processes included).
 * Flows: source and target exist in the same graph (a boundary timer counts as a source).
 * Start and end: at least one start event; exactly one without a timer in a sub-process; a
   start event has no incoming and at least one outgoing flow; an end event has no outgoing
@@ -54,6 +55,9 @@ from processgpt.domain.process.structure import inclusive_problems
 from processgpt.domain.task import AGENT_ORCH_PATTERN
 
 MAX_ID_LENGTH = 200
+ID_SEPARATOR = "/"
+"""Joins node ids into paths (an embedded sub-process's instance) and keys (a timer's node and
+activation); refused inside an id."""
 MAX_TEXT_CONDITION = 2000
 MAX_DURATION_DAYS = 3650
 _GATEWAYS = (NodeKind.EXCLUSIVE, NodeKind.PARALLEL, NodeKind.INCLUSIVE)
@@ -111,6 +115,8 @@ def _unique_ids(graph: ProcessGraph, found: list[DefinitionProblem]) -> None:
                 found.append(DefinitionProblem(element_id[:50] or None, "id is empty or too long"))
             elif any(ord(c) < 32 for c in element_id):
                 found.append(DefinitionProblem(repr(element_id), "id has control characters"))
+            elif ID_SEPARATOR in element_id:
+                found.append(DefinitionProblem(element_id, f"id contains {ID_SEPARATOR!r}"))
             elif element_id in seen:
                 found.append(DefinitionProblem(element_id, "duplicate id"))
             seen.add(element_id)

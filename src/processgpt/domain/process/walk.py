@@ -291,6 +291,10 @@ class Walker:
             return True, None
         if flow.condition_mode == "text":
             verdict = self.verdicts[flow.id]
+            if verdict.error is not None:
+                raise ConditionError(
+                    f"the condition of {flow.id!r} could not be judged: {verdict.error}"
+                )
             return verdict.holds, {
                 "flow": flow.id,
                 "condition": flow.condition,
