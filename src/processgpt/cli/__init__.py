@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "process": "processgpt.cli.process:cmd_process",
     "worklist": "processgpt.cli.process_instances:cmd_worklist",
     "schedules": "processgpt.cli.schedules:cmd_schedules",
+    "files": "processgpt.cli.files:cmd_files",
     "memory": "processgpt.cli.memory:cmd_memory",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",

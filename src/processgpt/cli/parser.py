@@ -96,6 +96,7 @@ READS: dict[str, _Reads] = {
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "files": ((ClientSettings, None), (Settings, ("data_dir",))),
     "memory": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
@@ -429,6 +430,31 @@ def _schedule_parsers(parsers: _Parsers) -> None:
         _connection(action)
 
 
+def _file_parsers(parsers: _Parsers) -> None:
+    files = parsers.add("files", "upload, download and list the tenant's files (over the API)")
+    actions = files.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upload = actions.add_parser("upload", help="upload a file (prints its id)")
+    upload.add_argument("path", metavar="PATH", help="the file")
+    upload.add_argument("--type", help="its content type (default: from its name and bytes)")
+    upload.add_argument("--task", metavar="TASK_ID", help="attach it to this task")
+    upload.add_argument("--chat", metavar="CHAT_ID", help="attach it to this chat")
+    download = actions.add_parser("download", help="download a file")
+    download.add_argument("file", metavar="FILE_ID")
+    download.add_argument(
+        "-o", "--output", help="where to save it ('-': stdout; default: its name, here)"
+    )
+    listing = actions.add_parser("list", help="list the tenant's files, newest first")
+    listing.add_argument("--task", metavar="TASK_ID", help="only this task's")
+    listing.add_argument("--chat", metavar="CHAT_ID", help="only this chat's")
+    link = actions.add_parser("link", help="print a signed link (works without a key)")
+    link.add_argument("file", metavar="FILE_ID")
+    link.add_argument("--seconds", type=_positive_int, help="how long it works")
+    delete = actions.add_parser("delete", help="delete a file")
+    delete.add_argument("file", metavar="FILE_ID")
+    for action in (upload, download, listing, link, delete):
+        _connection(action)
+
+
 def _admin_parsers(parsers: _Parsers) -> None:
     migrate = parsers.add("migrate", "apply database migrations")
     _data_dir_option(migrate, "embedded Postgres data")
@@ -498,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     _task_parsers(parsers)
     _process_parsers(parsers)
     _schedule_parsers(parsers)
+    _file_parsers(parsers)
     memory_parsers(
         parsers.add("memory", "teach agents and manage their long-term memory (over the API)"),
         _connection,
