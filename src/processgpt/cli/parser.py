@@ -439,7 +439,7 @@ def _file_parsers(parsers: _Parsers) -> None:
     upload.add_argument("--task", metavar="TASK_ID", help="attach it to this task")
     upload.add_argument("--chat", metavar="CHAT_ID", help="attach it to this chat")
     download = actions.add_parser("download", help="download a file")
-    download.add_argument("file", metavar="FILE_ID")
+    download.add_argument("file", metavar="FILE_ID", help="the file's id")
     download.add_argument(
         "-o", "--output", help="where to save it ('-': stdout; default: its name, here)"
     )
@@ -447,10 +447,10 @@ def _file_parsers(parsers: _Parsers) -> None:
     listing.add_argument("--task", metavar="TASK_ID", help="only this task's")
     listing.add_argument("--chat", metavar="CHAT_ID", help="only this chat's")
     link = actions.add_parser("link", help="print a signed link (works without a key)")
-    link.add_argument("file", metavar="FILE_ID")
+    link.add_argument("file", metavar="FILE_ID", help="the file's id")
     link.add_argument("--seconds", type=_positive_int, help="how long it works")
     delete = actions.add_parser("delete", help="delete a file")
-    delete.add_argument("file", metavar="FILE_ID")
+    delete.add_argument("file", metavar="FILE_ID", help="the file's id")
     for action in (upload, download, listing, link, delete):
         _connection(action)
 
