@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, StringConstraints
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         default=1.0, gt=0, description="fallback poll and lease-recovery interval, seconds"
     )
+    agent_max_running: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")],
+        Annotated[int, Field(ge=1, le=1_000_000)],
+    ] = Field(
+        default_factory=dict,
+        description='most tasks of an agent running at once, all workers: {"llm": 20}',
+        json_schema_extra={"shown_default": "{} (no limit)"},
+    )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="seconds running tasks get to finish on SIGTERM"
     )
@@ -64,6 +72,18 @@ class Settings(BaseSettings):
     )
     schedules: bool = Field(
         default=True, description="worker processes fire due schedules (/v1/schedules)"
+    )
+    retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=36_500,
+        description="days finished tasks/processes are kept (tenants may override); 0: forever",
+    )
+    retention_interval: float = Field(
+        default=3600.0, ge=0, description="seconds between a worker's retention passes; 0: none"
+    )
+    retention_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="rows one retention transaction deletes"
     )
     retry_base_delay: float = Field(
         default=1.0, gt=0, description="backoff: attempt n waits up to base*2^(n-1)"
@@ -91,6 +111,31 @@ class Settings(BaseSettings):
     )
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROCESSGPT_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector base URL: tracing on (off when unset)",
+    )
+    service_name: str = Field(
+        default="processgpt",
+        validation_alias=AliasChoices("PROCESSGPT_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        description="service.name of this process's spans",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="a worker's /metrics listener port (0: none; the API serves /metrics)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="where a worker's /metrics listener binds"
+    )
+    metrics_interval: float = Field(
+        default=10.0, gt=0, description="seconds between counts of the queue for /metrics"
+    )
+    metrics_on_api: bool = Field(
+        default=True, description="the API serves /metrics (no key; aggregates only)"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     log_format: str = Field(
@@ -374,6 +419,34 @@ class FileSettings(BaseSettings):
 
     def allowed(self) -> frozenset[str]:
         return frozenset(t.strip().lower() for t in self.allowed_types.split(",") if t.strip())
+
+
+class WebhookSettings(BaseSettings):
+    """Webhooks: where tenants' endpoints may be, and how workers deliver to them.
+
+    ``allow_private``: endpoints may be on loopback, private (RFC 1918, fc00::/7) and shared
+    (100.64/10) addresses (link-local, with the cloud metadata service, stays refused).
+    ``retry_schedule``: seconds before each retry (the Standard Webhooks schedule by default:
+    5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); a delivery is dead once they are used up."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_WEBHOOK_", extra="ignore")
+
+    allow_private: bool = Field(
+        default=False, description="webhook endpoints may be on loopback/private addresses"
+    )
+    retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        description="seconds before each retry of a delivery (comma list)",
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per delivery attempt")
+    concurrency: int = Field(
+        default=8, ge=1, le=256, description="deliveries a worker sends at once"
+    )
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="seconds before a claimed, unfinished delivery is resent"
+    )
+    max_per_tenant: int = Field(default=20, ge=0, description="webhook endpoints per tenant")
+    deliver: bool = Field(default=True, description="workers send webhook deliveries")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The console in real Chromium (Debian's ``chromium``; Python ``playwright`` drives it, no
 browser download) against a real ``processgpt api`` and ``processgpt worker --agent demo``
-and the test Postgres. One stack and one browser per module; each test has its own page
-(browser context), and a test fails if the page threw (an uncaught error or rejection).
+and the test Postgres. One stack and one browser for the package (per pytest-xdist worker);
+each test has its own page (browser context), and a test fails if the page threw (an uncaught
+error or rejection). Tests share the stack's tenant: each finds its own rows by id or text.
 
 Screenshots go to the test's tmp dir, and also to ``PROCESSGPT_CONSOLE_SHOTS`` when set."""
 
@@ -25,6 +26,7 @@ from tests.support import PostgresServer, ProcessGPTProcess, api_url
 CHROMIUM = Path(os.environ.get("PROCESSGPT_CHROMIUM", "/usr/bin/chromium"))
 
 TENANT = "acme"
+STREAMING = "tests.agents.executors:StreamingExecutor"
 DEFINITION: dict[str, Any] = {
     "processDefinitionId": "purchase",
     "processDefinitionName": "Purchase request",
@@ -126,7 +128,7 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def stack(
     pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
@@ -145,11 +147,20 @@ async def stack(
             log_path=logs / "worker.log",
             env=env,
         ),
+        ProcessGPTProcess(  # text, a tool call and its result (tests/agents/executors.py)
+            ["worker", "--agent", "streaming", "--concurrency", "2", "--executor", STREAMING],
+            dsn=dsn,
+            log_path=logs / "streaming-worker.log",
+            env=env,
+        ),
     ]
     db = await Database.connect(dsn, max_size=4)
     try:
+        # Generous: the api loads its embedder at start, slow on a loaded machine.
+        await procs[0].wait_for_log("api listening url=", timeout=120)
         url = await api_url(procs[0])
-        await procs[1].wait_for_log("worker started")
+        for worker in procs[1:]:
+            await worker.wait_for_log("worker started", timeout=120)
         key = (await ApiKeyRepository(db).create(TENANT, role=Role.ADMIN)).key
         result = Stack(url=url, key=key, db=db)
         async with result.client() as client:
@@ -166,7 +177,7 @@ async def stack(
         await pg_server.drop_database(dsn)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
@@ -214,6 +225,8 @@ async def console(
     page.set_default_timeout(15_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"{exc.name}: {exc.message}"))
+    # The console never uses alert()/confirm(): errors are shown inline.
+    page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
     page.on(
         "console",
         lambda msg: (

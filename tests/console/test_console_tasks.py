@@ -17,12 +17,14 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.slow
 
 
-async def submit(stack: Stack, query: str, max_attempts: int = 3, **input: Any) -> str:
+async def submit(
+    stack: Stack, query: str, max_attempts: int = 3, agent: str = "demo", **input: Any
+) -> str:
     async with stack.client() as client:
         response = await client.post(
             "/v1/tasks",
             json={
-                "agent_orch": "demo",
+                "agent_orch": agent,
                 "query": query,
                 "input": input,
                 "max_attempts": max_attempts,
@@ -101,6 +103,26 @@ async def test_answer_an_input_request_in_the_page(
     async with stack.client() as client:
         again = await client.post(f"/v1/tasks/{task_id}/input", json={"answer": "Paris"})
         assert again.status_code == 409
+
+
+async def test_the_timeline_shows_text_as_text_and_tool_calls_collapsed(
+    console: Console, signed_in_url: str, stack: Stack
+) -> None:
+    page = console.page
+    task_id = await submit(stack, "find the invoices", agent="streaming")
+    await page.goto(signed_in_url)
+    await page.goto(f"{stack.url}/console#/tasks/{task_id}")
+    await expect(page.locator("#task-status")).to_have_text("DONE")
+    texts = page.locator(".timeline li.text .text-body")
+    await expect(texts.first).to_have_text("Let me look that up.")
+    await expect(texts.nth(1)).to_have_text("Found 3 results.")
+    tool = page.locator(".timeline li.tool details")
+    await expect(tool.locator("summary")).to_have_text("tool search")
+    assert await tool.get_attribute("open") is None  # collapsed until asked
+    await tool.locator("summary").click()
+    await expect(tool).to_contain_text('"q": "find the invoices"')
+    await expect(tool).to_contain_text('"hits": 3')
+    await console.shot("task-timeline")
 
 
 async def test_search_paging_and_switching_tasks(

@@ -79,6 +79,7 @@ def test_an_agent_that_reports_failure_fails_the_task_at_once() -> None:
     assert (end.status, end.stat, end.error) == (TaskStatus.FAILED, "failed", error)
     assert events(end) == [("error", "TASK_ERROR", "agent", {**error, "retrying": False})]
     assert end.retry_delay is None
+    assert not end.dead_letter
 
 
 def test_an_error_with_attempts_left_is_retried_after_the_policy_delay() -> None:
@@ -103,6 +104,7 @@ def test_the_last_attempt_fails_the_task() -> None:
     end = decide(attempt=3, max_attempts=3, error=RuntimeError("boom"))
     assert (end.status, end.stat, end.retry_delay) == (TaskStatus.FAILED, "failed", None)
     assert events(end)[0][3]["retrying"] is False
+    assert end.dead_letter  # it ran out of attempts
 
 
 @pytest.mark.parametrize(
@@ -111,6 +113,7 @@ def test_the_last_attempt_fails_the_task() -> None:
 def test_errors_a_new_attempt_cannot_fix_fail_at_once(error: Exception) -> None:
     end = decide(attempt=1, max_attempts=10, error=error)
     assert end.status is TaskStatus.FAILED
+    assert not end.dead_letter  # failed at once: not for want of attempts
     assert end.error is not None and end.error["code"] == getattr(error, "code", None)
 
 

@@ -57,6 +57,7 @@ from processgpt.domain.events import (
 )
 from processgpt.domain.files import FileInfo
 from processgpt.files.task_files import TaskFiles
+from processgpt.memory.bound import TaskMemory
 from processgpt.runtime.run import READY, Outcome, TaskRun
 
 STATE_EVENT_TYPES: dict[int, EventType] = {
@@ -144,6 +145,11 @@ class ProcessGPTRequestContext(RequestContext):
         given), ``await context.files.read(file_id)`` (their bytes). Raises
         :class:`InvalidConfiguration` in a worker built without file storage."""
         return _require_files(self._files)
+
+    @property
+    def memory(self) -> TaskMemory | None:
+        """The task's memory (bound to its tenant and scope by the worker), if any."""
+        return self._run.memory
 
     @property
     def tenant_mcp_config(self) -> Any:

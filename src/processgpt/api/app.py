@@ -29,13 +29,17 @@ def create_app(
     *,
     mcp: McpSettings | None = None,
     box: SecretBox | None = None,
+    local_agents: frozenset[str] = frozenset(),
     files: FileSettings | None = None,
 ) -> FastAPI:
     """The API bound to ``db``. Its lifespan runs the event hub (one LISTEN connection).
     ``mcp`` and ``box``: the process's MCP settings and secret keys (default: from the
-    environment and ``settings.data_dir``); ``files``: where files are kept (default: from
+    environment and ``settings.data_dir``). ``local_agents``: the agents a worker in this
+    same process serves (``processgpt up``). ``files``: where files are kept (default: from
     the environment)."""
-    services = Services.build(db, settings, mcp=mcp, box=box, files=files)
+    services = Services.build(
+        db, settings, mcp=mcp, box=box, local_agents=local_agents, files=files
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

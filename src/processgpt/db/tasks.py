@@ -25,6 +25,7 @@ from processgpt.domain.errors import (
 )
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus, TaskSubmission
+from processgpt.metrics import TASKS
 
 _TASK_FIELDS = frozenset(Task.model_fields)
 
@@ -96,6 +97,8 @@ class TaskRepository:
             sub.tool,
             sub.description,
             profile,
+            sub.traceparent,
+            sub.tracestate,
         )
         try:
             # A concurrent insert with the same key may commit after our snapshot: the second
@@ -177,7 +180,9 @@ class TaskRepository:
 
     async def cancel(self, tenant_id: str, task_id: uuid.UUID, reason: str = "cancelled") -> Task:
         """Cancel a task that has not ended. A running executor is told at once (NOTIFY)."""
-        return await self._transition("cancel_task", "cancel", tenant_id, task_id, reason)
+        task = await self._transition("cancel_task", "cancel", tenant_id, task_id, reason)
+        TASKS.cancelled(task.agent_orch)
+        return task
 
     async def requeue(self, tenant_id: str, task_id: uuid.UUID) -> Task:
         """Queue a FAILED or CANCELLED task again, attempts reset."""

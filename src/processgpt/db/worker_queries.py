@@ -117,6 +117,13 @@ class ClaimedTask:
         return StepRef(proc_inst_id, record["activity_id"], activation, step_event)
 
     @property
+    def wait_seconds(self) -> float:
+        """How long the task waited for this claim since it was due (its ``run_at``: when it
+        was created, or when its retry backoff ended), by the database's clock."""
+        record = self.record
+        return float((record["updated_at"] - record["run_at"]).total_seconds())
+
+    @property
     def form_id(self) -> str | None:
         """The id of the task's form, if it has one."""
         form = self.record["ctx_form"]
@@ -195,12 +202,26 @@ class WorkerQueries:
         self._unbatched = False  # the next batch applies its steps one statement each
 
     async def claim(
-        self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
+        self,
+        agent_orchs: list[str],
+        limit: int,
+        consumer: str,
+        lease_seconds: float,
+        max_running: Mapping[str, int] | None = None,
     ) -> list[ClaimedTask]:
-        """Claim up to ``limit`` tasks of the given orchestrators, each with what its context
-        needs."""
+        """Claim up to ``limit`` tasks of the given orchestrators, fairly between tenants
+        (by weight, within each tenant's rate limit), each with what its context needs.
+        ``max_running``: the most tasks an orchestrator may run at once across all workers
+        (orchestrators not named have no limit)."""
+        limited = sorted((max_running or {}).items())
         rows = await self.db.fetch(
-            QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
+            QUERIES["claim_tasks"],
+            agent_orchs,
+            limit,
+            consumer,
+            lease_seconds,
+            [name for name, _ in limited],
+            [most for _, most in limited],
         )
         return [ClaimedTask.from_record(row) for row in rows]
 
@@ -222,9 +243,10 @@ class WorkerQueries:
         )
         return {r["id"] for r in rows}
 
-    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, TaskStatus]]:
+    async def recover_expired(self, limit: int = 100) -> list[tuple[uuid.UUID, str, TaskStatus]]:
         """Put back (or fail, once its attempts are used up) up to ``limit`` tasks whose
-        lease expired, whoever held them; each task with the state it was put in. A process
+        lease expired, whoever held them; each task with its agent and the state it was put
+        in. A process
         task failed here runs its step (an incident) in the same transaction."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch(QUERIES["recover_expired"], limit)
@@ -271,7 +293,7 @@ class WorkerQueries:
                             f"({type(exc).__name__})",
                         }
                         await conn.execute(QUERIES["mark_step_failed"], r["id"], error)
-        return [(r["id"], TaskStatus(r["status"])) for r in rows]
+        return [(r["id"], r["agent_orch"], TaskStatus(r["status"])) for r in rows]
 
     async def apply_batch(self, writes: list[TaskWrite]) -> set[uuid.UUID]:
         """Write a batch (at most one write per task) in one statement; return the tasks
@@ -401,10 +423,6 @@ class WorkerQueries:
     async def register_orchestrators(self, names: dict[str, str]) -> None:
         """Register the orchestrators a worker serves (name → description), seen now."""
         await self.db.execute(QUERIES["register_orchestrators"], list(names), list(names.values()))
-
-    async def touch_orchestrators(self, names: list[str]) -> None:
-        """Mark the orchestrators a running worker serves as seen now (its presence)."""
-        await self.db.execute(QUERIES["touch_orchestrators"], names)
 
 
 def _batch_args(writes: list[TaskWrite]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

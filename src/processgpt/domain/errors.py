@@ -417,6 +417,32 @@ class StorageUnavailable(ProcessGPTError):
     code = "storage_unavailable"
 
 
+class WebhookNotFound(ProcessGPTError):
+    """No webhook endpoint with that id exists for the caller's tenant."""
+
+    code = "webhook_not_found"
+
+    def __init__(self, endpoint_id: object) -> None:
+        super().__init__(f"webhook endpoint {endpoint_id} not found")
+        self.endpoint_id = endpoint_id
+
+
+class TooManyWebhooks(ProcessGPTError):
+    """The tenant has as many webhook endpoints as it may have."""
+
+    code = "too_many_webhooks"
+
+
+class NotificationNotFound(ProcessGPTError):
+    """No notification with that id exists for the caller's tenant."""
+
+    code = "notification_not_found"
+
+    def __init__(self, notification_id: object) -> None:
+        super().__init__(f"notification {notification_id} not found")
+        self.notification_id = notification_id
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -464,6 +490,9 @@ ERROR_STATUS: dict[str, int] = {
     LinkInvalid.code: 403,
     LinkExpired.code: 403,
     StorageUnavailable.code: 503,
+    WebhookNotFound.code: 404,
+    TooManyWebhooks.code: 409,
+    NotificationNotFound.code: 404,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

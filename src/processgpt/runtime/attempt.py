@@ -71,6 +71,9 @@ class AttemptEnd:
     retry_delay: float | None = None
     attempts: int | None = None
     note: Note | None = None
+    dead_letter: bool = False
+    """The task fails for good because it ran out of attempts (an error that would have been
+    retried otherwise)."""
 
 
 NOT_RETRIED: tuple[type[Exception], ...] = (InvalidInput, ExecutorReturnedWithoutResult)
@@ -112,9 +115,19 @@ def failure_event(error: dict[str, Any]) -> Event:
     return _event(EventType.ERROR, {**error, "retrying": False}, "TASK_ERROR")
 
 
-def failed(error: dict[str, Any], note: Note | None = None) -> AttemptEnd:
-    """The attempt fails the task for good: status FAILED, ``error``, its event."""
-    return AttemptEnd(TaskStatus.FAILED, "failed", (failure_event(error),), error=error, note=note)
+def failed(
+    error: dict[str, Any], note: Note | None = None, *, dead_letter: bool = False
+) -> AttemptEnd:
+    """The attempt fails the task for good: status FAILED, ``error``, its event
+    (``dead_letter``: because the task ran out of attempts)."""
+    return AttemptEnd(
+        TaskStatus.FAILED,
+        "failed",
+        (failure_event(error),),
+        error=error,
+        note=note,
+        dead_letter=dead_letter,
+    )
 
 
 def _after_result(task_id: uuid.UUID, attempt: int, result: RunResult) -> AttemptEnd:
@@ -169,7 +182,8 @@ def _after_error(
         "message": f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS],
         "attempt": attempt,
     }
-    if attempt >= max_attempts or isinstance(exc, NOT_RETRIED):
+    not_retried = isinstance(exc, NOT_RETRIED)
+    if attempt >= max_attempts or not_retried:
         return failed(
             error,
             (
@@ -177,6 +191,7 @@ def _after_error(
                 "task failed task=%s attempt=%d error=%s",
                 (task_id, attempt, type(exc).__name__),
             ),
+            dead_letter=not not_retried,
         )
     delay = (
         exc.delay

@@ -9,10 +9,12 @@ under way, and the worker never holds more than its concurrency.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 
 from processgpt.db.retry import log_db_error
 from processgpt.db.worker_queries import ClaimedTask, WorkerQueries
+from processgpt.metrics import CLAIM_DURATION, CLAIM_SIZE
 
 CLAIMS_IN_FLIGHT = 2
 """Claims one worker may have under way at once while a backlog lasts."""
@@ -57,6 +59,7 @@ class ClaimLoop:
         poll_interval: float,
         running: Callable[[], int],
         start: Callable[[list[ClaimedTask]], None],
+        max_running: Mapping[str, int] | None = None,
     ) -> None:
         self._queries = queries
         self._orchs = orchs
@@ -64,6 +67,10 @@ class ClaimLoop:
         self._consumer = consumer
         self._lease_seconds = lease_seconds
         self._poll_interval = poll_interval
+        # limits of the orchestrators this worker claims for (the others' do not matter here)
+        self._max_running = {
+            name: most for name, most in (max_running or {}).items() if name in orchs
+        }
         self._running = running
         self._start = start
         self._wake = asyncio.Event()  # there may be new work (a notification, the poll)
@@ -152,14 +159,18 @@ class ClaimLoop:
             self._poke.set()
 
     async def _claim_tasks(self, limit: int) -> list[ClaimedTask] | None:
+        started = time.perf_counter()
         try:
-            return await self._queries.claim(
-                self._orchs, limit, self._consumer, self._lease_seconds
+            tasks = await self._queries.claim(
+                self._orchs, limit, self._consumer, self._lease_seconds, self._max_running
             )
         except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
             log_db_error("claim", exc)
             await asyncio.sleep(min(1.0, self._poll_interval))
             return None
+        CLAIM_DURATION.observe(time.perf_counter() - started)
+        CLAIM_SIZE.observe(len(tasks))
+        return tasks
 
     async def _until_next_run_at(self, default: float) -> float:
         try:

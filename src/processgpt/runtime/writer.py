@@ -31,6 +31,11 @@ from processgpt.db.worker_queries import EventRow, StepRef, TaskWrite, WorkerQue
 from processgpt.domain.errors import EventBufferFull
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import TaskStatus
+from processgpt.metrics import (
+    EVENT_WRITE_BATCH_EVENTS,
+    EVENT_WRITE_BATCH_TASKS,
+    EVENT_WRITE_DURATION,
+)
 from processgpt.runtime.attempt import failure_event
 
 log = logging.getLogger(__name__)
@@ -248,8 +253,12 @@ class BatchWriter:
         return batch
 
     async def _write(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         accepted, refused = await self._apply_with_retry([e.write for e in batch])
+        EVENT_WRITE_DURATION.observe(time.perf_counter() - started)
         count = sum(len(e.write.events) for e in batch)
+        EVENT_WRITE_BATCH_EVENTS.observe(count)
+        EVENT_WRITE_BATCH_TASKS.observe(len(batch))
         self._pending_events -= count
         if self._pending_events < self._high_water:
             self._room.set()

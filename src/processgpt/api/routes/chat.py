@@ -22,6 +22,7 @@ from processgpt.api.deps import ServicesDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.db.chats import Chat, check_chat_id
 from processgpt.domain.errors import ChatBusy, ProcessGPTError
+from processgpt.protocols.views import WARNING_HEADER
 from processgpt.protocols.ws_chat import MsgError, MsgGracefulDisconnect
 
 router = APIRouter(tags=["chat"], responses=responses(*AUTHENTICATED))
@@ -69,6 +70,7 @@ async def agent_ws(
         services.hub,
         services.settings.sse_heartbeat,
         file_url=services.files.link_maker(chat.tenant_id, base),
+        served=services.served,
     )
     sockets.sessions.add(session)
     try:
@@ -93,15 +95,29 @@ async def post_chat(
 ) -> StreamingResponse:
     """The AI SDK `useChat` endpoint: the last user message starts the chat's next turn (or
     answers the agent's question); the reply streams as a UI message stream. `agent` (body
-    or query) chooses the agent of a new chat (default `demo`)."""
+    or query) chooses the agent of a new chat (default `demo`). When no live worker serves
+    the agent, the stream says so after its start (a transient `data-warnings` part) and so
+    does an `X-ProcessGPT-Warning` header."""
     text, files = last_user_message(body.messages)
     chats = services.chats
     chat = await chats.open(tenant_id, body.id, body.agent or agent)
-    turn, _task = await chats.start_turn(chat, text, files)
+    turn, task = await chats.start_turn(chat, text, files)
+    task = await services.served.warn(task)
     links = services.files.link_maker(tenant_id, str(request.base_url))
-    return sse.event_stream(
-        chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat, file_url=links)
+    response = sse.event_stream(
+        chat_sse(
+            services.hub,
+            chats,
+            chat,
+            turn,
+            services.settings.sse_heartbeat,
+            warnings=task.warnings,
+            file_url=links,
+        )
     )
+    for warning in task.warnings:
+        response.headers.append(WARNING_HEADER, warning)
+    return response
 
 
 @router.get(

@@ -9,18 +9,25 @@ import * as processes from "./processes.js";
 import * as definitions from "./definitions.js";
 import * as incidents from "./incidents.js";
 import * as deadLetters from "./dead_letters.js";
+import * as notifications from "./notifications.js";
+import * as memories from "./memories.js";
+import * as metrics from "./metrics.js";
 
 const SECTIONS = {
-  tasks, worklist, processes, definitions, incidents, "dead-letters": deadLetters,
+  tasks, worklist, processes, definitions, incidents, "dead-letters": deadLetters, notifications, memories, metrics,
 };
+/** Sections whose API is served by this server (read from its OpenAPI document): a section
+ * whose endpoint is absent (an older server) is not offered. */
+const available = new Set(["tasks", "worklist", "processes", "definitions", "incidents", "dead-letters"]);
+let stopFeed = null;
 
 const $ = (id) => document.getElementById(id);
 let current = null;  // {name, section}
 
 function parse() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
-  const name = SECTIONS[parts[0]] ? parts[0] : "tasks";
-  return { name, rest: SECTIONS[parts[0]] ? parts.slice(1) : [] };
+  const known = available.has(parts[0]);
+  return { name: known ? parts[0] : "tasks", rest: known ? parts.slice(1) : [] };
 }
 
 function route() {
@@ -29,7 +36,10 @@ function route() {
   $("view").hidden = !signedIn;
   $("nav").hidden = !signedIn;
   $("signout").hidden = !signedIn;
+  if (signedIn && !stopFeed && available.has("notifications")) stopFeed = notifications.startFeed($("unread"));
   if (!signedIn) {
+    stopFeed?.();
+    stopFeed = null;
     current?.section.dispose();
     current = null;
     $("keyinput").focus();
@@ -60,8 +70,20 @@ async function health() {
   }
 }
 
-function start() {
+async function detect() {
+  try {
+    const doc = await (await fetch("/openapi.json")).json();
+    for (const a of document.querySelectorAll("#nav a[data-needs]")) {
+      const served = Boolean(doc.paths?.[a.dataset.needs]);
+      a.hidden = !served;
+      if (served) available.add(a.dataset.section);
+    }
+  } catch { /* the core sections work without it */ }
+}
+
+async function start() {
   takeKeyFromUrl();
+  await detect();
   $("keyform").addEventListener("submit", async (e) => {
     e.preventDefault();
     const key = $("keyinput").value.trim();

@@ -58,7 +58,7 @@ export function create(view) {
         class: "row" + (t.id === selected ? " selected" : ""), dataset: { id: t.id },
         onclick: () => { location.hash = "#/tasks/" + t.id; },
       }, h("td", {}, badge(t.status)), h("td", {}, t.agent_orch),
-      h("td", { class: "ellipsis", title: t.query }, t.query || t.activity_name || ""),
+      h("td", { class: "ellipsis", title: t.query }, h("a", { href: "#/tasks/" + t.id }, t.query || t.activity_name || t.id)),
       h("td", { class: "muted" }, when(t.created_at)))) : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No tasks here.")));
       paging.setNext(page.next_cursor);
     } catch (err) {

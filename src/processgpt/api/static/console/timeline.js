@@ -25,6 +25,9 @@ function progress(data) {
   if (value && typeof value === "object" && "step" in value && "of" in value) {
     return `step ${value.step} of ${value.of}`;
   }
+  if (value && typeof value === "object" && ("pct" in value || "status" in value) && Object.keys(value).length <= 3) {
+    return [value.status, "pct" in value ? value.pct + "%" : ""].filter(Boolean).join(" ");
+  }
   return null;
 }
 
