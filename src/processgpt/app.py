@@ -14,25 +14,44 @@ from types import TracebackType
 from typing import Any
 
 from processgpt.agents import registry
+from processgpt.agents.lessons import LlmLessonExtractor
 from processgpt.agents.task_runner import A2ATaskRunner
-from processgpt.config import McpSettings, ProcessSettings, SecretSettings, Settings
+from processgpt.config import (
+    LlmSettings,
+    McpSettings,
+    MemorySettings,
+    ProcessSettings,
+    SecretSettings,
+    Settings,
+    WebhookSettings,
+)
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.embedded import EmbeddedPostgres
 from processgpt.db.follow import follow_task
+from processgpt.db.memory_feedback import FeedbackQueue
 from processgpt.db.metrics import MetricsRepository
 from processgpt.db.migrate import migrate
 from processgpt.db.process_steps import StepSettings
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import TaskRepository
+from processgpt.db.webhooks import WebhookRepository
+from processgpt.domain.errors import InvalidConfiguration
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
+from processgpt.domain.webhooks import parse_schedule
+from processgpt.memory.configured import memory_service
 from processgpt.metrics import serve_metrics
+from processgpt.runtime.learning import LearningLoop, LearningOptions
+from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.retention import RetentionOptions
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
-from processgpt.runtime.worker import Worker, WorkerOptions
+from processgpt.runtime.webhook_delivery import DeliveryLoop
+from processgpt.runtime.worker import Worker, WorkerOptions, default_consumer
 from processgpt.tools.executor_view import ExecutorMcpView
+from processgpt.tools.netguard import NetworkPolicy
+from processgpt.tools.webhook_http import HttpSender
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +95,28 @@ def process_step_settings(process: ProcessSettings | None = None) -> StepSetting
     return StepSettings(judge_agent=process.judge_agent, default_agent=process.default_agent)
 
 
+def worker_memory(
+    db: Database, llm: LlmSettings | None, memory: MemorySettings | None = None
+) -> dict[str, Any]:
+    """The memory of a worker's tasks and its learning step, as ``WorkerOptions`` fields:
+    none with ``PROCESSGPT_MEMORY_EMBEDDER=none``; no learning step without a model endpoint
+    (``llm``) or with ``PROCESSGPT_MEMORY_LEARNING=false``."""
+    memory = memory or MemorySettings()
+    if memory.embedder == "none":
+        return {}
+    service = memory_service(db, memory)
+    fields: dict[str, Any] = {"memory": MemoryContext(service)}
+    if memory.learning and llm is not None and llm.configured:
+        extractor = LlmLessonExtractor(llm, model=memory.learning_agent_model)
+        fields["learning"] = LearningLoop(
+            FeedbackQueue(db),
+            service,
+            extractor,
+            LearningOptions(consumer=default_consumer(), auto_activate=memory.auto_activate),
+        )
+    return fields
+
+
 def retention_options(settings: Settings) -> RetentionOptions:
     """The retention job's options (``PROCESSGPT_RETENTION_*``), for workers and the CLI."""
     return RetentionOptions(
@@ -91,6 +132,7 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
         "concurrency": settings.concurrency,
         "lease_seconds": settings.lease_seconds,
         "poll_interval": settings.poll_interval,
+        "agent_max_running": dict(settings.agent_max_running),
         "shutdown_grace": settings.shutdown_grace,
         "flush_interval": settings.flush_interval,
         "schedules": settings.schedules,
@@ -102,6 +144,35 @@ def worker_options(settings: Settings, **overrides: Any) -> WorkerOptions:
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return WorkerOptions(**values)
+
+
+def webhook_delivery(
+    box: SecretBox, webhooks: WebhookSettings | None = None
+) -> Callable[[Database], DeliveryLoop] | None:
+    """What makes a worker's webhook delivery loop (``PROCESSGPT_WEBHOOK_*``): HTTP with
+    Standard Webhooks signatures, every connection checked against internal addresses. None
+    when ``PROCESSGPT_WEBHOOK_DELIVER`` is off. :class:`InvalidConfiguration` for a retry
+    schedule that is not one."""
+    webhooks = webhooks or WebhookSettings()
+    if not webhooks.deliver:
+        return None
+    try:
+        schedule = parse_schedule(webhooks.retry_schedule)
+    except ValueError as exc:
+        raise InvalidConfiguration(f"PROCESSGPT_WEBHOOK_RETRY_SCHEDULE: {exc}") from None
+    policy = NetworkPolicy(allow_private=webhooks.allow_private)
+    settings = webhooks
+
+    def make(db: Database) -> DeliveryLoop:
+        return DeliveryLoop(
+            WebhookRepository(db, box, max_per_tenant=settings.max_per_tenant),
+            HttpSender(policy, timeout=settings.timeout),
+            schedule,
+            concurrency=settings.concurrency,
+            lease_seconds=settings.lease_seconds,
+        )
+
+    return make
 
 
 @contextlib.asynccontextmanager
@@ -219,7 +290,9 @@ class AgentServer:
         self.settings = Settings()
         if database_url:
             self.settings = self.settings.model_copy(update={"database_url": database_url})
-        view = ExecutorMcpView.of(McpSettings(), secret_box(self.settings))
+        box = secret_box(self.settings)
+        view = ExecutorMcpView.of(McpSettings(), box)
+        self._webhooks = webhook_delivery(box)
         self.runners: dict[str, TaskRunner] = {
             agent_type: A2ATaskRunner(executor, blocking=blocking, mcp_view=view)
         }
@@ -235,7 +308,7 @@ class AgentServer:
             pool_size=max(self.settings.pool_size, 4),
         )
         try:
-            self._worker = Worker(db, self.runners, self._options)
+            self._worker = Worker(db, self.runners, self._options, webhooks=self._webhooks)
             tune_gc_for_serving()
             if self._stop_requested:
                 self._worker.stop()

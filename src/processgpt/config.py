@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, StringConstraints
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(
         default=1.0, gt=0, description="fallback poll and lease-recovery interval, seconds"
+    )
+    agent_max_running: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")],
+        Annotated[int, Field(ge=1, le=1_000_000)],
+    ] = Field(
+        default_factory=dict,
+        description='most tasks of an agent running at once, all workers: {"llm": 20}',
+        json_schema_extra={"shown_default": "{} (no limit)"},
     )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="seconds running tasks get to finish on SIGTERM"
@@ -102,6 +110,16 @@ class Settings(BaseSettings):
     )
     sse_heartbeat: float = Field(
         default=15.0, gt=0, description="seconds of quiet before an SSE heartbeat"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROCESSGPT_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector base URL: tracing on (off when unset)",
+    )
+    service_name: str = Field(
+        default="processgpt",
+        validation_alias=AliasChoices("PROCESSGPT_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        description="service.name of this process's spans",
     )
     metrics_port: int = Field(
         default=0,
@@ -343,6 +361,34 @@ class SecretSettings(BaseSettings):
         validation_alias="PROCESSGPT_DATA_DIR",
         description="where secret.key is kept when no keys are set",
     )
+
+
+class WebhookSettings(BaseSettings):
+    """Webhooks: where tenants' endpoints may be, and how workers deliver to them.
+
+    ``allow_private``: endpoints may be on loopback, private (RFC 1918, fc00::/7) and shared
+    (100.64/10) addresses (link-local, with the cloud metadata service, stays refused).
+    ``retry_schedule``: seconds before each retry (the Standard Webhooks schedule by default:
+    5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); a delivery is dead once they are used up."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_WEBHOOK_", extra="ignore")
+
+    allow_private: bool = Field(
+        default=False, description="webhook endpoints may be on loopback/private addresses"
+    )
+    retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        description="seconds before each retry of a delivery (comma list)",
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per delivery attempt")
+    concurrency: int = Field(
+        default=8, ge=1, le=256, description="deliveries a worker sends at once"
+    )
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="seconds before a claimed, unfinished delivery is resent"
+    )
+    max_per_tenant: int = Field(default=20, ge=0, description="webhook endpoints per tenant")
+    deliver: bool = Field(default=True, description="workers send webhook deliveries")
 
 
 @dataclass(frozen=True)

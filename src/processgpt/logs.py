@@ -21,6 +21,9 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
+
+from processgpt import tracing
 
 _CREDENTIAL_HEADERS = r"(?:proxy-)?authorization|x-api-key|cookie|set-cookie"
 # What the name of a secret ends with (after any prefix: GITHUB_TOKEN, X-Auth-Token,
@@ -82,6 +85,29 @@ connection details, request URLs (``mcp``: the server URL, userinfo and query in
 whole messages."""
 
 
+_TASK_IDS: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar(
+    "processgpt_task_ids", default=None
+)
+
+
+_json_lines = False
+"""Whether :func:`configure` installed JSON lines (the only format that shows task ids)."""
+
+
+def task_ids_logged() -> bool:
+    """Whether log lines show the ids :func:`bind_task` names (JSON lines): callers on a hot
+    path skip the binding otherwise."""
+    return _json_lines
+
+
+def bind_task(task_id: object, instance_id: object | None, trace_id: str | None) -> None:
+    """Name the task (and its process instance and trace) that the current asyncio task, and
+    threads started from it, work for: JSON log lines written there carry ``task_id``,
+    ``instance_id`` and ``trace_id``. Set by the worker for each run (a context variable: it
+    ends with the run's own asyncio task)."""
+    _TASK_IDS.set((str(task_id), None if instance_id is None else str(instance_id), trace_id))
+
+
 def redact(text: str) -> str:
     """``text`` with the credentials the module docstring lists replaced by ``***``."""
     for pattern, replacement in _RULES:
@@ -103,6 +129,14 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
+        ids = _TASK_IDS.get()
+        if ids is not None:
+            entry["task_id"] = ids[0]
+            if ids[1] is not None:
+                entry["instance_id"] = ids[1]
+        trace_id = tracing.current_trace_id() or (ids[2] if ids is not None else None)
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
@@ -123,6 +157,8 @@ def handler(fmt: str = "text") -> logging.Handler:
 
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
+    global _json_lines  # noqa: PLW0603 - the process's one logging configuration
+    _json_lines = fmt == "json"
     root = logging.getLogger()
     root.handlers[:] = [handler(fmt)]
     root.setLevel(level.upper())

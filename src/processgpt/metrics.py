@@ -25,6 +25,8 @@ Labels are low-cardinality by contract: ``agent`` (an orchestrator name), ``outc
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -43,7 +45,7 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -85,48 +87,6 @@ SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 """Buckets of batch sizes (tasks per claim, events per write)."""
 
 
-def _counter(name: str, doc: str, labels: tuple[str, ...] = ("agent",)) -> Counter:
-    return Counter(name, doc, labels, registry=REGISTRY)
-
-
-TASKS_CLAIMED = _counter("processgpt_tasks_claimed", "Attempts claimed by this process's workers")
-TASKS_COMPLETED = _counter("processgpt_tasks_completed", "Tasks that ended DONE")
-TASKS_FAILED = _counter(
-    "processgpt_tasks_failed",
-    "Tasks that ended FAILED for any reason (dead letters included)",
-)
-TASKS_RETRIED = _counter(
-    "processgpt_tasks_retried",
-    "Failed attempts put back in the queue for another attempt (with backoff, or after "
-    "their worker's lease expired)",
-)
-TASKS_DEAD_LETTERED = _counter(
-    "processgpt_tasks_dead_lettered",
-    "Tasks that ended FAILED because they ran out of attempts",
-)
-TASKS_CANCELLED = _counter(
-    "processgpt_tasks_cancelled",
-    "Tasks cancelled (by a person through the API, or by their agent)",
-)
-TASKS_HANDED_BACK = _counter(
-    "processgpt_tasks_handed_back",
-    "Running tasks a stopping worker handed back (the attempt not counted)",
-)
-TASK_WAIT = Histogram(
-    "processgpt_task_wait_seconds",
-    "How long an attempt waited in the queue: from when it was due (created, or the end of "
-    "its retry backoff) to its claim; observed when the attempt ended",
-    ("agent", "outcome"),
-    buckets=TIME_BUCKETS,
-    registry=REGISTRY,
-)
-TASK_RUN = Histogram(
-    "processgpt_task_run_seconds",
-    "How long an attempt ran: from its claim to its last write being durable",
-    ("agent", "outcome"),
-    buckets=TIME_BUCKETS,
-    registry=REGISTRY,
-)
 CLAIM_DURATION = Histogram(
     "processgpt_claim_duration_seconds",
     "Round trip of one claim statement (whether or not it found tasks)",
@@ -159,6 +119,21 @@ EVENT_WRITE_BATCH_TASKS = Histogram(
     registry=REGISTRY,
 )
 
+WEBHOOK_ATTEMPTS = Counter(
+    "processgpt_webhook_attempts",
+    "Webhook delivery attempts this process's workers made, by how they ended: delivered, "
+    "retry (to be sent again), dead (the retry schedule used up), gone (410: the endpoint "
+    "was disabled), stale (a later claim of the delivery had taken over)",
+    ("outcome",),
+    registry=REGISTRY,
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "processgpt_webhook_attempt_seconds",
+    "Time of one webhook delivery attempt (connect, send, answer)",
+    buckets=FAST_BUCKETS,
+    registry=REGISTRY,
+)
+
 # -- attempts: how an attempt ended, counted once per attempt ---------------------------------
 
 OUTCOMES = (
@@ -183,70 +158,111 @@ OUTCOME_OF_STAT: Mapping[str, str] = {
 }
 """The ``outcome`` of each way a worker's attempt ends (the worker's ``stats`` keys)."""
 
-_COUNTER_OF_OUTCOME: Mapping[str, Counter | None] = {
-    "completed": TASKS_COMPLETED,
-    "failed": TASKS_FAILED,
-    "retried": TASKS_RETRIED,
-    "cancelled": TASKS_CANCELLED,
-    "handed_back": TASKS_HANDED_BACK,
-    "input_required": None,
-    "lease_lost": None,
+_TASK_COUNTERS: Mapping[str, str] = {
+    "claimed": "Attempts claimed by this process's workers",
+    "completed": "Tasks that ended DONE",
+    "failed": "Tasks that ended FAILED for any reason (dead letters included)",
+    "retried": "Failed attempts put back in the queue for another attempt (with backoff, or "
+    "after their worker's lease expired)",
+    "dead_lettered": "Tasks that ended FAILED because they ran out of attempts",
+    "cancelled": "Tasks cancelled (by a person through the API, or by their agent)",
+    "handed_back": "Running tasks a stopping worker handed back (the attempt not counted)",
 }
+"""``processgpt_tasks_<key>_total{agent}``: its help text."""
 
-
-@dataclass(slots=True)
-class _AgentChildren:
-    """One agent's metric children, looked up once (``labels()`` costs a lock and a dict
-    lookup per call; the hot path must not pay it per task)."""
-
-    agent: str
-    claimed: Counter
-    dead_lettered: Counter
-    counters: dict[str, Counter | None] = field(default_factory=dict)
-    wait: dict[str, Histogram] = field(default_factory=dict)
-    run: dict[str, Histogram] = field(default_factory=dict)
-
+_HISTOGRAMS: Mapping[str, str] = {
+    "processgpt_task_wait_seconds": "How long an attempt waited in the queue: from when it "
+    "was due (created, or the end of its retry backoff) to its claim; observed when the "
+    "attempt ended",
+    "processgpt_task_run_seconds": "How long an attempt ran: from its claim to its last "
+    "write being durable",
+}
 
 MAX_AGENT_LABELS = 200
 """Distinct ``agent`` label values one process counts; later names count as
-:data:`OTHER_AGENTS` (a tenant may name any agent in a task it cancels)."""
+:data:`OTHER_AGENTS`."""
 
 OTHER_AGENTS = "_other"
 
 
-class TaskCounters:
-    """What a worker counts about its attempts, per agent. Cheap on the hot path: the
-    children of each agent are looked up once."""
+_INF_BUCKET = len(TIME_BUCKETS)
+
+
+class _Series:
+    """One agent's attempts with one outcome: how many moved the outcome's counter, how
+    many were dead letters, and their wait and run histograms (per bucket, not cumulative;
+    the last bucket is +Inf)."""
+
+    __slots__ = ("agent", "counted", "dead", "outcome", "run", "run_sum", "wait", "wait_sum")
+
+    def __init__(self, agent: str, outcome: str) -> None:
+        self.agent = agent
+        self.outcome = outcome
+        self.counted = 0
+        self.dead = 0
+        self.wait = [0] * (_INF_BUCKET + 1)
+        self.run = [0] * (_INF_BUCKET + 1)
+        self.wait_sum = 0.0
+        self.run_sum = 0.0
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    total = 0
+    out: list[tuple[str, float]] = []
+    for bound, count in zip((*TIME_BUCKETS, math.inf), counts, strict=True):
+        total += count
+        out.append(("+Inf" if math.isinf(bound) else repr(float(bound)), total))
+    return out
+
+
+class TaskCounters(Collector):
+    """What the processes count about tasks (``processgpt_tasks_*_total{agent}`` and the wait
+    and run histograms by agent and outcome), kept as plain numbers under one lock and
+    rendered at scrape time. An attempt's end is a dictionary lookup, two bisections and a
+    few additions (the client library's objects cost about twice as much: a lock and a
+    method call per counter and per bucket test). Thread-safe."""
 
     def __init__(self) -> None:
-        self._agents: dict[str, _AgentChildren] = {}
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], _Series] = {}  # (agent, worker stat) → series
+        self._counts: dict[tuple[str, str], int] = {}  # (counter key, agent): other counts
+        self._agents: set[str] = set()
 
-    def _of(self, agent: str) -> _AgentChildren:
-        children = self._agents.get(agent)
-        if children is None:
-            if len(self._agents) >= MAX_AGENT_LABELS and agent != OTHER_AGENTS:  # past the cap
-                return self._of(OTHER_AGENTS)
-            children = _AgentChildren(
-                agent,
-                TASKS_CLAIMED.labels(agent),
-                TASKS_DEAD_LETTERED.labels(agent),
-            )
-            for outcome in OUTCOMES:
-                counter = _COUNTER_OF_OUTCOME[outcome]
-                children.counters[outcome] = None if counter is None else counter.labels(agent)
-            self._agents[agent] = children
-        return children
+    def _agent(self, agent: str) -> str:  # holding the lock
+        if agent in self._agents:
+            return agent
+        if len(self._agents) >= MAX_AGENT_LABELS:
+            return OTHER_AGENTS
+        self._agents.add(agent)
+        return agent
+
+    def _inc(self, key: str, agent: str, amount: int = 1) -> None:
+        with self._lock:
+            slot = (key, self._agent(agent))
+            self._counts[slot] = self._counts.get(slot, 0) + amount
+
+    def _new_series(self, agent: str, stat: str) -> _Series:
+        with self._lock:
+            label = self._agent(agent)
+            outcome = OUTCOME_OF_STAT[stat]
+            for series in self._series.values():  # past the cap, several names share one
+                if series.agent == label and series.outcome == outcome:
+                    break
+            else:
+                series = _Series(label, outcome)
+            self._series[agent, stat] = series
+            return series
 
     def claimed(self, agent: str, count: int = 1) -> None:
-        self._of(agent).claimed.inc(count)
+        self._inc("claimed", agent, count)
 
     def attempt_ended(
         self,
         agent: str,
         stat: str,
         *,
-        wait_seconds: float | None,
-        run_seconds: float | None,
+        wait_seconds: float,
+        run_seconds: float,
         dead_lettered: bool = False,
         counted: bool = True,
     ) -> None:
@@ -254,46 +270,72 @@ class TaskCounters:
         ``dead_lettered``: it failed its task because the task ran out of attempts.
         ``counted`` False: the task's counter was moved by whoever wrote its end (a person's
         cancellation, by the API); the histograms still observe the attempt."""
-        outcome = OUTCOME_OF_STAT[stat]
-        children = self._of(agent)
-        counter = children.counters[outcome]
-        if counter is not None and counted:
-            counter.inc()
-        if dead_lettered:
-            children.dead_lettered.inc()
-        # Histogram series appear with an outcome's first attempt (each is 23 series).
-        if wait_seconds is not None:
-            wait = children.wait.get(outcome)
-            if wait is None:
-                wait = children.wait[outcome] = TASK_WAIT.labels(agent, outcome)
-            wait.observe(max(0.0, wait_seconds))
-        if run_seconds is not None:
-            run = children.run.get(outcome)
-            if run is None:
-                run = children.run[outcome] = TASK_RUN.labels(agent, outcome)
-            run.observe(max(0.0, run_seconds))
+        series = self._series.get((agent, stat))
+        if series is None:
+            series = self._new_series(agent, stat)
+        wait_seconds = max(wait_seconds, 0.0)
+        run_seconds = max(run_seconds, 0.0)
+        with self._lock:
+            if counted:
+                series.counted += 1
+            if dead_lettered:
+                series.dead += 1
+            series.wait[bisect.bisect_left(TIME_BUCKETS, wait_seconds)] += 1
+            series.wait_sum += wait_seconds
+            series.run[bisect.bisect_left(TIME_BUCKETS, run_seconds)] += 1
+            series.run_sum += run_seconds
 
     def recovered(self, agent: str, *, failed: bool) -> None:
         """A task whose worker's lease expired was put back (``failed`` False) or failed for
         good, out of attempts (True)."""
-        children = self._of(agent)
         if failed:
-            counter = children.counters["failed"]
-            children.dead_lettered.inc()
+            self._inc("failed", agent)
+            self._inc("dead_lettered", agent)
         else:
-            counter = children.counters["retried"]
-        if counter is not None:
-            counter.inc()
+            self._inc("retried", agent)
 
     def cancelled(self, agent: str) -> None:
         """A task was cancelled by a person (counted by the process that wrote it)."""
-        counter = self._of(agent).counters["cancelled"]
-        if counter is not None:
-            counter.inc()
+        self._inc("cancelled", agent)
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        with self._lock:
+            counts = dict(self._counts)
+            series = list({id(s): s for s in self._series.values()}.values())
+            for s in series:
+                if s.outcome in _TASK_COUNTERS and s.counted:
+                    slot = (s.outcome, s.agent)
+                    counts[slot] = counts.get(slot, 0) + s.counted
+                if s.dead:
+                    slot = ("dead_lettered", s.agent)
+                    counts[slot] = counts.get(slot, 0) + s.dead
+            rendered = sorted(
+                (
+                    (s.agent, s.outcome),
+                    (_cumulative(s.wait), s.wait_sum),
+                    (_cumulative(s.run), s.run_sum),
+                )
+                for s in series
+            )
+        for key, doc in _TASK_COUNTERS.items():
+            family = CounterMetricFamily(f"processgpt_tasks_{key}", doc, labels=("agent",))
+            for (counted, agent), value in sorted(counts.items()):
+                if counted == key:
+                    family.add_metric((agent,), value)
+            yield family
+        for index, name in enumerate(
+            ("processgpt_task_wait_seconds", "processgpt_task_run_seconds")
+        ):
+            hist = HistogramMetricFamily(name, _HISTOGRAMS[name], labels=("agent", "outcome"))
+            for labels, *histograms in rendered:
+                buckets, total = histograms[index]
+                hist.add_metric(labels, buckets, total)
+            yield hist
 
 
 TASKS = TaskCounters()
 """The process's task counters (every worker of the process and its API count here)."""
+REGISTRY.register(TASKS)
 
 # -- worker slots: read from the live workers at scrape time ----------------------------------
 

@@ -83,7 +83,14 @@ async def test_submit_follow_through_the_profile_up_leaves(
     assert events == ["task_started", "task_working", "task_working", "crew_completed"]
     assert any(line.endswith(" DONE") for line in lines)
     assert '"upper": "HELLO THERE"' in result.stdout
-    assert "waiting:" not in result.stderr  # a worker serves demo
+    # up's own worker serves demo: no warning, not even before its first heartbeat
+    assert "warning:" not in result.stderr
+    workers = await run_cli("workers", data_dir=data_dir, env={"DATABASE_URL": db_url})
+    assert workers.returncode == 0, workers.stderr
+    header, row = workers.stdout.splitlines()
+    assert header.split()[:3] == ["STATE", "ID", "SLOTS"]
+    assert row.split()[0] == "live" and f":{up.proc.pid}:" in row.split()[1]
+    assert row.split()[2].endswith("/4") and "demo" in row.split()[-1].split(",")
 
     up.signal(signal.SIGTERM)
     assert await up.wait() == 0
@@ -191,13 +198,16 @@ async def test_following_a_task_no_worker_serves_says_so(
     )
     submitted = await run_cli("submit", "--agent", "idle", "x", *api.flags, data_dir=data_dir)
     task_id = submitted.stdout.split()[1]
+    warning = (
+        "warning: no live worker serves agent 'idle': the task waits in the queue until one "
+        "starts (processgpt worker --agent idle)"
+    )
+    assert submitted.returncode == 0 and submitted.stderr.strip() == warning
     follow = start_cli("tasks", "follow", task_id, *api.flags, data_dir=data_dir)
     started_clis.append(follow)
     assert follow.stderr is not None
     line = await asyncio.wait_for(asyncio.to_thread(follow.stderr.readline), 60)
-    assert line.strip() == (
-        "waiting: no worker is serving agent 'idle' (start one: processgpt worker --agent idle)"
-    )
+    assert line.strip() == warning
     assert follow.poll() is None  # still following
     cancelled = await run_cli("tasks", "cancel", task_id, *api.flags, data_dir=data_dir)
     assert cancelled.returncode == 0, cancelled.stderr

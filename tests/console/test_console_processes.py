@@ -134,3 +134,35 @@ async def test_an_incident_is_retried_from_the_incidents_page(
     await wait_until(completed, 30)
     await page.goto(f"{stack.url}/console#/processes/{instance_id}")
     await expect(page.locator("#process-status")).to_have_text("COMPLETED")
+
+
+async def test_a_refused_completion_shows_inline_and_changes_nothing(
+    console: Console, signed_in_url: str, stack: Stack
+) -> None:
+    async with stack.client() as client:
+        started = await client.post(
+            "/v1/processes", json={"proc_def_id": "purchase", "roles": {"requester": REQUESTER}}
+        )
+        assert started.status_code == 201, started.text
+        instance_id = started.json()["id"]
+    page = console.page
+    await page.goto(signed_in_url)
+    await open_work_item(console, stack, instance_id)
+    todo = page.url.rsplit("/", 1)[1]
+    # Someone else completes the item while this page shows its form.
+    async with stack.client() as client:
+        done = await client.post(
+            f"/v1/tasks/{todo}/complete", json={"output": {"item": "desk", "amount": 2000}}
+        )
+        assert done.status_code == 200, done.text
+    form = page.locator("#task-form")
+    await form.locator("input[name=item]").fill("a chair")
+    await form.get_by_role("button", name="Complete").click()
+    await expect(form.locator(".error")).to_contain_text(
+        "is DONE; cannot complete it"
+    )  # 409, inline
+    await expect(page).to_have_url(re.compile(f"#/worklist/{todo}$"))  # still here
+    await console.shot("worklist-refused")
+    view = await instance(stack, instance_id)
+    (task,) = [t for t in view["tasks"] if t["id"] == todo]
+    assert task["output"] == {"item": "desk", "amount": 2000}  # the page changed nothing

@@ -70,7 +70,7 @@ _PLAN_MODES = pytest.mark.parametrize(
     "plan_mode", ["force_custom_plan", WORKER_SERVER_SETTINGS["plan_cache_mode"]]
 )
 """A plan made for the statement's values, and the plan the worker's connections use."""
-_CLAIM_TYPES = ("text[]", "bigint", "text", "float8")
+_CLAIM_TYPES = ("text[]", "bigint", "text", "float8", "text[]", "int[]")
 _APPLY_TYPES = ("task_write[]", "event_write[]")
 
 
@@ -109,7 +109,7 @@ async def test_claim_query_plan_uses_the_claim_index(db: Database, plan_mode: st
     await db.execute("ANALYZE todolist")
     async with db.transaction() as conn:
         plan = await _explain(
-            conn, "claim_tasks", _CLAIM_TYPES, (["demo", "other"], 10, "w", 30.0), plan_mode
+            conn, "claim_tasks", _CLAIM_TYPES, (["demo", "other"], 10, "w", 30.0, [], []), plan_mode
         )
     assert "todolist_claim" in plan, plan
     assert "Seq Scan on todolist" not in plan, plan
@@ -157,7 +157,7 @@ async def test_worker_writes_find_their_tasks_by_primary_key(db: Database, plan_
     await db.execute("ANALYZE todolist")
     async with db.transaction() as conn:
         claim_plan = await _explain(
-            conn, "claim_tasks", _CLAIM_TYPES, (["demo"], 100, "w", 30.0), plan_mode
+            conn, "claim_tasks", _CLAIM_TYPES, (["demo"], 100, "w", 30.0, [], []), plan_mode
         )
         claimed = await conn.fetch(
             "SELECT id, fence FROM todolist WHERE status = 'IN_PROGRESS' ORDER BY id"

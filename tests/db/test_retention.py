@@ -235,7 +235,7 @@ async def _claim(db_url: str, *, lock_timeout: str) -> list[Any]:
     conn = await asyncpg.connect(db_url)
     try:
         await conn.execute(f"SET lock_timeout = '{lock_timeout}'")
-        return list(await conn.fetch(QUERIES["claim_tasks"], ["demo"], 10, "claimer", 30.0))
+        return list(await conn.fetch(QUERIES["claim_tasks"], ["demo"], 10, "claimer", 30.0, [], []))
     finally:
         await conn.close()
 
@@ -267,7 +267,7 @@ async def test_a_claim_does_not_wait_for_a_retention_batch_nor_the_reverse(
     more = [await add_task(db, "acme", "FAILED", age_days=40) for _ in range(5)]
     waiting = await add_task(db, "acme", "PENDING", age_days=40, events=0)
     async with db.transaction() as conn:
-        held = await conn.fetch(QUERIES["claim_tasks"], ["demo"], 10, "claimer", 30.0)
+        held = await conn.fetch(QUERIES["claim_tasks"], ["demo"], 10, "claimer", 30.0, [], [])
         assert [r["id"] for r in held] == [waiting]
         job = RetentionJob(
             RetentionRepository(db), RetentionOptions(default_days=30, lock_timeout=0.2)

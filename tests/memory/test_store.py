@@ -17,6 +17,7 @@ from processgpt.domain.memory import (
     MemoryScope,
     MemorySource,
     MemoryStatus,
+    hangul_bigrams,
     search_terms,
 )
 from processgpt.memory.service import MemoryService
@@ -49,8 +50,8 @@ async def test_the_same_content_twice_in_a_scope_is_one_item(memory: MemoryServi
 
 
 def test_korean_terms_share_bigrams_across_particles() -> None:
-    assert set(search_terms("보고서는")) & set(search_terms("보고서를"))
-    assert "보고" in search_terms("보고서를 작성").split()
+    assert set(hangul_bigrams("보고서는").split()) & set(hangul_bigrams("보고서를").split())
+    assert "보고" in hangul_bigrams("보고서를 작성").split()
     assert search_terms("Reports, ALWAYS!") == "reports always"
 
 

@@ -389,3 +389,21 @@ async def test_a_delayed_task_starts_when_due_though_other_work_came_meanwhile(
         "SELECT run_at, started_at FROM todolist WHERE id = $1", delayed
     )
     assert 0 <= (started - due_at).total_seconds() < PICKUP_SLACK  # not at the next poll (10 s)
+
+
+async def test_an_agent_limit_holds_across_workers(
+    db: Database, repo: TaskRepository, start_worker: StartWorker
+) -> None:
+    """Two workers of five slots each, an agent limited to three running tasks: never more
+    than three run at once, and the workers claim again as each task's end is written (the
+    fallback poll is too slow to finish the work in time)."""
+    counting = ex.CountingExecutor()
+    for _ in range(2):
+        await start_worker(
+            {"count": counting}, concurrency=5, poll_interval=30.0, agent_max_running={"count": 3}
+        )
+    ids = [await submit(repo, "count") for _ in range(30)]
+    for task_id in ids:
+        await wait_status(repo, task_id, TaskStatus.DONE, timeout=20.0)
+    assert counting.finished == 30
+    assert counting.most_running == 3

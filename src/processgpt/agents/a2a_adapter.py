@@ -54,6 +54,7 @@ from processgpt.domain.events import (
     encode_json,
     parse_text,
 )
+from processgpt.memory.bound import TaskMemory
 from processgpt.runtime.run import READY, Outcome, TaskRun
 
 STATE_EVENT_TYPES: dict[int, EventType] = {
@@ -130,6 +131,11 @@ class ProcessGPTRequestContext(RequestContext):
             shown = view(stored, self.tenant) if stored and view is not None else {}
             self._extras = {**extras, "tenant_mcp": shown}
         return self._extras
+
+    @property
+    def memory(self) -> TaskMemory | None:
+        """The task's memory (bound to its tenant and scope by the worker), if any."""
+        return self._run.memory
 
     @property
     def tenant_mcp_config(self) -> Any:

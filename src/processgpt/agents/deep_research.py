@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from a2a.server.agent_execution import RequestContext
 from a2a.server.events import EventQueue
 
+from processgpt import tracing
 from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
 from processgpt.agents.llm import (
     DEFAULT_INSTRUCTIONS,
@@ -210,14 +211,19 @@ class DeepResearchExecutor(LlmExecutor):
             system += f"\n\nTask description:\n{description.strip()}"
         await queue.step_started()
         try:
-            completion = await client.chat.completions.create(
-                model=plan.model,
-                messages=[
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": query},
-                ],
-                response_format={"type": "json_object"},
-            )
+            with tracing.span(
+                "llm.chat",
+                {"gen_ai.operation.name": "chat", "gen_ai.request.model": plan.model},
+                client=True,
+            ):
+                completion = await client.chat.completions.create(
+                    model=plan.model,
+                    messages=[
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": query},
+                    ],
+                    response_format={"type": "json_object"},
+                )
         except openai.APIError as exc:
             raise self._provider_error(exc) from None
         usage: dict[str, Any] = {}

@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from processgpt import tracing
 from processgpt.agents.registry import available
 from processgpt.config import DelegateSettings, Settings
 from processgpt.db.database import Database
@@ -180,6 +181,7 @@ class Delegator:
         tenant = str(row["tenant_id"])
         parent = str(row["id"])
         proc_inst = row.get("proc_inst_id")
+        trace_context = tracing.current_context()  # the child's run links to this run
         try:
             sub = TaskSubmission(
                 agent_orch=agent,
@@ -187,6 +189,8 @@ class Delegator:
                 input={"delegated_by": parent},
                 idempotency_key=f"delegate:{parent}:{call_id}"[:200],
                 proc_inst_id=uuid.UUID(str(proc_inst)) if proc_inst else None,
+                traceparent=trace_context[0],
+                tracestate=trace_context[1],
             )
             child, _ = await repo.submit(tenant, sub, known_agents=frozenset(available()))
         except ProcessGPTError as exc:
@@ -218,12 +222,22 @@ class Delegator:
     async def _remote(self, url: str, message: str) -> ToolOutcome:
         if not url_under(url, self.remote_prefixes):
             return _error("remote delegation to this URL is not allowed (PROCESSGPT_DELEGATE_URLS)")
+        # The host only: a URL's path or query may hold what a span must not.
+        attributes = {"server.address": urlsplit(url).hostname or "", "rpc.system": "a2a"}
+        with tracing.span("a2a.send_message", attributes, client=True) as span:
+            outcome = await self._send(url, message)
+            if outcome.error:
+                tracing.failed(span, "a2a_error")
+        return outcome
+
+    async def _send(self, url: str, message: str) -> ToolOutcome:
         import httpx  # noqa: PLC0415 - only remote delegation needs them
         from a2a.client import ClientConfig, create_client  # noqa: PLC0415
         from a2a.helpers import get_message_text, new_text_message  # noqa: PLC0415
         from a2a.types import Role, SendMessageRequest  # noqa: PLC0415
 
         headers = {"Authorization": f"Bearer {self._remote_token}"} if self._remote_token else {}
+        headers |= tracing.outbound_headers()  # the remote agent joins the trace
         async with (
             asyncio.timeout(self.timeout),
             httpx.AsyncClient(

@@ -13,13 +13,16 @@ at claim time) runs with the profile's settings. Precedence, highest first: the 
 ``instructions`` alike. The profile's ``persona`` is added to the system instructions (also
 when the task overrides ``instructions``). A profile with ``tools`` limits the MCP tools to
 those named (an MCP server name allows all its tools; ``<server>__<tool>`` one tool);
-``ask_human`` is always available. ``skills`` are not used by this agent.
+``ask_human`` is always available. The profile's ``skills`` are listed in the system
+instructions. The profile is read when the task is claimed: an edit applies from the next task.
 
 One run is a loop of steps; each step is one streamed completion: ``step_started``, the text
 as coalesced ``text_delta`` events, the tool calls as ``tool_usage_started`` /
 ``tool_usage_finished`` events (MCP tools from :mod:`processgpt.tools.mcp`, plus the built-ins
-``ask_human`` and ``delegate`` — another agent, local through the queue or remote over A2A, see
-:mod:`processgpt.agents.delegate`; offered only where it can work), and ``step_finished``
+``ask_human``, ``delegate`` — another agent, local through the queue or remote over A2A, see
+:mod:`processgpt.agents.delegate`; offered only where it can work — and, on a worker with
+memory, ``memory_search`` / ``memory_save``, see :mod:`processgpt.tools.memory_tools`), and
+``step_finished``
 with the token usage. The loop ends when the model
 answers without tool calls; the last allowed step (``max_steps``) is sent without tools, so
 the model has to answer. A task with a form (``extras["form_fields"]``) asks for a JSON object
@@ -55,6 +58,7 @@ from a2a.server.events import EventQueue
 from a2a.types import TaskArtifactUpdateEvent, TaskState, TaskStatus, TaskStatusUpdateEvent
 from google.protobuf.struct_pb2 import Struct
 
+from processgpt import tracing
 from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
 from processgpt.agents.delegate import DELEGATE, DELEGATE_TOOL, Delegator
 from processgpt.agents.llm_conversation import (
@@ -77,7 +81,14 @@ from processgpt.config import (
     LlmSettings,
 )
 from processgpt.domain.errors import InvalidInput, RetryLater
+from processgpt.memory.bound import TaskMemory
 from processgpt.tools.mcp import McpConnections, ToolOutcome, Toolset
+from processgpt.tools.memory_tools import (
+    MEMORY_SAVE_TOOL,
+    MEMORY_SEARCH_TOOL,
+    MEMORY_TOOLS,
+    call_memory_tool,
+)
 
 if TYPE_CHECKING:  # imported when the first task runs: a worker of other agents never loads it
     from openai import AsyncOpenAI
@@ -212,6 +223,8 @@ class LlmExecutor(AgentExecutor):
         tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
         if self.delegator.available:
             tools.append(DELEGATE_TOOL)
+        if context.memory is not None:
+            tools += [MEMORY_SEARCH_TOOL, MEMORY_SAVE_TOOL]
 
         resume = resumed(row.get("draft"), extras.get("human_response"))
         if resume is not None:
@@ -235,7 +248,9 @@ class LlmExecutor(AgentExecutor):
                         f"the model still called tools after {plan.max_steps} steps"
                     )
                 messages.append(step.assistant_message())
-                asked = await self._run_tools(event_queue, toolset, step.tool_calls, messages, row)
+                asked = await self._run_tools(
+                    event_queue, toolset, step.tool_calls, messages, row, memory=context.memory
+                )
                 if asked is not None:
                     await _ask(context, event_queue, messages, *asked)
                     return
@@ -278,6 +293,28 @@ class LlmExecutor(AgentExecutor):
         return toolset
 
     async def _complete(
+        self,
+        client: AsyncOpenAI,
+        queue: ProcessGPTEventQueue,
+        plan: TaskPlan,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+    ) -> _Step:
+        """One streamed completion (see :meth:`_completion`), in an ``llm.chat`` span when
+        tracing is on (model and token counts; never the messages)."""
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": plan.model}
+        with tracing.span("llm.chat", attributes, client=True) as span:
+            step = await self._completion(client, queue, plan, messages, tools)
+            if span is not None:
+                span.set_attribute("gen_ai.response.tool_calls", len(step.tool_calls))
+                if step.usage:
+                    span.set_attribute("gen_ai.usage.input_tokens", step.usage["prompt_tokens"])
+                    span.set_attribute(
+                        "gen_ai.usage.output_tokens", step.usage["completion_tokens"]
+                    )
+        return step
+
+    async def _completion(
         self,
         client: AsyncOpenAI,
         queue: ProcessGPTEventQueue,
@@ -372,6 +409,8 @@ class LlmExecutor(AgentExecutor):
         calls: list[_ToolCall],
         messages: list[dict[str, Any]],
         row: Mapping[str, Any],
+        *,
+        memory: TaskMemory | None = None,
     ) -> tuple[_ToolCall, dict[str, Any]] | None:
         """Run the step's tool calls in order and append their results. Returns the first
         ``ask_human`` call (with its arguments), which is answered when the task resumes."""
@@ -393,6 +432,8 @@ class LlmExecutor(AgentExecutor):
                 outcome = ToolOutcome(text=f"Error: {problem}", error=problem)
             elif call.name in toolset.tools:
                 outcome = await self.connections.call(toolset.tools[call.name], arguments)
+            elif call.name in MEMORY_TOOLS and memory is not None:
+                outcome = await call_memory_tool(memory, call.name, arguments)
             elif call.name == DELEGATE and self.delegator.available:
                 outcome = await self.delegator.call(row, call.id, arguments)
             else:

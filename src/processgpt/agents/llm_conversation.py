@@ -64,6 +64,12 @@ def initial_messages(
         system.append(f"Task description:\n{description.strip()}")
     if form_fields:
         system.append(form_instructions(form_fields))
+    memory = extras.get("memory")
+    if isinstance(memory, Mapping) and memory.get("block"):
+        system.append(
+            "What you were taught and learned from earlier feedback (follow it; the ids "
+            "are for reference):\n" + str(memory["block"])
+        )
     feedback = extras.get("feedback")
     if feedback:
         system.append(

@@ -84,10 +84,12 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 from pydantic import ValidationError
 
+from processgpt import tracing
 from processgpt.agents import registry
 from processgpt.api.errors import describe_validation
 from processgpt.db.hub import TERMINAL, EventHub
 from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.workers import ServedAgents
 from processgpt.domain.errors import (
     InvalidInput,
     InvalidTransition,
@@ -203,7 +205,10 @@ class _Translator:
             status=status,
             artifacts=[self.artifact(task)] if task.status is TaskStatus.DONE else [],
             history=[user],
-            metadata=_struct({"agent": task.agent_orch, "status": task.status.value}),
+            metadata=_struct(
+                {"agent": task.agent_orch, "status": task.status.value}
+                | ({"warnings": task.warnings} if task.warnings else {})
+            ),
         )
 
 
@@ -226,11 +231,13 @@ class TodolistRequestHandler(RequestHandler):
         hub: EventHub,
         known_agents: frozenset[str],
         pending_gate: PendingGate,
+        served: ServedAgents,
     ) -> None:
         self.hub = hub
         self.tasks = tasks
         self.known_agents = known_agents
         self.pending_gate = pending_gate
+        self.served = served
 
     @staticmethod
     def _caller(context: ServerCallContext) -> tuple[str, str]:
@@ -260,21 +267,28 @@ class TodolistRequestHandler(RequestHandler):
             task_input = metadata.get("input", {})
             if not isinstance(task_input, dict):
                 raise InvalidParamsError(message="message metadata 'input' must be an object")
-            sub = TaskSubmission(
-                agent_orch=agent,
-                query=text,
-                input=task_input,
-                idempotency_key=f"a2a:{message.message_id}"[:200] if message.message_id else None,
-            )
-            async with self.pending_gate.admit(tenant):  # refused: an InternalError below
-                task, _created = await self.tasks.submit(
-                    tenant, sub, known_agents=self.known_agents
+            headers = context.state.get("headers") or {}
+            caller = tracing.incoming(headers.get("traceparent"), headers.get("tracestate"))
+            with tracing.request_span("a2a SendMessage", caller) as trace_context:
+                sub = TaskSubmission(
+                    agent_orch=agent,
+                    query=text,
+                    input=task_input,
+                    idempotency_key=(
+                        f"a2a:{message.message_id}"[:200] if message.message_id else None
+                    ),
+                    traceparent=trace_context[0],
+                    tracestate=trace_context[1],
                 )
+                async with self.pending_gate.admit(tenant):  # refused: an InternalError below
+                    task, _created = await self.tasks.submit(
+                        tenant, sub, known_agents=self.known_agents
+                    )
         except ProcessGPTError as exc:
             raise _a2a_error(exc) from None
         except ValidationError as exc:  # pydantic validation of the submission
             raise InvalidParamsError(message=describe_validation(list(exc.errors()))) from None
-        return task
+        return await self.served.warn(task)  # the snapshot's metadata carries the warnings
 
     async def _follow(self, tenant: str, task: Task, tr: _Translator) -> AsyncIterator[A2AEvent]:
         """The log after the task's ``last_seq`` as A2A events, then the closing events."""
@@ -457,9 +471,10 @@ class A2AService:
         hub: EventHub,
         known_agents: frozenset[str],
         pending_gate: PendingGate,
+        served: ServedAgents,
     ) -> None:
         self.tasks = tasks
-        handler = TodolistRequestHandler(tasks, hub, known_agents, pending_gate)
+        handler = TodolistRequestHandler(tasks, hub, known_agents, pending_gate, served)
         self._dispatcher = JsonRpcDispatcher(handler, _ContextBuilder(), enable_v0_3_compat=True)
         self._known = known_agents
 

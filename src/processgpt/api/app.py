@@ -27,11 +27,13 @@ def create_app(
     *,
     mcp: McpSettings | None = None,
     box: SecretBox | None = None,
+    local_agents: frozenset[str] = frozenset(),
 ) -> FastAPI:
     """The API bound to ``db``. Its lifespan runs the event hub (one LISTEN connection).
     ``mcp`` and ``box``: the process's MCP settings and secret keys (default: from the
-    environment and ``settings.data_dir``)."""
-    services = Services.build(db, settings, mcp=mcp, box=box)
+    environment and ``settings.data_dir``). ``local_agents``: the agents a worker in this
+    same process serves (``processgpt up``)."""
+    services = Services.build(db, settings, mcp=mcp, box=box, local_agents=local_agents)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -32,6 +32,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from processgpt.api.streams import event_frames
 from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn
 from processgpt.db.hub import TERMINAL, EventHub
+from processgpt.db.workers import ServedAgents
 from processgpt.domain.errors import ChatBusy, InvalidInput, MalformedMessage, ProcessGPTError
 from processgpt.domain.events import Event
 from processgpt.domain.task import TaskStatus
@@ -39,6 +40,7 @@ from processgpt.protocols import ai_sdk
 from processgpt.protocols.ws_chat import (
     ClientMessage,
     MsgError,
+    MsgEventCustomUpdate,
     MsgGracefulDisconnect,
     MsgStatus,
     ServerMessageUnion,
@@ -58,13 +60,21 @@ class ChatSession:
     """One connected client of one chat. Owns the task streaming the current turn."""
 
     def __init__(
-        self, ws: WebSocket, chat: Chat, chats: ChatRepository, hub: EventHub, heartbeat: float
+        self,
+        ws: WebSocket,
+        chat: Chat,
+        chats: ChatRepository,
+        hub: EventHub,
+        heartbeat: float,
+        *,
+        served: ServedAgents,
     ) -> None:
         self.ws = ws
         self.chat = chat
         self.chats = chats
         self.hub = hub
         self.heartbeat = heartbeat
+        self.served = served
         self._send_lock = asyncio.Lock()
         self._turn: asyncio.Task[None] | None = None
         self._ending = False  # the current turn's last messages are being sent
@@ -151,7 +161,7 @@ class ChatSession:
         if self._turn is not None:  # the ended turn's bookkeeping (END sent, delivery noted)
             await asyncio.gather(self._turn, return_exceptions=True)
         try:
-            turn, _task = await self.chats.start_turn(self.chat, msg.text, msg.attachments)
+            turn, task = await self.chats.start_turn(self.chat, msg.text, msg.attachments)
         except ProcessGPTError as exc:
             await self.send(MsgError(code=exc.code, details=exc.message))
             return
@@ -159,6 +169,9 @@ class ChatSession:
             log.error("chat turn not started error=%s", type(exc).__name__, exc_info=exc)
             await self.send(MsgError(code="internal_error", details="internal error"))
             return
+        task = await self.served.warn(task)
+        if task.warnings:  # before the turn's stream: the client reads it first
+            await self.send(warning_message(task.warnings))
         self._start(turn)
 
     def _start(self, turn: Turn) -> None:
@@ -264,14 +277,29 @@ def last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
     raise InvalidInput("the request has no user message", field="messages")
 
 
+def warning_message(warnings: list[str]) -> MsgEventCustomUpdate:
+    """The WebSocket message that tells a chat client its turn's task has warnings (seed 002
+    has no warning message: a custom update, ``event_type`` ``warning``)."""
+    return MsgEventCustomUpdate(payload={"event_type": "warning", "data": {"warnings": warnings}})
+
+
 async def chat_sse(
-    hub: EventHub, chats: ChatRepository, chat: Chat, turn: Turn, heartbeat: float
+    hub: EventHub,
+    chats: ChatRepository,
+    chat: Chat,
+    turn: Turn,
+    heartbeat: float,
+    *,
+    warnings: list[str] | None = None,
 ) -> AsyncIterator[str]:
-    """One turn as a UI message stream, from the start of the turn to its end."""
+    """One turn as a UI message stream, from the start of the turn to its end; ``warnings``
+    (the turn's task's) follow the start as a transient ``data-warnings`` part."""
     message_id = str(turn.task_id) if turn.after_seq == 0 else f"{turn.task_id}:{turn.after_seq}"
     stream = ai_sdk.UIMessageStream(message_id=message_id)
     for part in stream.start():
         yield ai_sdk.frame(part)
+    if warnings:
+        yield ai_sdk.frame({"type": "data-warnings", "data": warnings, "transient": True})
     async for item in hub.follow(
         chat.tenant_id, turn.task_id, after=turn.after_seq, until=TURN_ENDS, idle_timeout=heartbeat
     ):

@@ -28,11 +28,14 @@ from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
+from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import WebhookRepository
+from processgpt.db.workers import ServedAgents, WorkerRegistry
 from processgpt.domain.errors import Forbidden, InvalidInput
 from processgpt.domain.roles import Role
 from processgpt.runtime.process_service import ProcessService
@@ -80,10 +83,14 @@ AgentsDep = Annotated[AgentRepository, Depends(_service("agents"))]
 McpServersDep = Annotated[McpServerRepository, Depends(_service("mcp_servers"))]
 KeysDep = Annotated[ApiKeyRepository, Depends(_service("keys"))]
 TenantsDep = Annotated[TenantRepository, Depends(_service("tenants"))]
+WebhooksDep = Annotated[WebhookRepository, Depends(_service("webhooks"))]
+NotificationsDep = Annotated[NotificationRepository, Depends(_service("notifications"))]
 HubDep = Annotated[EventHub, Depends(_service("hub"))]
 GateDep = Annotated[PendingGate, Depends(_service("pending_gate"))]
 SettingsDep = Annotated[Settings, Depends(_service("settings"))]
 AuthenticatorDep = Annotated[Authenticator, Depends(_service("auth"))]
+WorkersDep = Annotated[WorkerRegistry, Depends(_service("workers"))]
+ServedDep = Annotated[ServedAgents, Depends(_service("served"))]
 
 
 async def caller(

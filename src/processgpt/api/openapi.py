@@ -29,6 +29,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "worklist", "description": "People's open work items, and completing them."},
     {"name": "streams", "description": "Live views of the event log (SSE, resumable)."},
     {"name": "chat", "description": "Chats with an agent: WebSocket and AI SDK `useChat`."},
+    {"name": "notifications", "description": "People's notifications, listed and followed."},
+    {"name": "webhooks", "description": "The tenant's webhook endpoints and deliveries."},
     {"name": "agents", "description": "Orchestrators and the tenant's agent profiles."},
     {"name": "mcp", "description": "The tenant's MCP servers (HTTP)."},
     {"name": "keys", "description": "The tenant's API keys (admin)."},

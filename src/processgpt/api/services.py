@@ -20,6 +20,7 @@ from processgpt.config import (
     ProcessSettings,
     SecretSettings,
     Settings,
+    WebhookSettings,
 )
 from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
@@ -27,41 +28,21 @@ from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
-from processgpt.db.memories import MemoryRepository
 from processgpt.db.metrics import MetricsRepository
+from processgpt.db.notifications import NotificationRepository
 from processgpt.db.process_definitions import ProcessDefinitionRepository
 from processgpt.db.processes import ProcessRepository
 from processgpt.db.schedules import ScheduleRepository
 from processgpt.db.secret_box import SecretBox
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
-from processgpt.memory.embedder import configured_embedder
-from processgpt.memory.service import MemoryOptions, MemoryService
+from processgpt.db.webhooks import WebhookRepository
+from processgpt.db.workers import ServedAgents, WorkerRegistry
+from processgpt.memory.configured import memory_service
+from processgpt.memory.service import MemoryService
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
 from processgpt.runtime.process_service import ProcessService
 from processgpt.tools.netguard import NetworkPolicy
-
-
-def memory_service(db: Database, settings: MemorySettings) -> MemoryService:
-    """The memory service with the embedder ``settings`` name."""
-    key = settings.embeddings_api_key
-    embedder = configured_embedder(
-        settings.embedder,
-        url=settings.embeddings_url,
-        model=settings.embeddings_model,
-        api_key=key.get_secret_value() if key else None,
-    )
-    return MemoryService(MemoryRepository(db), embedder, memory_options(settings))
-
-
-def memory_options(settings: MemorySettings) -> MemoryOptions:
-    return MemoryOptions(
-        threshold=settings.threshold,
-        context_items=settings.context_items,
-        pinned_items=settings.pinned_items,
-        context_tokens=settings.context_tokens,
-        auto_activate=settings.auto_activate,
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +76,13 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    workers: WorkerRegistry
+    served: ServedAgents
+    """Whether a live worker serves an agent (the ``warnings`` of new and pending tasks)."""
+    webhooks: WebhookRepository
+    webhook_policy: NetworkPolicy
+    """What tenants' webhook URLs may reach (checked again at connect time by workers)."""
+    notifications: NotificationRepository
     memory: MemoryService
     """Long-term memory (``/v1/memories``), with the embedder the composition root chose."""
     metrics: MetricsRepository
@@ -110,14 +98,18 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        local_agents: frozenset[str] = frozenset(),
+        webhooks: WebhookSettings | None = None,
         memory: MemoryService | None = None,
     ) -> Services:
         """``mcp`` and ``process`` (the agents of process steps the API's starts and
         completions create) default to the environment's; ``box`` (the process's keys, built
         by the composition root) to ``PROCESSGPT_SECRET_KEYS`` (``secrets``) or the key file
-        in ``settings.data_dir``."""
+        in ``settings.data_dir``. ``local_agents``: the agents a worker in this same process
+        serves (``processgpt up``), never reported unserved."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        webhooks = webhooks or WebhookSettings()
         if box is None:
             secrets = secrets or SecretSettings()
             box = SecretBox.configured(
@@ -136,6 +128,8 @@ class Services:
         watch = CredentialWatch(auth)
         known = frozenset(registry.available())
         gate = PendingGate(tasks, settings.max_pending_tasks)
+        workers = WorkerRegistry(db)
+        served = ServedAgents(workers, local=local_agents)
 
         def key_revoked(prefix: str) -> None:
             auth.forget_keys()
@@ -170,9 +164,14 @@ class Services:
             chats=ChatRepository(db, gate, known_agents=known),
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
-            a2a=A2AService(tasks, hub, known, gate),
+            a2a=A2AService(tasks, hub, known, gate, served),
+            webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
+            webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
+            notifications=NotificationRepository(db),
             memory=memory or memory_service(db, MemorySettings()),
             metrics=MetricsRepository(db, known),
+            workers=workers,
+            served=served,
         )
 
     @asynccontextmanager

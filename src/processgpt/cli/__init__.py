@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from processgpt import logs
+from processgpt import logs, tracing
 from processgpt.app import run_command
 from processgpt.cli.common import CliError, Command, load_settings
 from processgpt.cli.parser import build_parser
@@ -37,11 +37,14 @@ COMMANDS: dict[str, str] = {
     "process": "processgpt.cli.process:cmd_process",
     "worklist": "processgpt.cli.process_instances:cmd_worklist",
     "schedules": "processgpt.cli.schedules:cmd_schedules",
+    "notifications": "processgpt.cli.notifications:cmd_notifications",
+    "webhooks": "processgpt.cli.notifications:cmd_webhooks",
     "memory": "processgpt.cli.memory:cmd_memory",
     "migrate": "processgpt.cli.admin:cmd_migrate",
     "keys": "processgpt.cli.admin:cmd_keys",
     "agents": "processgpt.cli.admin:cmd_agents",
     "secrets": "processgpt.cli.admin:cmd_secrets",
+    "workers": "processgpt.cli.admin:cmd_workers",
     "retention": "processgpt.cli.admin:cmd_retention",
 }
 """Each command's function, imported when it runs: a worker never loads the HTTP client's
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    if settings.otlp_endpoint and args.command in _SERVING:
+        tracing.configure(settings.otlp_endpoint, service_name=settings.service_name)
     try:
         return run_command(command(args.command)(settings, args))
     except CliError as exc:
@@ -91,4 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid_input: {where}: {first['msg']}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    finally:
+        tracing.shutdown()  # exports the spans still buffered
     return 2
+
+
+_SERVING = frozenset({"up", "api", "worker"})
+"""The commands that trace when an OTLP endpoint is configured."""

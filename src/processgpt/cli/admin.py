@@ -1,5 +1,5 @@
-"""``migrate``, ``keys``, ``agents``, ``secrets`` and ``retention``: operator commands,
-straight in the database (``DATABASE_URL``, or the embedded Postgres of the data
+"""``migrate``, ``keys``, ``agents``, ``secrets``, ``retention`` and ``workers``: operator
+commands, straight in the database (``DATABASE_URL``, or the embedded Postgres of the data
 directory)."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from processgpt.db.mcp_servers import rotate_secrets
 from processgpt.db.migrate import current_version, migrate
 from processgpt.db.retention import RetentionRepository
 from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import rotate_webhook_secrets
+from processgpt.db.workers import WorkerRegistry
 from processgpt.domain.roles import Role
 from processgpt.runtime.retention import RetentionJob
 
@@ -103,11 +105,13 @@ async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
     db, _embedded = await open_database(settings)
     try:
         report = await rotate_secrets(db, box)
+        webhooks = await rotate_webhook_secrets(db, box)
     finally:
         await db.close()
     print(
         f"re-encrypted the secrets of {report.servers} MCP server(s) and "
-        f"{report.tenants} tenant MCP configuration(s) with the first key"
+        f"{report.tenants} tenant MCP configuration(s) and {webhooks} webhook signing "
+        "secret(s) with the first key"
     )
     return 0
 
@@ -143,3 +147,30 @@ async def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await db.close()
+
+
+async def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """``workers``: the worker processes registered in the database, live and lost."""
+    db, _embedded = await open_database(settings)
+    try:
+        rows = await WorkerRegistry(db).list()
+    finally:
+        await db.close()
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return 0
+    if not rows:
+        print("no workers registered (start one: processgpt worker --agent NAME)")
+        return 0
+    print(
+        f"{'STATE':<5}  {'ID':<32}  {'SLOTS':>9}  {'LAST BEAT':<19}  {'STARTED':<19}  "
+        f"{'VERSION':<10}  AGENTS"
+    )
+    for row in rows:
+        slots = f"{row['slots_in_use']}/{row['slots']}"
+        print(
+            f"{'lost' if row['lost'] else 'live':<5}  {row['id']:<32}  {slots:>9}  "
+            f"{row['last_heartbeat_at']:%Y-%m-%d %H:%M:%S}  {row['started_at']:%Y-%m-%d %H:%M:%S}"
+            f"  {row['version']:<10}  {','.join(row['agents'])}"
+        )
+    return 0

@@ -19,6 +19,7 @@ from processgpt.config import (
     ProcessSettings,
     SecretSettings,
     Settings,
+    WebhookSettings,
     environment_variables,
 )
 from processgpt.domain.process.state import InstanceStatus
@@ -39,10 +40,12 @@ and 'agents' work on the database (DATABASE_URL, or the embedded Postgres of the
 directory)."""
 
 _DATABASE = ("database_url", "data_dir", "pool_size", "log_level", "log_format")
+_TRACING = ("otlp_endpoint", "service_name")
 _WORKER = (
     "concurrency",
     "lease_seconds",
     "poll_interval",
+    "agent_max_running",
     "shutdown_grace",
     "flush_interval",
     "schedules",
@@ -62,6 +65,14 @@ _API = (
     "max_pending_tasks",
     "sse_heartbeat",
 )
+_WEBHOOK_WORKER = (
+    "allow_private",
+    "retry_schedule",
+    "timeout",
+    "concurrency",
+    "lease_seconds",
+    "deliver",
+)
 _Reads = tuple[tuple[type[BaseSettings], tuple[str, ...] | None], ...]
 
 READS: dict[str, _Reads] = {
@@ -73,33 +84,39 @@ READS: dict[str, _Reads] = {
         (ProcessSettings, None),
         (MemorySettings, None),
         (SecretSettings, ("keys",)),
+        (WebhookSettings, None),
     ),
     "api": (
-        (Settings, _DATABASE + _API),
+        (Settings, _DATABASE + _API + _TRACING),
         (McpSettings, None),
         (ProcessSettings, None),
         (MemorySettings, None),
         (SecretSettings, ("keys",)),
+        (WebhookSettings, ("allow_private", "max_per_tenant")),
     ),
     "worker": (
-        (Settings, _DATABASE + _WORKER),
+        (Settings, _DATABASE + _WORKER + _TRACING),
         (LlmSettings, None),
         (McpSettings, None),
         (DelegateSettings, None),
         (ProcessSettings, None),
         (MemorySettings, None),
         (SecretSettings, ("keys",)),
+        (WebhookSettings, _WEBHOOK_WORKER),
     ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
     "tasks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "notifications": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "webhooks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "memory": ((ClientSettings, None), (Settings, ("data_dir",))),
     "migrate": ((Settings, _DATABASE),),
     "keys": ((Settings, _DATABASE),),
     "agents": ((Settings, _DATABASE),),
     "secrets": ((Settings, _DATABASE), (SecretSettings, ("keys",))),
+    "workers": ((Settings, _DATABASE),),
     "retention": ((Settings, (*_DATABASE, "retention_days", "retention_batch")),),
 }
 """The environment variables each command reads, by settings class and field."""
@@ -429,6 +446,45 @@ def _schedule_parsers(parsers: _Parsers) -> None:
         _connection(action)
 
 
+def _notification_parsers(parsers: _Parsers) -> None:
+    notes = parsers.add(
+        "notifications", "people's notifications, listed or followed (over the API)"
+    )
+    notes.add_argument("--user", help="a person's inbox (theirs, their --role's, everyone's)")
+    notes.add_argument("--role", help="a role's notifications")
+    notes.add_argument("--unread", action="store_true", help="only those not read yet")
+    notes.add_argument("--limit", type=_positive_int, default=50, help="at most (default 50)")
+    what = notes.add_mutually_exclusive_group()
+    what.add_argument("--follow", action="store_true", help="print new ones as they come")
+    what.add_argument("--read", type=_positive_int, metavar="ID", help="mark one read")
+    what.add_argument("--read-all", action="store_true", help="mark all (as filtered) read")
+    _connection(notes)
+
+    hooks = parsers.add("webhooks", "the tenant's webhook endpoints (over the API, admin key)")
+    actions = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="an endpoint (its signing secret printed once)")
+    create.add_argument("endpoint_url", metavar="URL", help="where deliveries are POSTed")
+    create.add_argument(
+        "--event", action="append", default=[], metavar="TYPE", help="an event type (repeat)"
+    )
+    create.add_argument("--description", default="", help="what the endpoint is for")
+    listing = actions.add_parser("list", help="list the endpoints (secrets masked)")
+    for action in (create, listing):
+        _connection(action)
+    for name, help in (
+        ("enable", "enable an endpoint (its waiting deliveries are sent)"),
+        ("disable", "disable an endpoint"),
+        ("rotate-secret", "a new signing secret (printed once)"),
+        ("deliveries", "an endpoint's newest deliveries"),
+        ("delete", "delete an endpoint"),
+    ):
+        action = actions.add_parser(name, help=help)
+        action.add_argument("endpoint", metavar="ID", help="the endpoint's id")
+        if name == "deliveries":
+            action.add_argument("--limit", type=_positive_int, default=20, help="at most")
+        _connection(action)
+
+
 def _admin_parsers(parsers: _Parsers) -> None:
     migrate = parsers.add("migrate", "apply database migrations")
     _data_dir_option(migrate, "embedded Postgres data")
@@ -477,6 +533,11 @@ def _admin_parsers(parsers: _Parsers) -> None:
     )
     _data_dir_option(rotate, "embedded Postgres data and secret.key")
 
+    workers = parsers.add(
+        "workers", "list the worker processes, live and lost, with their agents (in the database)"
+    )
+    workers.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _data_dir_option(workers, "embedded Postgres data")
     retention = parsers.add(
         "retention",
         "delete finished tasks, their events and finished processes past their tenant's "
@@ -508,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     _task_parsers(parsers)
     _process_parsers(parsers)
     _schedule_parsers(parsers)
+    _notification_parsers(parsers)
     memory_parsers(
         parsers.add("memory", "teach agents and manage their long-term memory (over the API)"),
         _connection,

@@ -17,12 +17,14 @@ from processgpt.app import (
     _signals_stop,
     open_database,
     secret_box,
+    webhook_delivery,
+    worker_memory,
     worker_metrics,
     worker_options,
 )
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
-from processgpt.config import LlmSettings, McpSettings, Settings
+from processgpt.config import LlmSettings, McpSettings, Settings, WebhookSettings
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.secret_box import SecretBox
@@ -98,12 +100,15 @@ def _share_database_url(db: Database) -> None:
     os.environ.setdefault("DATABASE_URL", db.dsn)
 
 
-def _worker_options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
+def _worker_options(
+    settings: Settings, args: argparse.Namespace, db: Database, llm: LlmSettings
+) -> WorkerOptions:
     return worker_options(
         settings,
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         shutdown_grace=args.shutdown_grace,
+        **worker_memory(db, llm),
     )
 
 
@@ -134,7 +139,13 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(agents, args.executor, args.blocking, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
+        worker = Worker(
+            db,
+            runners,
+            _worker_options(settings, args, db, llm),
+            descriptions=descriptions,
+            webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+        )
         tune_gc_for_serving()
         with _stopper(worker.stop):
             async with worker_metrics(settings, db):
@@ -177,8 +188,16 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _share_database_url(db)
         runners, descriptions = _runners(names, None, None, llm, mcp)
-        worker = Worker(db, runners, _worker_options(settings, args), descriptions=descriptions)
-        api = _api_server(db, settings, mcp.settings, mcp.box)
+        worker = Worker(
+            db,
+            runners,
+            _worker_options(settings, args, db, llm),
+            descriptions=descriptions,
+            webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+        )
+        # The API never reports these agents unserved: this process's worker serves them
+        # (before its first `workers` row is written, too).
+        api = _api_server(db, settings, mcp.settings, mcp.box, local_agents=frozenset(names))
         dev_key = await _dev_api_key(db, data_dir)
         where = f"embedded Postgres in {embedded.data_dir}" if embedded else redact_dsn(db.dsn)
 
@@ -232,13 +251,20 @@ async def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
         await db.close()
 
 
-def _api_server(db: Database, settings: Settings, mcp: McpSettings, box: SecretBox) -> ApiServer:
+def _api_server(
+    db: Database,
+    settings: Settings,
+    mcp: McpSettings,
+    box: SecretBox,
+    *,
+    local_agents: frozenset[str] = frozenset(),
+) -> ApiServer:
     # Imported here: a worker process never loads the web stack (it costs ~15 MB of RSS).
     from processgpt.api.app import create_app  # noqa: PLC0415
     from processgpt.api.server import ApiServer  # noqa: PLC0415
 
     return ApiServer(
-        create_app(db, settings, mcp=mcp, box=box),
+        create_app(db, settings, mcp=mcp, box=box, local_agents=local_agents),
         settings.api_host,
         settings.api_port,
         keep_alive=settings.api_keep_alive,

@@ -100,11 +100,13 @@ def _unreachable(target: Target, exc: httpx.TransportError) -> str:
     return message
 
 
-async def _print_follow(client: ProcessGPTClient, task_id: uuid.UUID) -> int:
+async def _print_follow(
+    client: ProcessGPTClient, task_id: uuid.UUID, *, warned: bool = False
+) -> int:
     """Print the task's events until it ends or waits for input, then its state and result;
     exit status 0 when it is DONE or waits for input. While it waits in the queue for an
-    agent no worker serves, say so once (stderr)."""
-    watcher = asyncio.create_task(_say_when_unserved(client, task_id))
+    agent no worker serves, say so once (stderr), unless ``warned`` already."""
+    watcher = asyncio.create_task(_say_when_unserved(client, task_id, warned=warned))
     try:
         async for event in client.follow(task_id):
             print(event_line(event), flush=True)
@@ -125,23 +127,22 @@ async def _print_follow(client: ProcessGPTClient, task_id: uuid.UUID) -> int:
     return 0 if task.status in (TaskStatus.DONE, TaskStatus.INPUT_REQUIRED) else 1
 
 
-async def _say_when_unserved(client: ProcessGPTClient, task_id: uuid.UUID) -> None:
-    """While the task is PENDING, check that a worker serves its agent; if none does, print
-    one line to stderr and stop checking."""
-    while True:
+async def _say_when_unserved(client: ProcessGPTClient, task_id: uuid.UUID, *, warned: bool) -> None:
+    """While the task is PENDING, read its ``warnings`` (the API's: no live worker serves its
+    agent); print them to stderr once, unless ``warned`` already, and stop checking."""
+    while not warned:
         task = await client.get_task(task_id)
         if task.status != TaskStatus.PENDING:
             return
-        online = {o.name for o in await client.orchestrators() if o.online}
-        if task.agent_orch not in online:
-            print(
-                f"waiting: no worker is serving agent {task.agent_orch!r} "
-                f"(start one: processgpt worker --agent {task.agent_orch})",
-                file=sys.stderr,
-                flush=True,
-            )
-            return
-        await asyncio.sleep(UNSERVED_CHECK_INTERVAL)
+        _print_warnings(task)
+        warned = bool(task.warnings)
+        if not warned:
+            await asyncio.sleep(UNSERVED_CHECK_INTERVAL)
+
+
+def _print_warnings(task: Task) -> None:
+    for warning in task.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
 
 async def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
@@ -162,8 +163,9 @@ async def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     async with _client(target) as client:
         task = await client.create_task(args.agent, args.query, **fields)
         print(f"task {task.id} {task.status}", flush=True)
+        _print_warnings(task)
         if args.follow:
-            return await _print_follow(client, task.id)
+            return await _print_follow(client, task.id, warned=bool(task.warnings))
     return 0
 
 

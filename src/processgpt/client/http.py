@@ -22,19 +22,21 @@ uninterrupted stream (see :class:`processgpt.protocols.sse.ResumeCursor`).
 
 By concept: :mod:`.transport` (the connection, errors, resumable streams), :mod:`.task_api`
 (tasks, events, orchestrators), :mod:`.process_api` (definitions, instances, worklist),
-:mod:`.schedules` (schedules), :mod:`.memories` (long-term memory).
+:mod:`.schedules` (schedules), :mod:`.memories` (long-term memory),
+:mod:`.notifications` (notifications and webhooks).
 """
 
 from __future__ import annotations
 
 from processgpt.client.memories import MemoryCalls
+from processgpt.client.notifications import NotificationCalls
 from processgpt.client.process_api import ProcessApi
 from processgpt.client.schedules import ScheduleCalls
 from processgpt.client.task_api import SETTLED, TaskApi
 from processgpt.client.transport import ApiError, ReconnectPolicy, StreamBroken, TaskId
 
 
-class ProcessGPTClient(TaskApi, ProcessApi, ScheduleCalls, MemoryCalls):
+class ProcessGPTClient(TaskApi, ProcessApi, ScheduleCalls, MemoryCalls, NotificationCalls):
     """A client bound to one API and key: every route of the Execution API. Use as an async
     context manager (or call :meth:`aclose`). ``transport`` replaces httpx's (tests,
     proxies). ``timeout``: seconds per request, or an ``httpx.Timeout`` (e.g. a short

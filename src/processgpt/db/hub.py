@@ -17,6 +17,7 @@ from typing import Any
 
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
+from processgpt.db.notifications import NOTIFICATIONS_CHANNEL
 from processgpt.db.tasks import TaskRepository
 from processgpt.domain.events import Event
 from processgpt.domain.task import Task, TaskStatus
@@ -25,6 +26,7 @@ PROCESS_CHANNEL = "processgpt_process"
 """Every committed step of a process instance NOTIFYs ``<instance id>:<last history seq>:
 <status>`` here (see :mod:`processgpt.runtime.process_service`)."""
 _PROCESS_KEY = "process:"
+_NOTIFICATIONS_KEY = "notifications:"
 
 TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
 _STATUSES = frozenset(s.value for s in TaskStatus)
@@ -37,6 +39,7 @@ class EventHub:
         self.listener = Listener(db.dsn)
         self.listener.subscribe("processgpt_events", self._on_events)
         self.listener.subscribe(PROCESS_CHANNEL, self._on_process)
+        self.listener.subscribe(NOTIFICATIONS_CHANNEL, self._on_notifications)
         self.listener.on_reconnect(self._wake_all)
         self._followers: dict[str, set[asyncio.Event]] = {}
         self._reads: dict[tuple[object, ...], asyncio.Task[Any]] = {}
@@ -108,6 +111,10 @@ class EventHub:
             for wake in self._followers.get(_PROCESS_KEY + proc_inst_id, ()):
                 wake.set()
 
+    def _on_notifications(self, payload: str) -> None:
+        for wake in self._followers.get(_NOTIFICATIONS_KEY + payload, ()):
+            wake.set()
+
     def _wake_all(self) -> None:
         self._heads.clear()  # notifications may have been missed: followers read afresh
         for followers in self._followers.values():
@@ -133,6 +140,13 @@ class EventHub:
         """Set ``wake`` whenever a step of the process instance committed (its history may
         have grown), and when the listener reconnects, while the block runs."""
         with self._watch_key(_PROCESS_KEY + str(proc_inst_id), wake):
+            yield wake
+
+    @contextmanager
+    def watch_notifications(self, tenant_id: str, wake: asyncio.Event) -> Iterator[asyncio.Event]:
+        """Set ``wake`` whenever notifications of the tenant committed, and when the
+        listener reconnects, while the block runs."""
+        with self._watch_key(_NOTIFICATIONS_KEY + tenant_id, wake):
             yield wake
 
     @contextmanager

@@ -27,6 +27,7 @@ from processgpt.domain.memory import (
     MemorySource,
     MemoryStatus,
     content_hash,
+    hangul_bigrams,
     search_terms,
 )
 
@@ -135,6 +136,7 @@ class MemoryRepository:
                 new.valid_to,
                 new.expires_at,
                 new.created_by,
+                hangul_bigrams(new.content),
             )
         except asyncpg.exceptions.ForeignKeyViolationError:
             raise InvalidInput(f"tenant {tenant_id!r} does not exist") from None
@@ -196,6 +198,7 @@ class MemoryRepository:
                     values["valid_to"],
                     values["expires_at"],
                     reembed,
+                    hangul_bigrams(values["content"]),
                 )
             except asyncpg.exceptions.UniqueViolationError:
                 raise MemoryStateConflict(
@@ -333,6 +336,7 @@ class MemoryRepository:
                 options.model,
                 options.candidates,
                 options.limit,
+                hangul_bigrams(options.text),
             )
         return [
             MemoryHit(item=MemoryItem.from_row(r), score=r["score"], similarity=r["similarity"])

@@ -97,6 +97,8 @@ class TaskRepository:
             sub.tool,
             sub.description,
             profile,
+            sub.traceparent,
+            sub.tracestate,
         )
         try:
             # A concurrent insert with the same key may commit after our snapshot: the second

@@ -17,6 +17,10 @@ class TenantInfo:
     name: str
     max_pending_tasks: int | None
     """NULL: the server's default limit (``PROCESSGPT_MAX_PENDING_TASKS``)."""
+    weight: int
+    """The tenant's share of the workers when several tenants wait (1 to 1000)."""
+    max_tasks_per_second: float | None
+    """The most tasks of the tenant the workers start per second; NULL: no limit."""
     created_at: datetime
     retention_days: int | None = None
     """Days finished work is kept; NULL: the deployment's default
@@ -28,6 +32,8 @@ def _info(row: Any) -> TenantInfo:
         id=row["id"],
         name=row["name"],
         max_pending_tasks=row["max_pending_tasks"],
+        weight=row["weight"],
+        max_tasks_per_second=row["max_tasks_per_second"],
         created_at=row["created_at"],
         retention_days=row["retention_days"],
     )
@@ -54,10 +60,14 @@ class TenantRepository:
         set_limit: bool = False,
         retention_days: int | None = None,
         set_retention: bool = False,
+        weight: int | None = None,
+        max_tasks_per_second: float | None = None,
+        set_rate: bool = False,
     ) -> tuple[TenantInfo, bool]:
         """Create the tenant or update it; ``set_limit``: ``max_pending_tasks`` is given (None
-        then means the server default), ``set_retention`` likewise for ``retention_days``.
-        Returns the tenant and whether it was created."""
+        then means the server default), ``set_retention`` likewise for ``retention_days``;
+        ``weight`` None keeps the weight; ``set_rate``: ``max_tasks_per_second`` is given
+        (None then means no limit). Returns the tenant and whether it was created."""
         row = await self.db.fetchrow(
             QUERIES["upsert_tenant"],
             tenant_id,
@@ -65,6 +75,9 @@ class TenantRepository:
             set_limit,
             retention_days,
             set_retention,
+            weight,
+            max_tasks_per_second,
+            set_rate,
         )
         assert row is not None
         return _info(row), bool(row["created"])

@@ -202,12 +202,26 @@ class WorkerQueries:
         self._unbatched = False  # the next batch applies its steps one statement each
 
     async def claim(
-        self, agent_orchs: list[str], limit: int, consumer: str, lease_seconds: float
+        self,
+        agent_orchs: list[str],
+        limit: int,
+        consumer: str,
+        lease_seconds: float,
+        max_running: Mapping[str, int] | None = None,
     ) -> list[ClaimedTask]:
-        """Claim up to ``limit`` tasks of the given orchestrators, each with what its context
-        needs."""
+        """Claim up to ``limit`` tasks of the given orchestrators, fairly between tenants
+        (by weight, within each tenant's rate limit), each with what its context needs.
+        ``max_running``: the most tasks an orchestrator may run at once across all workers
+        (orchestrators not named have no limit)."""
+        limited = sorted((max_running or {}).items())
         rows = await self.db.fetch(
-            QUERIES["claim_tasks"], agent_orchs, limit, consumer, lease_seconds
+            QUERIES["claim_tasks"],
+            agent_orchs,
+            limit,
+            consumer,
+            lease_seconds,
+            [name for name, _ in limited],
+            [most for _, most in limited],
         )
         return [ClaimedTask.from_record(row) for row in rows]
 
@@ -409,10 +423,6 @@ class WorkerQueries:
     async def register_orchestrators(self, names: dict[str, str]) -> None:
         """Register the orchestrators a worker serves (name → description), seen now."""
         await self.db.execute(QUERIES["register_orchestrators"], list(names), list(names.values()))
-
-    async def touch_orchestrators(self, names: list[str]) -> None:
-        """Mark the orchestrators a running worker serves as seen now (its presence)."""
-        await self.db.execute(QUERIES["touch_orchestrators"], names)
 
 
 def _batch_args(writes: list[TaskWrite]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

@@ -375,6 +375,32 @@ class ScheduleNotFound(ProcessGPTError):
         self.schedule_id = schedule_id
 
 
+class WebhookNotFound(ProcessGPTError):
+    """No webhook endpoint with that id exists for the caller's tenant."""
+
+    code = "webhook_not_found"
+
+    def __init__(self, endpoint_id: object) -> None:
+        super().__init__(f"webhook endpoint {endpoint_id} not found")
+        self.endpoint_id = endpoint_id
+
+
+class TooManyWebhooks(ProcessGPTError):
+    """The tenant has as many webhook endpoints as it may have."""
+
+    code = "too_many_webhooks"
+
+
+class NotificationNotFound(ProcessGPTError):
+    """No notification with that id exists for the caller's tenant."""
+
+    code = "notification_not_found"
+
+    def __init__(self, notification_id: object) -> None:
+        super().__init__(f"notification {notification_id} not found")
+        self.notification_id = notification_id
+
+
 ERROR_STATUS: dict[str, int] = {
     InvalidInput.code: 422,
     UnknownAgent.code: 422,
@@ -416,6 +442,9 @@ ERROR_STATUS: dict[str, int] = {
     InvalidCron.code: 422,
     UnknownTimeZone.code: 422,
     ScheduleNotFound.code: 404,
+    WebhookNotFound.code: 404,
+    TooManyWebhooks.code: 409,
+    NotificationNotFound.code: 404,
 }
 """Stable error code → HTTP status, the one table every transport uses."""
 

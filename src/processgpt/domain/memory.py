@@ -231,12 +231,15 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def search_terms(text: str) -> str:
-    """The words indexed (and searched) for ``text`` by the 'simple' full-text configuration:
-    its words, plus each Hangul run's character bigrams, so that Korean words with different
-    particles or endings (보고서는 / 보고서를) share terms. Only word characters survive,
-    so the result is safe to give ``to_tsvector`` / ``plainto_tsquery``."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    terms = _WORD.findall(text)
-    for run in _HANGUL.findall(text):
-        terms.extend(run[i : i + 2] for i in range(len(run) - 1))
-    return " ".join(terms)
+    """The words indexed (and searched) for ``text``: NFKC, case-folded word characters only
+    (safe for ``to_tsvector`` / ``plainto_tsquery``). The database reads them with the
+    'english' configuration (stems, drops stop words; Hangul words pass unchanged)."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def hangul_bigrams(text: str) -> str:
+    """Each Hangul run's character bigrams, indexed with the 'simple' configuration, so that
+    Korean words with different particles or endings (보고서는 / 보고서를) share terms."""
+    text = unicodedata.normalize("NFKC", text)
+    grams = [run[i : i + 2] for run in _HANGUL.findall(text) for i in range(len(run) - 1)]
+    return " ".join(grams)

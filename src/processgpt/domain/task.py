@@ -104,6 +104,12 @@ class TaskSubmission(TaskFields):
     """A task to submit: its fields plus an optional idempotency key (same key, same task)."""
 
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    traceparent: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+    )
+    """The W3C trace context of the request that creates the task (set by the server, from the
+    request's ``traceparent``; see :mod:`processgpt.tracing`)."""
+    tracestate: str | None = Field(default=None, max_length=512)
 
 
 class Task(BaseModel):
@@ -146,6 +152,21 @@ class Task(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime
+    traceparent: str | None = None
+    """The W3C trace context the task was created in (the worker's span links to it)."""
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Things the caller should know, for people (not stored): while the task "
+        "is PENDING and no live worker serves its agent, one says so.",
+    )
+
+
+def unserved_agent_warning(agent_orch: str) -> str:
+    """The warning on a PENDING task whose agent no live worker serves."""
+    return (
+        f"no live worker serves agent {agent_orch!r}: the task waits in the queue until one "
+        f"starts (processgpt worker --agent {agent_orch})"
+    )
 
 
 class RetryPolicy(BaseModel):

@@ -108,7 +108,8 @@ class MemoryService:
     def model(self) -> str | None:
         return self.embedder.name if self.embedder is not None else None
 
-    async def _passage(self, text: str) -> tuple[Vector | None, str | None]:
+    async def passage(self, text: str) -> tuple[Vector | None, str | None]:
+        """The embedding of a stored text, and the model's name (None, None without one)."""
         if self.embedder is None:
             return None, None
         (vector,) = await self.embedder.passages([text])
@@ -127,7 +128,7 @@ class MemoryService:
     ) -> tuple[MemoryItem, bool]:
         """Store what a person taught (active, or a proposal when ``body.proposed``); the same
         content in the same scope again returns the existing item and False."""
-        vector, model = await self._passage(body.content)
+        vector, model = await self.passage(body.content)
         new = NewMemory(
             scope=body.scope,
             kind=body.kind,
@@ -169,7 +170,7 @@ class MemoryService:
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"{name} may not be null", field=name)
         return await self.repo.update(
-            tenant_id, memory_id, changes, actor=actor, reason=patch.reason, embed=self._passage
+            tenant_id, memory_id, changes, actor=actor, reason=patch.reason, embed=self.passage
         )
 
     async def supersede(
@@ -184,7 +185,7 @@ class MemoryService:
         """Replace an active item by a new one in the same scope (the old one is kept,
         ``superseded``, pointing at the new one); both changes are in the history."""
         old = await self.repo.get(tenant_id, memory_id)
-        vector, model = await self._passage(body.content)
+        vector, model = await self.passage(body.content)
         new = NewMemory(
             scope=old.scope,
             kind=body.kind,

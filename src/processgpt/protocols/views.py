@@ -12,6 +12,10 @@ from processgpt.domain.events import Event
 from processgpt.domain.roles import Role
 from processgpt.domain.task import Task
 
+WARNING_HEADER = "X-ProcessGPT-Warning"
+"""The response header that repeats each of a created task's ``warnings`` (one header per
+warning). Not RFC 7234's ``Warning``, which RFC 9111 made obsolete."""
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="A stable error code (see the error table).")
@@ -75,6 +79,22 @@ class OrchestratorView(BaseModel):
     online: bool
 
 
+class WorkerView(BaseModel):
+    """A worker process as its ``workers`` row says. ``lost``: no heartbeat for 30 s (it was
+    killed, froze, or its host is gone); lost rows are deleted after an hour."""
+
+    id: str = Field(description="The worker's consumer name (`consumer` of the tasks it runs).")
+    host: str
+    pid: int
+    version: str
+    agents: list[str] = Field(description="The agents (orchestrators) it serves.")
+    slots: int = Field(description="Tasks it runs at once at most (its concurrency).")
+    slots_in_use: int = Field(description="Tasks it was running at its last heartbeat.")
+    started_at: datetime
+    last_heartbeat_at: datetime
+    lost: bool
+
+
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,11 +121,25 @@ class TenantUpdate(BaseModel):
     """Operator settings of a tenant; absent fields are kept."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"max_pending_tasks": 5000}]}
+        extra="forbid", json_schema_extra={"examples": [{"max_pending_tasks": 5000, "weight": 2}]}
     )
 
     max_pending_tasks: int | None = Field(
         default=None, ge=1, le=100_000_000, description="null: the server's default limit."
+    )
+    weight: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="The tenant's share of the workers while several tenants wait (a tenant "
+        "of weight 3 gets three tasks started for one of a tenant of weight 1). Default 1.",
+    )
+    max_tasks_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="The most of the tenant's tasks the workers start per second (bursts up "
+        "to one second's worth); null: no limit.",
     )
     retention_days: int | None = Field(
         default=None,
@@ -120,6 +154,8 @@ class TenantView(BaseModel):
     id: str
     name: str
     max_pending_tasks: int | None
+    weight: int
+    max_tasks_per_second: float | None
     retention_days: int | None = None
     created_at: datetime
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from processgpt.db.retry import log_db_error
 from processgpt.db.worker_queries import ClaimedTask, WorkerQueries
@@ -59,6 +59,7 @@ class ClaimLoop:
         poll_interval: float,
         running: Callable[[], int],
         start: Callable[[list[ClaimedTask]], None],
+        max_running: Mapping[str, int] | None = None,
     ) -> None:
         self._queries = queries
         self._orchs = orchs
@@ -66,6 +67,10 @@ class ClaimLoop:
         self._consumer = consumer
         self._lease_seconds = lease_seconds
         self._poll_interval = poll_interval
+        # limits of the orchestrators this worker claims for (the others' do not matter here)
+        self._max_running = {
+            name: most for name, most in (max_running or {}).items() if name in orchs
+        }
         self._running = running
         self._start = start
         self._wake = asyncio.Event()  # there may be new work (a notification, the poll)
@@ -157,7 +162,7 @@ class ClaimLoop:
         started = time.perf_counter()
         try:
             tasks = await self._queries.claim(
-                self._orchs, limit, self._consumer, self._lease_seconds
+                self._orchs, limit, self._consumer, self._lease_seconds, self._max_running
             )
         except Exception as exc:  # noqa: BLE001 - retried at the next wake-up or poll
             log_db_error("claim", exc)

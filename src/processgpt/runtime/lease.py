@@ -3,10 +3,11 @@
 Every running attempt holds a lease (``todolist.lease_until``). The heartbeat renews all of a
 worker's leases in one statement every third of the lease; an attempt whose lease could not
 be renewed (its fence moved: the task was cancelled, or another worker took it over) is
-stopped. The same heartbeat marks the worker's orchestrators as seen
-(``orchestrators.last_seen_at``) at most every :data:`PRESENCE_INTERVAL` seconds, so that
-operators can tell which agents some worker serves. Independently, every worker puts back
-tasks whose lease expired, whoever held them (a crashed or frozen worker).
+stopped. The same loop writes the worker's presence (its ``workers`` row and
+``orchestrators.last_seen_at``) every :data:`PRESENCE_INTERVAL` seconds, so that operators
+and the API can tell which workers live and which agents some worker serves. Independently,
+every worker puts back tasks whose lease expired, whoever held them (a crashed or frozen
+worker).
 
 Database errors never stop these loops: they are logged and the work is tried again at the
 next beat or interval.
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from processgpt.db.retry import log_db_error
 from processgpt.db.worker_queries import WorkerQueries
@@ -38,13 +39,13 @@ Lease = tuple[uuid.UUID, int]
 
 class LeaseKeeper:
     """Renews the leases ``held()`` returns and calls ``on_lost(task_id, fence)`` for each one
-    that no longer holds; marks ``orchs`` as seen; recovers expired leases every
-    ``recovery_interval`` seconds. Runs while :meth:`running`'s block does."""
+    that no longer holds; awaits ``presence()`` every ``presence_interval``; recovers expired
+    leases every ``recovery_interval`` seconds. Runs while :meth:`running`'s block does."""
 
     def __init__(
         self,
         queries: WorkerQueries,
-        orchs: list[str],
+        presence: Callable[[], Awaitable[None]],
         *,
         lease_seconds: float,
         recovery_interval: float,
@@ -53,7 +54,7 @@ class LeaseKeeper:
         on_lost: Callable[[uuid.UUID, int], None],
     ) -> None:
         self._queries = queries
-        self._orchs = orchs
+        self._presence = presence
         self._lease_seconds = lease_seconds
         self._recovery_interval = recovery_interval
         self._presence_interval = presence_interval
@@ -81,7 +82,7 @@ class LeaseKeeper:
         loop = asyncio.get_running_loop()
         interval = self._lease_seconds / 3
         renew_at = loop.time() + interval
-        seen_at = loop.time() + self._presence_interval  # registering marked them seen
+        seen_at = loop.time() + self._presence_interval  # registering wrote the first
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(min(renew_at, seen_at)):
@@ -110,7 +111,7 @@ class LeaseKeeper:
 
     async def _mark_seen(self) -> None:
         try:
-            await self._queries.touch_orchestrators(self._orchs)
+            await self._presence()
         except Exception as exc:  # noqa: BLE001 - retried at the next beat
             log_db_error("presence update", exc)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from processgpt.db.metrics import MetricsRepository, Snapshot
 from processgpt.db.retry import log_db_error
-from processgpt.metrics import QueueSnapshot, set_queue_snapshot
+from processgpt.metrics import QueueSnapshot, describe_extra_gauge, set_queue_snapshot
 from processgpt.runtime.background import background
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,33 @@ def queue_snapshot(snapshot: Snapshot) -> QueueSnapshot:
         },
         instances=ints("instances"),
         incidents_open=int(data.get("incidents_open") or 0),
+        extra=_webhook_gauges(_mapping(data.get("webhooks"))),
     )
+
+
+describe_extra_gauge(
+    "processgpt_webhook_deliveries_pending",
+    "Webhook deliveries waiting to be sent (due now, or waiting for a retry)",
+)
+describe_extra_gauge(
+    "processgpt_webhook_deliveries_due", "Webhook deliveries a worker may send now"
+)
+describe_extra_gauge(
+    "processgpt_webhook_oldest_due_seconds",
+    "How long the oldest webhook delivery that may be sent now has been due",
+)
+
+
+def _webhook_gauges(
+    webhooks: Mapping[str, Any],
+) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    return {
+        "processgpt_webhook_deliveries_pending": {(): float(webhooks.get("pending") or 0)},
+        "processgpt_webhook_deliveries_due": {(): float(webhooks.get("due") or 0)},
+        "processgpt_webhook_oldest_due_seconds": {
+            (): float(webhooks.get("oldest_due_seconds") or 0)
+        },
+    }
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

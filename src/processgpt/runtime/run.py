@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from processgpt.db.worker_queries import ClaimedTask, EventRow
 from processgpt.domain.errors import LeaseLost
 from processgpt.domain.events import EventRecord, encode_json
+from processgpt.memory.bound import TaskMemory
 from processgpt.runtime.attempt import Outcome, RunResult, StopReason
 from processgpt.runtime.context import build_extras
 from processgpt.runtime.writer import BatchWriter
@@ -79,6 +80,7 @@ class TaskRun:
         "id",
         "id_str",
         "loop",
+        "memory",
         "stop_reason",
         "writer",
     )
@@ -101,6 +103,9 @@ class TaskRun:
         self._context: dict[str, Any] | None = None
         self._next_seq = claimed.last_seq + 1
         self._thread = threading.get_ident()
+        self.memory: TaskMemory | None = None
+        """The task's memory (its tools reach only the task's tenant and scope), when the
+        worker has memory."""
 
     @property
     def row(self) -> dict[str, Any]:

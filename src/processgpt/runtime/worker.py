@@ -24,10 +24,11 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processgpt import logs, tracing
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
 from processgpt.db.process_instances import ProcessInstances
@@ -36,19 +37,25 @@ from processgpt.db.retention import RetentionRepository
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
+from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
+from processgpt.db.workers import WorkerIdentity, WorkerRegistry
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
 from processgpt.metrics import TASKS, track_slots
 from processgpt.runtime.attempt import AttemptEnd, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
 from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
+from processgpt.runtime.learning import LearningLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
+from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
+from processgpt.runtime.run_trace import traced_run
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
+from processgpt.runtime.webhook_delivery import DeliveryLoop
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,9 @@ class WorkerOptions:
     concurrency: int = 10
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
+    agent_max_running: Mapping[str, int] = field(default_factory=dict)
+    """The most tasks of an orchestrator running at once across all workers (the same on
+    every worker of a deployment: ``PROCESSGPT_AGENT_MAX_RUNNING``); absent: no limit."""
     shutdown_grace: float = 30.0
     flush_interval: float = 0.002
     cancel_timeout: float = 5.0
@@ -73,6 +83,10 @@ class WorkerOptions:
     """Agents of process steps: the judge of text conditions, the default step agent."""
     timers: bool = True
     """Fire due process timers (a loop woken by NOTIFY processgpt_timers)."""
+    memory: MemoryContext | None = None
+    """Puts memory in each task's context and binds its memory tools (None: no memory)."""
+    learning: LearningLoop | None = None
+    """Turns queued feedback into memory in the background (None: not in this worker)."""
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
@@ -103,7 +117,10 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         descriptions: Mapping[str, str] | None = None,
+        webhooks: Callable[[Database], DeliveryLoop] | None = None,
     ) -> None:
+        """``webhooks``: makes the webhook delivery loop on the worker's pool (None: this
+        worker sends no webhooks)."""
         if not runners:
             raise ValueError("a worker needs at least one orchestrator to run")
         self.db = db
@@ -125,12 +142,16 @@ class Worker:
             consumer=opts.consumer,
             lease_seconds=opts.lease_seconds,
             poll_interval=opts.poll_interval,
+            max_running=opts.agent_max_running,
             running=lambda: len(self._active),
             start=self._start_runs,
         )
+        self.identity = WorkerIdentity.of_this_process(opts.consumer, self._orchs, opts.concurrency)
+        """What the worker's ``workers`` row says about it."""
+        self._registry = WorkerRegistry(db)  # on the worker's own pool once run() opens it
         self._leases = LeaseKeeper(
             self._queries,
-            self._orchs,
+            self._beat,
             lease_seconds=opts.lease_seconds,
             recovery_interval=opts.poll_interval,
             presence_interval=opts.presence_interval,
@@ -144,6 +165,9 @@ class Worker:
         self.timers: TimerLoop | None = None
         self.schedule_loop: ScheduleLoop | None = None
         """The schedule loop, once :meth:`run` started it."""
+        self._make_webhooks = webhooks
+        self.webhooks: DeliveryLoop | None = None
+        """The webhook delivery loop, once :meth:`run` started it."""
         self.retention: RetentionJob | None = None
         """The retention job, once :meth:`run` started it."""
         self.started = asyncio.Event()
@@ -201,7 +225,7 @@ class Worker:
         pool = await Database.connect(
             self.db.dsn, min_size=0, max_size=_POOL_SIZE, server_settings=SERVER_SETTINGS
         )
-        self._queries.db = pool
+        self._queries.db = self._registry.db = pool
         untrack = track_slots(self)
         try:
             await self._serve()
@@ -222,12 +246,14 @@ class Worker:
             listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
         listener.on_reconnect(self._on_reconnect)
         schedules = self._schedule_loop(listener)
+        webhooks = self._webhook_loop(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
             ),
             what="registering the orchestrators",
         )
+        await retry_transient(self._beat, what="registering the worker")
         log.info(
             "worker started consumer=%s agents=%s concurrency=%d",
             self.options.consumer,
@@ -253,13 +279,30 @@ class Worker:
                 ),
                 self._runs(),
                 schedules,
+                webhooks,
                 self._retention(),
+                self._learning(),
             ):
                 await self._listening(listener)
                 self.started.set()
                 await self._claims.run()  # returns once stop() was called
         finally:
+            await self._deregister()
             log.info("worker stopped consumer=%s stats=%s", self.options.consumer, self.stats)
+
+    async def _beat(self) -> None:
+        """The worker's presence beat (see :mod:`~processgpt.runtime.lease`)."""
+        await self._registry.beat(self.identity, len(self._active))
+
+    async def _deregister(self) -> None:
+        """Delete the worker's row; if that fails, the row shows as lost and is cleaned up
+        by the other workers later (see :mod:`~processgpt.db.workers`)."""
+        try:
+            await asyncio.wait_for(self._registry.deregister(self.identity.id), _DEREGISTER_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway; the row will show as lost
+            log.warning(
+                "worker not deregistered consumer=%s error=%s", self.identity.id, type(exc).__name__
+            )
 
     async def _listening(self, listener: Listener) -> None:
         """Wait until the listener is connected (at most 30 s), or until a stop is asked for:
@@ -276,6 +319,18 @@ class Worker:
             stopping.cancel()
         if not done:
             raise TimeoutError("the notification listener did not connect within 30 s")
+
+    def _learning(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The learning step as a background block (a no-op block without one)."""
+        learning = self.options.learning
+        if learning is None:
+            return contextlib.nullcontext()
+        return background(
+            learning.run(),
+            name="learning",
+            finish=learning.stop,
+            on_crash=self._on_background_crash,
+        )
 
     def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
         """The schedule loop as a background block on the worker's pool (a no-op block when
@@ -298,6 +353,17 @@ class Worker:
         listener.on_reconnect(loop.wake)
         self.schedule_loop = loop
         return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
+
+    def _webhook_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The webhook delivery loop as a background block on the worker's pool (a no-op
+        block without ``webhooks``), woken by new deliveries and listener reconnects."""
+        if self._make_webhooks is None:
+            return contextlib.nullcontext()
+        loop = self._make_webhooks(self._queries.db)
+        listener.subscribe(WEBHOOKS_CHANNEL, lambda _payload: loop.wake())
+        listener.on_reconnect(loop.wake)
+        self.webhooks = loop
+        return background(loop.run(), name="webhooks", on_crash=self._on_background_crash)
 
     def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """The retention loop as a background block (a no-op block when its interval is 0), on
@@ -351,13 +417,16 @@ class Worker:
         loop = asyncio.get_running_loop()
         writer, active_runs, runners = self._writer, self._active, self._runners
         now = loop.time()
-        claimed_metric = TASKS.claimed
         for claimed in tasks:
             run = TaskRun(claimed, writer, loop)
             active = _Active(run, runners[claimed.agent_orch], now)
             active_runs[run.id] = active
             active.task = loop.create_task(self._execute(active), name=f"task:{run.id_str}")
-            claimed_metric(claimed.agent_orch)
+        if len(self._orchs) == 1:
+            TASKS.claimed(self._orchs[0], len(tasks))
+        else:
+            for claimed in tasks:
+                TASKS.claimed(claimed.agent_orch)
         self.stats["claimed"] += len(tasks)
         self.stats["claim_statements"] += 1
 
@@ -375,14 +444,14 @@ class Worker:
         error: Exception | None = None
         try:
             if not run.stopped():  # else stopped before it started
-                try:
-                    result = await active.runner.run(run)
-                except asyncio.CancelledError:
-                    if not run.stopped():
-                        raise
-                    _uncancel()  # we cancelled it to stop its executor; it goes on to end
-                except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
-                    error = exc
+                if tracing.enabled():
+                    result, error = await traced_run(run, lambda: self._run_executor(active))
+                else:
+                    if logs.task_ids_logged():
+                        claimed = run.claimed
+                        trace_id = tracing.trace_id_of(claimed.record["traceparent"])
+                        logs.bind_task(run.id_str, claimed.proc_inst_id, trace_id)
+                    result, error = await self._run_executor(active)
             self._end(
                 active,
                 end_of_attempt(
@@ -397,6 +466,21 @@ class Worker:
             )
         finally:
             self._release(active)
+
+    async def _run_executor(self, active: _Active) -> tuple[RunResult | None, Exception | None]:
+        """Prepare the run's memory, then run the executor: its result, or the error that
+        ended it (None, None: stopped)."""
+        try:
+            if self.options.memory is not None:
+                await self.options.memory.prepare(active.run)
+            return await active.runner.run(active.run), None
+        except asyncio.CancelledError:
+            if not active.run.stopped():
+                raise
+            _uncancel()  # we cancelled it to stop its executor; it goes on to end
+            return None, None
+        except Exception as exc:  # noqa: BLE001 - any executor error ends the attempt
+            return None, exc
 
     def _release(self, active: _Active) -> None:
         """Free the run's slot (at most once: a later claim of the same task keeps its own)."""
@@ -428,6 +512,10 @@ class Worker:
 
     def _ended(self, active: _Active, end: AttemptEnd, outcome: WriteOutcome) -> None:
         """The attempt's last write committed, or was refused."""
+        if active.run.claimed.agent_orch in self.options.agent_max_running:
+            # room under the orchestrator's limit, now that the end is written: tasks an
+            # earlier claim had to leave may go
+            self._claims.wake()
         if outcome is WriteOutcome.FENCED_OUT:
             run = active.run
             self._count(active, "lease_lost")
@@ -526,16 +614,19 @@ class Worker:
                 )
 
 
-_POOL_SIZE = CLAIMS_IN_FLIGHT + 6
+_POOL_SIZE = CLAIMS_IN_FLIGHT + 8
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
-process timers, and the schedule loop (its round's transaction, and a process start beside
-it)."""
+process timers, the schedule loop (its round's transaction, and a process start beside
+it), and the webhook loop (a claim, and the records of sends that end together)."""
 
 
 async def _idle() -> None:
     """Stands in for a loop the worker does not run."""
     await asyncio.Event().wait()
 
+
+_DEREGISTER_SECONDS = 5.0
+"""How long a stopping worker tries to delete its ``workers`` row."""
 
 _CANCEL_HOOK_SECONDS = 0.5
 """How long an executor's ``cancel()`` may take before its run is cancelled anyway (the

@@ -43,6 +43,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from processgpt import tracing
 from processgpt.config import McpSettings, SecretSettings
 from processgpt.db.secret_box import SecretBox
 from processgpt.tools.mcp_config import (
@@ -205,7 +206,18 @@ class McpConnections:
         self, tool: McpTool, arguments: dict[str, Any], *, seconds: float | None = None
     ) -> ToolOutcome:
         """Call ``tool``; errors and timeouts come back as a :class:`ToolOutcome` with
-        ``error`` set, never as an exception (cancellation excepted)."""
+        ``error`` set, never as an exception (cancellation excepted). Traced as an
+        ``mcp.tool_call`` span when tracing is on (server and tool names, never arguments)."""
+        attributes = {"mcp.server": tool.server.name, "mcp.tool": tool.tool}
+        with tracing.span("mcp.tool_call", attributes, client=True) as span:
+            outcome = await self._call(tool, arguments, seconds=seconds)
+            if outcome.error:
+                tracing.failed(span, "tool_error")
+        return outcome
+
+    async def _call(
+        self, tool: McpTool, arguments: dict[str, Any], *, seconds: float | None = None
+    ) -> ToolOutcome:
         limit = seconds if seconds is not None else self.call_timeout
         connection: McpConnection | None = None
         try:

@@ -22,6 +22,7 @@ from processgpt.api.deps import ServicesDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.db.chats import Chat, check_chat_id
 from processgpt.domain.errors import ChatBusy, ProcessGPTError
+from processgpt.protocols.views import WARNING_HEADER
 from processgpt.protocols.ws_chat import MsgError, MsgGracefulDisconnect
 
 router = APIRouter(tags=["chat"], responses=responses(*AUTHENTICATED))
@@ -61,7 +62,14 @@ async def agent_ws(
         # Before accept: the handshake fails with HTTP 403, as chat clients expect.
         await ws.close(code=1008, reason=ChatBusy.code)
         return
-    session = ChatSession(ws, chat, services.chats, services.hub, services.settings.sse_heartbeat)
+    session = ChatSession(
+        ws,
+        chat,
+        services.chats,
+        services.hub,
+        services.settings.sse_heartbeat,
+        served=services.served,
+    )
     sockets.sessions.add(session)
     try:
         await ws.accept()
@@ -84,14 +92,22 @@ async def post_chat(
 ) -> StreamingResponse:
     """The AI SDK `useChat` endpoint: the last user message starts the chat's next turn (or
     answers the agent's question); the reply streams as a UI message stream. `agent` (body
-    or query) chooses the agent of a new chat (default `demo`)."""
+    or query) chooses the agent of a new chat (default `demo`). When no live worker serves
+    the agent, the stream says so after its start (a transient `data-warnings` part) and so
+    does an `X-ProcessGPT-Warning` header."""
     text, files = last_user_message(body.messages)
     chats = services.chats
     chat = await chats.open(tenant_id, body.id, body.agent or agent)
-    turn, _task = await chats.start_turn(chat, text, files)
-    return sse.event_stream(
-        chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat)
+    turn, task = await chats.start_turn(chat, text, files)
+    task = await services.served.warn(task)
+    response = sse.event_stream(
+        chat_sse(
+            services.hub, chats, chat, turn, services.settings.sse_heartbeat, warnings=task.warnings
+        )
     )
+    for warning in task.warnings:
+        response.headers.append(WARNING_HEADER, warning)
+    return response
 
 
 @router.get(

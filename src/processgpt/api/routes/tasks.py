@@ -8,14 +8,23 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from processgpt import tracing
 from processgpt.api import sse
 from processgpt.api.cursors import decode_cursor, encode_cursor
-from processgpt.api.deps import HubDep, ServicesDep, SettingsDep, TasksDep, Tenant
+from processgpt.api.deps import HubDep, ServedDep, ServicesDep, SettingsDep, TasksDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.api.streams import sse_task_stream
+from processgpt.db.workers import ServedAgents
 from processgpt.domain.errors import InvalidInput
 from processgpt.domain.task import Task, TaskFields, TaskStatus, TaskSubmission, check_text
-from processgpt.protocols.views import Answer, CancelRequest, EventPage, Feedback, TaskPage
+from processgpt.protocols.views import (
+    WARNING_HEADER,
+    Answer,
+    CancelRequest,
+    EventPage,
+    Feedback,
+    TaskPage,
+)
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=responses(*AUTHENTICATED))
 
@@ -27,6 +36,12 @@ _IDEMPOTENCY_KEY = Header(
     max_length=200,
     description="Same key, same task: a retried create returns the earlier task (200).",
 )
+_TRACEPARENT = Header(
+    max_length=100,
+    description="W3C trace context: stored with the task; the worker's span for running it "
+    "links to it. An invalid value is ignored.",
+)
+_TRACESTATE = Header(max_length=1000, description="W3C trace state, kept with `traceparent`.")
 
 
 @router.post(
@@ -52,21 +67,40 @@ async def create_task(
     tenant_id: Tenant,
     services: ServicesDep,
     response: Response,
+    *,
     idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+    traceparent: Annotated[str | None, _TRACEPARENT] = None,
+    tracestate: Annotated[str | None, _TRACESTATE] = None,
 ) -> Task:
     """Queue a task for an agent. A worker serving the agent runs it; follow it with
-    `GET /v1/tasks/{id}/stream`."""
-    sub = TaskSubmission(**body.model_dump(), idempotency_key=idempotency_key)
+    `GET /v1/tasks/{id}/stream`. When no live worker serves the agent, the task is queued all
+    the same (it waits for one) and the answer says so: an entry in `warnings`, repeated in
+    an `X-ProcessGPT-Warning` header."""
     tasks = services.tasks
     if idempotency_key is not None:  # a retried create is answered even when saturated
         earlier = await tasks.by_idempotency_key(tenant_id, idempotency_key)
         if earlier is not None:
             response.status_code = 200
-            return earlier
-    async with services.pending_gate.admit(tenant_id):
-        task, created = await tasks.submit(tenant_id, sub, known_agents=services.known_agents)
+            return await _warned(earlier, services.served, response)
+    with tracing.request_span("POST /v1/tasks", tracing.incoming(traceparent, tracestate)) as tc:
+        sub = TaskSubmission(
+            **body.model_dump(),
+            idempotency_key=idempotency_key,
+            traceparent=tc[0],
+            tracestate=tc[1],
+        )
+        async with services.pending_gate.admit(tenant_id):
+            task, created = await tasks.submit(tenant_id, sub, known_agents=services.known_agents)
     if not created:
         response.status_code = 200
+    return await _warned(task, services.served, response)
+
+
+async def _warned(task: Task, served: ServedAgents, response: Response) -> Task:
+    """The task with its warnings, each also sent as an ``X-ProcessGPT-Warning`` header."""
+    task = await served.warn(task)
+    for warning in task.warnings:
+        response.headers.append(WARNING_HEADER, warning)
     return task
 
 
@@ -104,9 +138,12 @@ async def list_tasks(
 
 
 @router.get("/{task_id}", responses=responses(404, 422))
-async def get_task(task_id: uuid.UUID, tenant_id: Tenant, tasks: TasksDep) -> Task:
-    """The task as it is now."""
-    return await tasks.get(tenant_id, task_id)
+async def get_task(
+    task_id: uuid.UUID, tenant_id: Tenant, tasks: TasksDep, served: ServedDep
+) -> Task:
+    """The task as it is now; while it is PENDING and no live worker serves its agent, its
+    `warnings` say so."""
+    return await served.warn(await tasks.get(tenant_id, task_id))
 
 
 @router.post("/{task_id}/cancel", responses=responses(*WITH_BODY, 404, 409))

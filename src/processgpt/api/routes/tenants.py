@@ -28,6 +28,8 @@ def _view(info: TenantInfo) -> TenantView:
         id=info.id,
         name=info.name,
         max_pending_tasks=info.max_pending_tasks,
+        weight=info.weight,
+        max_tasks_per_second=info.max_tasks_per_second,
         retention_days=info.retention_days,
         created_at=info.created_at,
     )
@@ -63,6 +65,9 @@ async def put_tenant(
         tenant_id,
         max_pending_tasks=body.max_pending_tasks,
         set_limit="max_pending_tasks" in body.model_fields_set,
+        weight=body.weight,
+        max_tasks_per_second=body.max_tasks_per_second,
+        set_rate="max_tasks_per_second" in body.model_fields_set,
         retention_days=body.retention_days,
         set_retention="retention_days" in body.model_fields_set,
     )

@@ -26,22 +26,32 @@ SELECT prefix, pg_notify('processgpt_keys', prefix) FROM revoked;
 SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1);
 
 -- name: list_tenants
-SELECT id, name, max_pending_tasks, retention_days, created_at FROM tenants ORDER BY id;
+SELECT id, name, max_pending_tasks, retention_days, weight, max_tasks_per_second, created_at
+FROM tenants ORDER BY id;
 
 -- name: get_tenant
-SELECT id, name, max_pending_tasks, retention_days, created_at FROM tenants WHERE id = $1;
+SELECT id, name, max_pending_tasks, retention_days, weight, max_tasks_per_second, created_at
+FROM tenants WHERE id = $1;
 
 -- name: upsert_tenant
 -- Create the tenant or change its settings. $3: whether $2 (the pending-task limit, NULL for
 -- the server default) was given at all; an absent limit keeps the current one. $4 and $5: the
--- same for the retention in days.
-INSERT INTO tenants (id, name, max_pending_tasks, retention_days) VALUES ($1, $1, $2, $4)
+-- same for the retention in days. $6: the tenant's weight in claims (NULL keeps it). $8:
+-- whether $7 (task starts per second, NULL for no limit) was given; a changed rate starts
+-- with a full bucket.
+INSERT INTO tenants (id, name, max_pending_tasks, retention_days, weight, max_tasks_per_second)
+VALUES ($1, $1, $2, $4, COALESCE($6, 1), $7)
 ON CONFLICT (id) DO UPDATE
     SET max_pending_tasks = CASE WHEN $3 THEN EXCLUDED.max_pending_tasks
                                  ELSE tenants.max_pending_tasks END,
         retention_days = CASE WHEN $5 THEN EXCLUDED.retention_days
-                              ELSE tenants.retention_days END
-RETURNING id, name, max_pending_tasks, retention_days, created_at, (xmax = 0) AS created;
+                              ELSE tenants.retention_days END,
+        weight = COALESCE($6, tenants.weight),
+        max_tasks_per_second = CASE WHEN $8 THEN EXCLUDED.max_tasks_per_second
+                                    ELSE tenants.max_tasks_per_second END,
+        rate_at = CASE WHEN $8 THEN NULL ELSE tenants.rate_at END
+RETURNING id, name, max_pending_tasks, retention_days, weight, max_tasks_per_second, created_at,
+          (xmax = 0) AS created;
 
 -- name: pending_count
 -- A tenant's pending tasks, counted no further than its limit ($2: the server default), so

@@ -7,7 +7,8 @@ INSERT INTO memories (tenant_id, agent, proc_def_id, activity_id, user_id, kind,
                       original, content_hash, embedding, embedding_model, terms, status, pinned,
                       source, source_task_id, source_feedback_id, valid_from, valid_to,
                       expires_at, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::vector, $11, to_tsvector('simple', $12),
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::vector, $11,
+        to_tsvector('english', $12) || to_tsvector('simple', $22),
         $13, $14, $15, $16, $17, COALESCE($18, now()), $19, $20, $21)
 ON CONFLICT (tenant_id, agent, proc_def_id, activity_id, user_id, content_hash)
     WHERE status IN ('proposed', 'active') DO NOTHING
@@ -51,7 +52,7 @@ UPDATE memories SET
     kind = $3, content = $4, original = $5, content_hash = $6,
     embedding = CASE WHEN $14 THEN $7::text::vector ELSE embedding END,
     embedding_model = CASE WHEN $14 THEN $8 ELSE embedding_model END,
-    terms = to_tsvector('simple', $9),
+    terms = to_tsvector('english', $9) || to_tsvector('simple', $15),
     pinned = $10, valid_from = $11, valid_to = $12, expires_at = $13, updated_at = now()
 WHERE tenant_id = $1 AND id = $2
 RETURNING *;
@@ -81,21 +82,24 @@ SELECT * FROM memory_history WHERE tenant_id = $1 AND memory_id = $2 ORDER BY id
 
 -- name: memory_iterative_scan
 -- Filtered HNSW scans continue until enough rows pass the filter (pgvector 0.8): a selective
--- scope loses nothing. Inside the search's transaction only.
+-- scope loses nothing. Custom plans always: a generic plan cannot know whether the scope is
+-- selective (an index on the scope) or not (the HNSW index). Inside the search's transaction.
 SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-       set_config('hnsw.ef_search', $1::text, true);
+       set_config('hnsw.ef_search', $1::text, true),
+       set_config('plan_cache_mode', 'force_custom_plan', true);
 
 -- name: memory_search
--- Hybrid retrieval inside the task's scope: the nearest items by cosine distance (those with
+-- Hybrid retrieval inside the task's scope (full text: $7 the query's words, read with the
+-- 'english' configuration, $14 its Hangul bigrams, read with 'simple'): the nearest items by cosine distance (those with
 -- similarity >= $8) and the best full-text matches, fused by reciprocal rank (k = 60).
 -- $9 / $10 switch the vector / full-text side on. Expired, not-yet-valid and no-longer-valid
 -- items never come back.
 WITH live AS MATERIALIZED (SELECT now() AS t),
+qv AS MATERIALIZED (SELECT $6::text::vector AS v),
 vec AS (
-    SELECT v.id, v.sim, row_number() OVER (ORDER BY v.dist) AS r
+    SELECT v.id, 1 - v.dist AS sim, row_number() OVER (ORDER BY v.dist) AS r
     FROM (
-        SELECT m.id, m.embedding <=> $6::text::vector AS dist,
-               1 - (m.embedding <=> $6::text::vector) AS sim
+        SELECT m.id, m.embedding <=> (SELECT v FROM qv) AS dist
         FROM memories m
         WHERE $9 AND m.status = 'active' AND m.tenant_id = $1
           AND m.embedding_model = $11
@@ -106,13 +110,14 @@ vec AS (
           AND (m.expires_at IS NULL OR m.expires_at > (SELECT t FROM live))
           AND m.valid_from <= (SELECT t FROM live)
           AND (m.valid_to IS NULL OR m.valid_to > (SELECT t FROM live))
-        ORDER BY m.embedding <=> $6::text::vector
+        ORDER BY dist
         LIMIT $12
     ) v
-    WHERE v.sim >= $8
+    WHERE 1 - v.dist >= $8
 ),
 q AS MATERIALIZED (
-    SELECT replace(plainto_tsquery('simple', $7)::text, ' & ', ' | ')::tsquery AS query
+    SELECT replace(plainto_tsquery('english', $7)::text, ' & ', ' | ')::tsquery
+        || replace(plainto_tsquery('simple', $14)::text, ' & ', ' | ')::tsquery AS query
 ),
 fts AS (
     SELECT f.id, row_number() OVER (ORDER BY f.rank DESC, f.id) AS r

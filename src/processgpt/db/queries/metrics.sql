@@ -57,7 +57,17 @@ SELECT jsonb_build_object(
     'in_progress', COALESCE((SELECT jsonb_object_agg(agent, running) FROM per_agent), '{}'),
     'input_required', COALESCE((SELECT jsonb_object_agg(agent, waiting) FROM per_agent), '{}'),
     'instances', COALESCE((SELECT jsonb_object_agg(status, n) FROM instances), '{}'),
-    'incidents_open', COALESCE((SELECT sum(incidents) FROM instances), 0)
+    'incidents_open', COALESCE((SELECT sum(incidents) FROM instances), 0),
+    -- webhook deliveries waiting to be sent (those of disabled endpoints excluded), through
+    -- webhook_deliveries_due (migration 0024)
+    'webhooks', (
+        SELECT jsonb_build_object(
+            'pending', count(*),
+            'due', count(*) FILTER (WHERE next_attempt_at <= now()),
+            'oldest_due_seconds', COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)
+                FILTER (WHERE next_attempt_at <= now()))::float8, 0))
+        FROM webhook_deliveries
+        WHERE status = 'PENDING' AND next_attempt_at < 'infinity')
 );
 
 -- name: store_metrics_snapshot

@@ -4,8 +4,9 @@
 WITH ins AS (
     INSERT INTO todolist (tenant_id, agent_orch, query, input, priority, run_at, max_attempts,
                           idempotency_key, proc_inst_id, activity_id, activity_name, user_id,
-                          tool, description, agent_profile)
-    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14, $15
+                          tool, description, agent_profile, traceparent, tracestate)
+    SELECT $1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8, $9, $10, $11, $12, $13, $14, $15,
+           $16, $17
     WHERE $9::uuid IS NULL
        OR EXISTS (SELECT 1 FROM bpm_proc_inst p WHERE p.proc_inst_id = $9 AND p.tenant_id = $1)
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -42,28 +43,123 @@ ORDER BY created_at DESC, id DESC
 LIMIT $6;
 
 -- name: claim_tasks
--- Claim up to $2 claimable tasks of the given orchestrators in one statement: highest
--- priority first, then oldest; each gets an owner, a lease, a fresh fence and attempt + 1.
+-- Claim up to $2 claimable tasks of the given orchestrators in one statement, fairly between
+-- tenants; each gets an owner, a lease, a fresh fence and attempt + 1.
+-- Fairness: each tenant with pending work is served in proportion to its weight. A tenant's
+-- k-th candidate (its own order: highest priority first, then oldest) gets the key
+-- (tasks it has running + k) / weight, and the claim takes the lowest keys, so a tenant with
+-- a backlog and many tasks running yields to a tenant that has none (ties go to a random
+-- tenant). Priorities order a tenant's own tasks only: a tenant cannot jump ahead of another.
+-- Limits: $5/$6 name orchestrators and the most tasks each may run at once across all
+-- workers (processgpt_agent_room serialises the claims of a limited orchestrator); a tenant
+-- with max_tasks_per_second starts no more than its token bucket holds (its row is locked,
+-- read at its newest version and charged in this statement).
 -- The same round trip reads each task's context (form, people and agents, the tenant's MCP
 -- configuration with its enabled mcp_servers, the agent profile, process sources), NULL when
 -- absent or empty; a lookup runs only for tasks that name what it reads, and the tenant's MCP
 -- configuration once per tenant of the batch.
--- Each orchestrator's candidates come from its own ordered index range (an ANY() over
--- several names could not use the index order and would sort the whole backlog); the update
--- finds the picked rows by primary key whatever the size of the table.
-WITH candidates AS (
-    SELECT c.id, c.priority, c.run_at
+-- Every read of pending tasks walks the claim index (agent_orch, tenant_id, priority, run_at):
+-- the tenants with pending work by skipping from one tenant to the next (one descent each,
+-- whatever a tenant's backlog), each tenant's candidates from its own ordered range, at most
+-- $2 of them, for the $2 tenants first in line. The update finds the picked rows by primary
+-- key whatever the size of the table.
+WITH RECURSIVE pending_tenants (name, tenant_id) AS (
+    -- The next (orchestrator, tenant) entry of the claim index after the previous one: a row
+    -- comparison only that index's leading columns can bound (an index led by the tenant
+    -- would have to filter every other orchestrator's backlog). NULL once past the name.
+    SELECT a.name,
+           (SELECT CASE WHEN t.agent_orch = a.name THEN t.tenant_id END FROM todolist t
+            WHERE t.status = 'PENDING' AND (t.agent_orch, t.tenant_id) > (a.name, '')
+            ORDER BY t.agent_orch, t.tenant_id LIMIT 1)
     FROM unnest($1::text[]) AS a(name)
+    UNION ALL
+    SELECT p.name,
+           (SELECT CASE WHEN t.agent_orch = p.name THEN t.tenant_id END FROM todolist t
+            WHERE t.status = 'PENDING' AND (t.agent_orch, t.tenant_id) > (p.name, p.tenant_id)
+            ORDER BY t.agent_orch, t.tenant_id LIMIT 1)
+    FROM pending_tenants p
+    WHERE p.tenant_id IS NOT NULL
+), active AS (
+    -- Tenants with a task claimable now: one whose pending tasks all wait for a later run_at
+    -- (a schedule, a retry's backoff) must not take a place in line from one that can run.
+    -- (A LATERAL with LIMIT 1, not EXISTS: the planner may turn an EXISTS into a join with
+    -- every pending task.)
+    SELECT p.name, p.tenant_id FROM pending_tenants p
+    CROSS JOIN LATERAL (
+        SELECT FROM todolist t
+        WHERE t.status = 'PENDING' AND t.agent_orch = p.name AND t.tenant_id = p.tenant_id
+          AND t.run_at <= now() AND t.attempts < t.max_attempts
+        ORDER BY t.priority DESC, t.run_at, t.id  -- the index's order: no plan scans the table
+        LIMIT 1
+    ) ready
+    WHERE p.tenant_id IS NOT NULL
+), usage AS (
+    -- Tasks each tenant has running on these orchestrators; read only when several tenants
+    -- wait (a one-time filter skips the scan otherwise).
+    SELECT t.tenant_id, count(*) AS running FROM todolist t
+    WHERE t.status = 'IN_PROGRESS' AND t.agent_orch = ANY ($1::text[])
+      AND (SELECT count(DISTINCT tenant_id) FROM active) > 1
+    GROUP BY t.tenant_id
+), room AS MATERIALIZED (
+    SELECT r.name, r.room FROM processgpt_agent_room($5::text[], $6::int[]) AS r
+), shares AS (
+    SELECT n.id AS tenant_id, n.weight, COALESCE(u.running, 0) AS running, random() AS lot
+    FROM tenants n
+    LEFT JOIN usage u ON u.tenant_id = n.id
+    WHERE n.id IN (SELECT tenant_id FROM active)
+    ORDER BY (COALESCE(u.running, 0) + 1)::float8 / n.weight, lot
+    LIMIT $2
+), locked_buckets AS (
+    -- Rate-limited tenants in line: locked in id order (after the orchestrator locks: the
+    -- room is read first), so the values read are the newest committed ones.
+    SELECT n.id AS tenant_id, n.max_tasks_per_second AS rate, n.rate_tokens, n.rate_at
+    FROM tenants n
+    WHERE n.id IN (SELECT tenant_id FROM shares) AND n.max_tasks_per_second IS NOT NULL
+      AND (SELECT count(*) FROM room) >= 0
+    ORDER BY n.id
+    FOR NO KEY UPDATE  -- not FOR UPDATE: the tenant's new tasks (their key-share checks) go on
+), buckets AS (
+    SELECT b.tenant_id, a.tokens, floor(a.tokens)::bigint AS allowance
+    FROM locked_buckets b
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN b.rate_at IS NULL THEN greatest(b.rate, 1)
+                    ELSE least(greatest(b.rate, 1), b.rate_tokens
+                         + greatest(0, EXTRACT(EPOCH FROM now() - b.rate_at)::float8) * b.rate)
+               END AS tokens
+    ) a
+), candidates AS (
+    SELECT s.tenant_id, s.weight, s.running, s.lot, a.name, c.id, c.priority, c.run_at
+    FROM shares s
+    JOIN active a ON a.tenant_id = s.tenant_id
+    LEFT JOIN buckets b ON b.tenant_id = s.tenant_id
+    LEFT JOIN room r ON r.name = a.name
     CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.run_at FROM todolist t
-        WHERE t.status = 'PENDING' AND t.agent_orch = a.name AND t.run_at <= now()
-          AND t.attempts < t.max_attempts
+        WHERE t.status = 'PENDING' AND t.agent_orch = a.name AND t.tenant_id = s.tenant_id
+          AND t.run_at <= now() AND t.attempts < t.max_attempts
         ORDER BY t.priority DESC, t.run_at, t.id
-        LIMIT $2
+        LIMIT least($2, b.allowance, r.room)
         FOR UPDATE SKIP LOCKED
     ) c
+), ranked AS (
+    SELECT c.id, c.name, c.tenant_id, c.lot, c.priority, c.run_at,
+           row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.priority DESC, c.run_at, c.id)
+               AS n_tenant,
+           (c.running + row_number() OVER (PARTITION BY c.tenant_id
+                                           ORDER BY c.priority DESC, c.run_at, c.id))::float8
+               / c.weight AS key
+    FROM candidates c
+), allowed AS (
+    SELECT r.*, row_number() OVER (PARTITION BY r.name ORDER BY r.key, r.lot, r.id) AS n_agent
+    FROM ranked r
+    LEFT JOIN buckets b ON b.tenant_id = r.tenant_id
+    WHERE b.allowance IS NULL OR r.n_tenant <= b.allowance
 ), picked AS (
-    SELECT id FROM candidates ORDER BY priority DESC, run_at, id LIMIT $2
+    SELECT l.id, l.tenant_id FROM allowed l
+    LEFT JOIN room m ON m.name = l.name
+    WHERE m.room IS NULL OR l.n_agent <= m.room
+    ORDER BY l.key, l.lot, l.priority DESC, l.run_at, l.id
+    LIMIT $2
 ), claimed AS (
     UPDATE todolist t
     SET status = 'IN_PROGRESS', consumer = $3, lease_until = now() + make_interval(secs => $4),
@@ -71,6 +167,14 @@ WITH candidates AS (
         updated_at = now()
     WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING t.*
+), charged AS (
+    -- Each rate-limited tenant pays one token per task started.
+    UPDATE tenants n
+    SET rate_tokens = b.tokens - k.started, rate_at = greatest(now(), n.rate_at)
+    FROM buckets b
+    JOIN (SELECT tenant_id, count(*) AS started FROM claimed GROUP BY tenant_id) k
+      ON k.tenant_id = b.tenant_id
+    WHERE n.id = b.tenant_id
 ), tenant_ctx AS (
     -- tenants.mcp with the tenant's enabled mcp_servers rows merged in (rows win), once per
     -- tenant of the batch.
@@ -233,19 +337,26 @@ WITH asked AS (
 SELECT upd.*, pg_notify('processgpt_events', upd.id::text || ':' || upd.last_seq || ':' || upd.status) FROM upd;
 
 -- name: set_feedback
-UPDATE todolist SET feedback = $3::jsonb, updated_at = now()
-WHERE id = $1 AND tenant_id = $2
-RETURNING *;
+-- The feedback is stored on the task and queued for the learning step (memory_feedback) in
+-- the same statement: feedback accepted is never lost.
+WITH upd AS (
+    UPDATE todolist SET feedback = $3::jsonb, updated_at = now()
+    WHERE id = $1 AND tenant_id = $2
+    RETURNING *
+), queued AS (
+    INSERT INTO memory_feedback (tenant_id, task_id, signal, agent, proc_def_id, activity_id,
+                                 user_id, query, answer, feedback)
+    SELECT tenant_id, id, 'feedback', COALESCE(agent_profile, agent_orch), proc_def_id,
+           activity_id, user_id, left(query, 20000), COALESCE(output, draft), $3::jsonb
+    FROM upd
+    WHERE $3::jsonb IS NOT NULL AND $3::jsonb <> 'null'::jsonb
+)
+SELECT * FROM upd;
 
 -- name: register_orchestrators
 INSERT INTO orchestrators (name, description)
 SELECT * FROM unnest($1::text[], $2::text[])
 ON CONFLICT (name) DO UPDATE SET last_seen_at = now(), description = EXCLUDED.description;
-
--- name: touch_orchestrators
--- Presence: a running worker marks the orchestrators it serves as seen (from its heartbeat,
--- at most every few seconds).
-UPDATE orchestrators SET last_seen_at = now() WHERE name = ANY ($1::text[]);
 
 -- name: orchestrator_exists
 SELECT EXISTS (SELECT 1 FROM orchestrators WHERE name = $1);

@@ -24,7 +24,7 @@ export function create(view) {
       const page = await api("/v1/process-definitions" + query({ after: append ? after : "", limit: 50 }));
       const items = page.items.map((d) => h("tr", { class: "row" + (d.id === selected ? " selected" : ""), dataset: { id: d.id },
         onclick: () => { location.hash = "#/definitions/" + encodeURIComponent(d.id); } },
-      h("td", {}, h("code", {}, d.id)), h("td", {}, d.name), h("td", {}, "v" + d.version), h("td", { class: "muted" }, when(d.created_at))));
+      h("td", {}, h("a", { href: "#/definitions/" + encodeURIComponent(d.id) }, h("code", {}, d.id))), h("td", {}, d.name), h("td", {}, "v" + d.version), h("td", { class: "muted" }, when(d.created_at))));
       if (append) rows.append(...items);
       else clear(rows, items.length ? items : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No definitions published yet.")));
       after = page.next_after || "";

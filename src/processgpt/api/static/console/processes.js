@@ -83,7 +83,7 @@ export function create(view) {
       listError.set(null);
       clear(rows, page.items.length ? page.items.map((p) => h("tr", { class: "row" + (p.id === selected ? " selected" : ""), dataset: { id: p.id },
         onclick: () => { location.hash = "#/processes/" + p.id; } },
-      h("td", {}, badge(p.status)), h("td", {}, p.name || p.proc_def_id || short(p.id), p.version ? h("span", { class: "muted" }, " v" + p.version) : ""),
+      h("td", {}, badge(p.status)), h("td", {}, h("a", { href: "#/processes/" + p.id }, p.name || p.proc_def_id || short(p.id)), p.version ? h("span", { class: "muted" }, " v" + p.version) : ""),
       h("td", { class: "ellipsis" }, p.current_activity_ids.join(", ")), h("td", { class: "muted" }, when(p.start_date))))
         : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No process instances.")));
       paging.setNext(page.next_cursor);

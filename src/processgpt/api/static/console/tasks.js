@@ -58,7 +58,7 @@ export function create(view) {
         class: "row" + (t.id === selected ? " selected" : ""), dataset: { id: t.id },
         onclick: () => { location.hash = "#/tasks/" + t.id; },
       }, h("td", {}, badge(t.status)), h("td", {}, t.agent_orch),
-      h("td", { class: "ellipsis", title: t.query }, t.query || t.activity_name || ""),
+      h("td", { class: "ellipsis", title: t.query }, h("a", { href: "#/tasks/" + t.id }, t.query || t.activity_name || t.id)),
       h("td", { class: "muted" }, when(t.created_at)))) : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No tasks here.")));
       paging.setNext(page.next_cursor);
     } catch (err) {
@@ -138,7 +138,7 @@ export function create(view) {
       clear(ask, task.status === "INPUT_REQUIRED" && question ? questionPanel(task, question, line, reload) : null);
     };
     const warnings = Array.isArray(task.warnings) && task.warnings.length
-      ? h("div", { class: "card" }, h("b", {}, "Warnings"), h("ul", {}, task.warnings.map((w) => h("li", {}, w)))) : null;
+      ? h("div", { class: "card warn", id: "task-warnings" }, h("b", {}, "Warnings"), h("ul", {}, task.warnings.map((w) => h("li", {}, w)))) : null;
     clear(layout.detail, layout.back(),
       h("div", { class: "card" },
         h("div", { class: "head" }, h("h2", {}, task.activity_name || task.agent_orch), st),
