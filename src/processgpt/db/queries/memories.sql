@@ -149,6 +149,10 @@ SELECT m.*, fused.score::float8 AS score, fused.sim::float8 AS similarity
 FROM fused JOIN memories m ON m.id = fused.id
 ORDER BY fused.score DESC, m.id;
 
+-- name: memory_any_active
+-- Whether the tenant has any active item (a task of a tenant without memory embeds nothing).
+SELECT EXISTS (SELECT 1 FROM memories WHERE tenant_id = $1 AND status = 'active');
+
 -- name: memory_pinned
 -- The pinned active items a task's scope covers, newest first.
 SELECT m.* FROM memories m
