@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import numpy as np
 from _common import (
     fresh_database,
@@ -151,7 +152,9 @@ class Synthetic:
 async def load_synthetic(db: Database, start: int, count: int, syn: Synthetic) -> float:
     """COPY ``count`` synthetic items into the scale tenant; returns seconds (load + index)."""
     started = time.perf_counter()
-    async with db.pool.acquire() as conn:
+    # A connection of its own: the pool's 60 s command timeout is too short for index builds.
+    conn = await asyncpg.connect(db.dsn)
+    try:
         await conn.execute("DROP INDEX IF EXISTS memories_embedding")
         await conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS staging (agent text, content text, terms text, "
@@ -191,6 +194,8 @@ async def load_synthetic(db: Database, start: int, count: int, syn: Synthetic) -
         )
         await conn.execute("RESET maintenance_work_mem")
         await conn.execute("VACUUM ANALYZE memories")  # also empties GIN's pending list
+    finally:
+        await conn.close()
     return time.perf_counter() - started
 
 

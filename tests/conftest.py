@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,15 @@ from processgpt.db.tasks import TaskRepository
 from processgpt.domain.task import RetryPolicy
 from processgpt.runtime.worker import Worker, WorkerOptions
 from tests.fake_llm import FakeLLM
+from tests.s3_server import S3Server
 from tests.support import PostgresServer, ProcessGPTProcess, StartProcess
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 # Stored secrets are encrypted; the test processes (API, workers, the tests themselves) share
 # one key, and never create a key file in the home directory.
 os.environ.setdefault("PROCESSGPT_SECRET_KEYS", Fernet.generate_key().decode())
+# Files the test processes store stay out of the home directory too.
+os.environ.setdefault("PROCESSGPT_FILES_DIR", tempfile.mkdtemp(prefix="processgpt-files-"))
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +126,17 @@ async def executors() -> AsyncIterator[list[LlmExecutor]]:
     yield made
     for executor in made:
         await executor.aclose()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3-compatible server, a real HTTP server on 127.0.0.1 (a free port)."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only storage tests load it
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3Server(f"http://{host}:{port}")
+    finally:
+        server.stop()

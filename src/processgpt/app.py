@@ -17,6 +17,7 @@ from processgpt.agents import registry
 from processgpt.agents.lessons import LlmLessonExtractor
 from processgpt.agents.task_runner import A2ATaskRunner
 from processgpt.config import (
+    FileSettings,
     LlmSettings,
     McpSettings,
     MemorySettings,
@@ -26,7 +27,7 @@ from processgpt.config import (
     WebhookSettings,
 )
 from processgpt.db.database import Database, redact_dsn
-from processgpt.db.embedded import EmbeddedPostgres
+from processgpt.db.embedded import EmbeddedPostgres, default_data_dir
 from processgpt.db.follow import follow_task
 from processgpt.db.memory_feedback import FeedbackQueue
 from processgpt.db.metrics import MetricsRepository
@@ -39,6 +40,7 @@ from processgpt.domain.errors import InvalidConfiguration
 from processgpt.domain.events import Event
 from processgpt.domain.task import RetryPolicy, Task, TaskStatus, TaskSubmission
 from processgpt.domain.webhooks import parse_schedule
+from processgpt.files.service import FileService
 from processgpt.memory.configured import memory_service
 from processgpt.metrics import serve_metrics
 from processgpt.runtime.learning import LearningLoop, LearningOptions
@@ -290,9 +292,9 @@ class AgentServer:
         self.settings = Settings()
         if database_url:
             self.settings = self.settings.model_copy(update={"database_url": database_url})
-        box = secret_box(self.settings)
-        view = ExecutorMcpView.of(McpSettings(), box)
-        self._webhooks = webhook_delivery(box)
+        self._box = secret_box(self.settings)
+        view = ExecutorMcpView.of(McpSettings(), self._box)
+        self._webhooks = webhook_delivery(self._box)
         self.runners: dict[str, TaskRunner] = {
             agent_type: A2ATaskRunner(executor, blocking=blocking, mcp_view=view)
         }
@@ -308,6 +310,12 @@ class AgentServer:
             pool_size=max(self.settings.pool_size, 4),
         )
         try:
+            files = FileService.configured(
+                db, FileSettings(), self.settings.data_dir or default_data_dir(), self._box
+            )
+            for runner in self.runners.values():
+                if isinstance(runner, A2ATaskRunner) and runner.files is None:
+                    runner.files = files
             self._worker = Worker(db, self.runners, self._options, webhooks=self._webhooks)
             tune_gc_for_serving()
             if self._stop_requested:

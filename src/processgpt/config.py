@@ -11,6 +11,7 @@ passes them in; nothing else reads the environment.
   servers may reach.
 * :class:`DelegateSettings` — ``PROCESSGPT_DELEGATE_*``: remote A2A agents ``delegate`` calls.
 * :class:`SecretSettings` — ``PROCESSGPT_SECRET_KEYS``: the keys of stored secrets.
+* :class:`FileSettings` — ``PROCESSGPT_FILES_*``: where files are stored, their limits, links.
 * :class:`MemorySettings` — ``PROCESSGPT_MEMORY_*``: embedder, retrieval, learning.
 
 Every field has a ``description``; :func:`environment_variables` lists a class's variables
@@ -361,6 +362,63 @@ class SecretSettings(BaseSettings):
         validation_alias="PROCESSGPT_DATA_DIR",
         description="where secret.key is kept when no keys are set",
     )
+
+
+DEFAULT_FILE_TYPES = (
+    "text/plain,text/csv,text/markdown,application/json,application/pdf,"
+    "image/png,image/jpeg,image/gif,image/webp,application/zip,"
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,"
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+)
+
+
+class FileSettings(BaseSettings):
+    """Files (``/v1/files``, attachments, agents' files): where their bytes are kept, what
+    is accepted, how long signed links last. API and worker processes need the same values
+    (workers store the files agents send and read the ones tasks name)."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSGPT_FILES_", extra="ignore")
+
+    storage: str = Field(
+        default="local", pattern="^(local|s3)$", description="local (a directory) or s3"
+    )
+    dir: Path | None = Field(
+        default=None,
+        description="directory of the local storage",
+        json_schema_extra={"shown_default": "<data dir>/files"},
+    )
+    max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1, description="largest file accepted, bytes"
+    )
+    allowed_types: str = Field(
+        default=DEFAULT_FILE_TYPES,
+        description="content types accepted (comma list)",
+        json_schema_extra={"shown_default": "text, JSON, PDF, images, ZIP, Office"},
+    )
+    link_seconds: int = Field(
+        default=900, ge=1, le=7 * 86400, description="default lifetime of a signed link"
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="base URL signed links start with",
+        json_schema_extra={"shown_default": "the request's"},
+    )
+    s3_bucket: str | None = Field(default=None, description="S3 bucket (storage s3)")
+    s3_prefix: str = Field(default="", description="key prefix inside the bucket")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, R2, …)",
+        json_schema_extra={"shown_default": "AWS"},
+    )
+    s3_region: str | None = Field(default=None, description="S3 region")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id")
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret access key (else boto3's usual sources)"
+    )
+
+    def allowed(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.allowed_types.split(",") if t.strip())
 
 
 class WebhookSettings(BaseSettings):

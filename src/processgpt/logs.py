@@ -90,6 +90,16 @@ _TASK_IDS: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar(
 )
 
 
+_json_lines = False
+"""Whether :func:`configure` installed JSON lines (the only format that shows task ids)."""
+
+
+def task_ids_logged() -> bool:
+    """Whether log lines show the ids :func:`bind_task` names (JSON lines): callers on a hot
+    path skip the binding otherwise."""
+    return _json_lines
+
+
 def bind_task(task_id: object, instance_id: object | None, trace_id: str | None) -> None:
     """Name the task (and its process instance and trace) that the current asyncio task, and
     threads started from it, work for: JSON log lines written there carry ``task_id``,
@@ -147,6 +157,8 @@ def handler(fmt: str = "text") -> logging.Handler:
 
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
+    global _json_lines  # noqa: PLW0603 - the process's one logging configuration
+    _json_lines = fmt == "json"
     root = logging.getLogger()
     root.handlers[:] = [handler(fmt)]
     root.setLevel(level.upper())

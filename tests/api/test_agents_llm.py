@@ -114,6 +114,7 @@ async def test_a_task_under_a_profile_runs_with_its_model_instructions_and_tools
             "model": "profile-model",
             "instructions": "You are the analyst profile.",
             "persona": "Speaks like a pirate.",
+            "skills": ["표 작성", "summaries in one line"],
             "tools": ["calc__add"],
         }
         assert (await client.post("/v1/agents", json=profile)).status_code == 201
@@ -127,6 +128,7 @@ async def test_a_task_under_a_profile_runs_with_its_model_instructions_and_tools
         assert system["role"] == "system"
         assert "You are the analyst profile." in system["content"]
         assert "Speaks like a pirate." in system["content"]
+        assert "- 표 작성\n- summaries in one line" in system["content"]
         assert "Environment instructions." not in system["content"]
         assert sorted(request.tool_names) == ["ask_human", "calc__add"]  # filtered
 
@@ -139,11 +141,17 @@ async def test_a_task_under_a_profile_runs_with_its_model_instructions_and_tools
         assert "Speaks like a pirate." in request.messages[0]["content"]
 
         # a profile edit applies to the next task
-        patched = await client.patch("/v1/agents/analyst", json={"model": "edited", "tools": []})
+        patched = await client.patch(
+            "/v1/agents/analyst",
+            json={"model": "edited", "tools": [], "persona": "Calm.", "skills": ["차트"]},
+        )
         assert patched.status_code == 200, patched.text
         fake_llm.add(Turn(text="edited"))
         await _run(client, "analyst")
         assert fake_llm.requests[-1].body["model"] == "edited"
+        edited_system = fake_llm.requests[-1].messages[0]["content"]
+        assert "Calm." in edited_system and "- 차트" in edited_system
+        assert "pirate" not in edited_system and "표 작성" not in edited_system
         assert {"calc__add", "calc__lookup"} <= set(fake_llm.requests[-1].tool_names)
 
         # without a profile: the environment's defaults

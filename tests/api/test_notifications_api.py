@@ -112,5 +112,6 @@ async def test_input_required_notifies_the_user_live_and_in_the_list(
         assert bad.status_code == 422 and error_code(bad) == "invalid_input"
         bad = await acme.get("/v1/notifications", params={"cursor": "x"})
         assert bad.status_code == 422
-        anon = await httpx.AsyncClient(base_url=url).get("/v1/notifications")
+        async with httpx.AsyncClient(base_url=url) as anonymous:
+            anon = await anonymous.get("/v1/notifications")
         assert anon.status_code == 401

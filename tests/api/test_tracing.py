@@ -178,8 +178,10 @@ class _Lines(logging.Handler):
 
 @pytest.mark.parametrize("traced", [False, True])
 async def test_json_log_lines_of_a_run_carry_task_instance_and_trace_ids(
-    db: Database, start_worker: StartWorker, traced: bool
+    db: Database, start_worker: StartWorker, traced: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # What logs.configure(fmt="json") sets, without replacing the test run's log handlers.
+    monkeypatch.setattr(logs, "_json_lines", True)
     if traced:
         tracing.configure(exporter=InMemorySpanExporter())
     lines = _Lines()

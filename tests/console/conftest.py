@@ -182,6 +182,8 @@ async def browser() -> AsyncIterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
     playwright_api = pytest.importorskip("playwright.async_api")
+    # Assertions wait up to 20 s (not 5): the machine running the suite may be loaded.
+    playwright_api.expect.set_options(timeout=20_000)
     async with playwright_api.async_playwright() as pw:
         chromium = await pw.chromium.launch(
             executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
@@ -222,7 +224,7 @@ async def console(
 ) -> AsyncIterator[Console]:
     context = await browser.new_context(viewport=viewport)
     page = await context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"{exc.name}: {exc.message}"))
     # The console never uses alert()/confirm(): errors are shown inline.

@@ -207,3 +207,22 @@ async def test_sign_in_with_a_pasted_key(console: Console, stack: Stack) -> None
     await page.get_by_role("button", name="Forget key").click()
     await expect(form).to_be_visible()
     assert await page.evaluate("localStorage.getItem('processgpt.key')") is None
+
+
+async def test_a_task_no_worker_serves_shows_its_warning(
+    console: Console, signed_in_url: str, stack: Stack
+) -> None:
+    async with stack.client() as client:
+        response = await client.post(
+            "/v1/tasks", json={"agent_orch": "llm", "query": "nobody runs me"}
+        )
+        assert response.status_code == 201, response.text
+        task = response.json()
+        assert task["warnings"], task  # the stack runs no llm worker
+    page = console.page
+    await page.goto(signed_in_url)
+    await page.goto(f"{stack.url}/console#/tasks/{task['id']}")
+    await expect(page.locator("#task-status")).to_have_text("PENDING")
+    await expect(page.locator("#task-warnings")).to_contain_text("no live worker serves agent")
+    await page.get_by_role("button", name="Cancel").click()  # tidy: nothing will run it
+    await expect(page.locator("#task-status")).to_have_text("CANCELLED")

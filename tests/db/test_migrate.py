@@ -199,12 +199,12 @@ async def test_dead_letters_are_listed_from_an_index(db: Database) -> None:
     async with db.transaction() as conn:
         statement = await conn.prepare(query)
         for _ in range(8):  # past the point where Postgres may switch to a generic plan
-            rows = await statement.fetch("default", None, None, None, None, 50)
+            rows = await statement.fetch("default", None, None, None, None, 50, None)
             assert len(rows) == 20 and {r["status"] for r in rows} == {"FAILED"}
         plan = "\n".join(
             r[0]
             for r in await conn.fetch(
-                "EXPLAIN (ANALYZE) " + query, "default", None, None, None, None, 50
+                "EXPLAIN (ANALYZE) " + query, "default", None, None, None, None, 50, None
             )
         )
     assert "todolist_tenant_open" in plan, plan

@@ -304,3 +304,57 @@ async def test_a_batch_walks_the_tenant_index_not_the_table(db: Database, plan_m
     plan = "\n".join(r[0] for r in rows)
     assert "todolist_tenant_created" in plan, plan
     assert "Seq Scan on todolist" not in plan, plan
+
+
+async def test_old_notifications_and_finished_deliveries_go_pending_ones_stay(
+    db: Database,
+) -> None:
+    """Notifications written before the cutoff and webhook deliveries that ended before it
+    go, in batches; a pending delivery stays, however old; another tenant's stay."""
+    from processgpt.db.secret_box import SecretBox, new_key  # noqa: PLC0415
+    from processgpt.db.webhooks import WebhookRepository  # noqa: PLC0415
+
+    for tenant in ("acme", "globex"):
+        await TenantRepository(db).ensure(tenant)
+        endpoint = await WebhookRepository(db, SecretBox([new_key()])).create(
+            tenant, "https://example.com/h", []
+        )
+        for status, days in (("DELIVERED", 40), ("DEAD", 35), ("PENDING", 50), ("DELIVERED", 1)):
+            await db.execute(
+                """INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_type, payload,
+                                                   status, created_at, finished_at)
+                   VALUES ($1, $2, 'task.completed', '{}', $3::webhook_delivery_status,
+                           now() - make_interval(days => $4),
+                           CASE WHEN $3 <> 'PENDING' THEN now() - make_interval(days => $4)
+                           END)""",
+                tenant,
+                endpoint.id,
+                status,
+                days,
+            )
+        for days in (45, 40, 31, 2):
+            await db.execute(
+                """INSERT INTO notifications (tenant_id, type, message, created_at)
+                   VALUES ($1, 'PROCESS_DONE', 'm', now() - make_interval(days => $2))""",
+                tenant,
+                days,
+            )
+    await TenantRepository(db).put("globex", retention_days=0, set_retention=True)
+    job = RetentionJob(RetentionRepository(db), RetentionOptions(default_days=30, batch=2))
+    removed = await job.run_once()
+    assert removed is not None
+    assert (removed["acme"].notifications, removed["acme"].deliveries) == (3, 2)
+    assert "globex" not in removed
+    left = await db.fetch(
+        "SELECT tenant_id, status::text, count(*) FROM webhook_deliveries GROUP BY 1, 2 "
+        "ORDER BY 1, 2"
+    )
+    assert [tuple(r) for r in left] == [
+        ("acme", "DELIVERED", 1),
+        ("acme", "PENDING", 1),
+        ("globex", "DEAD", 1),
+        ("globex", "DELIVERED", 2),
+        ("globex", "PENDING", 1),
+    ]
+    notes = await db.fetch("SELECT tenant_id, count(*) FROM notifications GROUP BY 1 ORDER BY 1")
+    assert [tuple(r) for r in notes] == [("acme", 1), ("globex", 4)]

@@ -45,6 +45,7 @@ from a2a.types import (
 from google.protobuf import json_format
 
 from processgpt.domain.errors import (
+    InvalidConfiguration,
     InvalidInput,
 )
 from processgpt.domain.events import (
@@ -54,6 +55,8 @@ from processgpt.domain.events import (
     encode_json,
     parse_text,
 )
+from processgpt.domain.files import FileInfo
+from processgpt.files.task_files import TaskFiles
 from processgpt.memory.bound import TaskMemory
 from processgpt.runtime.run import READY, Outcome, TaskRun
 
@@ -96,7 +99,10 @@ class ProcessGPTRequestContext(RequestContext):
     human_response, …}}``. What an executor does not ask for is never built."""
 
     def __init__(
-        self, run: TaskRun, mcp_view: Callable[[Any, str], dict[str, Any]] | None = None
+        self,
+        run: TaskRun,
+        mcp_view: Callable[[Any, str], dict[str, Any]] | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         task_id = run.id_str
         proc_inst_id = run.claimed.proc_inst_id
@@ -111,6 +117,7 @@ class ProcessGPTRequestContext(RequestContext):
         self._row: dict[str, Any] | None = None
         self._extras: dict[str, Any] | None = None
         self._mcp_view = mcp_view
+        self._files = files
         self._query: str = run.claimed.query or ""
 
     @property
@@ -131,6 +138,13 @@ class ProcessGPTRequestContext(RequestContext):
             shown = view(stored, self.tenant) if stored and view is not None else {}
             self._extras = {**extras, "tenant_mcp": shown}
         return self._extras
+
+    @property
+    def files(self) -> TaskFiles:
+        """The task's files: ``await context.files.list()`` (metadata of the files it was
+        given), ``await context.files.read(file_id)`` (their bytes). Raises
+        :class:`InvalidConfiguration` in a worker built without file storage."""
+        return _require_files(self._files)
 
     @property
     def memory(self) -> TaskMemory | None:
@@ -200,8 +214,9 @@ class RunRecord:
 class ProcessGPTEventQueue(EventQueue):
     """The event queue handed to an executor: every event goes to the task's durable log."""
 
-    def __init__(self, run: TaskRun) -> None:
+    def __init__(self, run: TaskRun, files: TaskFiles | None = None) -> None:
         self._run = run
+        self._files = files
         self._result = RunRecord()
         self._lock = threading.Lock()
 
@@ -273,6 +288,25 @@ class ProcessGPTEventQueue(EventQueue):
     ) -> Awaitable[None]:
         """Send a file to the user (a URL, and optionally its workspace path)."""
         return self._emit("file", {"url": url, "media_type": media_type, "path": path})
+
+    async def send_file(self, name: str, data: bytes, media_type: str | None = None) -> FileInfo:
+        """Send the user a file the agent made (seed 002's SEND_FILE): its bytes are stored
+        as the task's file (same size limit and content-type checks as an upload; the type
+        is decided from ``media_type``, the name and the bytes), then a ``file`` event
+        ``{file_id, name, media_type, size}`` goes on the task's log; streams show it with a
+        signed download link (the AI SDK's ``file`` part, the chat's ``AGENT_EVENT_SEND_FILE``).
+        Returns the stored file."""
+        info = await _require_files(self._files).send(name, data, media_type)
+        await self._emit(
+            "file",
+            {
+                "file_id": str(info.id),
+                "name": info.name,
+                "media_type": info.content_type,
+                "size": info.size,
+            },
+        )
+        return info
 
     def complete(self, result: Any) -> Awaitable[None]:
         """Set the task's final result and end it as completed, in one call: the same as a
@@ -356,6 +390,14 @@ class ProcessGPTEventQueue(EventQueue):
         data = parse_text(text) if text else _parts_content(message.parts)
         self._result.last_message = data
         return EventRecord.build(EventType.TASK_WORKING, data, job_id=self._run.id_str)
+
+
+def _require_files(files: TaskFiles | None) -> TaskFiles:
+    if files is None:
+        raise InvalidConfiguration(
+            "this worker has no file storage (the composition root gives it one)"
+        )
+    return files
 
 
 def _to_core(event: Any) -> Any:

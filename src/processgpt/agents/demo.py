@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -13,6 +14,17 @@ from a2a.types import TaskArtifactUpdateEvent, TaskState, TaskStatus, TaskStatus
 from google.protobuf.struct_pb2 import Struct
 
 from processgpt.domain.errors import RetryLater
+
+
+async def _read_files(context: RequestContext) -> list[dict[str, Any]]:
+    files = context.files  # type: ignore[attr-defined]
+    listed = []
+    for info in await files.list():
+        data = await files.read(info.id)
+        listed.append(
+            {"name": info.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        )
+    return listed
 
 
 def _metadata(**values: str) -> Struct:
@@ -27,7 +39,9 @@ class DemoExecutor(AgentExecutor):
     Input options (all optional): ``steps`` (progress events, default 3), ``delay`` (seconds
     per step, default 0.05), ``fail_attempts`` (fail the first N attempts, to see retries),
     ``ask`` (a question for a person; the run ends waiting for input, and the answer is in
-    the result of the next run).
+    the result of the next run), ``send_file`` (``{"name", "text"}``: the agent sends the
+    user a text file). The files the task was given (``input.files``) are listed in the
+    result with their size and SHA-256, read back from storage.
     """
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
@@ -79,6 +93,14 @@ class DemoExecutor(AgentExecutor):
             "attempt": attempt,
             "answer": answer,
         }
+        if extras.get("files"):
+            result["files"] = await _read_files(context)
+        wanted = options.get("send_file")
+        if isinstance(wanted, dict):
+            sent = await event_queue.send_file(  # type: ignore[attr-defined]
+                str(wanted.get("name") or "demo.txt"), str(wanted.get("text", "")).encode()
+            )
+            result["sent_file"] = str(sent.id)
         await event_queue.enqueue_event(
             TaskArtifactUpdateEvent(
                 task_id=task_id,

@@ -13,7 +13,8 @@ at claim time) runs with the profile's settings. Precedence, highest first: the 
 ``instructions`` alike. The profile's ``persona`` is added to the system instructions (also
 when the task overrides ``instructions``). A profile with ``tools`` limits the MCP tools to
 those named (an MCP server name allows all its tools; ``<server>__<tool>`` one tool);
-``ask_human`` is always available. ``skills`` are not used by this agent.
+``ask_human`` is always available. The profile's ``skills`` are listed in the system
+instructions. The profile is read when the task is claimed: an edit applies from the next task.
 
 One run is a loop of steps; each step is one streamed completion: ``step_started``, the text
 as coalesced ``text_delta`` events, the tool calls as ``tool_usage_started`` /

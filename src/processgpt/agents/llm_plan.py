@@ -52,6 +52,11 @@ class TaskPlan:
         persona = profile.get("persona")
         if isinstance(persona, str) and persona.strip():
             instructions = f"{instructions}\n\nPersona:\n{persona.strip()}"
+        skills = [str(s).strip() for s in profile.get("skills") or [] if str(s).strip()]
+        if skills:
+            instructions += "\n\nSkills you have (use them where they fit):\n" + "\n".join(
+                f"- {skill}" for skill in skills
+            )
         allowed = frozenset(str(t) for t in profile.get("tools") or [] if t)
         fields = [f for f in extras.get("form_fields") or [] if isinstance(f, Mapping)]
         return cls(model, instructions, max_steps, [dict(f) for f in fields], allowed)

@@ -26,6 +26,8 @@ from processgpt.domain.errors import (
     ExecutorReturnedWithoutResult,
     LeaseLost,
 )
+from processgpt.files.service import FileService
+from processgpt.files.task_files import TaskFiles
 from processgpt.runtime.run import Outcome, RunResult, TaskRun
 from processgpt.tools.executor_view import ExecutorMcpView
 
@@ -44,11 +46,15 @@ class A2ATaskRunner:
         *,
         blocking: bool | None = None,
         mcp_view: ExecutorMcpView | None = None,
+        files: FileService | None = None,
     ) -> None:
         """``mcp_view``: what executors see of the tenant's MCP servers (built by the
-        composition root; default: from the environment, when first needed)."""
+        composition root; default: from the environment, when first needed). ``files``: the
+        worker's file storage (``context.files``, ``event_queue.send_file``; without it those
+        raise :class:`InvalidConfiguration`); may also be given later, by :attr:`files`."""
         self.executor = executor
         self._mcp_view = mcp_view
+        self.files = files
         is_async = inspect.iscoroutinefunction(executor.execute)
         self.blocking = (
             blocking
@@ -64,10 +70,11 @@ class A2ATaskRunner:
 
     async def run(self, task: TaskRun) -> RunResult:
         try:
-            context = ProcessGPTRequestContext(task, self._view)
+            files = self._task_files(task)
+            context = ProcessGPTRequestContext(task, self._view, files)
         except Exception as exc:
             raise ContextPreparationError(exc) from exc
-        queue = ProcessGPTEventQueue(task)
+        queue = ProcessGPTEventQueue(task, files)
         self._contexts[task.id] = (context, queue)
         try:
             if not self.blocking:
@@ -80,6 +87,20 @@ class A2ATaskRunner:
         finally:
             self._contexts.pop(task.id, None)
         return _result_of(queue.result, task.form_id)
+
+    def _task_files(self, task: TaskRun) -> TaskFiles | None:
+        if self.files is None:
+            return None
+        claimed = task.claimed
+        return TaskFiles(
+            self.files,
+            task.loop,
+            tenant_id=claimed.tenant_id,
+            task_id=task.id,
+            agent=claimed.agent_orch,
+            task_input=lambda: task.row.get("input"),
+            proc_inst_id=claimed.proc_inst_id,
+        )
 
     def _view(self, tenant_config: Any, tenant_id: str) -> dict[str, Any]:
         if self._mcp_view is None:

@@ -14,11 +14,13 @@ from processgpt.api.middleware import BodyLimit
 from processgpt.api.routes import ROUTERS
 from processgpt.api.routes.console import DOCS_ASSETS, docs_assets_dir
 from processgpt.api.services import Services
-from processgpt.config import McpSettings, Settings
+from processgpt.config import FileSettings, McpSettings, Settings
 from processgpt.db.database import Database
 from processgpt.db.secret_box import SecretBox
 
 MAX_BODY_BYTES = 2_000_000
+UPLOAD_PATHS = frozenset({"/v1/files"})
+"""POST bodies the body limit leaves to their route (which streams them)."""
 
 
 def create_app(
@@ -28,12 +30,16 @@ def create_app(
     mcp: McpSettings | None = None,
     box: SecretBox | None = None,
     local_agents: frozenset[str] = frozenset(),
+    files: FileSettings | None = None,
 ) -> FastAPI:
     """The API bound to ``db``. Its lifespan runs the event hub (one LISTEN connection).
     ``mcp`` and ``box``: the process's MCP settings and secret keys (default: from the
     environment and ``settings.data_dir``). ``local_agents``: the agents a worker in this
-    same process serves (``processgpt up``)."""
-    services = Services.build(db, settings, mcp=mcp, box=box, local_agents=local_agents)
+    same process serves (``processgpt up``). ``files``: where files are kept (default: from
+    the environment)."""
+    services = Services.build(
+        db, settings, mcp=mcp, box=box, local_agents=local_agents, files=files
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +56,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    # Uploads stream past the limit: /v1/files applies the file size limit as it reads.
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt=UPLOAD_PATHS)
     app.add_middleware(WatchCredentials, watch=services.watch)
     errors.install(app)
     openapi.install(app)

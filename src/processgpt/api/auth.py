@@ -144,7 +144,9 @@ def principal_of_claims(claims: dict[str, Any]) -> Principal | None:
     role = claims.get("processgpt_role") or app_metadata.get("processgpt_role") or Role.MEMBER
     if not tenant or not isinstance(tenant, str | int) or role not in Role.__members__.values():
         return None
-    return Principal(str(tenant), Role(role))
+    subject = claims.get("sub")
+    shown = f"jwt:{subject[:150]}" if isinstance(subject, str) and subject else None
+    return Principal(str(tenant), Role(role), shown)
 
 
 _ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"})

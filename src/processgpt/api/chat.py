@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import WebSocket
@@ -68,8 +68,10 @@ class ChatSession:
         heartbeat: float,
         *,
         served: ServedAgents,
+        file_url: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
         self.ws = ws
+        self.file_url = file_url
         self.chat = chat
         self.chats = chats
         self.hub = hub
@@ -179,7 +181,7 @@ class ChatSession:
         self._turn = asyncio.create_task(self._stream(turn), name=f"chat-turn-{turn.task_id}")
 
     async def _stream(self, turn: Turn) -> None:
-        encoder = TurnEncoder()
+        encoder = TurnEncoder(file_url=self.file_url)
         tenant_id = self.chat.tenant_id
         try:
             async for item in self.hub.follow(
@@ -291,11 +293,13 @@ async def chat_sse(
     heartbeat: float,
     *,
     warnings: list[str] | None = None,
+    file_url: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> AsyncIterator[str]:
     """One turn as a UI message stream, from the start of the turn to its end; ``warnings``
-    (the turn's task's) follow the start as a transient ``data-warnings`` part."""
+    (the turn's task's) follow the start as a transient ``data-warnings`` part; ``file_url``
+    makes the signed links of the files the agent sends."""
     message_id = str(turn.task_id) if turn.after_seq == 0 else f"{turn.task_id}:{turn.after_seq}"
-    stream = ai_sdk.UIMessageStream(message_id=message_id)
+    stream = ai_sdk.UIMessageStream(message_id=message_id, file_url=file_url)
     for part in stream.start():
         yield ai_sdk.frame(part)
     if warnings:

@@ -38,6 +38,7 @@ from processgpt.db.webhooks import WebhookRepository
 from processgpt.db.workers import ServedAgents, WorkerRegistry
 from processgpt.domain.errors import Forbidden, InvalidInput
 from processgpt.domain.roles import Role
+from processgpt.files.service import FileService
 from processgpt.runtime.process_service import ProcessService
 
 _bearer = HTTPBearer(
@@ -89,6 +90,7 @@ HubDep = Annotated[EventHub, Depends(_service("hub"))]
 GateDep = Annotated[PendingGate, Depends(_service("pending_gate"))]
 SettingsDep = Annotated[Settings, Depends(_service("settings"))]
 AuthenticatorDep = Annotated[Authenticator, Depends(_service("auth"))]
+FilesDep = Annotated[FileService, Depends(_service("files"))]
 WorkersDep = Annotated[WorkerRegistry, Depends(_service("workers"))]
 ServedDep = Annotated[ServedAgents, Depends(_service("served"))]
 

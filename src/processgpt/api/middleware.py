@@ -19,12 +19,17 @@ class BodyLimit:
     reach a route, whether announced by ``Content-Length`` or sent chunked: the body is read
     here (at most ``limit`` bytes are held) and handed on whole."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset()) -> None:
+        """``exempt``: paths whose POST bodies are passed on unread (their routes stream
+        them and apply limits of their own)."""
         self.app = app
         self.limit = limit
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            scope.get("method") == "POST" and scope.get("path") in self.exempt
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

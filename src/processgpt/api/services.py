@@ -15,6 +15,7 @@ from processgpt.api.auth import Authenticator
 from processgpt.api.chat import ChatSockets
 from processgpt.api.credential_watch import CredentialWatch
 from processgpt.config import (
+    FileSettings,
     McpSettings,
     MemorySettings,
     ProcessSettings,
@@ -26,6 +27,7 @@ from processgpt.db.agents import AgentRepository
 from processgpt.db.api_keys import REVOCATIONS_CHANNEL, ApiKeyRepository
 from processgpt.db.chats import ChatClientLocks, ChatRepository
 from processgpt.db.database import Database
+from processgpt.db.embedded import default_data_dir
 from processgpt.db.hub import EventHub
 from processgpt.db.mcp_servers import McpServerRepository
 from processgpt.db.metrics import MetricsRepository
@@ -38,6 +40,7 @@ from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import WebhookRepository
 from processgpt.db.workers import ServedAgents, WorkerRegistry
+from processgpt.files.service import FileService
 from processgpt.memory.configured import memory_service
 from processgpt.memory.service import MemoryService
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
@@ -76,6 +79,8 @@ class Services:
     pending_gate: PendingGate
     """Per-tenant backpressure, shared by every route that creates tasks."""
     a2a: A2AService
+    files: FileService
+    """Files: bytes in the configured storage, metadata in ``files``, signed links."""
     workers: WorkerRegistry
     served: ServedAgents
     """Whether a live worker serves an agent (the ``warnings`` of new and pending tasks)."""
@@ -98,6 +103,7 @@ class Services:
         secrets: SecretSettings | None = None,
         box: SecretBox | None = None,
         process: ProcessSettings | None = None,
+        files: FileSettings | None = None,
         local_agents: frozenset[str] = frozenset(),
         webhooks: WebhookSettings | None = None,
         memory: MemoryService | None = None,
@@ -109,6 +115,7 @@ class Services:
         serves (``processgpt up``), never reported unserved."""
         mcp = mcp or McpSettings()
         process = process or ProcessSettings()
+        files = files or FileSettings()
         webhooks = webhooks or WebhookSettings()
         if box is None:
             secrets = secrets or SecretSettings()
@@ -165,6 +172,7 @@ class Services:
             chat_sockets=ChatSockets(ChatClientLocks(db.dsn)),
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate, served),
+            files=FileService.configured(db, files, settings.data_dir or default_data_dir(), box),
             webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
             webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
             notifications=NotificationRepository(db),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from processgpt.db.hub import TERMINAL, EventHub
 from processgpt.domain.events import Event
@@ -15,7 +16,13 @@ _ALL = frozenset(TaskStatus)
 
 
 async def sse_task_stream(
-    hub: EventHub, tenant_id: str, task_id: uuid.UUID, *, after: int = 0, heartbeat: float = 15.0
+    hub: EventHub,
+    tenant_id: str,
+    task_id: uuid.UUID,
+    *,
+    after: int = 0,
+    heartbeat: float = 15.0,
+    file_url: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> AsyncIterator[str]:
     """Frames for one task, until it ends (DONE, FAILED or CANCELLED).
 
@@ -26,8 +33,10 @@ async def sse_task_stream(
     goes on following; from then on every status change it sees is sent the same way, the
     final one included, before the finish. Snapshots carry no SSE id and are views of the
     task's row, not of its log: a new connection sends the current one again if the task is
-    waiting, and a replay does not show a wait that is over."""
-    stream = ai_sdk.UIMessageStream(message_id=str(task_id))
+    waiting, and a replay does not show a wait that is over. ``file_url``: the signed link of
+    a file an agent sent (a ``file`` part; made when the part is sent, so a replay gets links
+    that work)."""
+    stream = ai_sdk.UIMessageStream(message_id=str(task_id), file_url=file_url)
     if after > 0:
         await _replay_state(hub, stream, tenant_id, task_id, after)
     for part in stream.reopen() if after > 0 else stream.start():

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "process": "processgpt.cli.process:cmd_process",
     "worklist": "processgpt.cli.process_instances:cmd_worklist",
     "schedules": "processgpt.cli.schedules:cmd_schedules",
+    "files": "processgpt.cli.files:cmd_files",
     "notifications": "processgpt.cli.notifications:cmd_notifications",
     "webhooks": "processgpt.cli.notifications:cmd_webhooks",
     "memory": "processgpt.cli.memory:cmd_memory",

@@ -13,6 +13,7 @@ from processgpt.cli.memory_parser import memory_parsers
 from processgpt.config import (
     ClientSettings,
     DelegateSettings,
+    FileSettings,
     LlmSettings,
     McpSettings,
     MemorySettings,
@@ -84,6 +85,7 @@ READS: dict[str, _Reads] = {
         (ProcessSettings, None),
         (MemorySettings, None),
         (SecretSettings, ("keys",)),
+        (FileSettings, None),
         (WebhookSettings, None),
     ),
     "api": (
@@ -92,6 +94,7 @@ READS: dict[str, _Reads] = {
         (ProcessSettings, None),
         (MemorySettings, None),
         (SecretSettings, ("keys",)),
+        (FileSettings, None),
         (WebhookSettings, ("allow_private", "max_per_tenant")),
     ),
     "worker": (
@@ -102,6 +105,7 @@ READS: dict[str, _Reads] = {
         (ProcessSettings, None),
         (MemorySettings, None),
         (SecretSettings, ("keys",)),
+        (FileSettings, None),
         (WebhookSettings, _WEBHOOK_WORKER),
     ),
     "submit": ((ClientSettings, None), (Settings, ("data_dir",))),
@@ -109,6 +113,7 @@ READS: dict[str, _Reads] = {
     "process": ((ClientSettings, None), (Settings, ("data_dir",))),
     "worklist": ((ClientSettings, None), (Settings, ("data_dir",))),
     "schedules": ((ClientSettings, None), (Settings, ("data_dir",))),
+    "files": ((ClientSettings, None), (Settings, ("data_dir",))),
     "notifications": ((ClientSettings, None), (Settings, ("data_dir",))),
     "webhooks": ((ClientSettings, None), (Settings, ("data_dir",))),
     "memory": ((ClientSettings, None), (Settings, ("data_dir",))),
@@ -446,6 +451,31 @@ def _schedule_parsers(parsers: _Parsers) -> None:
         _connection(action)
 
 
+def _file_parsers(parsers: _Parsers) -> None:
+    files = parsers.add("files", "upload, download and list the tenant's files (over the API)")
+    actions = files.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upload = actions.add_parser("upload", help="upload a file (prints its id)")
+    upload.add_argument("path", metavar="PATH", help="the file")
+    upload.add_argument("--type", help="its content type (default: from its name and bytes)")
+    upload.add_argument("--task", metavar="TASK_ID", help="attach it to this task")
+    upload.add_argument("--chat", metavar="CHAT_ID", help="attach it to this chat")
+    download = actions.add_parser("download", help="download a file")
+    download.add_argument("file", metavar="FILE_ID", help="the file's id")
+    download.add_argument(
+        "-o", "--output", help="where to save it ('-': stdout; default: its name, here)"
+    )
+    listing = actions.add_parser("list", help="list the tenant's files, newest first")
+    listing.add_argument("--task", metavar="TASK_ID", help="only this task's")
+    listing.add_argument("--chat", metavar="CHAT_ID", help="only this chat's")
+    link = actions.add_parser("link", help="print a signed link (works without a key)")
+    link.add_argument("file", metavar="FILE_ID", help="the file's id")
+    link.add_argument("--seconds", type=_positive_int, help="how long it works")
+    delete = actions.add_parser("delete", help="delete a file")
+    delete.add_argument("file", metavar="FILE_ID", help="the file's id")
+    for action in (upload, download, listing, link, delete):
+        _connection(action)
+
+
 def _notification_parsers(parsers: _Parsers) -> None:
     notes = parsers.add(
         "notifications", "people's notifications, listed or followed (over the API)"
@@ -569,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     _task_parsers(parsers)
     _process_parsers(parsers)
     _schedule_parsers(parsers)
+    _file_parsers(parsers)
     _notification_parsers(parsers)
     memory_parsers(
         parsers.add("memory", "teach agents and manage their long-term memory (over the API)"),

@@ -24,11 +24,12 @@ from processgpt.app import (
 )
 from processgpt.cli.common import CliError, data_dir_of, load_settings
 from processgpt.cli.target import remove_profile, write_profile
-from processgpt.config import LlmSettings, McpSettings, Settings, WebhookSettings
+from processgpt.config import FileSettings, LlmSettings, McpSettings, Settings, WebhookSettings
 from processgpt.db.api_keys import ApiKeyRepository, Principal
 from processgpt.db.database import Database, redact_dsn
 from processgpt.db.secret_box import SecretBox
 from processgpt.domain.roles import Role
+from processgpt.files.service import FileService
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
 from processgpt.runtime.worker import Worker, WorkerOptions
@@ -75,13 +76,15 @@ def _runners(
     blocking: bool | None,
     llm: LlmSettings,
     mcp: _Mcp,
+    *,
+    files: FileService,
 ) -> tuple[dict[str, TaskRunner], dict[str, str]]:
     runners: dict[str, TaskRunner] = {}
     descriptions: dict[str, str] = {}
 
     def runner(name_or_spec: str) -> TaskRunner:
         made = registry.create_executor(name_or_spec, llm=llm, connections=mcp.connections)
-        return A2ATaskRunner(made, blocking=blocking, mcp_view=mcp.view)
+        return A2ATaskRunner(made, blocking=blocking, mcp_view=mcp.view, files=files)
 
     if executor:
         if len(agents) != 1:
@@ -92,6 +95,11 @@ def _runners(
         runners[name] = runner(name)
         descriptions[name] = registry.describe(name)
     return runners, descriptions
+
+
+def _files(db: Database, settings: Settings, box: SecretBox) -> FileService:
+    """The worker's file storage (the files agents send and read)."""
+    return FileService.configured(db, load_settings(FileSettings), data_dir_of(settings), box)
 
 
 def _share_database_url(db: Database) -> None:
@@ -138,7 +146,10 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     )
     try:
         _share_database_url(db)
-        runners, descriptions = _runners(agents, args.executor, args.blocking, llm, mcp)
+        files = _files(db, settings, mcp.box)
+        runners, descriptions = _runners(
+            agents, args.executor, args.blocking, llm, mcp, files=files
+        )
         worker = Worker(
             db,
             runners,
@@ -187,7 +198,8 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     db, embedded = await open_database(settings, pool_size=max(settings.pool_size, 4))
     try:
         _share_database_url(db)
-        runners, descriptions = _runners(names, None, None, llm, mcp)
+        files = _files(db, settings, mcp.box)
+        runners, descriptions = _runners(names, None, None, llm, mcp, files=files)
         worker = Worker(
             db,
             runners,
@@ -264,7 +276,14 @@ def _api_server(
     from processgpt.api.server import ApiServer  # noqa: PLC0415
 
     return ApiServer(
-        create_app(db, settings, mcp=mcp, box=box, local_agents=local_agents),
+        create_app(
+            db,
+            settings,
+            mcp=mcp,
+            box=box,
+            local_agents=local_agents,
+            files=load_settings(FileSettings),
+        ),
         settings.api_host,
         settings.api_port,
         keep_alive=settings.api_keep_alive,

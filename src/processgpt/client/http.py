@@ -23,11 +23,13 @@ uninterrupted stream (see :class:`processgpt.protocols.sse.ResumeCursor`).
 By concept: :mod:`.transport` (the connection, errors, resumable streams), :mod:`.task_api`
 (tasks, events, orchestrators), :mod:`.process_api` (definitions, instances, worklist),
 :mod:`.schedules` (schedules), :mod:`.memories` (long-term memory),
-:mod:`.notifications` (notifications and webhooks).
+:mod:`.notifications` (notifications and webhooks), :mod:`.files` (files: uploads and
+downloads stream).
 """
 
 from __future__ import annotations
 
+from processgpt.client.files import FileCalls
 from processgpt.client.memories import MemoryCalls
 from processgpt.client.notifications import NotificationCalls
 from processgpt.client.process_api import ProcessApi
@@ -36,7 +38,9 @@ from processgpt.client.task_api import SETTLED, TaskApi
 from processgpt.client.transport import ApiError, ReconnectPolicy, StreamBroken, TaskId
 
 
-class ProcessGPTClient(TaskApi, ProcessApi, ScheduleCalls, MemoryCalls, NotificationCalls):
+class ProcessGPTClient(
+    TaskApi, ProcessApi, ScheduleCalls, MemoryCalls, NotificationCalls, FileCalls
+):
     """A client bound to one API and key: every route of the Execution API. Use as an async
     context manager (or call :meth:`aclose`). ``transport`` replaces httpx's (tests,
     proxies). ``timeout``: seconds per request, or an ``httpx.Timeout`` (e.g. a short

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -54,6 +54,9 @@ class Principal:
 
     tenant_id: str
     role: Role
+    subject: str | None = field(default=None, compare=False)
+    """Who exactly, for records such as ``files.created_by``: ``key:<prefix>`` for an API key,
+    ``jwt:<sub>`` for a token with a subject. Not part of equality."""
 
 
 class ApiKeyRepository:
@@ -84,7 +87,10 @@ class ApiKeyRepository:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
         row = await self.db.fetchrow(QUERIES["find_api_key"], hash_key(key))
-        return None if row is None else Principal(str(row["tenant_id"]), Role(row["role"]))
+        if row is None:
+            return None
+        prefix = key[len(KEY_PREFIX) :].split("_", 1)[0]
+        return Principal(str(row["tenant_id"]), Role(row["role"]), f"key:{prefix[:20]}")
 
     async def tenant_of(self, key: str) -> str | None:
         """The tenant a valid, unrevoked key belongs to, else None."""

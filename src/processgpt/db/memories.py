@@ -343,6 +343,9 @@ class MemoryRepository:
             for r in rows
         ]
 
+    async def any_active(self, tenant_id: str) -> bool:
+        return bool(await self.db.fetchval(QUERIES["memory_any_active"], tenant_id))
+
     async def pinned(self, tenant_id: str, scope: MemoryScope, limit: int) -> list[MemoryItem]:
         rows = await self.db.fetch(QUERIES["memory_pinned"], tenant_id, *scope.args(), limit)
         return [MemoryItem.from_row(r) for r in rows]

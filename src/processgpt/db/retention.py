@@ -46,15 +46,22 @@ class Removed:
     """The events of those tasks (a task's events are numbered 1..last_seq)."""
     instances: int = 0
     """Process instances, child instances included."""
+    notifications: int = 0
+    deliveries: int = 0
+    """Webhook deliveries that ended (delivered or dead)."""
 
     def add(self, other: Removed) -> None:
         self.tasks += other.tasks
         self.events += other.events
         self.instances += other.instances
+        self.notifications += other.notifications
+        self.deliveries += other.deliveries
 
     @property
     def empty(self) -> bool:
-        return not (self.tasks or self.events or self.instances)
+        return not (
+            self.tasks or self.events or self.instances or self.notifications or self.deliveries
+        )
 
 
 class RetentionSession:
@@ -98,6 +105,18 @@ class RetentionSession:
             row = rows[0]
             yield Removed(tasks=row["tasks"], events=row["events"], instances=row["instances"])
             if row["roots"] < batch:
+                return
+
+    async def delete_notices(self, cutoff: TenantCutoff, batch: int) -> AsyncIterator[Removed]:
+        """Delete the tenant's notifications written before the cutoff and its webhook
+        deliveries that ended before it, up to ``batch`` of each a transaction."""
+        while True:
+            rows = await self._batch(
+                "retention_delete_notices", cutoff.tenant_id, cutoff.cutoff, batch
+            )
+            row = rows[0]
+            yield Removed(notifications=row["notifications"], deliveries=row["deliveries"])
+            if row["notifications"] < batch and row["deliveries"] < batch:
                 return
 
 

@@ -28,6 +28,8 @@ messages never name the key file's path (they may reach an API answer): the path
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import stat
@@ -82,6 +84,8 @@ class SecretBox:
         self._key_file = key_file
         self._lock = threading.Lock()
         self._ring: MultiFernet | None = None
+        self._texts: list[str] = [k.strip() for k in keys]
+        """The keys of the ring, as text (the source of :meth:`derived_keys`)."""
         self._stamp: tuple[int, int, int, int] | None = None
         """The key file as it was when read: device, inode, size, modification time."""
         if keys:
@@ -151,6 +155,17 @@ class SecretBox:
             self._ring = None
         log.info("secret key added key_file=%s keys=%d", self._key_file, len(existing) + 1)
 
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """One key for ``purpose`` per configured key, in the ring's order (the first is
+        the current one; the others verify what older keys made): HMAC-SHA256 of the purpose
+        under each key, so a derived key reveals nothing of the key it came from and keys of
+        different purposes are unrelated. A missing key file is created, as for :meth:`seal`."""
+        self._keys(create=True, fresh=True)
+        with self._lock:
+            texts = list(self._texts)
+        label = f"processgpt:{purpose}".encode()
+        return [hmac.new(t.encode("ascii"), label, hashlib.sha256).digest() for t in texts]
+
     # -- keys ------------------------------------------------------------------------------
 
     def _keys(self, *, create: bool, fresh: bool = False) -> MultiFernet:
@@ -171,6 +186,7 @@ class SecretBox:
                 log.info("secret key created key_file=%s", self._key_file)
             try:
                 self._ring = MultiFernet(_parse_keys(texts, "the secret key file"))
+                self._texts = [t.strip() for t in texts]
             except SecretsUnavailable as exc:
                 log.error("secret key file unusable key_file=%s: %s", self._key_file, exc.message)
                 raise

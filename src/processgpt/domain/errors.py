@@ -375,6 +375,48 @@ class ScheduleNotFound(ProcessGPTError):
         self.schedule_id = schedule_id
 
 
+class FileNotFound(ProcessGPTError):
+    """No file with that id exists for the caller's tenant."""
+
+    code = "file_not_found"
+
+    def __init__(self, file_id: object) -> None:
+        super().__init__(f"file {file_id} not found")
+        self.file_id = file_id
+
+
+class FileTooLarge(PayloadTooLarge):
+    """An uploaded file is over the deployment's size limit. Nothing was stored."""
+
+    code = "file_too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A file whose content type is not accepted, or whose bytes contradict the type it was
+    declared with. Nothing was stored."""
+
+    code = "unsupported_media_type"
+
+
+class LinkInvalid(ProcessGPTError):
+    """A signed file link whose signature does not match (tampered, or made with a key the
+    deployment does not have)."""
+
+    code = "link_invalid"
+
+
+class LinkExpired(ProcessGPTError):
+    """A signed file link used after its expiry."""
+
+    code = "link_expired"
+
+
+class StorageUnavailable(ProcessGPTError):
+    """The file storage backend did not answer or refused; nothing was changed. Retry."""
+
+    code = "storage_unavailable"
+
+
 class WebhookNotFound(ProcessGPTError):
     """No webhook endpoint with that id exists for the caller's tenant."""
 
@@ -442,6 +484,12 @@ ERROR_STATUS: dict[str, int] = {
     InvalidCron.code: 422,
     UnknownTimeZone.code: 422,
     ScheduleNotFound.code: 404,
+    FileNotFound.code: 404,
+    FileTooLarge.code: 413,
+    UnsupportedMediaType.code: 415,
+    LinkInvalid.code: 403,
+    LinkExpired.code: 403,
+    StorageUnavailable.code: 503,
     WebhookNotFound.code: 404,
     TooManyWebhooks.code: 409,
     NotificationNotFound.code: 404,

@@ -294,9 +294,12 @@ class MemoryService:
         return await self.repo.search(tenant_id, scope, options)
 
     async def for_context(self, tenant_id: str, scope: MemoryScope, text: str) -> ContextMemory:
-        """Pinned items first, then the best retrieved ones, within the token budget."""
+        """Pinned items first, then the best retrieved ones, within the token budget. A tenant
+        without active items costs one index probe (no embedding)."""
         opts = self.options
         found = ContextMemory()
+        if not await self.repo.any_active(tenant_id):
+            return found
         budget = opts.context_tokens
         if opts.pinned_items:
             for item in await self.repo.pinned(tenant_id, scope, opts.pinned_items):

@@ -8,7 +8,9 @@ client resumes from the middle of a task.
 Event types it understands (written by executors through the event-queue helpers):
 ``text_delta`` ({text}), ``reasoning_delta`` ({text}), ``tool_usage_started``
 ({tool_call_id, tool_name, input}), ``tool_usage_finished`` ({tool_call_id, tool_name,
-output | error}), ``step_started`` / ``step_finished``, ``file`` ({url, media_type}),
+output | error}), ``step_started`` / ``step_finished``, ``file`` ({url, media_type}, or
+{file_id, name, media_type, size}: a stored file, whose URL the stream's ``file_url`` makes:
+a signed link),
 ``error`` ({message, retrying}). Every other event becomes a ``data-<event_type>`` part.
 Every event gives at least one part, so that the SSE frame carrying its seq has data: an
 event with nothing to show (``crew_completed``, whose result comes with the finish; a
@@ -23,6 +25,7 @@ for every task it follows).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +58,8 @@ class UIMessageStream:
     """Encoder state for one task's message."""
 
     message_id: str
+    file_url: Callable[[dict[str, Any]], str | None] | None = None
+    """The URL of a stored file a ``file`` event names (None: the event has no URL)."""
     text_id: str | None = None
     reasoning_id: str | None = None
     step_open: bool = False
@@ -167,11 +172,11 @@ class UIMessageStream:
             if self.step_open:
                 parts.append({"type": "finish-step"})
                 self.step_open = False
-        elif kind == "file" and body.get("url"):
+        elif kind == "file" and (url := self._file_url(body)):
             parts.append(
                 {
                     "type": "file",
-                    "url": str(body["url"]),
+                    "url": url,
                     "mediaType": str(body.get("media_type") or "application/octet-stream"),
                 }
             )
@@ -186,6 +191,13 @@ class UIMessageStream:
         if not parts:
             parts.append({"type": f"data-{kind}", "data": data, "transient": True})
         return parts
+
+    def _file_url(self, body: dict[str, Any]) -> str | None:
+        if body.get("url"):
+            return str(body["url"])
+        if body.get("file_id") and self.file_url is not None:
+            return self.file_url(body)
+        return None
 
     def _delta(self, kind: str, text: str, seq: int) -> list[Part]:
         parts: list[Part] = []

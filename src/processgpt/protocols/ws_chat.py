@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -127,7 +128,8 @@ class MsgEventCustomUpdate(BaseModel):
 
 
 class MsgEventSendFile(BaseModel):
-    """The agent sends the user a file: its workspace path, else its URL."""
+    """The agent sends the user a file: its workspace path, else its URL (for a stored file,
+    a signed link that downloads it without a key until it expires)."""
 
     type: Literal[EServerMessage.AGENT_EVENT_SEND_FILE] = EServerMessage.AGENT_EVENT_SEND_FILE
     path: str
@@ -215,9 +217,11 @@ def _tokens(usage: Any) -> int:
 
 @dataclass
 class TurnEncoder:
-    """A turn's events as chat messages. Keeps the token count for ``AGENT_EVENT_END``."""
+    """A turn's events as chat messages. Keeps the token count for ``AGENT_EVENT_END``.
+    ``file_url``: the signed link of a stored file a ``file`` event names."""
 
     tokens_used: int = 0
+    file_url: Callable[[dict[str, Any]], str | None] | None = None
 
     def encode(self, event: Event) -> list[AgentEventUnion]:  # noqa: PLR0911 - one per type
         """The messages for one event (possibly none)."""
@@ -237,6 +241,8 @@ class TurnEncoder:
             return [MsgEventToolResult(tool_name=name, result=result)]
         if kind == "file":
             where = body.get("path") or body.get("url")
+            if not where and body.get("file_id") and self.file_url is not None:
+                where = self.file_url(body)
             return [MsgEventSendFile(path=str(where))] if where else []
         if kind == "step_finished":
             self.tokens_used += _tokens(body.get("usage"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from processgpt.domain.files import named_file_ids
+
 
 def build_extras(row: dict[str, Any], loaded: dict[str, Any] | None) -> dict[str, Any]:
     """The ``extras`` of a task's context from its row and what ``load_contexts`` read."""
@@ -36,6 +38,9 @@ def build_extras(row: dict[str, Any], loaded: dict[str, Any] | None) -> dict[str
         "feedback": feedback,
         "sources": list(loaded.get("sources") or []),
         "human_response": row.get("human_response"),
+        # The ids of the files the task was given (input.files, a chat message's
+        # attachments); their metadata and bytes: context.files (processgpt.files.task_files).
+        "files": [str(i) for i in named_file_ids(row.get("input"))],
         "attempt": row.get("attempts"),
     }
 

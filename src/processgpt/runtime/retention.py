@@ -63,6 +63,8 @@ class RetentionJob:
                     gone.add(batch)
                 async for batch in session.delete_tasks(cutoff, self.options.batch):
                     gone.add(batch)
+                async for batch in session.delete_notices(cutoff, self.options.batch):
+                    gone.add(batch)
                 if not gone.empty:
                     removed[cutoff.tenant_id] = gone
                     _log_removed(cutoff, gone)
@@ -87,10 +89,13 @@ class RetentionJob:
 
 def _log_removed(cutoff: TenantCutoff, gone: Removed) -> None:
     log.info(
-        "retention deleted tenant=%s before=%s tasks=%d events=%d instances=%d",
+        "retention deleted tenant=%s before=%s tasks=%d events=%d instances=%d "
+        "notifications=%d webhook_deliveries=%d",
         cutoff.tenant_id,
         cutoff.cutoff.isoformat(),
         gone.tasks,
         gone.events,
         gone.instances,
+        gone.notifications,
+        gone.deliveries,
     )

@@ -447,9 +447,10 @@ class Worker:
                 if tracing.enabled():
                     result, error = await traced_run(run, lambda: self._run_executor(active))
                 else:
-                    claimed = run.claimed
-                    trace_id = tracing.trace_id_of(claimed.record["traceparent"])
-                    logs.bind_task(run.id_str, claimed.proc_inst_id, trace_id)
+                    if logs.task_ids_logged():
+                        claimed = run.claimed
+                        trace_id = tracing.trace_id_of(claimed.record["traceparent"])
+                        logs.bind_task(run.id_str, claimed.proc_inst_id, trace_id)
                     result, error = await self._run_executor(active)
             self._end(
                 active,

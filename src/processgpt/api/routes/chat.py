@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import Response, StreamingResponse
 
 from processgpt.api import sse
@@ -62,12 +62,14 @@ async def agent_ws(
         # Before accept: the handshake fails with HTTP 403, as chat clients expect.
         await ws.close(code=1008, reason=ChatBusy.code)
         return
+    base = str(ws.base_url).replace("ws://", "http://", 1).replace("wss://", "https://", 1)
     session = ChatSession(
         ws,
         chat,
         services.chats,
         services.hub,
         services.settings.sse_heartbeat,
+        file_url=services.files.link_maker(chat.tenant_id, base),
         served=services.served,
     )
     sockets.sessions.add(session)
@@ -88,6 +90,7 @@ async def post_chat(
     body: ChatRequest,
     tenant_id: Tenant,
     services: ServicesDep,
+    request: Request,
     agent: Annotated[str | None, Query(max_length=64)] = None,
 ) -> StreamingResponse:
     """The AI SDK `useChat` endpoint: the last user message starts the chat's next turn (or
@@ -100,9 +103,16 @@ async def post_chat(
     chat = await chats.open(tenant_id, body.id, body.agent or agent)
     turn, task = await chats.start_turn(chat, text, files)
     task = await services.served.warn(task)
+    links = services.files.link_maker(tenant_id, str(request.base_url))
     response = sse.event_stream(
         chat_sse(
-            services.hub, chats, chat, turn, services.settings.sse_heartbeat, warnings=task.warnings
+            services.hub,
+            chats,
+            chat,
+            turn,
+            services.settings.sse_heartbeat,
+            warnings=task.warnings,
+            file_url=links,
         )
     )
     for warning in task.warnings:
@@ -119,7 +129,9 @@ async def post_chat(
         **responses(422),
     },
 )
-async def resume_chat(chat_id: str, tenant_id: Tenant, services: ServicesDep) -> Response:
+async def resume_chat(
+    chat_id: str, tenant_id: Tenant, services: ServicesDep, request: Request
+) -> Response:
     """The AI SDK resume: the chat's running turn from its start, or 204 when no reply is
     being produced (also for a chat this tenant does not have)."""
     check_chat_id(chat_id)
@@ -128,6 +140,7 @@ async def resume_chat(chat_id: str, tenant_id: Tenant, services: ServicesDep) ->
     if turn is None or turn.status not in RUNNING:
         return Response(status_code=204)
     chat = Chat(tenant_id, chat_id, "")
+    links = services.files.link_maker(tenant_id, str(request.base_url))
     return sse.event_stream(
-        chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat)
+        chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat, file_url=links)
     )

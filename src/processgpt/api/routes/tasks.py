@@ -5,17 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from processgpt import tracing
 from processgpt.api import sse
 from processgpt.api.cursors import decode_cursor, encode_cursor
-from processgpt.api.deps import HubDep, ServedDep, ServicesDep, SettingsDep, TasksDep, Tenant
+from processgpt.api.deps import (
+    FilesDep,
+    HubDep,
+    ServedDep,
+    ServicesDep,
+    SettingsDep,
+    TasksDep,
+    Tenant,
+)
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
 from processgpt.api.streams import sse_task_stream
 from processgpt.db.workers import ServedAgents
 from processgpt.domain.errors import InvalidInput
+from processgpt.domain.files import parse_file_ids
 from processgpt.domain.task import Task, TaskFields, TaskStatus, TaskSubmission, check_text
 from processgpt.protocols.views import (
     WARNING_HEADER,
@@ -49,7 +58,7 @@ _TRACESTATE = Header(max_length=1000, description="W3C trace state, kept with `t
     status_code=201,
     responses={
         200: {"model": Task, "description": "An earlier task with the same Idempotency-Key."},
-        **responses(*WITH_BODY, 429),
+        **responses(*WITH_BODY, 404, 429),
     },
 )
 async def create_task(
@@ -75,7 +84,9 @@ async def create_task(
     """Queue a task for an agent. A worker serving the agent runs it; follow it with
     `GET /v1/tasks/{id}/stream`. When no live worker serves the agent, the task is queued all
     the same (it waits for one) and the answer says so: an entry in `warnings`, repeated in
-    an `X-ProcessGPT-Warning` header."""
+    an `X-ProcessGPT-Warning` header. `input.files`: ids of the tenant's files
+    (`POST /v1/files`) handed to the agent (404 `file_not_found` for any other)."""
+    file_ids = parse_file_ids(body.input["files"], "input.files") if "files" in body.input else []
     tasks = services.tasks
     if idempotency_key is not None:  # a retried create is answered even when saturated
         earlier = await tasks.by_idempotency_key(tenant_id, idempotency_key)
@@ -90,7 +101,14 @@ async def create_task(
             tracestate=tc[1],
         )
         async with services.pending_gate.admit(tenant_id):
-            task, created = await tasks.submit(tenant_id, sub, known_agents=services.known_agents)
+            if file_ids:
+                task, created = await services.files.repo.submit_task_with_files(
+                    tasks, tenant_id, sub, file_ids, known_agents=services.known_agents
+                )
+            else:
+                task, created = await tasks.submit(
+                    tenant_id, sub, known_agents=services.known_agents
+                )
     if not created:
         response.status_code = 200
     return await _warned(task, services.served, response)
@@ -203,6 +221,8 @@ async def task_stream(
     *,
     hub: HubDep,
     settings: SettingsDep,
+    files: FilesDep,
+    request: Request,
     last_event_id: Annotated[str | None, Header(max_length=100)] = None,
 ) -> StreamingResponse:
     """The task as a Vercel AI SDK UI message stream (v1). Without `Last-Event-ID` the whole
@@ -215,5 +235,12 @@ async def task_stream(
         after = int(last_event_id)
     await tasks.get(tenant_id, task_id)  # 404 before the stream starts
     return sse.event_stream(
-        sse_task_stream(hub, tenant_id, task_id, after=after, heartbeat=settings.sse_heartbeat)
+        sse_task_stream(
+            hub,
+            tenant_id,
+            task_id,
+            after=after,
+            heartbeat=settings.sse_heartbeat,
+            file_url=files.link_maker(tenant_id, str(request.base_url)),
+        )
     )

@@ -82,9 +82,11 @@ SELECT * FROM memory_history WHERE tenant_id = $1 AND memory_id = $2 ORDER BY id
 
 -- name: memory_iterative_scan
 -- Filtered HNSW scans continue until enough rows pass the filter (pgvector 0.8): a selective
--- scope loses nothing. Inside the search's transaction only.
+-- scope loses nothing. Custom plans always: a generic plan cannot know whether the scope is
+-- selective (an index on the scope) or not (the HNSW index). Inside the search's transaction.
 SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-       set_config('hnsw.ef_search', $1::text, true);
+       set_config('hnsw.ef_search', $1::text, true),
+       set_config('plan_cache_mode', 'force_custom_plan', true);
 
 -- name: memory_search
 -- Hybrid retrieval inside the task's scope (full text: $7 the query's words, read with the
@@ -146,6 +148,10 @@ fused AS (
 SELECT m.*, fused.score::float8 AS score, fused.sim::float8 AS similarity
 FROM fused JOIN memories m ON m.id = fused.id
 ORDER BY fused.score DESC, m.id;
+
+-- name: memory_any_active
+-- Whether the tenant has any active item (a task of a tenant without memory embeds nothing).
+SELECT EXISTS (SELECT 1 FROM memories WHERE tenant_id = $1 AND status = 'active');
 
 -- name: memory_pinned
 -- The pinned active items a task's scope covers, newest first.

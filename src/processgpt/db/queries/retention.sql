@@ -99,3 +99,29 @@ SELECT (SELECT count(*) FROM roots) AS roots,
        tasks.n + tree_tasks.n AS tasks,
        tasks.events + tree_tasks.events AS events
 FROM tasks, tree_tasks;
+
+-- name: retention_delete_notices
+-- Up to $3 notifications of tenant $1 written before $2, and up to $3 of its webhook
+-- deliveries that ended (DELIVERED, DEAD) before $2 (pending ones are never deleted here;
+-- an endpoint's deletion takes its deliveries with it). Oldest first, through
+-- notifications_list and webhook_deliveries_endpoint.
+WITH notes AS (
+    SELECT id FROM notifications
+    WHERE tenant_id = $1 AND created_at < $2
+    ORDER BY id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), gone_notes AS (
+    DELETE FROM notifications n USING notes WHERE n.id = notes.id RETURNING 1
+), sent AS (
+    SELECT d.id FROM webhook_deliveries d
+    WHERE d.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.tenant_id = $1)
+      AND d.status <> 'PENDING' AND d.finished_at < $2
+    ORDER BY d.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), gone_sent AS (
+    DELETE FROM webhook_deliveries d USING sent WHERE d.id = sent.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone_notes) AS notifications,
+       (SELECT count(*) FROM gone_sent) AS deliveries;

@@ -101,7 +101,9 @@ WITH RECURSIVE pending_tenants (name, tenant_id) AS (
       AND (SELECT count(DISTINCT tenant_id) FROM active) > 1
     GROUP BY t.tenant_id
 ), room AS MATERIALIZED (
+    -- (no call at all without limits: a one-time filter)
     SELECT r.name, r.room FROM processgpt_agent_room($5::text[], $6::int[]) AS r
+    WHERE cardinality($5::text[]) > 0
 ), shares AS (
     SELECT n.id AS tenant_id, n.weight, COALESCE(u.running, 0) AS running, random() AS lot
     FROM tenants n

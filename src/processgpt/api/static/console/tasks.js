@@ -138,7 +138,7 @@ export function create(view) {
       clear(ask, task.status === "INPUT_REQUIRED" && question ? questionPanel(task, question, line, reload) : null);
     };
     const warnings = Array.isArray(task.warnings) && task.warnings.length
-      ? h("div", { class: "card" }, h("b", {}, "Warnings"), h("ul", {}, task.warnings.map((w) => h("li", {}, w)))) : null;
+      ? h("div", { class: "card warn", id: "task-warnings" }, h("b", {}, "Warnings"), h("ul", {}, task.warnings.map((w) => h("li", {}, w)))) : null;
     clear(layout.detail, layout.back(),
       h("div", { class: "card" },
         h("div", { class: "head" }, h("h2", {}, task.activity_name || task.agent_orch), st),
