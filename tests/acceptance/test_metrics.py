@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.database import Database
 from processgpt.domain.roles import Role
 from tests.api.conftest import start_api
-from tests.support import StartProcess, wait_until
+from tests.support import StartProcess, api_url, wait_until
 
 FLAKY = "tests.agents.executors:FlakyExecutor"
 
@@ -197,3 +198,48 @@ async def _worker_pending(scraper: httpx.AsyncClient, url: str) -> float | None:
     samples, _ = await _scrape(scraper, url)
     pending = value(samples, "processgpt_tasks_pending", agent="flaky")
     return pending if pending == 1 else None
+
+
+async def test_up_serves_its_workers_metrics_on_the_api(
+    db: Database, start_process: StartProcess, tmp_path: Path
+) -> None:
+    """``processgpt up`` runs the API and a worker in one process: the API's /metrics has the
+    worker's counters and slots."""
+    key = (await ApiKeyRepository(db).create("default", role=Role.ADMIN)).key
+    up = start_process("up", "--port", "0", "--concurrency", "3", "--data-dir", str(tmp_path))
+    await up.wait_for_log("processgpt is up")
+    url = await api_url(up)
+    async with (
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}) as api,
+        httpx.AsyncClient(timeout=10) as scraper,
+    ):
+        before, _ = await _scrape(scraper, f"{url}/metrics")
+        assert value(before, "processgpt_worker_slots") == 3
+        response = await api.post("/v1/tasks", json={"agent_orch": "demo", "query": "hi"})
+        assert response.status_code == 201, response.text
+
+        async def completed() -> Samples | None:
+            after, _ = await _scrape(scraper, f"{url}/metrics")
+            done = moved(before, after, "processgpt_tasks_completed_total", agent="demo")
+            return after if done == 1 else None
+
+        after = await wait_until(completed, timeout=30)
+        assert moved(before, after, "processgpt_tasks_claimed_total", agent="demo") == 1
+        assert (
+            moved(
+                before,
+                after,
+                "processgpt_task_run_seconds_count",
+                agent="demo",
+                outcome="completed",
+            )
+            == 1
+        )
+
+
+async def test_the_api_serves_no_metrics_when_told_not_to(start_process: StartProcess) -> None:
+    _api, url = await start_api(start_process, {"PROCESSGPT_METRICS_ON_API": "false"})
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{url}/metrics")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

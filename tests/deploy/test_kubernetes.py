@@ -78,6 +78,10 @@ def _container(deployment_or_job: Doc) -> Doc:
     return container  # type: ignore[no-any-return]
 
 
+def _pod_template_annotations(deployment: Doc) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"].get("annotations", {})  # type: ignore[no-any-return]
+
+
 def _env(container: Doc) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", [])}
 
@@ -253,8 +257,14 @@ def test_the_worker_is_sized_by_keda_and_drains_within_its_grace_period() -> Non
     agents = agents_of(container["args"])
     needed = worker_stop_seconds(grace, len(agents))
     assert _pod(worker)["terminationGracePeriodSeconds"] >= needed
-    # No HTTP on a worker yet: probes would have nothing to ask.
-    assert not {"livenessProbe", "readinessProbe", "startupProbe", "ports"} & set(container)
+    # A worker's only HTTP is its /metrics listener, which says nothing about its health.
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container)
+    (port,) = container["ports"]
+    env = _env(container)
+    assert port["containerPort"] == int(env["PROCESSGPT_METRICS_PORT"])
+    assert env["PROCESSGPT_METRICS_HOST"] == "0.0.0.0"
+    annotations = _pod_template_annotations(worker)
+    assert annotations["prometheus.io/port"] == env["PROCESSGPT_METRICS_PORT"]
 
 
 def test_the_scaled_object_counts_the_workers_agents_and_slots() -> None:
