@@ -126,7 +126,17 @@ def _policy(row: dict[str, object]) -> dict[str, object]:
     return {k: row[k] for k in ("agent", "auto_activate", "updated_at")}
 
 
-@router.post("", status_code=201, responses=responses(*WITH_BODY, 403))
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        200: {
+            "model": MemoryItem,
+            "description": "The same content in the same scope, taught before.",
+        },
+        **responses(*WITH_BODY, 403),
+    },
+)
 async def create_memory(
     body: MemoryCreate, caller: AdminCaller, memory: MemoryDep, response: Response
 ) -> MemoryItem:
