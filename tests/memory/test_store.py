@@ -3,13 +3,14 @@ supersede with history, isolation by tenant and scope, bulk delete, expiry."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from processgpt.db.database import Database
-from processgpt.db.memories import NewMemory
+from processgpt.db.memories import MemoryRepository, NewMemory
 from processgpt.domain.errors import InvalidTransition, MemoryNotFound
 from processgpt.domain.memory import (
     MemoryCreate,
@@ -20,7 +21,8 @@ from processgpt.domain.memory import (
     hangul_bigrams,
     search_terms,
 )
-from processgpt.memory.service import MemoryService
+from processgpt.memory.service import QUIET_FOR, MemoryService
+from tests.memory.conftest import HashEmbedder
 
 BOSS = "boss@acme"
 
@@ -280,3 +282,22 @@ async def test_history_is_append_only(memory: MemoryService, db: Database) -> No
     item, _ = await memory.teach("acme", MemoryCreate(content="a fact"), actor=BOSS)
     with pytest.raises(Exception, match="append-only"):
         await db.execute("UPDATE memory_history SET actor = 'x' WHERE memory_id = $1", item.id)
+
+
+async def test_a_tenant_without_items_is_not_probed_again_for_a_moment(
+    hashed_memory: MemoryService, db: Database
+) -> None:
+    # Another process (the API) teaches while this one (a worker) has just found nothing:
+    # this service keeps answering "none" for QUIET_FOR seconds, then sees the item; an
+    # item added through this service itself counts at once.
+    api = MemoryService(MemoryRepository(db), HashEmbedder())
+    assert not await hashed_memory.has_active("acme")
+    await api.teach("acme", MemoryCreate(content="ship by sea", scope=MemoryScope()), actor=BOSS)
+    assert not await hashed_memory.has_active("acme")  # within the quiet window
+    await asyncio.sleep(QUIET_FOR + 0.1)
+    assert await hashed_memory.has_active("acme")
+    assert not await hashed_memory.has_active("globex")
+    await hashed_memory.teach(
+        "globex", MemoryCreate(content="ship by air", scope=MemoryScope()), actor=BOSS
+    )
+    assert await hashed_memory.has_active("globex")

@@ -7,7 +7,9 @@ before the repository's transaction, so no connection is held while a model runs
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +95,11 @@ def _line(item: MemoryItem, how: str) -> str:
     return f"- [{item.id}] ({item.kind.value}, {how}) {text}"
 
 
+QUIET_FOR = 1.0
+"""Seconds a tenant found without active memory items is taken to still have none."""
+_MAX_QUIET_TENANTS = 10_000
+
+
 class MemoryService:
     def __init__(
         self,
@@ -103,6 +110,8 @@ class MemoryService:
         self.repo = repo
         self.embedder = embedder
         self.options = options or MemoryOptions()
+        self._quiet: OrderedDict[str, float] = OrderedDict()
+        """Tenants last found without active items, and when (``time.monotonic``)."""
 
     @property
     def model(self) -> str | None:
@@ -144,6 +153,7 @@ class MemoryService:
             expires_at=body.expires_at,
             created_by=actor,
         )
+        self._changed(tenant_id)
         return await self.repo.insert(tenant_id, new, actor=actor, reason=body.reason)
 
     async def add(
@@ -156,6 +166,7 @@ class MemoryService:
         conn: Any = None,
     ) -> tuple[MemoryItem, bool]:
         """Insert an item built by the caller (its embedding already computed)."""
+        self._changed(tenant_id)
         return await self.repo.insert(tenant_id, new, actor=actor, reason=reason, conn=conn)
 
     async def update(
@@ -201,6 +212,7 @@ class MemoryService:
             expires_at=body.expires_at,
             created_by=actor,
         )
+        self._changed(tenant_id)
         async with self.repo.db.transaction() as conn:
             item, _ = await self.repo.insert(
                 tenant_id, new, actor=actor, reason=body.reason, conn=conn
@@ -236,6 +248,7 @@ class MemoryService:
     async def approve(
         self, tenant_id: str, memory_id: uuid.UUID, *, actor: str, reason: str | None
     ) -> MemoryItem:
+        self._changed(tenant_id)
         return await self.repo.set_status(
             tenant_id,
             memory_id,
@@ -293,12 +306,34 @@ class MemoryService:
         )
         return await self.repo.search(tenant_id, scope, options)
 
+    async def has_active(self, tenant_id: str) -> bool:
+        """Whether the tenant has any active item. A tenant found without any is not probed
+        again for :data:`QUIET_FOR` seconds (unless this service adds one meanwhile): the
+        probe was a round trip on every task of every tenant that uses no memory, the
+        common case. An item added by another process reaches tasks within that time."""
+        now = time.monotonic()
+        seen = self._quiet.get(tenant_id)
+        if seen is not None and now - seen < QUIET_FOR:
+            return False
+        if await self.repo.any_active(tenant_id):
+            self._quiet.pop(tenant_id, None)
+            return True
+        self._quiet[tenant_id] = now
+        self._quiet.move_to_end(tenant_id)
+        while len(self._quiet) > _MAX_QUIET_TENANTS:
+            self._quiet.popitem(last=False)
+        return False
+
+    def _changed(self, tenant_id: str) -> None:
+        self._quiet.pop(tenant_id, None)
+
     async def for_context(self, tenant_id: str, scope: MemoryScope, text: str) -> ContextMemory:
         """Pinned items first, then the best retrieved ones, within the token budget. A tenant
-        without active items costs one index probe (no embedding)."""
+        without active items costs at most one index probe (no embedding; see
+        :meth:`has_active`)."""
         opts = self.options
         found = ContextMemory()
-        if not await self.repo.any_active(tenant_id):
+        if not await self.has_active(tenant_id):
             return found
         budget = opts.context_tokens
         if opts.pinned_items:

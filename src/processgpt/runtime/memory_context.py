@@ -56,6 +56,8 @@ class MemoryContext:
         tenant_id = str(row["tenant_id"])
         scope = task_scope(row)
         run.memory = TaskMemory(self.service, tenant_id, scope, run.id)
+        if not await self.service.has_active(tenant_id):
+            return  # the common case, answered without a round trip most of the time
         found = await self.service.for_context(tenant_id, scope, retrieval_text(row))
         if found.empty:
             return
