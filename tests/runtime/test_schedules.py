@@ -52,6 +52,18 @@ async def scheduled_tasks(db: Database) -> int:
     )
 
 
+async def fire_together(loops: list[ScheduleLoop]) -> None:
+    """Every loop fires what is due, all starting at the same moment, until none finds more."""
+    barrier = asyncio.Barrier(len(loops))
+
+    async def fire(loop: ScheduleLoop) -> None:
+        await barrier.wait()
+        while await loop.fire_due():
+            pass
+
+    await asyncio.gather(*(fire(loop) for loop in loops))
+
+
 @pytest.fixture
 async def other_pools(db_url: str) -> AsyncIterator[list[Database]]:
     pools = [await Database.connect(db_url, max_size=3) for _ in range(3)]
@@ -75,14 +87,7 @@ async def test_each_tick_starts_its_work_once_across_three_concurrent_loops(
     for round_ in range(rounds):
         for schedule in made:
             await make_due(db, schedule.id, timedelta(minutes=round_ * 2 + 1))
-        barrier = asyncio.Barrier(len(loops))
-
-        async def fire(loop: ScheduleLoop, barrier: asyncio.Barrier = barrier) -> None:
-            await barrier.wait()
-            while await loop.fire_due():
-                pass
-
-        await asyncio.gather(*(fire(loop) for loop in loops))
+        await fire_together(loops)
         assert await scheduled_tasks(db) == len(made) * (round_ + 1)
     assert sum(loop.fired for loop in loops) == len(made) * rounds
     for schedule in made:
@@ -228,14 +233,7 @@ async def test_process_ticks_start_one_instance_each_across_three_loops(
     for round_ in range(rounds):
         for schedule in made:
             await make_due(db, schedule.id, timedelta(minutes=round_ * 2 + 1))
-        barrier = asyncio.Barrier(len(loops))
-
-        async def fire(loop: ScheduleLoop, barrier: asyncio.Barrier = barrier) -> None:
-            await barrier.wait()
-            while await loop.fire_due():
-                pass
-
-        await asyncio.gather(*(fire(loop) for loop in loops))
+        await fire_together(loops)
     started = await instances(db)
     assert len(started) == len(made) * rounds
     assert len({row["idempotency_key"] for row in started}) == len(started)
