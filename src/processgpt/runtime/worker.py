@@ -5,8 +5,8 @@ up to ``concurrency`` tasks at once. It composes the parts of the engine: the cl
 (:mod:`~processgpt.runtime.claims`: woken by NOTIFY, polling only as a fallback), the leases
 (:mod:`~processgpt.runtime.lease`: heartbeats, presence, recovery of expired leases), one
 :class:`~processgpt.runtime.writer.BatchWriter` for every write, and the decision of how each
-attempt ends (:mod:`~processgpt.runtime.attempt`). Beside them run the process timer loop and
-the schedule loop (:mod:`~processgpt.runtime.schedules`), each tick fired by one worker.
+attempt ends (:mod:`~processgpt.runtime.attempt`). Beside them run process timers, schedules,
+webhook deliveries, retention and learning (:mod:`~processgpt.runtime.worker_services`).
 Its statements run on a small pool of its own, opened from the given database's DSN, with
 plans made once per connection (:data:`~processgpt.db.worker_queries.SERVER_SETTINGS`).
 
@@ -31,13 +31,8 @@ from typing import Any
 from processgpt import logs, tracing
 from processgpt.db.database import Database
 from processgpt.db.listen import Listener
-from processgpt.db.process_instances import ProcessInstances
 from processgpt.db.process_steps import StepSettings
-from processgpt.db.retention import RetentionRepository
 from processgpt.db.retry import retry_transient
-from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
-from processgpt.db.tasks import PendingGate, TaskRepository
-from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQueries
 from processgpt.db.workers import WorkerIdentity, WorkerRegistry
 from processgpt.domain.events import encode_json
@@ -49,13 +44,13 @@ from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.learning import LearningLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.memory_context import MemoryContext
-from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.run_trace import traced_run
 from processgpt.runtime.schedules import ScheduleLoop
 from processgpt.runtime.timers import TimerLoop
 from processgpt.runtime.webhook_delivery import DeliveryLoop
+from processgpt.runtime.worker_services import WorkerServices
 from processgpt.runtime.writer import BatchWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -162,14 +157,8 @@ class Worker:
         self._helpers: set[asyncio.Task[Any]] = set()  # executors' cancel() hooks under way
         self._stopping = False
         self._stop_requested = asyncio.Event()
-        self.timers: TimerLoop | None = None
-        self.schedule_loop: ScheduleLoop | None = None
-        """The schedule loop, once :meth:`run` started it."""
         self._make_webhooks = webhooks
-        self.webhooks: DeliveryLoop | None = None
-        """The webhook delivery loop, once :meth:`run` started it."""
-        self.retention: RetentionJob | None = None
-        """The retention job, once :meth:`run` started it."""
+        self._services: WorkerServices | None = None  # the loops beside the tasks, once run
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -184,6 +173,26 @@ class Worker:
         }
 
     # -- public ---------------------------------------------------------------------------
+
+    @property
+    def timers(self) -> TimerLoop | None:
+        """The process timer loop, once :meth:`run` started it."""
+        return self._services.timers if self._services is not None else None
+
+    @property
+    def schedule_loop(self) -> ScheduleLoop | None:
+        """The schedule loop, once :meth:`run` started it."""
+        return self._services.schedules if self._services is not None else None
+
+    @property
+    def webhooks(self) -> DeliveryLoop | None:
+        """The webhook delivery loop, once :meth:`run` started it."""
+        return self._services.webhooks if self._services is not None else None
+
+    @property
+    def retention(self) -> RetentionJob | None:
+        """The retention job, once :meth:`run` started it."""
+        return self._services.retention if self._services is not None else None
 
     def stop(self) -> None:
         """Begin a graceful stop (safe to call more than once)."""
@@ -237,16 +246,17 @@ class Worker:
         listener = Listener(self.db.dsn)
         listener.subscribe("processgpt_tasks", self._on_task_notification)
         listener.subscribe("processgpt_control", self._on_control_notification)
-        instances = ProcessInstances(
-            self._queries.db, settings=self.options.process_steps, graphs=self._queries.graphs
+        services = WorkerServices(
+            self.db,
+            self._queries,
+            self.options,
+            make_webhooks=self._make_webhooks,
+            on_crash=self._on_background_crash,
         )
-        timers = TimerLoop(instances.fire_due_timers, instances.seconds_until_next_timer)
-        self.timers = timers
-        if self.options.timers:
-            listener.subscribe("processgpt_timers", lambda _payload: timers.wake())
+        self._services = services
+        timers = services.timer_block(listener)
         listener.on_reconnect(self._on_reconnect)
-        schedules = self._schedule_loop(listener)
-        webhooks = self._webhook_loop(listener)
+        others = services.other_blocks(listener)
         await retry_transient(
             lambda: self._queries.register_orchestrators(
                 {name: self._descriptions.get(name, "") for name in self._orchs}
@@ -272,16 +282,9 @@ class Worker:
                 background(
                     self._writer.run(), name="writer", finish=self._writer.close, on_crash=crashed
                 ),
-                background(
-                    timers.run() if self.options.timers else _idle(),
-                    name="timers",
-                    on_crash=crashed,
-                ),
+                timers,
                 self._runs(),
-                schedules,
-                webhooks,
-                self._retention(),
-                self._learning(),
+                others,
             ):
                 await self._listening(listener)
                 self.started.set()
@@ -319,62 +322,6 @@ class Worker:
             stopping.cancel()
         if not done:
             raise TimeoutError("the notification listener did not connect within 30 s")
-
-    def _learning(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """The learning step as a background block (a no-op block without one)."""
-        learning = self.options.learning
-        if learning is None:
-            return contextlib.nullcontext()
-        return background(
-            learning.run(),
-            name="learning",
-            finish=learning.stop,
-            on_crash=self._on_background_crash,
-        )
-
-    def _schedule_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
-        """The schedule loop as a background block on the worker's pool (a no-op block when
-        ``options.schedules`` is off), woken by schedule changes and listener reconnects."""
-        if not self.options.schedules:
-            return contextlib.nullcontext()
-        pool = self._queries.db
-        steps = self.options.process_steps
-        processes = ProcessService(
-            pool, judge_agent=steps.judge_agent, default_agent=steps.default_agent
-        )
-        tasks = TaskRepository(pool)
-        loop = ScheduleLoop(
-            ScheduleRepository(pool),
-            tasks,
-            processes,
-            gate=PendingGate(tasks, self.options.max_pending_tasks),
-        )
-        listener.subscribe(SCHEDULES_CHANNEL, lambda _payload: loop.wake())
-        listener.on_reconnect(loop.wake)
-        self.schedule_loop = loop
-        return background(loop.run(), name="schedules", on_crash=self._on_background_crash)
-
-    def _webhook_loop(self, listener: Listener) -> contextlib.AbstractAsyncContextManager[Any]:
-        """The webhook delivery loop as a background block on the worker's pool (a no-op
-        block without ``webhooks``), woken by new deliveries and listener reconnects."""
-        if self._make_webhooks is None:
-            return contextlib.nullcontext()
-        loop = self._make_webhooks(self._queries.db)
-        listener.subscribe(WEBHOOKS_CHANNEL, lambda _payload: loop.wake())
-        listener.on_reconnect(loop.wake)
-        self.webhooks = loop
-        return background(loop.run(), name="webhooks", on_crash=self._on_background_crash)
-
-    def _retention(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """The retention loop as a background block (a no-op block when its interval is 0), on
-        the caller's pool: a pass holds a connection for its whole length, which must never be
-        one the claims, the writer or the heartbeats wait for."""
-        if not self.options.retention.interval:
-            return contextlib.nullcontext()
-        self.retention = RetentionJob(RetentionRepository(self.db), self.options.retention)
-        return background(
-            self.retention.loop(), name="retention", on_crash=self._on_background_crash
-        )
 
     def _on_background_crash(self, exc: BaseException) -> None:
         """A background loop failed (a bug; logged): stop serving, gracefully, so that the
@@ -618,11 +565,6 @@ _POOL_SIZE = CLAIMS_IN_FLIGHT + 8
 """Connections of the worker's pool: the claims, the writer, heartbeats, lease recovery,
 process timers, the schedule loop (its round's transaction, and a process start beside
 it), and the webhook loop (a claim, and the records of sends that end together)."""
-
-
-async def _idle() -> None:
-    """Stands in for a loop the worker does not run."""
-    await asyncio.Event().wait()
 
 
 _DEREGISTER_SECONDS = 5.0
