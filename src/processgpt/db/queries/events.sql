@@ -62,7 +62,9 @@ WITH u AS (
                NULL, NULL, NULL, NULL, NULL, NULL)
     FROM owned o
     WHERE o.status = 'DONE' AND o.status_before = 'IN_PROGRESS'
-      AND EXISTS (SELECT FROM webhook_endpoints w WHERE w.tenant_id = o.tenant_id AND w.enabled)
+      AND o.tenant_id IN (  -- one probe per tenant of the batch, not per task
+          SELECT w.tenant_id FROM webhook_endpoints w
+          WHERE w.tenant_id = ANY (ARRAY(SELECT DISTINCT tenant_id FROM owned)) AND w.enabled)
 )
 SELECT o.id, o.status_before, (SELECT count(*) FROM notified) AS notifications,
        (SELECT count(*) FROM completed) AS completions
