@@ -1,5 +1,5 @@
 """What an agent may do with files while it runs a task: list and read the files its task
-was given, and send files to the user.
+was given, send files to the user, and store documents as its task's result.
 
 A task is given files by naming them in ``input.files`` (checked to be the tenant's when the
 task is submitted), by a file uploaded with the task's id, or, in a chat, by the message's
@@ -18,7 +18,9 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from processgpt.domain.errors import FileNotFound
+from processgpt.db.documents import NewDocument
+from processgpt.domain.documents import Document
+from processgpt.domain.errors import FileNotFound, LeaseLost
 from processgpt.domain.files import FileInfo, named_file_ids
 from processgpt.files.service import FileService, Owner
 
@@ -38,9 +40,11 @@ class TaskFiles:
         agent: str,
         task_input: Callable[[], Any],
         proc_inst_id: uuid.UUID | None = None,
+        fence: int | None = None,
     ) -> None:
         """``task_input``: returns the task's input (read when first needed: most tasks
-        never use their files)."""
+        never use their files). ``fence``: the attempt's claim, which fences the documents
+        it stores (without it, :meth:`save_document` is refused)."""
         self._service = service
         self._loop = loop
         self.tenant_id = tenant_id
@@ -48,6 +52,7 @@ class TaskFiles:
         self.agent = agent
         self._input = task_input
         self.proc_inst_id = proc_inst_id
+        self.fence = fence
 
     @property
     def named(self) -> list[uuid.UUID]:
@@ -94,6 +99,11 @@ class TaskFiles:
                 raise FileNotFound(file_id)
         return await self._service.read_bytes(self.tenant_id, file_id)
 
+    @property
+    def author(self) -> str:
+        """What the files and documents the agent makes say made them."""
+        return f"agent:{self.agent}"[:200]
+
     async def send(self, name: str, data: bytes, content_type: str | None = None) -> FileInfo:
         """Store a file the agent made, as its task's (the same checks as an upload: size
         limit, accepted content types)."""
@@ -101,8 +111,32 @@ class TaskFiles:
             task_id=self.task_id,
             chat_id=self.chat_id,
             proc_inst_id=self.proc_inst_id,
-            created_by=f"agent:{self.agent}"[:200],
+            created_by=self.author,
         )
         return await self._run(
             self._service.upload_bytes(self.tenant_id, name, data, content_type, owner)
+        )
+
+    async def save_document(
+        self,
+        title: str,
+        content: str = "",
+        *,
+        file_id: uuid.UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Document:
+        """Store a document as the task's result (its process instance and activity are the
+        task's), while this attempt holds the task (:class:`LeaseLost` otherwise: nothing is
+        written). ``file_id``: one of the tenant's files, e.g. one :meth:`send` stored."""
+        if self.fence is None:
+            raise LeaseLost(self.task_id)
+        new = NewDocument(
+            title=title,
+            content=content,
+            file_id=file_id,
+            metadata=metadata or {},
+            created_by=self.author,
+        )
+        return await self._run(
+            self._service.documents.insert_for_step(self.tenant_id, self.task_id, self.fence, new)
         )
