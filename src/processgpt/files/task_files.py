@@ -77,12 +77,15 @@ class TaskFiles:
         return await asyncio.wrap_future(future)
 
     async def list(self) -> builtins.list[FileInfo]:
-        """The files the task was given (named in its input, or uploaded to it), oldest
-        first. Files deleted meanwhile are left out."""
+        """The files the task was given: those its input names, in the input's order (a
+        chat message's order), then those uploaded to it, oldest first. Files deleted
+        meanwhile are left out."""
         return await self._run(self._list())
 
     async def _list(self) -> builtins.list[FileInfo]:
-        named = await self._service.repo.by_ids(self.tenant_id, self.named)
+        order = {file_id: index for index, file_id in enumerate(self.named)}
+        named = await self._service.repo.by_ids(self.tenant_id, list(order))
+        named.sort(key=lambda info: order[info.id])
         owned = await self._service.repo.list_files(self.tenant_id, task_id=self.task_id, limit=100)
         seen = {f.id for f in named}
         return named + [f for f in reversed(owned) if f.id not in seen]
