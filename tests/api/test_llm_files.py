@@ -124,3 +124,35 @@ async def test_a_refused_file_is_a_tool_error_the_model_reads(
     ]
     assert await db.fetchval("SELECT count(*) FROM files WHERE task_id = $1", task["id"]) == 0
     assert await db.fetchval("SELECT count(*) FROM documents") == 0
+
+
+async def test_the_model_sees_the_files_its_task_was_given(
+    api: Api, fake_llm: FakeLLM, llm_process: None
+) -> None:
+    fake_llm.add(Turn(text="The notes say hello; the picture is a PNG."))
+    async with api.client() as client:
+        ids = []
+        for name, data, kind in [
+            ("notes.txt", b"hello from the notes", "text/plain"),
+            ("chart.png", PNG, "image/png"),
+            ("spec.pdf", b"%PDF-1.4 spec", "application/pdf"),
+        ]:
+            uploaded = await client.post("/v1/files", files={"file": (name, data, kind)})
+            ids.append(uploaded.json()["id"])
+        created = await client.post(
+            "/v1/tasks",
+            json={"agent_orch": "llm", "query": "what is in them?", "input": {"files": ids}},
+        )
+        await wait_status(client, created.json()["id"], "DONE")
+    content = fake_llm.requests[0].messages[-1]["content"]
+    assert isinstance(content, list)
+    listing = content[0]["text"]
+    assert listing.startswith("Files given with this task:\n- notes.txt (text/plain, 20 bytes")
+    assert f"spec.pdf (application/pdf, 13 bytes, file id {ids[2]})" in listing
+    assert content[1] == {"type": "text", "text": "--- notes.txt ---\nhello from the notes"}
+    assert content[3] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    }
+    assert content[-1] == {"type": "text", "text": "what is in them?"}
+    assert len(content) == 5  # the PDF is listed, not inlined

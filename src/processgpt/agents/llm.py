@@ -5,7 +5,8 @@ Configuration is a :class:`~processgpt.config.LlmSettings` (``PROCESSGPT_LLM_*``
 the composition root and passed in; without a model endpoint the executor refuses to be
 created (:class:`~processgpt.domain.errors.InvalidConfiguration`). A task's ``input`` may
 override ``model``, ``instructions`` and ``max_steps``; ``input.history`` (a list of
-``{"role": "user"|"assistant", "text": …}``) is sent before the query.
+``{"role": "user"|"assistant", "text": …}``) is sent before the query; the files the task
+was given go with the query (:mod:`processgpt.agents.llm_attachments`).
 
 A task submitted under an agent profile (``extras["agent_profile"]``, an ``agents`` row read
 at claim time) runs with the profile's settings. Precedence, highest first: the task's
@@ -59,6 +60,7 @@ from google.protobuf.struct_pb2 import Struct
 from processgpt import tracing
 from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
 from processgpt.agents.delegate import DELEGATE, DELEGATE_TOOL, Delegator
+from processgpt.agents.llm_attachments import attachment_parts, with_attachments
 from processgpt.agents.llm_conversation import (
     ASK_HUMAN,
     ASK_HUMAN_TOOL,
@@ -219,13 +221,7 @@ class LlmExecutor(AgentExecutor):
         row: dict[str, Any] = data["row"]
         extras: dict[str, Any] = data["extras"]
         client = self._openai()
-        tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
-        if self.delegator.available:
-            tools.append(DELEGATE_TOOL)
-        if context.memory is not None:
-            tools += [MEMORY_SEARCH_TOOL, MEMORY_SAVE_TOOL]
-        if event_queue.has_files:
-            tools.append(SEND_FILE_TOOL)
+        tools = self._tools(context, event_queue, toolset)
 
         resume = resumed(row.get("draft"), extras.get("human_response"))
         if resume is not None:
@@ -235,6 +231,8 @@ class LlmExecutor(AgentExecutor):
             messages = initial_messages(
                 plan.instructions, plan.form_fields, row, extras, context.get_user_input()
             )
+            if extras.get("files") and event_queue.has_files:
+                with_attachments(messages, await attachment_parts(context.files))
 
         for step_number in range(1, plan.max_steps + 1):
             last = step_number == plan.max_steps
@@ -269,6 +267,19 @@ class LlmExecutor(AgentExecutor):
                     continue
             await finish(context, event_queue, answer)
             return
+
+    def _tools(
+        self, context: ProcessGPTRequestContext, queue: ProcessGPTEventQueue, toolset: Toolset
+    ) -> list[dict[str, Any]]:
+        """The tools offered: the task's MCP tools and the built-ins that can work here."""
+        tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
+        if self.delegator.available:
+            tools.append(DELEGATE_TOOL)
+        if context.memory is not None:
+            tools += [MEMORY_SEARCH_TOOL, MEMORY_SAVE_TOOL]
+        if queue.has_files:
+            tools.append(SEND_FILE_TOOL)
+        return tools
 
     async def _toolset(
         self,
