@@ -171,6 +171,8 @@ def webhook_delivery(
             HttpSender(policy, timeout=settings.timeout),
             schedule,
             concurrency=settings.concurrency,
+            per_endpoint=settings.endpoint_concurrency,
+            per_tenant=settings.tenant_concurrency,
             lease_seconds=settings.lease_seconds,
         )
 
