@@ -318,7 +318,13 @@ class AgentServer:
             for runner in self.runners.values():
                 if isinstance(runner, A2ATaskRunner) and runner.files is None:
                     runner.files = files
-            self._worker = Worker(db, self.runners, self._options, webhooks=self._webhooks)
+            self._worker = Worker(
+                db,
+                self.runners,
+                self._options,
+                webhooks=self._webhooks,
+                file_storage=files.storage,
+            )
             tune_gc_for_serving()
             if self._stop_requested:
                 self._worker.stop()

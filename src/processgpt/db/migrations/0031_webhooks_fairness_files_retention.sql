@@ -1,4 +1,5 @@
--- Webhooks: fair delivery across tenants and endpoints, and secret rotation with an overlap.
+-- Webhooks: fair delivery across tenants and endpoints, and secret rotation with an overlap;
+-- indexes for retention's deletion of files.
 --
 -- claimed_until: set while an attempt is in flight (the claim's lease), cleared when the
 -- attempt is recorded. The claim (queries/webhooks.sql claim_deliveries) counts an
@@ -19,3 +20,9 @@ ALTER TABLE webhook_endpoints
     ADD COLUMN previous_secret text,
     ADD COLUMN previous_secret_until timestamptz,
     ADD CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL));
+
+-- Retention deletes the files of the instances it deletes (queries/retention.sql), and keeps
+-- a file a document names: both looked up by index (a file's deletion also sets its
+-- documents' file_id to NULL through this one).
+CREATE INDEX files_proc_inst ON files (proc_inst_id) WHERE proc_inst_id IS NOT NULL;
+CREATE INDEX documents_file ON documents (file_id) WHERE file_id IS NOT NULL;
