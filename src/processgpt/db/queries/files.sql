@@ -40,3 +40,8 @@ WHERE tenant_id = $1 AND id = ANY ($2::uuid[]) AND task_id IS NULL;
 
 -- name: delete_file
 DELETE FROM files WHERE id = $1 AND tenant_id = $2 RETURNING *;
+
+-- name: existing_storage_keys
+-- Which of the keys $2 of storage $1 a file row names (the orphan sweeper), through the
+-- unique (storage, storage_key) index.
+SELECT storage_key FROM files WHERE storage = $1 AND storage_key = ANY ($2::text[]);
