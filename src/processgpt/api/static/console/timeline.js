@@ -2,6 +2,7 @@
 // reasoning and tool calls collapsed (arguments and result inside), questions highlighted,
 // progress as short lines, anything else as a collapsed event.
 
+import { fileCard } from "./files.js";
 import { h, json } from "./ui.js";
 
 const QUIET = new Set(["start", "start-step", "finish-step", "text-end", "reasoning-end",
@@ -88,7 +89,7 @@ export class Timeline {
     } else if (t === "error") {
       this.add("bad", h("span", { class: "label" }, "error "), p.errorText);
     } else if (t === "file") {
-      this.add("file", h("span", { class: "label" }, "file "), h("a", { href: p.url, target: "_blank", rel: "noopener" }, p.url));
+      this.add("file", h("span", { class: "label" }, "sent a file"), fileCard(p));
     } else if (t === "data-human_asked") {
       const q = questionOf(p.data);
       this.add("asked", h("span", { class: "label" }, "question: "), q.text,
