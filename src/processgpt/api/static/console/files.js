@@ -81,7 +81,7 @@ export function filesPanel(task) {
     h("td", { class: "ellipsis", title: info.name }, info.name),
     h("td", { class: "muted" }, size(info.size)),
     h("td", { class: "muted" }, how || origin(info)),
-    h("td", { class: "muted" }, when(info.created_at)),
+    h("td", { class: "muted opt" }, when(info.created_at)),
     h("td", {}, downloadButton(info, line)));
 
   async function named() {
@@ -107,7 +107,7 @@ export function filesPanel(task) {
   }
   refresh();
   const el = h("div", { id: "task-files" }, h("h3", {}, "Files"),
-    h("table", { class: "rows files" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "size"), h("th", {}, "from"), h("th", {}, "added"), h("th", {}, ""))), rows),
+    h("table", { class: "rows files" }, h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "size"), h("th", {}, "from"), h("th", { class: "opt" }, "added"), h("th", {}, ""))), rows),
     form, line);
   return { el, refresh };
 }

@@ -75,7 +75,7 @@ export function create(view) {
   status.onchange = () => { paging.reset(); load(); };
   def.onchange = () => { paging.reset(); load(); };
   clear(layout.list, h("h2", {}, "Process instances"), h("div", { class: "toolbar" }, def, status),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "process"), h("th", {}, "waits at"), h("th", {}, "started"))), rows),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "process"), h("th", { class: "opt" }, "waits at"), h("th", {}, "started"))), rows),
     listError, paging.el);
 
   async function load() {
@@ -85,7 +85,7 @@ export function create(view) {
       clear(rows, page.items.length ? page.items.map((p) => h("tr", { class: "row" + (p.id === selected ? " selected" : ""), dataset: { id: p.id },
         onclick: () => { location.hash = "#/processes/" + p.id; } },
       h("td", {}, badge(p.status)), h("td", {}, h("a", { href: "#/processes/" + p.id }, p.name || p.proc_def_id || short(p.id)), p.version ? h("span", { class: "muted" }, " v" + p.version) : ""),
-      h("td", { class: "ellipsis" }, p.current_activity_ids.join(", ")), h("td", { class: "muted" }, when(p.start_date))))
+      h("td", { class: "ellipsis opt" }, p.current_activity_ids.join(", ")), h("td", { class: "muted" }, when(p.start_date))))
         : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No process instances.")));
       paging.setNext(page.next_cursor);
     } catch (err) { listError.set(err); }
@@ -175,6 +175,9 @@ export function create(view) {
             // The start node counts as finished once the instance has begun.
             for (const n of graph.nodes) if (n.kind === "start" && lines.length) done.add(n.id);
             clear(pic, diagram(graph, { done, active, incident }));
+            // A diagram wider than its box (a phone) scrolls: bring where it waits into view.
+            const here = pic.querySelector("g.incident, g.active");
+            if (here && pic.scrollWidth > pic.clientWidth) pic.scrollLeft = Math.max(0, here.getBBox().x - 40);
           } catch (err) { clear(pic, h("p", { class: "error" }, err.describe ? err.describe() : String(err))); }
         }
       } else clear(pic, h("p", { class: "muted" }, "No definition: this instance was started with one task."));

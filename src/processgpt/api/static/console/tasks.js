@@ -46,7 +46,7 @@ export function create(view) {
   });
   status.addEventListener("change", () => { paging.reset(); load(); });
   clear(layout.list, h("h2", {}, "Tasks"), newTask, h("div", { class: "toolbar" }, search, status),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "agent"),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", { class: "opt" }, "agent"),
       h("th", {}, "query"), h("th", {}, "created"))), rows), listError, paging.el);
 
   async function load() {
@@ -58,7 +58,7 @@ export function create(view) {
       clear(rows, page.items.length ? page.items.map((t) => h("tr", {
         class: "row" + (t.id === selected ? " selected" : ""), dataset: { id: t.id },
         onclick: () => { location.hash = "#/tasks/" + t.id; },
-      }, h("td", {}, badge(t.status)), h("td", {}, t.agent_orch),
+      }, h("td", {}, badge(t.status)), h("td", { class: "opt" }, t.agent_orch),
       h("td", { class: "ellipsis", title: t.query }, h("a", { href: "#/tasks/" + t.id }, t.query || t.activity_name || t.id)),
       h("td", { class: "muted" }, when(t.created_at)))) : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No tasks here.")));
       paging.setNext(page.next_cursor);

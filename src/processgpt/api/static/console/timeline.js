@@ -8,6 +8,10 @@ import { h, json } from "./ui.js";
 const QUIET = new Set(["start", "start-step", "finish-step", "text-end", "reasoning-end",
   "tool-input-start", "tool-input-delta", "data-task_status"]);
 
+/** How a stream's `finish` reads (AI SDK finish reasons). */
+const FINISH = { stop: "", error: "with an error", "content-filter": "stopped by a content filter",
+  length: "at the length limit", other: "" };
+
 const LABELS = {
   task_started: "started", task_working: "working", task_completed: "completed",
   crew_completed: "agent finished", human_response: "answered", task_requeued: "queued again",
@@ -100,7 +104,7 @@ export class Timeline {
       this.add("good", h("span", { class: "label" }, "answered: "), typeof answer === "string" ? answer : JSON.stringify(answer));
     } else if (t === "finish") {
       this.add(p.finishReason === "error" ? "bad" : "good", h("span", { class: "label" }, "ended"),
-        h("span", { class: "when" }, p.finishReason || ""));
+        h("span", { class: "when" }, FINISH[p.finishReason] ?? p.finishReason ?? ""));
     } else if (t.startsWith("data-") && !QUIET.has(t)) {
       const step = progress(p.data);
       if (step !== null) this.add("progress", h("span", { class: "label" }, label(t) + " "), h("span", { class: "muted" }, step));
