@@ -92,7 +92,7 @@ async def test_a_claimed_task_carries_its_row_and_context(db: Database) -> None:
 
 
 async def test_a_batch_that_ends_a_task_emits_task_completed_once(db: Database) -> None:
-    """The batch write emits task.completed itself (migration 0031: the row trigger leaves
+    """The batch write emits task.completed itself (migration 0033: the row trigger leaves
     IN_PROGRESS -> DONE to it): for a tenant with an enabled endpoint, with the trigger's
     payload, once even when the batch runs twice; nothing for a tenant without one. A task
     that fails still goes through the trigger."""

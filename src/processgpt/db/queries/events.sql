@@ -12,7 +12,7 @@
 -- snapshot predates it and the insert collides with those events (events_pkey):
 -- WorkerQueries.apply_batch then runs the batch once more, and that run sees them.
 -- Tasks it moves from IN_PROGRESS to DONE emit task.completed here (the row trigger leaves
--- that transition to this statement, migration 0031), only for tenants with an enabled
+-- that transition to this statement, migration 0033), only for tenants with an enabled
 -- webhook endpoint, and once: a re-run sees them DONE already.
 WITH u AS (
     SELECT * FROM unnest($1::task_write[])
