@@ -84,6 +84,8 @@ async def test_retention_deletes_the_files_of_the_work_it_deletes(
     assert await keys_of(storage) == gone_keys | kept_keys
 
     job = RetentionJob(RetentionRepository(db), RetentionOptions(default_days=30, batch=1), storage)
+    preview = await job.preview()
+    assert preview["acme"][1].files == 4
     removed = await job.run_once()
 
     assert removed is not None and removed["acme"].files == 4
