@@ -135,6 +135,11 @@ class FileRepository:
             raise FileNotFound(file_id)
         return _stored(row)
 
+    async def existing_keys(self, storage: str, keys: list[str]) -> set[str]:
+        """Which of ``keys`` (of the backend ``storage``) a file row names, any tenant's."""
+        rows = await self.db.fetch(QUERIES["existing_storage_keys"], storage, keys)
+        return {r["storage_key"] for r in rows}
+
     async def submit_task_with_files(
         self,
         tasks: TaskRepository,

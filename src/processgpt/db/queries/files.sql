@@ -55,3 +55,8 @@ WHERE tenant_id = $1
   AND ($3::uuid IS NULL OR todo_id = $3)
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
+
+-- name: existing_storage_keys
+-- Which of the keys $2 of storage $1 a file row names (the orphan sweeper), through the
+-- unique (storage, storage_key) index.
+SELECT storage_key FROM files WHERE storage = $1 AND storage_key = ANY ($2::text[]);
