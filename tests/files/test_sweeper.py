@@ -16,6 +16,7 @@ import pytest
 
 from processgpt.config import FileSettings
 from processgpt.db.database import Database
+from processgpt.db.documents import DocumentRepository, NewDocument
 from processgpt.db.files import FileRepository
 from processgpt.db.retention import RetentionRepository
 from processgpt.db.tenants import TenantRepository
@@ -76,8 +77,8 @@ async def test_retention_deletes_the_files_of_the_work_it_deletes(
         await upload(files, "f.txt"),  # no owner: the tenant's until deleted
         await upload(files, "g.txt", Owner(task_id=old_task)),  # a document's file
     ]
-    await files.repo.insert_document(
-        "acme", title="kept", content="", file_id=kept[-1], todo_id=old_task
+    await DocumentRepository(db).insert(
+        "acme", NewDocument(title="kept", file_id=kept[-1]), task_id=old_task
     )
     gone_keys = {await key_of(db, f) for f in gone}
     kept_keys = {await key_of(db, f) for f in kept}
