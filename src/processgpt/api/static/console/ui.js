@@ -32,11 +32,13 @@ export function badge(status, extra = {}) {
   return h("span", { class: "badge " + status, ...extra }, status);
 }
 
+/** A moment as a list shows it: the time today (to the minute), else the date and time. */
 export function when(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString() : d.toLocaleString();
+  return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
 }
 
 export function short(id) {
