@@ -78,7 +78,9 @@ async def test_send_a_message_then_migrate_then_nothing_once_ended(
     )
     await console.shot("process-message")
     await send.click()
-    await expect(page.locator(".toast")).to_contain_text("Message payment_received delivered")
+    await expect(
+        page.locator(".toast", has_text="Message payment_received delivered")
+    ).to_be_visible()
     await expect(send).to_have_count(0)  # it waits at the person's step now
     view = await instance(stack, inst["id"])
     assert view["current_activity_ids"] == ["deliver"]
@@ -103,7 +105,7 @@ async def test_send_a_message_then_migrate_then_nothing_once_ended(
     await mapping.select_option("ship")
     await console.shot("process-migrate")
     await box.get_by_role("button", name="Migrate").click()
-    await expect(page.locator(".toast")).to_contain_text("Instance moved to v2")
+    await expect(page.locator(".toast", has_text="Instance moved to v2")).to_be_visible()
     view = await instance(stack, inst["id"])
     assert view["version"] == 2 and view["current_activity_ids"] == ["ship"]
     await expect(page.locator(".diagram .node.active")).to_contain_text("Ship it")
@@ -135,7 +137,7 @@ async def test_send_a_signal_to_a_waiting_instance(
     await expect(send).to_be_visible()
     await expect(page.get_by_role("button", name="Send message", exact=False)).to_have_count(0)
     await send.click()
-    await expect(page.locator(".toast")).to_contain_text("Signal go_live delivered")
+    await expect(page.locator(".toast", has_text="Signal go_live delivered")).to_be_visible()
     await expect(send).to_have_count(0)
     await expect(page.locator(".diagram g[data-node='announce']")).to_have_attribute(
         "data-state", "active"

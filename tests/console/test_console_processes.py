@@ -126,7 +126,7 @@ async def test_an_incident_is_retried_from_the_incidents_page(
     await console.shot("incidents")
     await card.locator("input[name=variables]").fill('{"amount": 50}')
     await card.get_by_role("button", name="Retry here").click()
-    await expect(page.locator(".toast")).to_contain_text("Incident resolved")
+    await expect(page.locator(".toast", has_text="Incident resolved")).to_be_visible()
 
     async def completed() -> bool:
         return (await instance(stack, instance_id))["status"] == "COMPLETED"
