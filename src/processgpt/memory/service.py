@@ -124,6 +124,15 @@ class MemoryService:
         (vector,) = await self.embedder.passages([text])
         return vector, self.embedder.name
 
+    async def reembed(self, limit: int) -> int:
+        """Re-embed up to ``limit`` live items stored with another model than this service's
+        (or with none); returns how many (0 without an embedder). Until an item is
+        re-embedded, searches find it by full text only: the vector side compares vectors of
+        the query's model alone."""
+        if self.embedder is None:
+            return 0
+        return await self.repo.reembed_stale(self.embedder.name, limit, self.embedder.passages)
+
     async def _query(self, text: str) -> Vector | None:
         if self.embedder is None or not text.strip():
             return None
