@@ -336,12 +336,13 @@ async def test_a_substantially_changed_draft_becomes_proposals_only(
         MemoryCreate(content="보고서는 문장으로 쓴다", scope=MemoryScope(agent="llm")),
         actor="boss",
     )
-    drafted = {"title": "주간 보고서", "body": "이번 주 보고서: 매출은 100이고 비용은 50입니다."}
-    changed = await complete_draft(
-        db,
-        drafted,
-        {"title": "주간 보고서", "body": "| 항목 | 값 |\n| 매출 | 100 |\n| 비용 | 50 |"},
-    )
+    drafted = {
+        "title": "주간 보고서",
+        "body": "이번 주 보고서: 매출은 100이고 비용은 50입니다. 다음 주에는 매출이 조금 더 "
+        "늘 것으로 보입니다.",
+    }
+    table = "| 항목 | 값 |\n|---|---|\n| 매출 | 100 |\n| 비용 | 50 |\n| 전망 | 증가 |"
+    changed = await complete_draft(db, drafted, {"title": "주간 보고서", "body": table})
     minor = await complete_draft(
         db,
         {"body": "The quarterly report is attached to this message."},

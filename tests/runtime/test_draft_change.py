@@ -28,11 +28,17 @@ def test_a_small_edit_or_an_unreadable_diff_is_not_a_lesson() -> None:
         )
         is None
     )
+    # A short note added to a short answer: unlike enough, but a touch-up all the same.
+    short = {"summary": "Rail travel, within the travel policy."}
+    noted = {"summary": "Rail travel, within the travel policy. Receipt checked."}
+    assert draft_change({"draft": short, "output": noted, "changed_fields": ["summary"]}) is None
     assert draft_change(None) is None
     assert draft_change("not an object") is None
 
 
 def test_drafts_that_are_not_objects_are_compared_whole() -> None:
-    change = draft_change({"draft": "yes", "output": "no, the opposite", "changed_fields": None})
+    change = draft_change(
+        {"draft": "yes", "output": "no, the opposite: refunds need a manager's approval first"}
+    )
     assert change is not None and change.fields == []
     assert "the answer drafted: yes" in change.description and change.draft == "yes"

@@ -17,7 +17,10 @@ from typing import Any
 
 SUBSTANTIAL_BELOW = 0.9
 """A change is substantial when the draft and the output are less similar than this (difflib's
-ratio of their text, 1.0: the same)."""
+ratio of their text, 1.0: the same)..."""
+SUBSTANTIAL_CHARS = 40
+"""...and at least this many characters were inserted, deleted or replaced: a short note
+added or a typo fixed is a touch-up, not a lesson."""
 _COMPARED = 4000
 """Characters of each side compared (difflib is quadratic at worst)."""
 _SHOWN = 1500
@@ -55,8 +58,12 @@ def draft_change(diff: Any) -> DraftChange | None:
     else:
         fields = []
         before, after = {"": draft}, {"": output}
-    similarity = SequenceMatcher(None, _text(draft)[:_COMPARED], _text(output)[:_COMPARED]).ratio()
-    if similarity >= SUBSTANTIAL_BELOW:
+    matcher = SequenceMatcher(None, _text(draft)[:_COMPARED], _text(output)[:_COMPARED])
+    similarity = matcher.ratio()
+    edited = sum(
+        max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"
+    )
+    if similarity >= SUBSTANTIAL_BELOW or edited < SUBSTANTIAL_CHARS:
         return None
     lines = [
         "A person substantially changed the agent's draft before completing the task "

@@ -253,7 +253,10 @@ class LearningLoop:
 
     async def apply(self, row: FeedbackRow) -> None:
         """Learn from one row and mark it done, in one transaction."""
-        source = what_to_learn(row)
+        if row.signal == "draft_changed":  # comparing large drafts is CPU work: off the loop
+            source = await asyncio.to_thread(what_to_learn, row)
+        else:
+            source = what_to_learn(row)
         if isinstance(source, dict):
             await self.queue.finish(row, source)
             return
