@@ -182,6 +182,8 @@ def webhook_delivery(
             HttpSender(policy, timeout=settings.timeout),
             schedule,
             concurrency=settings.concurrency,
+            per_endpoint=settings.endpoint_concurrency,
+            per_tenant=settings.tenant_concurrency,
             lease_seconds=settings.lease_seconds,
         )
 
@@ -327,7 +329,13 @@ class AgentServer:
             for runner in self.runners.values():
                 if isinstance(runner, A2ATaskRunner) and runner.files is None:
                     runner.files = files
-            self._worker = Worker(db, self.runners, self._options, webhooks=self._webhooks)
+            self._worker = Worker(
+                db,
+                self.runners,
+                self._options,
+                webhooks=self._webhooks,
+                file_storage=files.storage,
+            )
             tune_gc_for_serving()
             if self._stop_requested:
                 self._worker.stop()

@@ -446,7 +446,13 @@ class WebhookSettings(BaseSettings):
     ``allow_private``: endpoints may be on loopback, private (RFC 1918, fc00::/7) and shared
     (100.64/10) addresses (link-local, with the cloud metadata service, stays refused).
     ``retry_schedule``: seconds before each retry (the Standard Webhooks schedule by default:
-    5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); a delivery is dead once they are used up."""
+    5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); a delivery is dead once they are used up.
+    ``endpoint_concurrency`` and ``tenant_concurrency``: attempts in flight at once across
+    the deployment for one endpoint and for one tenant, so that a slow or failing endpoint
+    holds a bounded share of the senders (keep ``concurrency`` above ``tenant_concurrency``:
+    another tenant's delivery then always finds a free sender).
+    ``rotation_overlap``: seconds a secret replaced by ``rotate-secret`` keeps signing beside
+    the new one."""
 
     model_config = SettingsConfigDict(env_prefix="PROCESSGPT_WEBHOOK_", extra="ignore")
 
@@ -459,7 +465,19 @@ class WebhookSettings(BaseSettings):
     )
     timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per delivery attempt")
     concurrency: int = Field(
-        default=8, ge=1, le=256, description="deliveries a worker sends at once"
+        default=16, ge=1, le=256, description="deliveries a worker sends at once"
+    )
+    endpoint_concurrency: int = Field(
+        default=4, ge=1, le=256, description="attempts in flight per endpoint (deployment)"
+    )
+    tenant_concurrency: int = Field(
+        default=8, ge=1, le=1024, description="attempts in flight per tenant (deployment)"
+    )
+    rotation_overlap: float = Field(
+        default=86400.0,
+        ge=0,
+        le=30 * 86400,
+        description="seconds a rotated-out secret still signs deliveries beside the new one",
     )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="seconds before a claimed, unfinished delivery is resent"

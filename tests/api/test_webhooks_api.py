@@ -134,15 +134,58 @@ async def test_an_endpoint_gets_signed_deliveries_of_the_types_it_asked_for(setu
             # The endpoint of failures only got nothing.
             assert await deliveries(client, only_failed["id"]) == []
 
-            # A rotated secret signs the next deliveries; the old one no longer verifies.
+            # A rotated secret signs the next deliveries, and for the overlap (24 h by
+            # default) the old one too: a receiver knowing either verifies them.
             rotated = (await client.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret")).json()
             assert rotated["secret"].startswith("whsec_") and rotated["secret"] != secret
+            overlap = _seconds(rotated["previous_secret_until"]) - _seconds(rotated["updated_at"])
+            assert 86390 < overlap < 86410
+            shown = (await client.get(f"/v1/webhooks/{endpoint['id']}")).json()
+            assert rotated["secret"] not in json.dumps(shown) and secret not in json.dumps(shown)
             await submit(client)
             await settled(client, endpoint["id"], count=2)
             last = receiver.requests[-1]
+            assert len(last.headers["webhook-signature"].split(" ")) == 2
+            assert Webhook(rotated["secret"]).verify(last.body, last.headers)["type"]
+            assert Webhook(secret).verify(last.body, last.headers)["type"]
+            # A second rotation ends the first secret's overlap at once.
+            third = (await client.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret")).json()
+            await submit(client)
+            await settled(client, endpoint["id"], count=3)
+            last = receiver.requests[-1]
+            Webhook(third["secret"]).verify(last.body, last.headers)
             Webhook(rotated["secret"]).verify(last.body, last.headers)
             with pytest.raises(Exception, match="No matching signature"):
                 Webhook(secret).verify(last.body, last.headers)
+
+
+async def test_a_black_hole_endpoint_with_a_backlog_does_not_delay_another_tenant(
+    setup: Setup, db: Database
+) -> None:
+    """Tenant acme's endpoint accepts connections and never answers (attempts run into a 30 s
+    timeout) and has 1,000 deliveries due; globex's delivery still goes out at once."""
+    with webhook_receiver() as black_hole, webhook_receiver() as receiver:
+        black_hole.hold = threading.Event()
+        await setup.worker(PROCESSGPT_WEBHOOK_TIMEOUT="30", PROCESSGPT_WEBHOOK_CONCURRENCY="8")
+        async with setup.client() as acme, setup.client(setup.key_b) as globex:
+            await make_endpoint(acme, black_hole.url)
+            await db.execute(
+                """SELECT processgpt_emit('acme', 'task.completed', jsonb_build_object('n', i),
+                                          NULL, NULL, NULL, NULL, NULL, NULL)
+                   FROM generate_series(1, 1000) AS i"""
+            )
+            await wait_until(lambda: len(black_hole.requests) >= 4, timeout=20, interval=0.05)
+            endpoint = await make_endpoint(globex, receiver.url)
+            started = asyncio.get_running_loop().time()
+            await submit(globex)
+            await wait_until(lambda: len(receiver.requests) >= 1, timeout=20, interval=0.05)
+            elapsed = asyncio.get_running_loop().time() - started
+            items = await settled(globex, endpoint["id"])
+        # The endpoint's cap (4 attempts in flight) held: the rest of the worker's senders
+        # stayed free for globex, which did not wait for acme's 30 s timeouts.
+        assert len(black_hole.requests) == 4
+        assert elapsed < 10, elapsed
+        assert items[0]["status"] == "DELIVERED" and items[0]["attempts"] == 1
 
 
 async def test_failures_are_retried_with_the_same_webhook_id(setup: Setup) -> None:

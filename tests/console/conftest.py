@@ -136,7 +136,11 @@ async def stack(
     purchase definition published with its forms."""
     dsn = await pg_server.create_database()
     logs = tmp_path_factory.mktemp("console-stack")
-    env = {"PROCESSGPT_POLL_INTERVAL": "0.2", "PROCESSGPT_SSE_HEARTBEAT": "0.5"}
+    env = {
+        "PROCESSGPT_POLL_INTERVAL": "0.2",
+        "PROCESSGPT_SSE_HEARTBEAT": "0.5",
+        "PROCESSGPT_FILES_DIR": str(logs / "files"),  # the api's and the workers' storage
+    }
     procs = [
         ProcessGPTProcess(
             ["api"], dsn=dsn, log_path=logs / "api.log", env={**env, "PROCESSGPT_API_PORT": "0"}

@@ -116,7 +116,7 @@ async def test_snapshot_reads_no_finished_tasks(db: Database, repo: TaskReposito
         "todolist_input_required",
         "bpm_proc_inst_open",
         "orchestrators_pkey",
-        "webhook_deliveries_due",  # pending webhook deliveries only
+        "webhook_deliveries_endpoint_due",  # pending webhook deliveries only
     }, _indexes(plan_json)
 
 

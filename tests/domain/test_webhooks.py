@@ -19,6 +19,7 @@ from processgpt.domain.webhooks import (
     new_secret,
     parse_schedule,
     retry_after_seconds,
+    sign,
     signed_headers,
 )
 
@@ -44,6 +45,19 @@ def test_signatures_verify_with_the_reference_implementation() -> None:
     with pytest.raises(Exception, match="No matching signature"):
         Webhook(secret).verify(body + b" ", headers)
     assert mask_secret(secret).endswith(secret[-4:]) and secret not in mask_secret(secret)
+
+
+def test_an_overlap_signs_with_both_secrets_and_either_verifies() -> None:
+    new, old, other = new_secret(), new_secret(), new_secret()
+    body = b'{"type":"task.failed"}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = signed_headers(new, "msg_2", now, body, previous=old)
+    first, second = headers["webhook-signature"].split(" ")
+    assert first == sign(new, "msg_2", now, body) and second == sign(old, "msg_2", now, body)
+    assert Webhook(new).verify(body, headers) == {"type": "task.failed"}
+    assert Webhook(old).verify(body, headers) == {"type": "task.failed"}
+    with pytest.raises(Exception, match="No matching signature"):
+        Webhook(other).verify(body, headers)
 
 
 @pytest.mark.parametrize("code", [200, 201, 204, 299])

@@ -173,7 +173,12 @@ class Services:
             pending_gate=gate,
             a2a=A2AService(tasks, hub, known, gate, served),
             files=FileService.configured(db, files, settings.data_dir or default_data_dir(), box),
-            webhooks=WebhookRepository(db, box, max_per_tenant=webhooks.max_per_tenant),
+            webhooks=WebhookRepository(
+                db,
+                box,
+                max_per_tenant=webhooks.max_per_tenant,
+                rotation_overlap=webhooks.rotation_overlap,
+            ),
             webhook_policy=NetworkPolicy(allow_private=webhooks.allow_private),
             notifications=NotificationRepository(db),
             memory=memory or memory_service(db, MemorySettings()),

@@ -10,8 +10,8 @@ import sys
 
 from processgpt.agents import registry
 from processgpt.app import open_database, retention_options, secret_box
-from processgpt.cli.common import CliError
-from processgpt.config import Settings
+from processgpt.cli.common import CliError, data_dir_of, load_settings
+from processgpt.config import FileSettings, Settings
 from processgpt.db.agents import AgentProfileSpec, AgentRepository
 from processgpt.db.api_keys import ApiKeyRepository
 from processgpt.db.mcp_servers import rotate_secrets
@@ -21,6 +21,7 @@ from processgpt.db.tenants import TenantRepository
 from processgpt.db.webhooks import rotate_webhook_secrets
 from processgpt.db.workers import WorkerRegistry
 from processgpt.domain.roles import Role
+from processgpt.files.service import open_storage
 from processgpt.runtime.retention import RetentionJob
 
 
@@ -120,7 +121,8 @@ async def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     """``retention [--dry-run]``: run a retention pass now, or count what one would delete."""
     db, _embedded = await open_database(settings)
     try:
-        job = RetentionJob(RetentionRepository(db), retention_options(settings))
+        storage = open_storage(load_settings(FileSettings), data_dir_of(settings))
+        job = RetentionJob(RetentionRepository(db), retention_options(settings), storage)
         if args.dry_run:
             preview = await job.preview()
             if not preview:
@@ -129,7 +131,8 @@ async def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
                 print(
                     f"{tenant}: finished before {cutoff.cutoff:%Y-%m-%d %H:%M:%S%z}: "
                     f"{would.tasks} task(s), {would.events} event(s), "
-                    f"{would.instances} process instance(s) would be deleted"
+                    f"{would.instances} process instance(s), {would.files} file(s) "
+                    "would be deleted"
                 )
             return 0
         removed = await job.run_once()
@@ -140,7 +143,7 @@ async def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
         for tenant, gone in removed.items():
             print(
                 f"{tenant}: deleted {gone.tasks} task(s), {gone.events} event(s), "
-                f"{gone.instances} process instance(s)"
+                f"{gone.instances} process instance(s), {gone.files} file(s)"
             )
         if not removed:
             print("nothing had expired")

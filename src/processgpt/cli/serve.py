@@ -156,6 +156,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             _worker_options(settings, args, db, llm),
             descriptions=descriptions,
             webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+            file_storage=files.storage,
         )
         tune_gc_for_serving()
         with _stopper(worker.stop):
@@ -206,6 +207,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             _worker_options(settings, args, db, llm),
             descriptions=descriptions,
             webhooks=webhook_delivery(mcp.box, load_settings(WebhookSettings)),
+            file_storage=files.storage,
         )
         # The API never reports these agents unserved: this process's worker serves them
         # (before its first `workers` row is written, too).

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,10 @@ class Removed:
     notifications: int = 0
     deliveries: int = 0
     """Webhook deliveries that ended (delivered or dead)."""
+    files: int = 0
+    """Files of the deleted tasks and instances (rows; their bytes go after the batch)."""
+    file_keys: list[tuple[str, str]] = field(default_factory=list)
+    """A batch's deleted files as (storage, key): the bytes to delete (not summed by add)."""
 
     def add(self, other: Removed) -> None:
         self.tasks += other.tasks
@@ -56,11 +60,17 @@ class Removed:
         self.instances += other.instances
         self.notifications += other.notifications
         self.deliveries += other.deliveries
+        self.files += other.files
 
     @property
     def empty(self) -> bool:
         return not (
-            self.tasks or self.events or self.instances or self.notifications or self.deliveries
+            self.tasks
+            or self.events
+            or self.instances
+            or self.notifications
+            or self.deliveries
+            or self.files
         )
 
 
@@ -91,7 +101,13 @@ class RetentionSession:
             if rows:
                 last = max(rows, key=lambda r: (r["created_at"], r["id"]))
                 after = (last["created_at"], last["id"])
-                yield Removed(tasks=len(rows), events=sum(r["last_seq"] for r in rows))
+                keys = [_key(f) for r in rows for f in r["files"]]
+                yield Removed(
+                    tasks=len(rows),
+                    events=sum(r["last_seq"] for r in rows),
+                    files=len(keys),
+                    file_keys=keys,
+                )
             if len(rows) < batch:
                 return
 
@@ -103,7 +119,14 @@ class RetentionSession:
                 "retention_delete_instances", cutoff.tenant_id, cutoff.cutoff, batch
             )
             row = rows[0]
-            yield Removed(tasks=row["tasks"], events=row["events"], instances=row["instances"])
+            keys = [_key(f) for f in row["files"]]
+            yield Removed(
+                tasks=row["tasks"],
+                events=row["events"],
+                instances=row["instances"],
+                files=len(keys),
+                file_keys=keys,
+            )
             if row["roots"] < batch:
                 return
 
@@ -134,7 +157,12 @@ class RetentionRepository:
         """What a pass would delete for ``cutoff``'s tenant now."""
         row = await self.db.fetchrow(QUERIES["retention_preview"], cutoff.tenant_id, cutoff.cutoff)
         assert row is not None
-        return Removed(tasks=row["tasks"], events=row["events"], instances=row["instances"])
+        return Removed(
+            tasks=row["tasks"],
+            events=row["events"],
+            instances=row["instances"],
+            files=row["files"],
+        )
 
     @asynccontextmanager
     async def exclusive(
@@ -149,6 +177,12 @@ class RetentionRepository:
                 yield RetentionSession(conn, lock_timeout)
             finally:
                 await _unlock(conn)
+
+
+def _key(value: str) -> tuple[str, str]:
+    """``storage:key`` (as the retention queries return a deleted file) as a pair."""
+    storage, _, key = value.partition(":")
+    return storage, key
 
 
 async def _unlock(conn: asyncpg.Connection) -> None:

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,9 @@ WEBHOOKS_CHANNEL = "processgpt_webhooks"
 @dataclass(frozen=True)
 class ClaimedDelivery:
     """A delivery claimed for one attempt: its ``attempts`` is this attempt's number (the
-    fence of :meth:`WebhookRepository.record`); ``secret`` is the opened signing secret."""
+    fence of :meth:`WebhookRepository.record`); ``secret`` is the opened signing secret and
+    ``previous_secret`` the one a rotation replaced, while its overlap lasts (the attempt is
+    signed with both)."""
 
     id: uuid.UUID
     tenant_id: str
@@ -48,6 +51,7 @@ class ClaimedDelivery:
     attempts: int
     url: str
     secret: str
+    previous_secret: str | None = None
 
     @property
     def webhook_id(self) -> str:
@@ -59,10 +63,19 @@ class ClaimedDelivery:
 
 
 class WebhookRepository:
-    def __init__(self, db: Database, box: SecretBox, *, max_per_tenant: int = 20) -> None:
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        *,
+        max_per_tenant: int = 20,
+        rotation_overlap: float = 86400.0,
+    ) -> None:
+        """``rotation_overlap``: seconds a rotated-out secret keeps signing beside the new one."""
         self.db = db
         self.box = box
         self.max_per_tenant = max_per_tenant
+        self.rotation_overlap = rotation_overlap
 
     def _view(self, row: Mapping[str, Any], secret: str | None = None) -> WebhookView:
         shown = secret if secret is not None else mask_secret(self.box.open(row["secret"]))
@@ -74,6 +87,7 @@ class WebhookRepository:
             enabled=row["enabled"],
             disabled_reason=row["disabled_reason"],
             secret=shown,
+            previous_secret_until=_still_signing(row),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -146,11 +160,17 @@ class WebhookRepository:
         return self._view(row)
 
     async def rotate_secret(self, tenant_id: str, endpoint_id: uuid.UUID) -> WebhookView:
-        """A new secret for the endpoint, shown whole in the answer; attempts from now on are
-        signed with it (receivers should accept both while they switch)."""
+        """A new secret for the endpoint, shown whole in the answer (the only time). Attempts
+        from now on are signed with it and, for ``rotation_overlap`` seconds (the view's
+        ``previous_secret_until``), with the secret it replaced too, so receivers switch
+        without refusing a delivery. A secret replaced by an earlier rotation stops signing."""
         secret = new_secret()
         row = await self.db.fetchrow(
-            QUERIES["rotate_webhook_secret"], tenant_id, endpoint_id, self.box.seal(secret)
+            QUERIES["rotate_webhook_secret"],
+            tenant_id,
+            endpoint_id,
+            self.box.seal(secret),
+            self.rotation_overlap,
         )
         if row is None:
             raise WebhookNotFound(endpoint_id)
@@ -178,9 +198,17 @@ class WebhookRepository:
         )
         return [_delivery_view(r) for r in rows]
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
-        """Claim up to ``limit`` due deliveries for one attempt each (see the query)."""
-        rows = await self.db.fetch(QUERIES["claim_deliveries"], limit, lease_seconds)
+    async def claim(
+        self, limit: int, lease_seconds: float, *, per_endpoint: int = 4, per_tenant: int = 8
+    ) -> list[ClaimedDelivery]:
+        """Claim up to ``limit`` due deliveries for one attempt each, with at most
+        ``per_endpoint`` attempts in flight per endpoint and ``per_tenant`` per tenant across
+        the deployment, tenants taking turns (see the query)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(QUERIES["lock_delivery_claims"])
+            rows = await conn.fetch(
+                QUERIES["claim_deliveries"], limit, lease_seconds, per_endpoint, per_tenant
+            )
         return [
             ClaimedDelivery(
                 id=r["id"],
@@ -191,6 +219,9 @@ class WebhookRepository:
                 attempts=r["attempts"],
                 url=r["url"],
                 secret=self.box.open(r["secret"]),
+                previous_secret=(
+                    self.box.open(r["previous_secret"]) if r["previous_secret"] else None
+                ),
             )
             for r in rows
         ]
@@ -236,14 +267,19 @@ class WebhookRepository:
                 await conn.execute(QUERIES["park_deliveries"], delivery.endpoint_id)
         return done is not None
 
-    async def seconds_until_next(self) -> float | None:
-        value: float | None = await self.db.fetchval(QUERIES["seconds_until_next_delivery"])
+    async def seconds_until_next(self, per_endpoint: int = 4, per_tenant: int = 8) -> float | None:
+        """Seconds until a claim may find a delivery (0 or less: now), None when nothing is
+        pending; an endpoint (or tenant) at its cap counts from its first lease's end."""
+        value: float | None = await self.db.fetchval(
+            QUERIES["seconds_until_next_delivery"], per_endpoint, per_tenant
+        )
         return value
 
-    async def counts(self) -> dict[str, int]:
-        """Deliveries by status, across tenants (for metrics)."""
-        rows = await self.db.fetch(QUERIES["webhook_delivery_counts"])
-        return {r["status"]: r["count"] for r in rows}
+
+def _still_signing(row: Mapping[str, Any]) -> datetime | None:
+    """Until when the rotated-out secret signs beside the current one (None: it does not)."""
+    until: datetime | None = row["previous_secret_until"]
+    return until if until is not None and until > datetime.now(UTC) else None
 
 
 def _delivery_view(row: Mapping[str, Any]) -> DeliveryView:
@@ -264,14 +300,19 @@ def _delivery_view(row: Mapping[str, Any]) -> DeliveryView:
 
 
 async def rotate_webhook_secrets(db: Database, box: SecretBox) -> int:
-    """Re-encrypt every endpoint's signing secret with the box's first key (``processgpt
-    secrets rotate``), in one transaction; how many changed. Raises ``secrets_unavailable``
+    """Re-encrypt every endpoint's signing secrets (the current one and a rotated-out one
+    still stored) with the box's first key (``processgpt secrets rotate``), in one
+    transaction; how many endpoints changed. Raises ``secrets_unavailable``
     (nothing changed) when a secret was sealed with a key the box does not have."""
     changed = 0
     async with db.transaction() as conn:
         for row in await conn.fetch(QUERIES["lock_webhook_secrets"]):
             rotated = box.rotate(row["secret"])
-            if rotated != row["secret"]:
-                await conn.execute(QUERIES["reseal_webhook_secret"], row["id"], rotated)
+            previous = row["previous_secret"]
+            rotated_previous = box.rotate(previous) if previous is not None else None
+            if rotated != row["secret"] or rotated_previous != previous:
+                await conn.execute(
+                    QUERIES["reseal_webhook_secret"], row["id"], rotated, rotated_previous
+                )
                 changed += 1
     return changed

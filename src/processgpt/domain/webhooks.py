@@ -74,12 +74,19 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers of one attempt."""
+def signed_headers(
+    secret: str, msg_id: str, timestamp: int, body: bytes, previous: str | None = None
+) -> dict[str, str]:
+    """The three Standard Webhooks headers of one attempt. With a ``previous`` secret (a
+    rotation's overlap) the signature header carries both signatures, space-separated, the
+    current one first: a receiver that knows either secret verifies the attempt."""
+    signatures = [sign(secret, msg_id, timestamp, body)]
+    if previous is not None:
+        signatures.append(sign(previous, msg_id, timestamp, body))
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signatures),
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from processgpt.domain.errors import StorageUnavailable
-from processgpt.files.storage import CHUNK_BYTES, check_key
+from processgpt.files.storage import CHUNK_BYTES, StoredObject, check_key
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +153,24 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         await self._call("deleting", "delete_object", Bucket=self.bucket, Key=self._key(key))
+
+    async def stored(self) -> AsyncIterator[StoredObject]:
+        token: str | None = None
+        while True:
+            page = await self._call(
+                "listing",
+                "list_objects_v2",
+                Bucket=self.bucket,
+                Prefix=self.prefix,
+                **({"ContinuationToken": token} if token else {}),
+            )
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(self.prefix) :]
+                try:
+                    check_key(key)
+                except ValueError:
+                    continue  # not an object this storage made: never touched
+                yield StoredObject(key, item["LastModified"].timestamp())
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]

@@ -14,6 +14,7 @@ import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 * 1024
 """Bytes read or written at a time."""
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}$")
+_LEFTOVER = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/\.[0-9a-f]{32}\.[0-9a-f]{8}\.part$")
+"""A local upload's temporary name (:meth:`LocalStorage.put`), left behind by a crash."""
 
 
 def new_key(file_id: uuid.UUID) -> str:
@@ -38,6 +41,14 @@ def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise ValueError("not a storage key")
     return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Bytes a backend holds: their key and when they were last written (Unix seconds)."""
+
+    key: str
+    modified: float
 
 
 class FileStorage(Protocol):
@@ -58,7 +69,14 @@ class FileStorage(Protocol):
         ...
 
     async def delete(self, key: str) -> None:
-        """Remove ``key``'s bytes; a missing key is not an error."""
+        """Remove ``key``'s bytes; a missing key is not an error. Takes every key
+        :meth:`stored` yields."""
+        ...
+
+    def stored(self) -> AsyncIterator[StoredObject]:
+        """Every object the backend holds under this storage (for the orphan sweeper): keys
+        :func:`new_key` made, and what a crashed upload may have left (a local temporary
+        file), a page at a time (:class:`StorageUnavailable` when it cannot be listed)."""
         ...
 
 
@@ -114,12 +132,41 @@ class LocalStorage:
             handle.close()
 
     async def delete(self, key: str) -> None:
-        path = self._path(key)
+        path = self.root / key if _LEFTOVER.match(key) else self._path(key)
         try:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         except OSError as exc:
             log.error("file bytes not deleted key=%s error=%s", key, type(exc).__name__)
             raise StorageUnavailable("the file's bytes could not be deleted") from None
+
+    async def stored(self) -> AsyncIterator[StoredObject]:
+        try:
+            found = await asyncio.to_thread(_walk, self.root)
+        except OSError as exc:
+            log.error("file storage not listable root=%s error=%s", self.root, exc)
+            raise StorageUnavailable("the file storage cannot be listed") from None
+        for item in found:
+            yield item
+
+
+def _walk(root: Path) -> list[StoredObject]:
+    """The storage's files (two levels of directories, as :func:`new_key` spreads them)."""
+    found: list[StoredObject] = []
+    if not root.is_dir():
+        return found
+    for first in os.scandir(root):
+        if not (first.is_dir(follow_symlinks=False) and len(first.name) == 2):
+            continue
+        for second in os.scandir(first.path):
+            if not (second.is_dir(follow_symlinks=False) and len(second.name) == 2):
+                continue
+            for entry in os.scandir(second.path):
+                key = f"{first.name}/{second.name}/{entry.name}"
+                if entry.is_file(follow_symlinks=False) and (
+                    _KEY.match(key) or _LEFTOVER.match(key)
+                ):
+                    found.append(StoredObject(key, entry.stat(follow_symlinks=False).st_mtime))
+    return found
 
 
 def _open_new(path: Path) -> BinaryIO:

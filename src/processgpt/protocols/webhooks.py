@@ -54,7 +54,9 @@ class WebhookPatch(BaseModel):
 
 class WebhookView(BaseModel):
     """An endpoint. ``secret`` is the whole signing secret only in the answer that made it
-    (or rotated it); every other answer shows it masked (``whsec_…abcd``)."""
+    (or rotated it); every other answer shows it masked (``whsec_…abcd``).
+    ``previous_secret_until``: after a rotation, until when deliveries are also signed with
+    the secret it replaced (null: only with ``secret``)."""
 
     id: uuid.UUID
     url: str
@@ -63,6 +65,7 @@ class WebhookView(BaseModel):
     enabled: bool
     disabled_reason: str | None
     secret: str
+    previous_secret_until: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

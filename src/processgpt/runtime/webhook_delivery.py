@@ -1,9 +1,12 @@
 """The worker's webhook delivery loop: sends the outbox's due deliveries through a
 :class:`Sender`, at least once each.
 
-A round claims up to the free sending slots (``FOR UPDATE SKIP LOCKED`` in
-:meth:`~processgpt.db.webhooks.WebhookRepository.claim`: any number of workers share the
-outbox, each delivery attempt taken by one), starts a send per claimed delivery and records
+A round claims up to the free sending slots (:meth:`~processgpt.db.webhooks.
+WebhookRepository.claim`: any number of workers share the outbox, each delivery attempt taken
+by one), fairly: an endpoint has at most ``per_endpoint`` attempts in flight and a tenant
+``per_tenant`` across the deployment, and tenants take turns, so one tenant's slow or failing
+endpoint (timeouts, a backlog of thousands) holds a bounded share of the senders and never
+delays another tenant's deliveries behind its own. It starts a send per claimed delivery and records
 each attempt's end (:func:`~processgpt.domain.webhooks.decide`: delivered, retried after the
 schedule's next delay or the answer's ``Retry-After``, dead, or gone on 410). A claim pushes
 the delivery ``lease_seconds`` out, so a worker killed mid-delivery leaves it due again: it is
@@ -53,7 +56,9 @@ class DeliveryLoop:
         sender: Sender,
         schedule: tuple[float, ...],
         *,
-        concurrency: int = 8,
+        concurrency: int = 16,
+        per_endpoint: int = 4,
+        per_tenant: int = 8,
         lease_seconds: float = 60.0,
         max_sleep: float = 30.0,
     ) -> None:
@@ -61,6 +66,8 @@ class DeliveryLoop:
         self._sender = sender
         self._schedule = schedule
         self._concurrency = concurrency
+        self._per_endpoint = per_endpoint
+        self._per_tenant = per_tenant
         self._lease = lease_seconds
         self._max_sleep = max_sleep
         self._wakeup = asyncio.Event()
@@ -81,7 +88,13 @@ class DeliveryLoop:
                 delay: float | None
                 try:
                     if free > 0:
-                        for delivery in await self._repo.claim(free, self._lease):
+                        claimed = await self._repo.claim(
+                            free,
+                            self._lease,
+                            per_endpoint=self._per_endpoint,
+                            per_tenant=self._per_tenant,
+                        )
+                        for delivery in claimed:
                             task = asyncio.create_task(
                                 self._deliver(delivery), name=f"webhook:{delivery.id}"
                             )
@@ -90,7 +103,9 @@ class DeliveryLoop:
                     if len(self._sending) >= self._concurrency:
                         delay = None  # a slot frees up: a send ending wakes us
                     else:
-                        delay = await self._repo.seconds_until_next()
+                        delay = await self._repo.seconds_until_next(
+                            self._per_endpoint, self._per_tenant
+                        )
                 except Exception as exc:  # noqa: BLE001 - deliveries stay due: tried again
                     failures += 1
                     log_db_error("claiming webhook deliveries", exc, first=failures == 1)

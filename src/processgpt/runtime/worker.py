@@ -37,6 +37,7 @@ from processgpt.db.worker_queries import SERVER_SETTINGS, ClaimedTask, WorkerQue
 from processgpt.db.workers import WorkerIdentity, WorkerRegistry
 from processgpt.domain.events import encode_json
 from processgpt.domain.task import RetryPolicy
+from processgpt.files.storage import FileStorage
 from processgpt.metrics import TASKS, track_slots
 from processgpt.runtime.attempt import AttemptEnd, RunResult, StopReason, end_of_attempt
 from processgpt.runtime.background import background
@@ -116,9 +117,11 @@ class Worker:
         *,
         descriptions: Mapping[str, str] | None = None,
         webhooks: Callable[[Database], DeliveryLoop] | None = None,
+        file_storage: FileStorage | None = None,
     ) -> None:
         """``webhooks``: makes the webhook delivery loop on the worker's pool (None: this
-        worker sends no webhooks)."""
+        worker sends no webhooks). ``file_storage``: where files' bytes are, for retention
+        (the files of deleted work, and the orphan sweep)."""
         if not runners:
             raise ValueError("a worker needs at least one orchestrator to run")
         self.db = db
@@ -161,6 +164,7 @@ class Worker:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._make_webhooks = webhooks
+        self._file_storage = file_storage
         self._services: WorkerServices | None = None  # the loops beside the tasks, once run
         self.started = asyncio.Event()
         self.stats: dict[str, int] = {
@@ -254,6 +258,7 @@ class Worker:
             self._queries,
             self.options,
             make_webhooks=self._make_webhooks,
+            file_storage=self._file_storage,
             on_crash=self._on_background_crash,
         )
         self._services = services

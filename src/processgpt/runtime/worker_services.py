@@ -20,6 +20,7 @@ from processgpt.db.schedules import SCHEDULES_CHANNEL, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
 from processgpt.db.webhooks import WEBHOOKS_CHANNEL
 from processgpt.db.worker_queries import WorkerQueries
+from processgpt.files.storage import FileStorage
 from processgpt.runtime.background import background
 from processgpt.runtime.process_service import ProcessService
 from processgpt.runtime.retention import RetentionJob
@@ -45,12 +46,14 @@ class WorkerServices:
         *,
         make_webhooks: Callable[[Database], DeliveryLoop] | None,
         on_crash: Callable[[BaseException], None],
+        file_storage: FileStorage | None = None,
     ) -> None:
         self._db = db
         self._pool = queries.db
         self._graphs = queries.graphs
         self._options = options
         self._make_webhooks = make_webhooks
+        self._file_storage = file_storage
         self._on_crash = on_crash
         self.timers: TimerLoop | None = None
         self.schedules: ScheduleLoop | None = None
@@ -113,7 +116,9 @@ class WorkerServices:
     def _retention_block(self) -> Block:
         if not self._options.retention.interval:
             return contextlib.nullcontext()
-        self.retention = RetentionJob(RetentionRepository(self._db), self._options.retention)
+        self.retention = RetentionJob(
+            RetentionRepository(self._db), self._options.retention, self._file_storage
+        )
         return background(self.retention.loop(), name="retention", on_crash=self._on_crash)
 
     def _learning_block(self) -> Block:

@@ -43,7 +43,13 @@ class HttpSender:
     async def send(self, delivery: ClaimedDelivery) -> AttemptResult:
         body = delivery.body()
         started = time.monotonic()
-        headers = signed_headers(delivery.secret, delivery.webhook_id, int(time.time()), body)
+        headers = signed_headers(
+            delivery.secret,
+            delivery.webhook_id,
+            int(time.time()),
+            body,
+            delivery.previous_secret,
+        )
         try:
             async with asyncio.timeout(self._timeout):
                 response = await self._client.post(delivery.url, content=body, headers=headers)

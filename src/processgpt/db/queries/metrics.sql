@@ -59,7 +59,7 @@ SELECT jsonb_build_object(
     'instances', COALESCE((SELECT jsonb_object_agg(status, n) FROM instances), '{}'),
     'incidents_open', COALESCE((SELECT sum(incidents) FROM instances), 0),
     -- webhook deliveries waiting to be sent (those of disabled endpoints excluded), through
-    -- webhook_deliveries_due (migration 0024)
+    -- webhook_deliveries_endpoint_due (migration 0031)
     'webhooks', (
         SELECT jsonb_build_object(
             'pending', count(*),

@@ -3,7 +3,8 @@
 -- only finished rows are ever taken, so a claim (which locks PENDING rows) never waits for a
 -- batch, and a batch never waits for a claim. A task's events go with it (the statement
 -- trigger of migration 0006); an instance's history, timers, sources, child instances and
--- tasks go with it (ON DELETE CASCADE).
+-- tasks go with it (ON DELETE CASCADE); the files of deleted tasks and instances are deleted
+-- in the same statement (their storage keys returned: the bytes go after the commit).
 
 -- name: retention_cutoffs
 -- Each tenant whose finished work expires, with the time before which it has expired. $1:
@@ -25,9 +26,17 @@ WITH doomed AS (
     ORDER BY created_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+), gone_files AS (
+    -- The tasks' files go with them (a file a document was made from or into stays: it is
+    -- the document's); their bytes are the caller's to delete once this commits.
+    DELETE FROM files f USING doomed
+    WHERE f.task_id = doomed.id
+      AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.file_id = f.id)
+    RETURNING f.task_id, f.storage || ':' || f.storage_key AS file
 )
 DELETE FROM todolist t USING doomed WHERE t.id = doomed.id
-RETURNING t.created_at, t.id, t.last_seq;
+RETURNING t.created_at, t.id, t.last_seq,
+          ARRAY(SELECT g.file FROM gone_files g WHERE g.task_id = t.id) AS files;
 
 -- name: retention_delete_instances
 -- Up to $3 top-level process instances of tenant $1 that ended before $2, with nothing in
@@ -57,19 +66,29 @@ WITH doomed AS (
 ), counted AS (
     SELECT count(*) AS tasks, COALESCE(sum(t.last_seq), 0)::bigint AS events
     FROM todolist t WHERE t.proc_inst_id IN (SELECT id FROM tree)
+), gone_files AS (
+    -- The files of the instances and of their tasks (not those documents were made from or
+    -- into), through files_proc_inst and files_task.
+    DELETE FROM files f
+    WHERE (f.proc_inst_id IN (SELECT id FROM tree)
+           OR f.task_id IN (SELECT t.id FROM todolist t
+                            WHERE t.proc_inst_id IN (SELECT id FROM tree)))
+      AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.file_id = f.id)
+    RETURNING f.storage || ':' || f.storage_key AS file
 ), gone AS (
     DELETE FROM bpm_proc_inst p USING doomed WHERE p.proc_inst_id = doomed.proc_inst_id
     RETURNING p.proc_inst_id
 )
 SELECT (SELECT count(*) FROM gone) AS roots,
        (SELECT count(*) FROM tree) AS instances,
-       counted.tasks, counted.events
+       counted.tasks, counted.events,
+       ARRAY(SELECT g.file FROM gone_files g) AS files
 FROM counted;
 
 -- name: retention_preview
 -- What a run would delete now for tenant $1 and cutoff $2, without deleting: standalone
--- tasks, top-level instances (and every instance and task of their trees), and events
--- (a task's events are numbered 1..last_seq).
+-- tasks, top-level instances (and every instance and task of their trees), events (a task's
+-- events are numbered 1..last_seq), and the files of those tasks and instances.
 WITH tasks AS (
     SELECT count(*) AS n, COALESCE(sum(last_seq), 0)::bigint AS events FROM todolist
     WHERE tenant_id = $1 AND created_at < $2 AND finished_at < $2 AND proc_inst_id IS NULL
@@ -93,12 +112,23 @@ WITH tasks AS (
 ), tree_tasks AS (
     SELECT count(*) AS n, COALESCE(sum(t.last_seq), 0)::bigint AS events
     FROM todolist t WHERE t.proc_inst_id IN (SELECT id FROM tree)
+), doomed_files AS (
+    SELECT count(*) AS n FROM files f
+    WHERE f.tenant_id = $1
+      AND (f.task_id IN (SELECT t.id FROM todolist t
+                         WHERE t.tenant_id = $1 AND t.created_at < $2 AND t.finished_at < $2
+                           AND t.proc_inst_id IS NULL)
+           OR f.proc_inst_id IN (SELECT id FROM tree)
+           OR f.task_id IN (SELECT t.id FROM todolist t
+                            WHERE t.proc_inst_id IN (SELECT id FROM tree)))
+      AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.file_id = f.id)
 )
 SELECT (SELECT count(*) FROM roots) AS roots,
        (SELECT count(*) FROM tree) AS instances,
        tasks.n + tree_tasks.n AS tasks,
-       tasks.events + tree_tasks.events AS events
-FROM tasks, tree_tasks;
+       tasks.events + tree_tasks.events AS events,
+       doomed_files.n AS files
+FROM tasks, tree_tasks, doomed_files;
 
 -- name: retention_delete_notices
 -- Up to $3 notifications of tenant $1 written before $2, and up to $3 of its webhook

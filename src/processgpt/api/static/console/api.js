@@ -51,16 +51,40 @@ function headers(json) {
 
 /** Calls the API; resolves to the JSON body (null for 204), rejects with ApiError. */
 export async function api(path, { method = "GET", body, signal } = {}) {
+  return send(path, {
+    method,
+    headers: headers(body !== undefined),
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+  });
+}
+
+/** Uploads a file (multipart, the part named `file`) to `path`; resolves to the JSON body. */
+export async function upload(path, file, { signal } = {}) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  return send(path, { method: "POST", headers: headers(false), body: form, signal });
+}
+
+/** Downloads a stored file: asks the API for a signed short-lived link (the key stays in the
+ * header, never in a URL) and lets the browser follow it (an attachment: it never renders). */
+export async function download(fileId, name) {
+  const link = await api(`/v1/files/${encodeURIComponent(fileId)}/link`, { method: "POST", body: { seconds: 60 } });
+  const a = document.createElement("a");
+  a.href = link.url;
+  a.download = name || "";
+  a.rel = "noopener";
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function send(path, init) {
   let response;
   try {
-    response = await fetch(path, {
-      method,
-      headers: headers(body !== undefined),
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-    });
+    response = await fetch(path, init);
   } catch (err) {
-    if (signal?.aborted) throw err;
+    if (init.signal?.aborted) throw err;
     throw new ApiError(0, "network", "the server cannot be reached");
   }
   const text = response.status === 204 ? "" : await response.text();

@@ -12,7 +12,7 @@ export function create(view) {
   const line = errorLine();
   const paging = pager(() => load());
   clear(pane, h("h2", {}, "Dead letters"), h("p", { class: "muted" }, "Tasks that failed for good. Re-queue runs one again with its attempts reset."),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "agent"), h("th", {}, "query"), h("th", {}, "error"), h("th", {}, "failed"), h("th", {}, ""))), rows),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", { class: "opt" }, "state"), h("th", { class: "opt" }, "agent"), h("th", {}, "query"), h("th", {}, "error"), h("th", { class: "opt" }, "failed"), h("th", {}, ""))), rows),
     line, paging.el);
 
   async function load() {
@@ -30,10 +30,10 @@ export function create(view) {
             load();
           });
         }
-        return h("tr", { dataset: { id: t.id } }, h("td", {}, badge(t.status)), h("td", {}, t.agent_orch),
+        return h("tr", { dataset: { id: t.id } }, h("td", { class: "opt" }, badge(t.status)), h("td", { class: "opt" }, t.agent_orch),
           h("td", { class: "ellipsis" }, h("a", { href: "#/tasks/" + t.id }, t.query || t.activity_name || short(t.id))),
           h("td", { class: "ellipsis", title: t.error?.message || "" }, t.error?.message || t.error?.code || ""),
-          h("td", { class: "muted" }, when(t.finished_at || t.updated_at)), h("td", {}, action));
+          h("td", { class: "muted opt" }, when(t.finished_at || t.updated_at)), h("td", {}, action));
       }) : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No failed tasks.")));
       paging.setNext(page.next_cursor);
     } catch (err) { line.set(err); }

@@ -67,7 +67,10 @@ export function layout(graph) {
     const offset = ((tallest - ids.length) * ROW) / 2;
     ids.forEach((id, i) => { pos[id] = { x: PAD + li * COL, y: PAD + offset + i * ROW, layer: li }; });
   });
-  return { pos, back, flows, width: PAD * 2 + Math.max(1, layers.length) * COL - (COL - W), height: PAD * 2 + tallest * ROW + 30 };
+  // Room below the lowest row: labels under events, and the arcs of flows that go back.
+  const arcs = flows.some((f) => back.has(f.id) || layer.get(f.target) <= layer.get(f.source));
+  return { pos, back, flows, width: PAD * 2 + Math.max(1, layers.length) * COL - (COL - W),
+    height: PAD * 2 + (tallest - 1) * ROW + H + (arcs ? 60 : 12) };
 }
 
 function wrap(text, max = 18) {
@@ -85,6 +88,20 @@ const EVENT = (kind) => kind === "start" || kind === "end" || kind.endsWith("_ev
 const GATEWAY = (kind) => ["exclusive", "parallel", "inclusive", "event_based", "gateway", "complex"].includes(kind);
 const half = (node) => (EVENT(node.kind) ? 16 : GATEWAY(node.kind) ? 22 : W / 2);
 
+/** The mark inside an event's circle: what it waits for (a message, a signal, a timer). */
+function glyph(kind, timer, cx, cy) {
+  const mark = { class: "glyph" };
+  if (kind === "message") {
+    return [s("rect", { ...mark, x: cx - 8, y: cy - 5.5, width: 16, height: 11, rx: 1 }),
+      s("path", { ...mark, d: `M ${cx - 8} ${cy - 5.5} L ${cx} ${cy + 1} L ${cx + 8} ${cy - 5.5}` })];
+  }
+  if (kind === "signal") return [s("polygon", { ...mark, points: `${cx},${cy - 8} ${cx + 7.5},${cy + 5.5} ${cx - 7.5},${cy + 5.5}` })];
+  if (kind === "timer" || (kind === "start" && timer)) {
+    return [s("circle", { ...mark, cx, cy, r: 9 }), s("path", { ...mark, d: `M ${cx} ${cy - 6} L ${cx} ${cy} L ${cx + 4.5} ${cy + 2.5}` })];
+  }
+  return [];
+}
+
 function shape(node, p) {
   const cx = p.x + W / 2, cy = p.y + H / 2;
   const kind = node.kind;
@@ -92,7 +109,7 @@ function shape(node, p) {
   if (EVENT(kind)) {
     const ring = s("circle", { cx, cy, r: 16 });
     if (kind === "end") ring.setAttribute("stroke-width", "3.5");
-    return [ring, s("text", { x: cx, y: cy + 30, "text-anchor": "middle" }, wrap(label, 22)[0])];
+    return [ring, ...glyph(kind, node.timer, cx, cy), s("text", { x: cx, y: cy + 30, "text-anchor": "middle" }, wrap(label, 22)[0])];
   }
   if (GATEWAY(kind)) {
     const mark = { exclusive: "×", parallel: "+", inclusive: "○", event_based: "◇" }[kind] || "";

@@ -27,11 +27,13 @@ export function create(view) {
   const queue = h("tbody");
   const timings = h("tbody");
   const line = errorLine();
-  const table = (heads, body) => h("table", { class: "rows" }, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))), body);
+  // Wide tables scroll inside their own box on a narrow screen; the page does not.
+  const table = (heads, body) => h("div", { class: "scroll-x" },
+    h("table", { class: "rows numbers" }, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))), body));
   clear(pane, h("h2", {}, "Metrics"), stats, line,
     h("h3", {}, "Queue now"), table(["agent", "pending", "running", "waiting for input", "oldest pending"], queue),
     h("h3", {}, "Timings of tasks that ended within ", windowSel),
-    table(["agent", "ended", "done", "failed", "cancelled", "wait p50", "p90", "p99", "run p50", "p90", "p99"], timings));
+    table(["agent", "ended", "done", "failed", "cancelled", "wait p50", "wait p90", "wait p99", "run p50", "run p90", "run p99"], timings));
 
   async function load() {
     try {

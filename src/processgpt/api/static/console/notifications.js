@@ -77,7 +77,7 @@ export function create(view) {
   });
   clear(pane, h("h2", {}, "Notifications"),
     h("div", { class: "toolbar" }, user, role, h("label", { class: "check" }, unreadOnly, "unread only"), markAll),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "what"), h("th", {}, "message"), h("th", {}, "for"), h("th", {}, "when"), h("th", {}, ""))), rows),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "what"), h("th", {}, "message"), h("th", { class: "opt" }, "for"), h("th", {}, "when"), h("th", {}, ""))), rows),
     line, paging.el);
 
   function row(n) {
@@ -94,7 +94,7 @@ export function create(view) {
     return h("tr", { dataset: { id: String(n.id) }, class: n.read ? "read" : "unread" },
       h("td", {}, h("span", { class: "badge " + (n.type === "PROCESS_INCIDENT" ? "INCIDENT" : n.type === "PROCESS_DONE" ? "DONE" : "TODO") }, LABELS[n.type] || n.type)),
       h("td", {}, link ? h("a", { href: link }, n.message) : n.message),
-      h("td", { class: "ellipsis" }, n.user_id || n.role || "everyone"), h("td", { class: "muted" }, when(n.created_at)), h("td", {}, action));
+      h("td", { class: "ellipsis opt" }, n.user_id || n.role || "everyone"), h("td", { class: "muted" }, when(n.created_at)), h("td", {}, action));
   }
 
   async function load() {

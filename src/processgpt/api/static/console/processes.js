@@ -1,9 +1,10 @@
 // Process instances: the list (live states) and one instance followed live over its stream:
 // its diagram with finished, waiting and failed steps marked, its tasks, incidents (resolve),
-// variables and history; cancel while it runs.
+// variables and history; the actions its state allows (process_actions.js).
 
 import { api, query, stream } from "./api.js";
 import { diagram } from "./diagram.js";
+import { instanceActions } from "./process_actions.js";
 import { act, badge, clear, errorLine, facts, h, json, pager, short, split, toast, when } from "./ui.js";
 
 const STATES = ["RUNNING", "INCIDENT", "COMPLETED", "CANCELLED"];
@@ -74,7 +75,7 @@ export function create(view) {
   status.onchange = () => { paging.reset(); load(); };
   def.onchange = () => { paging.reset(); load(); };
   clear(layout.list, h("h2", {}, "Process instances"), h("div", { class: "toolbar" }, def, status),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "process"), h("th", {}, "waits at"), h("th", {}, "started"))), rows),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "process"), h("th", { class: "opt" }, "waits at"), h("th", {}, "started"))), rows),
     listError, paging.el);
 
   async function load() {
@@ -84,7 +85,7 @@ export function create(view) {
       clear(rows, page.items.length ? page.items.map((p) => h("tr", { class: "row" + (p.id === selected ? " selected" : ""), dataset: { id: p.id },
         onclick: () => { location.hash = "#/processes/" + p.id; } },
       h("td", {}, badge(p.status)), h("td", {}, h("a", { href: "#/processes/" + p.id }, p.name || p.proc_def_id || short(p.id)), p.version ? h("span", { class: "muted" }, " v" + p.version) : ""),
-      h("td", { class: "ellipsis" }, p.current_activity_ids.join(", ")), h("td", { class: "muted" }, when(p.start_date))))
+      h("td", { class: "ellipsis opt" }, p.current_activity_ids.join(", ")), h("td", { class: "muted" }, when(p.start_date))))
         : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No process instances.")));
       paging.setNext(page.next_cursor);
     } catch (err) { listError.set(err); }
@@ -99,7 +100,7 @@ export function create(view) {
     const line = errorLine();
     const st = badge("…", { id: "process-status" });
     const title = h("h2");
-    const actions = h("div", { class: "actions" });
+    const actions = h("div");
     const info = h("div");
     const pic = h("div", { class: "diagram" });
     const incidents = h("div");
@@ -126,6 +127,18 @@ export function create(view) {
         } while (again && !controller.signal.aborted);
       })().catch((err) => { if (!controller.signal.aborted) line.set(err); }).finally(() => { refreshing = null; });
     };
+    let versions = null;  // the definition's versions, read again when the state changes
+    const drawActions = async (inst) => {
+      let graph = null;
+      if (inst.proc_def_id && inst.version && !ENDED.has(inst.status)) {
+        try {
+          versions = (await api(`/v1/process-definitions/${encodeURIComponent(inst.proc_def_id)}`)).versions;
+          graph = await graphOf(inst.proc_def_id, inst.version);
+        } catch (err) { line.set(err); }
+      }
+      if (controller.signal.aborted || actions.dataset.key !== [inst.status, inst.version, [...inst.current_activity_ids].sort()].join("|")) return;
+      clear(actions, instanceActions(inst, { graph, versions, graphOf, line, onDone: () => { refresh(); load(); } }));
+    };
     let drawn = "";
     const render = async (inst, lines) => {
       title.textContent = inst.name || inst.proc_def_id || "instance " + short(inst.id);
@@ -134,15 +147,10 @@ export function create(view) {
       clear(info, facts([["id", h("code", {}, inst.id)], ["definition", inst.proc_def_id ? h("a", { href: `#/definitions/${encodeURIComponent(inst.proc_def_id)}/${inst.version}` }, `${inst.proc_def_id} v${inst.version}`) : "(one task)"],
         ["started", when(inst.start_date)], ["ended", when(inst.end_date)], ["waits at", inst.current_activity_ids.join(", ")],
         ["parent", inst.parent_id ? h("a", { href: "#/processes/" + inst.parent_id }, short(inst.parent_id)) : null]]));
-      if (ENDED.has(inst.status)) clear(actions);
-      else {
-        const cancel = h("button", { class: "danger", type: "button", name: "cancel" }, "Cancel instance");
-        cancel.onclick = () => act(cancel, line, async () => {
-          await api(`/v1/processes/${id}/cancel`, { method: "POST", body: { reason: "cancelled from the console" } });
-          toast("Instance cancelled");
-          refresh(); load();
-        });
-        clear(actions, cancel);
+      const actionsKey = [inst.status, inst.version, [...inst.current_activity_ids].sort()].join("|");
+      if (actions.dataset.key !== actionsKey) {  // rebuilt only on change: keeps what is typed
+        actions.dataset.key = actionsKey;
+        drawActions(inst);
       }
       const open = [...inst.incidents, ...inst.child_incidents];
       const shown = open.map((i) => i.id + (i.child_id || "")).join();
@@ -167,6 +175,9 @@ export function create(view) {
             // The start node counts as finished once the instance has begun.
             for (const n of graph.nodes) if (n.kind === "start" && lines.length) done.add(n.id);
             clear(pic, diagram(graph, { done, active, incident }));
+            // A diagram wider than its box (a phone) scrolls: bring where it waits into view.
+            const here = pic.querySelector("g.incident, g.active");
+            if (here && pic.scrollWidth > pic.clientWidth) pic.scrollLeft = Math.max(0, here.getBBox().x - 40);
           } catch (err) { clear(pic, h("p", { class: "error" }, err.describe ? err.describe() : String(err))); }
         }
       } else clear(pic, h("p", { class: "muted" }, "No definition: this instance was started with one task."));

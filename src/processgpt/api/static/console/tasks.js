@@ -2,6 +2,7 @@
 // detail followed live over its stream, with the actions its state allows.
 
 import { api, query, stream } from "./api.js";
+import { filesPanel } from "./files.js";
 import { Timeline, questionOf } from "./timeline.js";
 import { act, badge, clear, errorLine, facts, h, json, pager, short, split, toast, when } from "./ui.js";
 
@@ -45,7 +46,7 @@ export function create(view) {
   });
   status.addEventListener("change", () => { paging.reset(); load(); });
   clear(layout.list, h("h2", {}, "Tasks"), newTask, h("div", { class: "toolbar" }, search, status),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "agent"),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", { class: "opt" }, "agent"),
       h("th", {}, "query"), h("th", {}, "created"))), rows), listError, paging.el);
 
   async function load() {
@@ -57,7 +58,7 @@ export function create(view) {
       clear(rows, page.items.length ? page.items.map((t) => h("tr", {
         class: "row" + (t.id === selected ? " selected" : ""), dataset: { id: t.id },
         onclick: () => { location.hash = "#/tasks/" + t.id; },
-      }, h("td", {}, badge(t.status)), h("td", {}, t.agent_orch),
+      }, h("td", {}, badge(t.status)), h("td", { class: "opt" }, t.agent_orch),
       h("td", { class: "ellipsis", title: t.query }, h("a", { href: "#/tasks/" + t.id }, t.query || t.activity_name || t.id)),
       h("td", { class: "muted" }, when(t.created_at)))) : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No tasks here.")));
       paging.setNext(page.next_cursor);
@@ -130,6 +131,7 @@ export function create(view) {
     const ask = h("div");
     const timeline = new Timeline();
     const result = h("div");
+    const files = filesPanel(task);
     let question = null;
     const sync = () => {
       st.textContent = task.status;
@@ -147,12 +149,13 @@ export function create(view) {
           ["attempts", `${task.attempts} of ${task.max_attempts}`], ["assigned to", task.user_id],
           ["error", task.error ? task.error.message || JSON.stringify(task.error) : null]]),
         actions, line),
-      warnings, ask, h("h3", {}, "Timeline"), timeline.el, result);
+      warnings, ask, files.el, h("h3", {}, "Timeline"), timeline.el, result);
     sync();
     try {
       await stream(`/v1/tasks/${id}/stream`, (part) => {
         if (controller.signal.aborted) return;
         timeline.part(part);
+        if (part.type === "file") files.refresh();
         if (part.type === "data-human_asked") { question = questionOf(part.data); sync(); }
         if (part.type === "data-task_status" && part.data.task_id === id) {
           const changed = task.status !== part.data.status;

@@ -2,10 +2,15 @@
 // reasoning and tool calls collapsed (arguments and result inside), questions highlighted,
 // progress as short lines, anything else as a collapsed event.
 
+import { fileCard } from "./files.js";
 import { h, json } from "./ui.js";
 
 const QUIET = new Set(["start", "start-step", "finish-step", "text-end", "reasoning-end",
   "tool-input-start", "tool-input-delta", "data-task_status"]);
+
+/** How a stream's `finish` reads (AI SDK finish reasons). */
+const FINISH = { stop: "", error: "with an error", "content-filter": "stopped by a content filter",
+  length: "at the length limit", other: "" };
 
 const LABELS = {
   task_started: "started", task_working: "working", task_completed: "completed",
@@ -88,7 +93,7 @@ export class Timeline {
     } else if (t === "error") {
       this.add("bad", h("span", { class: "label" }, "error "), p.errorText);
     } else if (t === "file") {
-      this.add("file", h("span", { class: "label" }, "file "), h("a", { href: p.url, target: "_blank", rel: "noopener" }, p.url));
+      this.add("file", h("span", { class: "label" }, "sent a file"), fileCard(p));
     } else if (t === "data-human_asked") {
       const q = questionOf(p.data);
       this.add("asked", h("span", { class: "label" }, "question: "), q.text,
@@ -99,7 +104,7 @@ export class Timeline {
       this.add("good", h("span", { class: "label" }, "answered: "), typeof answer === "string" ? answer : JSON.stringify(answer));
     } else if (t === "finish") {
       this.add(p.finishReason === "error" ? "bad" : "good", h("span", { class: "label" }, "ended"),
-        h("span", { class: "when" }, p.finishReason || ""));
+        h("span", { class: "when" }, FINISH[p.finishReason] ?? p.finishReason ?? ""));
     } else if (t.startsWith("data-") && !QUIET.has(t)) {
       const step = progress(p.data);
       if (step !== null) this.add("progress", h("span", { class: "label" }, label(t) + " "), h("span", { class: "muted" }, step));

@@ -28,7 +28,7 @@ export function create(view) {
   let current = null;
   for (const el of [user, role]) el.addEventListener("change", () => { paging.reset(); load(); });
   clear(layout.list, h("h2", {}, "Worklist"), h("div", { class: "toolbar" }, user, role),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "step"), h("th", {}, "who"), h("th", {}, "due"), h("th", {}, "created"))), rows),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "step"), h("th", {}, "who"), h("th", { class: "opt" }, "due"), h("th", {}, "created"))), rows),
     listError, paging.el);
 
   async function load() {
@@ -38,7 +38,7 @@ export function create(view) {
       clear(rows, page.items.length ? page.items.map((t) => h("tr", { class: "row" + (t.id === selected ? " selected" : ""), dataset: { id: t.id },
         onclick: () => { location.hash = "#/worklist/" + t.id; } },
       h("td", {}, h("a", { href: "#/worklist/" + t.id }, t.activity_name || t.activity_id || t.query || t.id), t.draft ? h("span", { class: "muted" }, " (draft)") : ""),
-      h("td", { class: "ellipsis" }, t.user_id || t.role || ""), h("td", { class: "muted" }, when(t.due_at)), h("td", { class: "muted" }, when(t.created_at))))
+      h("td", { class: "ellipsis" }, t.user_id || t.role || ""), h("td", { class: "muted opt" }, when(t.due_at)), h("td", { class: "muted" }, when(t.created_at))))
         : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Nothing waits for a person.")));
       paging.setNext(page.next_cursor);
     } catch (err) { listError.set(err); }
