@@ -400,7 +400,11 @@ class Worker:
         try:
             if not run.stopped():  # else stopped before it started
                 if tracing.enabled():
-                    result, error = await traced_run(run, lambda: self._run_executor(active))
+                    result, error = await traced_run(
+                        run,
+                        lambda: self._run_executor(active),
+                        self._queries.instance_trace_context,
+                    )
                 else:
                     if logs.task_ids_logged():
                         claimed = run.claimed
