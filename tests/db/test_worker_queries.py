@@ -86,3 +86,15 @@ async def test_a_claimed_task_carries_its_row_and_context(db: Database) -> None:
     assert set(context) == {"form", "users", "tenant_mcp", "agent_profile", "sources"}
     assert context["form"]["html"] == "<form/>" and context["users"] is None
     assert task.form_id == "order_form"
+
+
+async def test_lease_recovery_says_which_tasks_it_put_back_and_for_which_agent(
+    db: Database,
+) -> None:
+    queries = WorkerQueries(db)
+    task_id, _ = await _claim_one(queries, db)
+    await db.execute(
+        "UPDATE todolist SET lease_until = now() - interval '1 s' WHERE id = $1", task_id
+    )
+    assert await queries.recover_expired() == [(task_id, "demo", TaskStatus.PENDING)]
+    assert await queries.recover_expired() == []
