@@ -44,6 +44,7 @@ from a2a.types import (
 )
 from google.protobuf import json_format
 
+from processgpt.domain.documents import Document
 from processgpt.domain.errors import (
     InvalidConfiguration,
     InvalidInput,
@@ -224,6 +225,12 @@ class ProcessGPTEventQueue(EventQueue):
     def result(self) -> RunRecord:
         return self._result
 
+    @property
+    def has_files(self) -> bool:
+        """Whether :meth:`send_file` and :meth:`save_document` can work (the worker has file
+        storage)."""
+        return self._files is not None
+
     def enqueue_event(self, event: Any) -> Awaitable[None]:  # type: ignore[override]
         """Queue ``event`` durably (the write is batched). Awaiting the return value is
         optional; it waits while the writer is saturated."""
@@ -307,6 +314,33 @@ class ProcessGPTEventQueue(EventQueue):
             },
         )
         return info
+
+    async def save_document(
+        self,
+        title: str,
+        content: str = "",
+        *,
+        file_id: uuid.UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Document:
+        """Store a document as the task's result (seed 001's ``documents``: listed by task and
+        process instance at ``/v1/documents``): a title, text ``content`` and optionally a file
+        (e.g. :meth:`send_file`'s). Written at once, fenced by this attempt's claim
+        (:class:`LeaseLost` if the task was taken away: nothing is stored); then a
+        ``document`` event ``{document_id, title, file_id}`` goes on the task's log. A retried
+        attempt stores its own documents: those of a failed attempt stay, marked with it."""
+        files = _require_files(self._files)
+        meta = {**(metadata or {}), "attempt": self._run.attempt}
+        document = await files.save_document(title, content, file_id=file_id, metadata=meta)
+        await self._emit(
+            "document",
+            {
+                "document_id": str(document.id),
+                "title": document.title,
+                "file_id": str(document.file_id) if document.file_id else None,
+            },
+        )
+        return document
 
     def complete(self, result: Any) -> Awaitable[None]:
         """Set the task's final result and end it as completed, in one call: the same as a

@@ -39,8 +39,9 @@ class DemoExecutor(AgentExecutor):
     Input options (all optional): ``steps`` (progress events, default 3), ``delay`` (seconds
     per step, default 0.05), ``fail_attempts`` (fail the first N attempts, to see retries),
     ``ask`` (a question for a person; the run ends waiting for input, and the answer is in
-    the result of the next run), ``send_file`` (``{"name", "text"}``: the agent sends the
-    user a text file). The files the task was given (``input.files``) are listed in the
+    the result of the next run), ``send_file`` (``{"name", "text", "document_title"?}``: the
+    agent sends the user a text file, and with a title stores it as the step's document).
+    The files the task was given (``input.files``) are listed in the
     result with their size and SHA-256, read back from storage.
     """
 
@@ -97,10 +98,16 @@ class DemoExecutor(AgentExecutor):
             result["files"] = await _read_files(context)
         wanted = options.get("send_file")
         if isinstance(wanted, dict):
+            text = str(wanted.get("text", ""))
             sent = await event_queue.send_file(  # type: ignore[attr-defined]
-                str(wanted.get("name") or "demo.txt"), str(wanted.get("text", "")).encode()
+                str(wanted.get("name") or "demo.txt"), text.encode()
             )
             result["sent_file"] = str(sent.id)
+            if wanted.get("document_title"):
+                document = await event_queue.save_document(  # type: ignore[attr-defined]
+                    str(wanted["document_title"]), text, file_id=sent.id
+                )
+                result["document"] = str(document.id)
         await event_queue.enqueue_event(
             TaskArtifactUpdateEvent(
                 task_id=task_id,

@@ -5,7 +5,8 @@ Configuration is a :class:`~processgpt.config.LlmSettings` (``PROCESSGPT_LLM_*``
 the composition root and passed in; without a model endpoint the executor refuses to be
 created (:class:`~processgpt.domain.errors.InvalidConfiguration`). A task's ``input`` may
 override ``model``, ``instructions`` and ``max_steps``; ``input.history`` (a list of
-``{"role": "user"|"assistant", "text": …}``) is sent before the query.
+``{"role": "user"|"assistant", "text": …}``) is sent before the query; the files the task
+was given go with the query (:mod:`processgpt.agents.llm_attachments`).
 
 A task submitted under an agent profile (``extras["agent_profile"]``, an ``agents`` row read
 at claim time) runs with the profile's settings. Precedence, highest first: the task's
@@ -20,9 +21,9 @@ One run is a loop of steps; each step is one streamed completion: ``step_started
 as coalesced ``text_delta`` events, the tool calls as ``tool_usage_started`` /
 ``tool_usage_finished`` events (MCP tools from :mod:`processgpt.tools.mcp`, plus the built-ins
 ``ask_human``, ``delegate`` — another agent, local through the queue or remote over A2A, see
-:mod:`processgpt.agents.delegate`; offered only where it can work — and, on a worker with
-memory, ``memory_search`` / ``memory_save``, see :mod:`processgpt.tools.memory_tools`), and
-``step_finished``
+:mod:`processgpt.agents.delegate`; offered only where it can work — on a worker with memory
+``memory_search`` / ``memory_save`` (:mod:`processgpt.tools.memory_tools`), and on a worker
+with file storage ``send_file`` (:mod:`processgpt.tools.file_tools`)), and ``step_finished``
 with the token usage. The loop ends when the model
 answers without tool calls; the last allowed step (``max_steps``) is sent without tools, so
 the model has to answer. A task with a form (``extras["form_fields"]``) asks for a JSON object
@@ -48,8 +49,6 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from a2a.helpers import new_text_artifact, new_text_message
@@ -61,6 +60,7 @@ from google.protobuf.struct_pb2 import Struct
 from processgpt import tracing
 from processgpt.agents.a2a_adapter import ProcessGPTEventQueue, ProcessGPTRequestContext
 from processgpt.agents.delegate import DELEGATE, DELEGATE_TOOL, Delegator
+from processgpt.agents.llm_attachments import attachment_parts, with_attachments
 from processgpt.agents.llm_conversation import (
     ASK_HUMAN,
     ASK_HUMAN_TOOL,
@@ -73,6 +73,7 @@ from processgpt.agents.llm_conversation import (
     saved_state,
     tool_arguments,
 )
+from processgpt.agents.llm_errors import provider_message, retry_after
 from processgpt.agents.llm_plan import TaskPlan
 from processgpt.config import (
     DEFAULT_LLM_INSTRUCTIONS,
@@ -82,6 +83,7 @@ from processgpt.config import (
 )
 from processgpt.domain.errors import InvalidInput, RetryLater
 from processgpt.memory.bound import TaskMemory
+from processgpt.tools.file_tools import SEND_FILE, SEND_FILE_TOOL, call_send_file
 from processgpt.tools.mcp import McpConnections, ToolOutcome, Toolset
 from processgpt.tools.memory_tools import (
     MEMORY_SAVE_TOOL,
@@ -96,7 +98,6 @@ if TYPE_CHECKING:  # imported when the first task runs: a worker of other agents
 DEFAULT_MODEL = DEFAULT_LLM_MODEL
 DEFAULT_INSTRUCTIONS = DEFAULT_LLM_INSTRUCTIONS
 MAX_STEPS_LIMIT = LLM_MAX_STEPS_LIMIT
-_MAX_RETRY_AFTER = 300.0
 _MAX_PROVIDER_MESSAGE = 300
 
 
@@ -220,11 +221,7 @@ class LlmExecutor(AgentExecutor):
         row: dict[str, Any] = data["row"]
         extras: dict[str, Any] = data["extras"]
         client = self._openai()
-        tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
-        if self.delegator.available:
-            tools.append(DELEGATE_TOOL)
-        if context.memory is not None:
-            tools += [MEMORY_SEARCH_TOOL, MEMORY_SAVE_TOOL]
+        tools = self._tools(context, event_queue, toolset)
 
         resume = resumed(row.get("draft"), extras.get("human_response"))
         if resume is not None:
@@ -234,6 +231,8 @@ class LlmExecutor(AgentExecutor):
             messages = initial_messages(
                 plan.instructions, plan.form_fields, row, extras, context.get_user_input()
             )
+            if extras.get("files") and event_queue.has_files:
+                with_attachments(messages, await attachment_parts(context.files))
 
         for step_number in range(1, plan.max_steps + 1):
             last = step_number == plan.max_steps
@@ -268,6 +267,19 @@ class LlmExecutor(AgentExecutor):
                     continue
             await finish(context, event_queue, answer)
             return
+
+    def _tools(
+        self, context: ProcessGPTRequestContext, queue: ProcessGPTEventQueue, toolset: Toolset
+    ) -> list[dict[str, Any]]:
+        """The tools offered: the task's MCP tools and the built-ins that can work here."""
+        tools = [*toolset.schemas(), ASK_HUMAN_TOOL]
+        if self.delegator.available:
+            tools.append(DELEGATE_TOOL)
+        if context.memory is not None:
+            tools += [MEMORY_SEARCH_TOOL, MEMORY_SAVE_TOOL]
+        if queue.has_files:
+            tools.append(SEND_FILE_TOOL)
+        return tools
 
     async def _toolset(
         self,
@@ -386,10 +398,10 @@ class LlmExecutor(AgentExecutor):
             return RetryLater("cannot reach the model endpoint (connection error)")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = self._redact(_provider_message(exc))
+            detail = self._redact(provider_message(exc))
             message = f"the model endpoint answered HTTP {status}: {detail}"
             if status in (408, 409, 429) or status >= 500:
-                return RetryLater(message, delay=_retry_after(exc.response.headers))
+                return RetryLater(message, delay=retry_after(exc.response.headers))
             return ModelRequestRejected(message)
         # An error event inside the stream: the provider failed mid-answer.
         return RetryLater(f"the model stream failed: {self._redact(str(exc))}")
@@ -434,6 +446,8 @@ class LlmExecutor(AgentExecutor):
                 outcome = await self.connections.call(toolset.tools[call.name], arguments)
             elif call.name in MEMORY_TOOLS and memory is not None:
                 outcome = await call_memory_tool(memory, call.name, arguments)
+            elif call.name == SEND_FILE and queue.has_files:
+                outcome = await call_send_file(queue, arguments)
             elif call.name == DELEGATE and self.delegator.available:
                 outcome = await self.delegator.call(row, call.id, arguments)
             else:
@@ -446,40 +460,6 @@ class LlmExecutor(AgentExecutor):
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         """Nothing to release: the worker cancels the running ``execute`` (which closes the
         model stream); MCP connections stay pooled."""
-
-
-def _provider_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        message = body.get("message") or body.get("error")
-        if isinstance(message, Mapping):
-            message = message.get("message")
-        if isinstance(message, str) and message:
-            return message
-    if isinstance(body, str) and body:
-        return body
-    return type(exc).__name__
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return min(max(float(raw_ms) / 1000, 0.0), _MAX_RETRY_AFTER)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
 # -- asking a person and finishing -----------------------------------------------------------

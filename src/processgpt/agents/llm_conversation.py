@@ -165,8 +165,24 @@ def human_question(arguments: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def saved_state(messages: list[dict[str, Any]], ask_call_id: str) -> dict[str, Any]:
-    """The draft that keeps the conversation while a person answers ``ask_call_id``."""
-    return {STATE_KEY: {"messages": messages, "ask_call_id": ask_call_id}}
+    """The draft that keeps the conversation while a person answers ``ask_call_id``. Images
+    given inline (attached files) are left out, so a draft stays small: the resumed model
+    sees that an image was there, not the image."""
+    kept = [_without_images(m) for m in messages]
+    return {STATE_KEY: {"messages": kept, "ask_call_id": ask_call_id}}
+
+
+def _without_images(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    parts = [
+        {"type": "text", "text": "[an image was shown here]"}
+        if isinstance(p, Mapping) and p.get("type") == "image_url"
+        else p
+        for p in content
+    ]
+    return {**message, "content": parts}
 
 
 def resumed(draft: Any, answer: Any) -> tuple[list[dict[str, Any]], str] | None:

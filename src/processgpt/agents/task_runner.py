@@ -100,6 +100,7 @@ class A2ATaskRunner:
             agent=claimed.agent_orch,
             task_input=lambda: task.row.get("input"),
             proc_inst_id=claimed.proc_inst_id,
+            fence=claimed.fence,
         )
 
     def _view(self, tenant_config: Any, tenant_id: str) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from processgpt.db.secret_box import SecretBox
 MAX_BODY_BYTES = 2_000_000
 UPLOAD_PATHS = frozenset({"/v1/files"})
 """POST bodies the body limit leaves to their route (which streams them)."""
+CHAT_PATH = "/v1/chat"
+"""The AI SDK chat endpoint, whose bodies may carry files as data: URLs."""
 
 
 def create_app(
@@ -56,8 +58,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
-    # Uploads stream past the limit: /v1/files applies the file size limit as it reads.
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt=UPLOAD_PATHS)
+    # Uploads stream past the limit: /v1/files applies the file size limit as it reads. A
+    # useChat message may carry one file of the largest size inline, as a base64 data: URL.
+    chat_limit = MAX_BODY_BYTES + services.files.max_bytes * 4 // 3 + 4
+    app.add_middleware(
+        BodyLimit, limit=MAX_BODY_BYTES, exempt=UPLOAD_PATHS, larger={CHAT_PATH: chat_limit}
+    )
     app.add_middleware(WatchCredentials, watch=services.watch)
     errors.install(app)
     openapi.install(app)

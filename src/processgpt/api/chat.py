@@ -13,7 +13,8 @@ AI SDK ``useChat`` endpoints, both views of the same chats (:mod:`processgpt.db.
     start of the turn.
 
 ``POST /v1/chat``, ``GET /v1/chat/{chat_id}/stream``
-    The AI SDK transport: the request's last user message is the turn; the reply streams as a
+    The AI SDK transport: the request's last user message is the turn (its ``file`` parts
+    become the chat's files, see :mod:`processgpt.api.chat_files`); the reply streams as a
     UI message stream. Resume replays the running turn from its start, or answers 204.
 """
 
@@ -29,6 +30,7 @@ from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from processgpt.api.chat_files import FilePart, file_parts
 from processgpt.api.streams import event_frames
 from processgpt.db.chats import Chat, ChatClientLocks, ChatRepository, Turn
 from processgpt.db.hub import TERMINAL, EventHub
@@ -256,8 +258,8 @@ class ChatRequest(BaseModel):
     agent: str | None = None
 
 
-def last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
-    """The text and file URLs of the last user message (UIMessage parts, or ``content``)."""
+def last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[FilePart]]:
+    """The text and file parts of the last user message (UIMessage parts, or ``content``)."""
     for message in reversed(messages):
         if message.get("role") != "user":
             continue
@@ -268,12 +270,7 @@ def last_user_message(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
                 for p in parts
                 if isinstance(p, dict) and p.get("type") == "text"
             ]
-            files = [
-                str(p["url"])
-                for p in parts
-                if isinstance(p, dict) and p.get("type") == "file" and p.get("url")
-            ]
-            return "".join(texts), files
+            return "".join(texts), file_parts(parts)
         content = message.get("content")
         return (content if isinstance(content, str) else ""), []
     raise InvalidInput("the request has no user message", field="messages")

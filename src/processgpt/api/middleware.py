@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from processgpt.api.errors import error_response
@@ -19,12 +19,20 @@ class BodyLimit:
     reach a route, whether announced by ``Content-Length`` or sent chunked: the body is read
     here (at most ``limit`` bytes are held) and handed on whole."""
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        exempt: frozenset[str] = frozenset(),
+        larger: Mapping[str, int] | None = None,
+    ) -> None:
         """``exempt``: paths whose POST bodies are passed on unread (their routes stream
-        them and apply limits of their own)."""
+        them and apply limits of their own). ``larger``: paths with a limit of their own
+        (bodies that carry files inline)."""
         self.app = app
         self.limit = limit
         self.exempt = exempt
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -32,10 +40,11 @@ class BodyLimit:
         ):
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -46,8 +55,8 @@ class BodyLimit:
                 break
             body = message.get("body", b"")
             size += len(body)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -64,8 +73,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(
-            "payload_too_large", f"request bodies are limited to {self.limit} bytes", 413
+            "payload_too_large", f"request bodies are limited to {limit} bytes", 413
         )
         await response(scope, receive, send)

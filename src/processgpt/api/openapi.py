@@ -31,6 +31,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "chat", "description": "Chats with an agent: WebSocket and AI SDK `useChat`."},
     {"name": "notifications", "description": "People's notifications, listed and followed."},
     {"name": "webhooks", "description": "The tenant's webhook endpoints and deliveries."},
+    {"name": "files", "description": "Files: upload, download, signed links."},
+    {"name": "documents", "description": "Documents steps stored as their results."},
     {"name": "agents", "description": "Orchestrators and the tenant's agent profiles."},
     {"name": "mcp", "description": "The tenant's MCP servers (HTTP)."},
     {"name": "keys", "description": "The tenant's API keys (admin)."},

@@ -1,13 +1,12 @@
-"""Files' metadata (``files``) and stored documents (``documents``); the bytes are in a storage
-backend (:mod:`processgpt.files`). Every read and write is scoped to a tenant, except
-:meth:`FileRepository.get_for_link`, whose caller has checked a signature instead."""
+"""Files' metadata (``files``; documents are in :mod:`processgpt.db.documents`); the bytes
+are in a storage backend (:mod:`processgpt.files`). Every read and write is scoped to a
+tenant, except :meth:`FileRepository.get_for_link`, whose caller has checked a signature instead."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
@@ -171,54 +170,3 @@ class FileRepository:
         for file_id in file_ids:
             if file_id not in found:
                 raise FileNotFound(file_id)
-
-    # -- documents -------------------------------------------------------------------------
-
-    async def insert_document(
-        self,
-        tenant_id: str,
-        *,
-        title: str,
-        content: str = "",
-        proc_inst_id: uuid.UUID | None = None,
-        todo_id: uuid.UUID | None = None,
-        activity_id: str | None = None,
-        file_id: uuid.UUID | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Store a document (a step's result, or text kept for search). :class:`InvalidInput`
-        when it is refused by the schema or ``file_id`` is not one of the tenant's files."""
-        try:
-            row = await self.db.fetchrow(
-                QUERIES["insert_document"],
-                tenant_id,
-                proc_inst_id,
-                todo_id,
-                activity_id,
-                title,
-                content,
-                file_id,
-                metadata or {},
-            )
-        except asyncpg.exceptions.ForeignKeyViolationError:
-            raise InvalidInput("the document names a task or tenant that does not exist") from None
-        except (asyncpg.exceptions.CheckViolationError, asyncpg.exceptions.DataError) as exc:
-            raise InvalidInput(
-                f"document refused by the schema: {exc.__class__.__name__}"
-            ) from None
-        if row is None:
-            raise FileNotFound(file_id)
-        return dict(row)
-
-    async def list_documents(
-        self,
-        tenant_id: str,
-        *,
-        proc_inst_id: uuid.UUID | None = None,
-        todo_id: uuid.UUID | None = None,
-        limit: int = 50,
-    ) -> list[dict[str, Any]]:
-        rows = await self.db.fetch(
-            QUERIES["list_documents"], tenant_id, proc_inst_id, todo_id, limit
-        )
-        return [dict(r) for r in rows]

@@ -479,6 +479,8 @@ class StepRun:
             d.node_id,
             d.activation,
             path,
+            None,  # its tasks link to the nearest ancestor's trace context
+            None,
         )
         child = Instance.from_row(row)
         self.locked[child.id] = child

@@ -398,6 +398,16 @@ class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
 
 
+class DocumentNotFound(ProcessGPTError):
+    """No document with that id exists for the caller's tenant."""
+
+    code = "document_not_found"
+
+    def __init__(self, document_id: object) -> None:
+        super().__init__(f"document {document_id} not found")
+        self.document_id = document_id
+
+
 class LinkInvalid(ProcessGPTError):
     """A signed file link whose signature does not match (tampered, or made with a key the
     deployment does not have)."""
@@ -485,6 +495,7 @@ ERROR_STATUS: dict[str, int] = {
     UnknownTimeZone.code: 422,
     ScheduleNotFound.code: 404,
     FileNotFound.code: 404,
+    DocumentNotFound.code: 404,
     FileTooLarge.code: 413,
     UnsupportedMediaType.code: 415,
     LinkInvalid.code: 403,

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from processgpt.config import FileSettings
 from processgpt.db.database import Database
+from processgpt.db.documents import DocumentRepository
 from processgpt.db.files import FileRepository, NewFile, StoredFile
 from processgpt.db.secret_box import SecretBox
 from processgpt.domain.errors import (
@@ -95,6 +96,8 @@ class FileService:
         """``link_keys``: the keys signed links are made (first) and checked (all) with,
         derived from the deployment's secret keys."""
         self.repo = repo
+        self.documents = DocumentRepository(repo.db)
+        """Documents (metadata and text, optionally one of these files)."""
         self.storage = storage
         self.settings = settings
         self.max_bytes = settings.max_bytes

@@ -18,11 +18,13 @@ from processgpt.api.chat import (
     last_user_message,
     refuse_after_accept,
 )
-from processgpt.api.deps import ServicesDep, Tenant
+from processgpt.api.chat_files import ChatFiles, origin_of
+from processgpt.api.deps import Caller, ServicesDep, Tenant
 from processgpt.api.errors import AUTHENTICATED, WITH_BODY, responses
+from processgpt.api.services import Services
 from processgpt.db.chats import Chat, check_chat_id
 from processgpt.domain.errors import ChatBusy, ProcessGPTError
-from processgpt.protocols.views import WARNING_HEADER
+from processgpt.protocols.views import WARNING_HEADER, ErrorBody
 from processgpt.protocols.ws_chat import MsgError, MsgGracefulDisconnect
 
 router = APIRouter(tags=["chat"], responses=responses(*AUTHENTICATED))
@@ -84,26 +86,42 @@ async def agent_ws(
 @router.post(
     "/v1/chat",
     response_class=StreamingResponse,
-    responses={**sse.OPENAPI, **responses(*WITH_BODY, 409, 429)},
+    responses={
+        **sse.OPENAPI,
+        **responses(*WITH_BODY, 404, 409, 429),
+        415: {
+            "model": ErrorBody,
+            "description": "`unsupported_media_type`: a file part of a type not accepted.",
+        },
+    },
 )
 async def post_chat(
     body: ChatRequest,
-    tenant_id: Tenant,
+    caller: Caller,
     services: ServicesDep,
     request: Request,
     agent: Annotated[str | None, Query(max_length=64)] = None,
 ) -> StreamingResponse:
     """The AI SDK `useChat` endpoint: the last user message starts the chat's next turn (or
     answers the agent's question); the reply streams as a UI message stream. `agent` (body
-    or query) chooses the agent of a new chat (default `demo`). When no live worker serves
+    or query) chooses the agent of a new chat (default `demo`). The message's `file` parts
+    become the chat's files, named in the turn's task (`input.attachments`): `data:` URLs
+    (at most one file of the size limit per request), or links to this server's files
+    (`/v1/files/{id}/content`); other URLs are refused (`url_not_allowed`: upload the file
+    with `POST /v1/files` and send its link). When no live worker serves
     the agent, the stream says so after its start (a transient `data-warnings` part) and so
     does an `X-ProcessGPT-Warning` header."""
-    text, files = last_user_message(body.messages)
+    text, parts = last_user_message(body.messages)
     chats = services.chats
-    chat = await chats.open(tenant_id, body.id, body.agent or agent)
-    turn, task = await chats.start_turn(chat, text, files)
+    chat = await chats.open(caller.tenant_id, body.id, body.agent or agent)
+    attached, stored = await chat_files(services, request).store(chat, parts, caller.subject)
+    try:
+        turn, task = await chats.start_turn(chat, text, [str(f.id) for f in attached])
+    except BaseException:
+        await chat_files(services, request).forget(caller.tenant_id, stored)
+        raise
     task = await services.served.warn(task)
-    links = services.files.link_maker(tenant_id, str(request.base_url))
+    links = services.files.link_maker(caller.tenant_id, str(request.base_url))
     response = sse.event_stream(
         chat_sse(
             services.hub,
@@ -144,3 +162,13 @@ async def resume_chat(
     return sse.event_stream(
         chat_sse(services.hub, chats, chat, turn, services.settings.sse_heartbeat, file_url=links)
     )
+
+
+def chat_files(services: Services, request: Request) -> ChatFiles:
+    """The file parts of a chat request: links may point at this request's origin or the
+    configured public URL."""
+    origins = {origin_of(str(request.base_url))}
+    public = services.files.settings.public_url
+    if public:
+        origins.add(origin_of(public))
+    return ChatFiles(services.files, origins)

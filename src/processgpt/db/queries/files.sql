@@ -41,21 +41,6 @@ WHERE tenant_id = $1 AND id = ANY ($2::uuid[]) AND task_id IS NULL;
 -- name: delete_file
 DELETE FROM files WHERE id = $1 AND tenant_id = $2 RETURNING *;
 
--- name: insert_document
-INSERT INTO documents (tenant_id, proc_inst_id, todo_id, activity_id, title, content, file_id,
-                       metadata)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8
-WHERE ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM files f WHERE f.id = $7 AND f.tenant_id = $1))
-RETURNING *;
-
--- name: list_documents
-SELECT * FROM documents
-WHERE tenant_id = $1
-  AND ($2::uuid IS NULL OR proc_inst_id = $2)
-  AND ($3::uuid IS NULL OR todo_id = $3)
-ORDER BY created_at DESC, id DESC
-LIMIT $4;
-
 -- name: existing_storage_keys
 -- Which of the keys $2 of storage $1 a file row names (the orphan sweeper), through the
 -- unique (storage, storage_key) index.

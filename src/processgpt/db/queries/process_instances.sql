@@ -64,8 +64,9 @@ FOR UPDATE;
 -- (then read it with get_instance_by_key).
 INSERT INTO bpm_proc_inst (tenant_id, proc_def_id, proc_def_version, proc_inst_name, status,
                            variables_data, state, idempotency_key, parent_proc_inst_id,
-                           parent_node_id, parent_activation, subprocess_node_id)
-VALUES ($1, $2, $3, $4, 'RUNNING', $5, $7, $6, $8, $9, $10, $11)
+                           parent_node_id, parent_activation, subprocess_node_id,
+                           traceparent, tracestate)
+VALUES ($1, $2, $3, $4, 'RUNNING', $5, $7, $6, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING proc_inst_id, tenant_id, proc_def_id, proc_def_version, status::text AS status, state,
           parent_proc_inst_id, parent_node_id, parent_activation, subprocess_node_id,
@@ -333,3 +334,16 @@ WITH s AS (
     FROM inst
 )
 SELECT proc_inst_id, history_seq, pg_current_xact_id()::xid::text::bigint AS xmin FROM told;
+
+-- name: instance_trace_context
+-- The trace context a task of instance $1 links to: the instance's, else its nearest
+-- ancestor's (a sub-process instance stores none of its own). (NULL, NULL) when none.
+WITH RECURSIVE up AS (
+    SELECT proc_inst_id, parent_proc_inst_id, traceparent, tracestate, 0 AS depth
+    FROM bpm_proc_inst WHERE proc_inst_id = $1
+    UNION ALL
+    SELECT p.proc_inst_id, p.parent_proc_inst_id, p.traceparent, p.tracestate, up.depth + 1
+    FROM up JOIN bpm_proc_inst p ON p.proc_inst_id = up.parent_proc_inst_id
+    WHERE up.traceparent IS NULL AND up.depth < 64
+)
+SELECT traceparent, tracestate FROM up WHERE traceparent IS NOT NULL ORDER BY depth LIMIT 1;
