@@ -1,5 +1,6 @@
 """A small OpenAI-compatible Chat Completions server for the tests: the only stand-in for the
-outside world. It answers ``POST /v1/chat/completions`` from a script and records every request.
+outside world. It answers ``POST /v1/chat/completions`` from a script and records every request,
+and ``POST /v1/embeddings`` with deterministic vectors (:func:`hashed_vector`).
 
 A script is a list of turns, one per request, in order::
 
@@ -20,7 +21,10 @@ calls with their arguments split across chunks, a finish chunk, a usage chunk (w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -43,7 +47,7 @@ class Turn:
     headers: dict[str, str] = field(default_factory=dict)
     chunk_size: int = 4
     delay: float = 0.0
-    """Seconds between chunks."""
+    """Seconds between chunks (before the whole answer, when not streamed)."""
     match: str | None = None
     """Serve this turn only to a request whose messages contain this text."""
 
@@ -63,12 +67,41 @@ class Recorded:
         return [t["function"]["name"] for t in self.body.get("tools") or []]
 
 
+EMBEDDING_DIMENSIONS = 384
+_WORD = re.compile(r"\w+")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]+")
+
+
+def hashed_vector(
+    text: str, model: str = "", dimensions: int = EMBEDDING_DIMENSIONS
+) -> list[float]:
+    """A unit bag-of-words vector: each word (and each Hangul character bigram, so Korean
+    words match across particles) hashed into ``dimensions`` buckets. Similar texts get
+    similar vectors; ``model`` seeds the hash, so two models' vectors are not comparable
+    (as with real models)."""
+    vector = [0.0] * dimensions
+    text = text.casefold()
+    for prefix in ("query: ", "passage: "):
+        text = text.removeprefix(prefix)
+    grams = _WORD.findall(text)
+    for word in _HANGUL.findall(text):
+        grams += [word[i : i + 2] for i in range(len(word) - 1)]
+    for gram in grams:
+        digest = hashlib.sha256(f"{model}\x00{gram}".encode()).digest()
+        vector[int.from_bytes(digest[:4], "big") % dimensions] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
 class FakeLLM:
     """Serves on 127.0.0.1 (a free port) inside the test's event loop."""
 
     def __init__(self, script: list[Turn] | None = None) -> None:
         self.script: list[Turn] = list(script or [])
         self.requests: list[Recorded] = []
+        self.embedding_requests: list[Recorded] = []
+        self.embeddings_status = 200
+        """HTTP status of ``/v1/embeddings`` answers (tests set it to simulate an outage)."""
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
@@ -82,7 +115,12 @@ class FakeLLM:
         self.script.extend(turns)
 
     async def start(self) -> FakeLLM:
-        app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._complete, methods=["POST"]),
+                Route("/v1/embeddings", self._embed, methods=["POST"]),
+            ]
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -117,11 +155,38 @@ class FakeLLM:
             return _error(turn.status, turn.error, turn.headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
+            if turn.delay:
+                await asyncio.sleep(turn.delay)
             return JSONResponse(_whole(body, turn))
         return StreamingResponse(
             _stream(body, turn, include_usage),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
+        )
+
+    async def _embed(self, request: Request) -> Response:
+        body = await request.json()
+        self.embedding_requests.append(Recorded(body, dict(request.headers)))
+        if self.embeddings_status != 200:
+            return _error(self.embeddings_status, "scripted embeddings error", {})
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _error(400, "input must be a string or a list of strings", {})
+        model = str(body.get("model") or "")
+        dimensions = int(body.get("dimensions") or EMBEDDING_DIMENSIONS)
+        data = [
+            {"object": "embedding", "index": i, "embedding": hashed_vector(t, model, dimensions)}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(len(t.split()) for t in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
         )
 
 

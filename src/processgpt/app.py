@@ -46,6 +46,7 @@ from processgpt.metrics import serve_metrics
 from processgpt.runtime.learning import LearningLoop, LearningOptions
 from processgpt.runtime.memory_context import MemoryContext
 from processgpt.runtime.metrics_snapshot import snapshot_refresh
+from processgpt.runtime.reembedding import ReembedLoop, ReembedOptions
 from processgpt.runtime.retention import RetentionOptions
 from processgpt.runtime.run import TaskRunner
 from processgpt.runtime.serving import tune_gc_for_serving
@@ -100,21 +101,31 @@ def process_step_settings(process: ProcessSettings | None = None) -> StepSetting
 def worker_memory(
     db: Database, llm: LlmSettings | None, memory: MemorySettings | None = None
 ) -> dict[str, Any]:
-    """The memory of a worker's tasks and its learning step, as ``WorkerOptions`` fields:
-    none with ``PROCESSGPT_MEMORY_EMBEDDER=none``; no learning step without a model endpoint
-    (``llm``) or with ``PROCESSGPT_MEMORY_LEARNING=false``."""
+    """The memory of a worker's tasks, its learning step and re-embedding, as
+    ``WorkerOptions`` fields: none with ``PROCESSGPT_MEMORY_EMBEDDER=none``; no learning step
+    without a model endpoint (``llm``) or with ``PROCESSGPT_MEMORY_LEARNING=false``; no
+    re-embedding with ``PROCESSGPT_MEMORY_REEMBED_BATCH=0``."""
     memory = memory or MemorySettings()
     if memory.embedder == "none":
         return {}
     service = memory_service(db, memory)
     fields: dict[str, Any] = {"memory": MemoryContext(service)}
+    if memory.reembed_batch:
+        fields["reembedding"] = ReembedLoop(
+            service,
+            ReembedOptions(batch=memory.reembed_batch, interval=memory.reembed_interval),
+        )
     if memory.learning and llm is not None and llm.configured:
         extractor = LlmLessonExtractor(llm, model=memory.learning_agent_model)
         fields["learning"] = LearningLoop(
             FeedbackQueue(db),
             service,
             extractor,
-            LearningOptions(consumer=default_consumer(), auto_activate=memory.auto_activate),
+            LearningOptions(
+                consumer=default_consumer(),
+                auto_activate=memory.auto_activate,
+                lease_seconds=memory.learning_lease_seconds,
+            ),
         )
     return fields
 

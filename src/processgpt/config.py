@@ -339,6 +339,25 @@ class MemorySettings(BaseSettings):
     learning_agent_model: str | None = Field(
         default=None, description="model for extracting lessons; unset: PROCESSGPT_LLM_MODEL"
     )
+    learning_lease_seconds: float = Field(
+        default=120.0,
+        ge=1.0,
+        le=3600.0,
+        description="seconds a worker owns a feedback row it learns from; a crashed worker's "
+        "rows are taken over after that",
+    )
+    reembed_batch: int = Field(
+        default=16,
+        ge=0,
+        le=1000,
+        description="items re-embedded per batch when the embedding model changed (0: off)",
+    )
+    reembed_interval: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="seconds between looks for items of another embedding model",
+    )
 
 
 class SecretSettings(BaseSettings):

@@ -68,7 +68,7 @@ async def test_the_streams_of_deleted_work_answer_404(api: Api, db: Database) ->
         preview = await cli(db.dsn, "retention", "--dry-run")
         assert preview.returncode == 0, preview.stderr
         assert "acme: " in preview.stdout and "2 task(s)" in preview.stdout, preview.stdout
-        assert "1 process instance(s) would be deleted" in preview.stdout, preview.stdout
+        assert "1 process instance(s), 0 file(s) would be deleted" in preview.stdout, preview.stdout
         assert "globex" not in preview.stdout  # the deployment's default keeps forever
         assert (await client.get(f"/v1/tasks/{old['id']}")).status_code == 200
 

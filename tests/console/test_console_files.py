@@ -55,7 +55,7 @@ async def test_files_sent_by_the_agent_and_attached_in_the_page(
     notes.write_text("bring the receipts\n")
     await page.locator("#task-files input[type=file]").set_input_files(str(notes))
     await page.locator("#task-files").get_by_role("button", name="Attach").click()
-    await expect(page.locator(".toast")).to_contain_text("Attached notes.txt")
+    await expect(page.locator(".toast", has_text="Attached notes.txt")).to_be_visible()
     await expect(files).to_have_count(2)
     uploaded = files.filter(has_text="notes.txt")
     await expect(uploaded).to_contain_text("uploaded")

@@ -17,16 +17,18 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.slow
 
 
-def bpmn(last_id: str, last_name: str) -> str:
-    """start → wait for message `payment_received` → a person's step `last_id` → end."""
+def bpmn(last_id: str, last_name: str, *, kind: str = "message", process: str = "payment") -> str:
+    """start → wait for message `payment_received` (or signal `go_live`) → a person's step
+    `last_id` → end."""
+    name = "payment_received" if kind == "message" else "go_live"
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"
     targetNamespace="t">
-  <bpmn:process id="payment" name="Payment" isExecutable="true">
+  <bpmn:process id="{process}" name="{process.title()}" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:intermediateCatchEvent id="wait" name="Wait for the payment">
       <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-      <bpmn:messageEventDefinition id="m1" messageRef="Message_paid" />
+      <bpmn:{kind}EventDefinition id="m1" {kind}Ref="Event_1" />
     </bpmn:intermediateCatchEvent>
     <bpmn:userTask id="{last_id}" name="{last_name}">
       <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing></bpmn:userTask>
@@ -35,7 +37,7 @@ def bpmn(last_id: str, last_name: str) -> str:
     <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="{last_id}" />
     <bpmn:sequenceFlow id="f3" sourceRef="{last_id}" targetRef="end" />
   </bpmn:process>
-  <bpmn:message id="Message_paid" name="payment_received" />
+  <bpmn:{kind} id="Event_1" name="{name}" />
 </bpmn:definitions>"""
 
 
@@ -76,7 +78,9 @@ async def test_send_a_message_then_migrate_then_nothing_once_ended(
     )
     await console.shot("process-message")
     await send.click()
-    await expect(page.locator(".toast")).to_contain_text("Message payment_received delivered")
+    await expect(
+        page.locator(".toast", has_text="Message payment_received delivered")
+    ).to_be_visible()
     await expect(send).to_have_count(0)  # it waits at the person's step now
     view = await instance(stack, inst["id"])
     assert view["current_activity_ids"] == ["deliver"]
@@ -101,7 +105,7 @@ async def test_send_a_message_then_migrate_then_nothing_once_ended(
     await mapping.select_option("ship")
     await console.shot("process-migrate")
     await box.get_by_role("button", name="Migrate").click()
-    await expect(page.locator(".toast")).to_contain_text("Instance moved to v2")
+    await expect(page.locator(".toast", has_text="Instance moved to v2")).to_be_visible()
     view = await instance(stack, inst["id"])
     assert view["version"] == 2 and view["current_activity_ids"] == ["ship"]
     await expect(page.locator(".diagram .node.active")).to_contain_text("Ship it")
@@ -115,3 +119,27 @@ async def test_send_a_message_then_migrate_then_nothing_once_ended(
     await expect(page.get_by_role("button", name="Cancel instance")).to_have_count(0)
     await expect(page.locator(".instance-actions")).to_have_count(0)
     await expect(page.locator("#view")).to_contain_text("no action applies")
+
+
+async def test_send_a_signal_to_a_waiting_instance(
+    console: Console, signed_in_url: str, stack: Stack
+) -> None:
+    definition = {
+        "id": "launch",
+        "bpmn": bpmn("announce", "Announce", kind="signal", process="launch"),
+    }
+    await call(stack, "POST", "/v1/process-definitions", definition)
+    inst = await call(stack, "POST", "/v1/processes", {"proc_def_id": "launch"})
+    page = console.page
+    await page.goto(signed_in_url)
+    await page.goto(f"{stack.url}/console#/processes/{inst['id']}")
+    send = page.get_by_role("button", name="Send signal “go_live”")
+    await expect(send).to_be_visible()
+    await expect(page.get_by_role("button", name="Send message", exact=False)).to_have_count(0)
+    await send.click()
+    await expect(page.locator(".toast", has_text="Signal go_live delivered")).to_be_visible()
+    await expect(send).to_have_count(0)
+    await expect(page.locator(".diagram g[data-node='announce']")).to_have_attribute(
+        "data-state", "active"
+    )
+    assert (await instance(stack, inst["id"]))["current_activity_ids"] == ["announce"]

@@ -34,7 +34,7 @@ async def start_from_definition(console: Console, signed_in_url: str) -> str:
     await page.get_by_role("link", name="Definitions").click()
     await page.locator("tr.row[data-id='purchase']").click()
     await expect(page).to_have_url(re.compile(r"#/definitions/purchase$"))
-    await page.locator("textarea[name=roles]").fill(f'{{"requester": "{REQUESTER}"}}')
+    await page.get_by_role("textbox", name="role requester").fill(REQUESTER)
     await page.get_by_role("button", name="Start an instance").click()
     await expect(page).to_have_url(re.compile(r"#/processes/[0-9a-f-]{36}$"))
     return page.url.rsplit("/", 1)[1]
@@ -126,7 +126,7 @@ async def test_an_incident_is_retried_from_the_incidents_page(
     await console.shot("incidents")
     await card.locator("input[name=variables]").fill('{"amount": 50}')
     await card.get_by_role("button", name="Retry here").click()
-    await expect(page.locator(".toast")).to_contain_text("Incident resolved")
+    await expect(page.locator(".toast", has_text="Incident resolved")).to_be_visible()
 
     async def completed() -> bool:
         return (await instance(stack, instance_id))["status"] == "COMPLETED"

@@ -163,7 +163,7 @@ async def test_dead_letters_are_requeued(
     await expect(row).to_contain_text("fail_attempts", timeout=20_000)
     await console.shot("dead-letters")
     await row.get_by_role("button", name="Re-queue").click()
-    await expect(page.locator(".toast")).to_contain_text("queued again")
+    await expect(page.locator(".toast", has_text="queued again")).to_be_visible()
     assert "task_requeued" in await events_of(stack, failed)
 
 

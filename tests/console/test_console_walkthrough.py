@@ -50,6 +50,12 @@ async def test_walk_through_every_page(
         )
         assert started.status_code == 201, started.text
         inst = started.json()
+        proposal = await client.post(  # a proposal: its row has the most actions
+            "/v1/memories",
+            json={"content": "Offsites are booked at least six weeks ahead of the date.",
+                  "kind": "fact", "scope": {"agent": "planner"}, "proposed": True},
+        )  # fmt: skip
+        assert proposal.status_code in (200, 201), proposal.text  # 200: the same one again
     (todo,) = [t["id"] for t in inst["open_tasks"] if t["status"] == "TODO"]
     page = console.page
     await page.goto(signed_in_url)
@@ -74,6 +80,10 @@ async def test_walk_through_every_page(
     await visit("dead-letters", "dead-letters", "tr[data-id] button, tr[data-id] td a")
     await visit("notifications", "notifications", "table.rows tbody tr")
     await visit("memories", "memories", "#view h2")
+    await page.get_by_role("combobox", name="status").select_option("proposed")
+    await expect(page.locator(f"tr[data-id='{proposal.json()['id']}']")).to_be_visible()
+    await fits(console, "memories, proposed")
+    await console.shot(f"walk-{tag}-proposals")
     await visit("metrics", "metrics", ".stat")
     if narrow:
         # The sections are behind the menu button; the menu fits the screen too.

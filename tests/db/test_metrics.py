@@ -116,7 +116,7 @@ async def test_snapshot_reads_no_finished_tasks(db: Database, repo: TaskReposito
         "todolist_input_required",
         "bpm_proc_inst_open",
         "orchestrators_pkey",
-        "webhook_deliveries_due",  # pending webhook deliveries only
+        "webhook_deliveries_endpoint_due",  # pending webhook deliveries only
     }, _indexes(plan_json)
 
 
@@ -178,3 +178,34 @@ async def test_tenant_summary_is_the_tenants_own(db: Database, repo: TaskReposit
     assert [round(x, 3) for x in t["wait"]] == [2.0, 2.0, 2.0]
     assert [round(x, 3) for x in t["run"]] == [3.0, 3.0, 3.0]
     assert await metrics.tenant_timings("default", 3600, 100) == []
+
+
+async def test_tenant_summary_reads_no_finished_tasks(db: Database, repo: TaskRepository) -> None:
+    """The console's queue view of a tenant with 100k finished tasks: index scans only."""
+    await db.execute("INSERT INTO orchestrators (name) VALUES ('demo')")
+    await _finished_tasks(db, 100_000)
+    await db.execute(
+        "UPDATE todolist SET status = 'FAILED' WHERE id IN (SELECT id FROM todolist LIMIT 20000)"
+    )
+    for _ in range(3):
+        await repo.submit("default", TaskSubmission(agent_orch="demo"))
+    await db.execute(
+        "UPDATE todolist SET status = 'IN_PROGRESS', lease_until = now() + interval '1 minute', "
+        "consumer = 'w1', attempts = 1, "
+        "started_at = now() WHERE id = (SELECT id FROM todolist WHERE status = 'PENDING' LIMIT 1)"
+    )
+    await db.execute("ANALYZE todolist")
+    from processgpt.db.sql import QUERIES  # noqa: PLC0415 - tests may read the named query
+
+    rows = await db.fetch(
+        "EXPLAIN (FORMAT JSON) " + QUERIES["tenant_queue_summary"].replace("$1", "'default'")
+    )
+    plan_json = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    todolist_scans = [kind for kind, relation in _scans(plan_json) if relation == "todolist"]
+    assert todolist_scans and "Seq Scan" not in todolist_scans, plan_json
+    assert set(_indexes(plan_json)) <= {"todolist_tenant_open", "todolist_lease"}, plan_json
+    queue = await MetricsRepository(db).tenant_queue("default")
+    assert sorted((r["agent"], r["status"], r["n"]) for r in queue) == [
+        ("demo", "IN_PROGRESS", 1),
+        ("demo", "PENDING", 2),
+    ]

@@ -15,8 +15,9 @@ class _Conn:
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    async def execute(self, _query: str, steps: str) -> None:
+    async def fetch(self, _query: str, steps: str) -> list[Any]:
         self.sent.append(json.loads(steps))
+        return []
 
 
 async def test_steps_of_one_instance_merge_in_order() -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 
 from processgpt.db.database import Database
+from processgpt.db.secret_box import SecretBox, new_key
+from processgpt.db.tenants import TenantRepository
+from processgpt.db.webhooks import WebhookRepository
 from processgpt.db.worker_queries import EventRow, TaskWrite, WorkerQueries
 from processgpt.domain.task import TaskStatus
 
@@ -86,3 +89,47 @@ async def test_a_claimed_task_carries_its_row_and_context(db: Database) -> None:
     assert set(context) == {"form", "users", "tenant_mcp", "agent_profile", "sources"}
     assert context["form"]["html"] == "<form/>" and context["users"] is None
     assert task.form_id == "order_form"
+
+
+async def test_a_batch_that_ends_a_task_emits_task_completed_once(db: Database) -> None:
+    """The batch write emits task.completed itself (migration 0033: the row trigger leaves
+    IN_PROGRESS -> DONE to it): for a tenant with an enabled endpoint, with the trigger's
+    payload, once even when the batch runs twice; nothing for a tenant without one. A task
+    that fails still goes through the trigger."""
+    await TenantRepository(db).ensure("default")
+    await TenantRepository(db).ensure("quiet")
+    hooks = WebhookRepository(db, SecretBox([new_key()]))
+    endpoint = await hooks.create("default", "https://example.com/a", [])
+    queries = WorkerQueries(db)
+    task_id, fence = await _claim_one(queries, db)
+    await db.execute("INSERT INTO todolist (tenant_id, agent_orch) VALUES ('quiet', 'demo')")
+    [quiet] = await queries.claim(["demo"], 1, "w", 30.0)
+    failing_id, failing_fence = await _claim_one(queries, db)
+
+    batch = [
+        TaskWrite(task_id, fence, events=[_event(1)], status=TaskStatus.DONE, output_json="1"),
+        TaskWrite(quiet.id, quiet.fence, events=[_event(1)], status=TaskStatus.DONE),
+        TaskWrite(failing_id, failing_fence, events=[_event(1)], status=TaskStatus.FAILED),
+    ]
+    assert await queries.apply_batch(batch) == {task_id, quiet.id, failing_id}
+    assert await queries.apply_batch(batch) == {task_id, quiet.id, failing_id}
+    rows = await db.fetch(
+        "SELECT tenant_id, endpoint_id, event_type, payload FROM webhook_deliveries"
+        " ORDER BY event_type"
+    )
+    assert [(r["tenant_id"], r["endpoint_id"], r["event_type"]) for r in rows] == [
+        ("default", endpoint.id, "task.completed"),
+        ("default", endpoint.id, "task.failed"),
+    ]
+    payload = rows[0]["payload"]
+    assert payload["type"] == "task.completed"
+    assert payload["data"] == {
+        "task_id": str(task_id),
+        "status": "DONE",
+        "agent_orch": "demo",
+        "proc_inst_id": None,
+        "activity_id": None,
+        "user_id": None,
+        "role": None,
+    }
+    assert set(rows[1]["payload"]["data"]) == set(payload["data"])

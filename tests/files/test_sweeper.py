@@ -16,6 +16,7 @@ import pytest
 
 from processgpt.config import FileSettings
 from processgpt.db.database import Database
+from processgpt.db.documents import DocumentRepository, NewDocument
 from processgpt.db.files import FileRepository
 from processgpt.db.retention import RetentionRepository
 from processgpt.db.tenants import TenantRepository
@@ -76,14 +77,16 @@ async def test_retention_deletes_the_files_of_the_work_it_deletes(
         await upload(files, "f.txt"),  # no owner: the tenant's until deleted
         await upload(files, "g.txt", Owner(task_id=old_task)),  # a document's file
     ]
-    await files.repo.insert_document(
-        "acme", title="kept", content="", file_id=kept[-1], todo_id=old_task
+    await DocumentRepository(db).insert(
+        "acme", NewDocument(title="kept", file_id=kept[-1]), task_id=old_task
     )
     gone_keys = {await key_of(db, f) for f in gone}
     kept_keys = {await key_of(db, f) for f in kept}
     assert await keys_of(storage) == gone_keys | kept_keys
 
     job = RetentionJob(RetentionRepository(db), RetentionOptions(default_days=30, batch=1), storage)
+    preview = await job.preview()
+    assert preview["acme"][1].files == 4
     removed = await job.run_once()
 
     assert removed is not None and removed["acme"].files == 4

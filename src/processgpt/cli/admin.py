@@ -131,7 +131,8 @@ async def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
                 print(
                     f"{tenant}: finished before {cutoff.cutoff:%Y-%m-%d %H:%M:%S%z}: "
                     f"{would.tasks} task(s), {would.events} event(s), "
-                    f"{would.instances} process instance(s) would be deleted"
+                    f"{would.instances} process instance(s), {would.files} file(s) "
+                    "would be deleted"
                 )
             return 0
         removed = await job.run_once()

@@ -8,7 +8,7 @@ text form (``[0.1,0.2,…]``); the caller computes them (:mod:`processgpt.memory
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -377,18 +377,31 @@ class MemoryRepository:
 
     # -- embeddings -----------------------------------------------------------------------
 
-    async def reembed_stale(self, model: str, limit: int, embed: Any) -> int:
-        """Re-embed up to ``limit`` live items whose model is not ``model``; ``embed``:
-        ``async (texts) -> vectors``. Returns how many were re-embedded."""
+    async def reembed_stale(
+        self,
+        model: str,
+        limit: int,
+        embed: Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]],
+    ) -> int:
+        """Re-embed up to ``limit`` live items whose model is not ``model`` with ``embed``
+        (``async (texts) -> vectors``); returns how many. The batch is claimed with ``FOR NO
+        KEY UPDATE SKIP LOCKED`` and written in the same transaction (so the rows cannot
+        change between being read and re-embedded): workers take different batches, readers
+        and tasks never wait, an edit of a claimed item waits for this one batch. An error of
+        ``embed`` rolls the batch back, untouched."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch(QUERIES["memory_stale_embeddings"], model, limit)
             if not rows:
                 return 0
             vectors = await embed([r["content"] for r in rows])
-            for row, vector in zip(rows, vectors, strict=True):
-                await conn.execute(
-                    QUERIES["memory_set_embedding"], row["id"], vector_text(vector), model
-                )
+            if len(vectors) != len(rows):
+                raise InvalidInput("the embedder returned a vector count unlike the texts'")
+            done = await conn.fetch(
+                QUERIES["memory_set_embeddings"],
+                [r["id"] for r in rows],
+                [vector_text(v) for v in vectors],
+                model,
+            )
             await conn.executemany(
                 QUERIES["memory_history_add"],
                 [
@@ -401,10 +414,15 @@ class MemoryRepository:
                         None,
                         {"embedding_model": model},
                     )
-                    for r in rows
+                    for r in done
                 ],
             )
-            return len(rows)
+            return len(done)
+
+    async def stale_count(self, model: str) -> int:
+        """How many live items are not (yet) embedded by ``model``."""
+        count: int = await self.db.fetchval(QUERIES["memory_stale_count"], model)
+        return count
 
     # -- policies -------------------------------------------------------------------------
 

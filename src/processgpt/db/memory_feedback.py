@@ -27,6 +27,7 @@ class FeedbackRow:
     query: str | None
     answer: Any
     feedback: Any
+    diff: Any
     attempts: int
 
     @classmethod

@@ -113,11 +113,13 @@ class ProcessInstances:
         idempotency_key: str | None,
         start_node: str | None = None,
         within: Any = None,
+        trace: tuple[str | None, str | None] = (None, None),
     ) -> Started:
         """Insert the instance and run its first step, in one transaction (see
         :meth:`ProcessService.start <processgpt.runtime.process_service.ProcessService.
         start>`). With ``within`` (a connection in the caller's transaction) the start is
-        part of that transaction: it commits, or rolls back, with it (not retried here)."""
+        part of that transaction: it commits, or rolls back, with it (not retried here).
+        ``trace``: the W3C trace context (traceparent, tracestate) of what started it."""
 
         async def op() -> Started:
             async with self._steps(within) as run:
@@ -144,6 +146,7 @@ class ProcessInstances:
                     None,
                     None,
                     None,
+                    *trace,
                 )
                 if row is None:
                     found = await run.conn.fetchval(

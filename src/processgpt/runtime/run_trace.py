@@ -1,8 +1,11 @@
 """A worker's run of a task as a span: ``task.run``, in a trace of its own, linked to the trace
-context stored with the task (see :mod:`processgpt.tracing`)."""
+context stored with the task, or, for a process's task that carries none, to the one stored
+with its instance (the request or schedule tick that started it; see
+:mod:`processgpt.tracing`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 from processgpt import logs, tracing
@@ -13,7 +16,13 @@ Ran = tuple[RunResult | None, Exception | None]
 """How a run ended: its result, or the error that ended it (both None: it was stopped)."""
 
 
-async def traced_run(run: TaskRun, go: Callable[[], Awaitable[Ran]]) -> Ran:
+InstanceTrace = Callable[[uuid.UUID], Awaitable[tracing.TraceContext]]
+"""Reads the trace context stored with a process instance (or its nearest ancestor)."""
+
+
+async def traced_run(
+    run: TaskRun, go: Callable[[], Awaitable[Ran]], instance_trace: InstanceTrace
+) -> Ran:
     """Await ``go()`` (the run) inside its ``task.run`` span; JSON log lines written meanwhile
     carry the span's trace id. An error or a stop marks the span failed. Call only while
     tracing is on (the worker checks :func:`processgpt.tracing.enabled` first)."""
@@ -27,7 +36,9 @@ async def traced_run(run: TaskRun, go: Callable[[], Awaitable[Ran]]) -> Ran:
     }
     if claimed.proc_inst_id is not None:
         attributes["processgpt.instance_id"] = str(claimed.proc_inst_id)
-    stored = (record["traceparent"], record["tracestate"])
+    stored: tracing.TraceContext = (record["traceparent"], record["tracestate"])
+    if stored[0] is None and claimed.proc_inst_id is not None:
+        stored = await instance_trace(claimed.proc_inst_id)
     with tracing.task_span("task.run", stored, attributes) as span:
         logs.bind_task(run.id_str, claimed.proc_inst_id, tracing.current_trace_id())
         result, error = await go()

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from processgpt import tracing
 from processgpt.db.retry import retry_transient
 from processgpt.db.schedules import DueTicks, ScheduleRepository
 from processgpt.db.tasks import PendingGate, TaskRepository
@@ -61,6 +62,7 @@ class ProcessStarter(Protocol):
         idempotency_key: str | None = None,
         start_node: str | None = None,
         within: Any = None,
+        trace: tracing.TraceContext = (None, None),
     ) -> tuple[ProcessInstance, bool]: ...
 
 
@@ -163,10 +165,21 @@ class ScheduleLoop:
             await self._start_work(due, schedule)
 
     async def _start_work(self, due: DueTicks, schedule: Schedule) -> None:
+        # A tick starts a trace of its own (there is no request): the work it creates stores
+        # the tick's context, so the runs of that work link to it.
+        attributes = {"processgpt.schedule_id": str(schedule.id)}
+        with tracing.span("schedule.tick", attributes):
+            await self._create_work(due, schedule, tracing.current_context())
+
+    async def _create_work(
+        self, due: DueTicks, schedule: Schedule, trace: tracing.TraceContext
+    ) -> None:
         key = tick_key(schedule)
         if schedule.target == "task":
             assert schedule.task is not None  # the schema's CHECK
-            sub = TaskSubmission.model_validate({**schedule.task, "idempotency_key": key})
+            sub = TaskSubmission.model_validate(
+                {**schedule.task, "idempotency_key": key}
+            ).model_copy(update={"traceparent": trace[0], "tracestate": trace[1]})
             await self.tasks.submit(schedule.tenant_id, sub, conn=due.conn)
             return
         assert schedule.proc_def_id is not None  # the schema's CHECK
@@ -180,4 +193,5 @@ class ScheduleLoop:
             idempotency_key=key,
             start_node=schedule.start_node,
             within=due.conn,
+            trace=trace,
         )

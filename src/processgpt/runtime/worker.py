@@ -45,6 +45,7 @@ from processgpt.runtime.claims import CLAIMS_IN_FLIGHT, ClaimLoop
 from processgpt.runtime.learning import LearningLoop
 from processgpt.runtime.lease import PRESENCE_INTERVAL, Lease, LeaseKeeper
 from processgpt.runtime.memory_context import MemoryContext
+from processgpt.runtime.reembedding import ReembedLoop
 from processgpt.runtime.retention import RetentionJob, RetentionOptions
 from processgpt.runtime.run import TaskRun, TaskRunner
 from processgpt.runtime.run_trace import traced_run
@@ -83,6 +84,8 @@ class WorkerOptions:
     """Puts memory in each task's context and binds its memory tools (None: no memory)."""
     learning: LearningLoop | None = None
     """Turns queued feedback into memory in the background (None: not in this worker)."""
+    reembedding: ReembedLoop | None = None
+    """Re-embeds items stored with another embedding model (None: not in this worker)."""
     schedules: bool = True
     """Run the schedule loop (:mod:`~processgpt.runtime.schedules`): due schedules are
     fired by whichever worker claims them first."""
@@ -397,7 +400,11 @@ class Worker:
         try:
             if not run.stopped():  # else stopped before it started
                 if tracing.enabled():
-                    result, error = await traced_run(run, lambda: self._run_executor(active))
+                    result, error = await traced_run(
+                        run,
+                        lambda: self._run_executor(active),
+                        self._queries.instance_trace_context,
+                    )
                 else:
                     if logs.task_ids_logged():
                         claimed = run.claimed

@@ -1,5 +1,5 @@
 """The loops a worker runs beside its tasks: process timers, schedules, webhook deliveries,
-retention and the learning step. Each is one background block (see
+retention, the learning step and re-embedding. Each is one background block (see
 :mod:`~processgpt.runtime.background`) woken by its NOTIFY channel and by listener reconnects;
 a loop the options switch off is a block that does nothing. They run on the worker's own
 pool, except retention (a pass holds a connection for its whole length, which must never be
@@ -73,13 +73,15 @@ class WorkerServices:
         return background(timers.run(), name="timers", on_crash=self._on_crash)
 
     def other_blocks(self, listener: Listener) -> Block:
-        """Schedules, webhooks, retention and learning, as one block (left in reverse)."""
+        """Schedules, webhooks, retention, learning and re-embedding, as one block (left in
+        reverse)."""
         return _together(
             [
                 self._schedule_block(listener),
                 self._webhook_block(listener),
                 self._retention_block(),
                 self._learning_block(),
+                self._reembedding_block(),
             ]
         )
 
@@ -126,6 +128,12 @@ class WorkerServices:
         return background(
             learning.run(), name="learning", finish=learning.stop, on_crash=self._on_crash
         )
+
+    def _reembedding_block(self) -> Block:
+        loop = self._options.reembedding
+        if loop is None:
+            return contextlib.nullcontext()
+        return background(loop.run(), name="reembedding", finish=loop.stop, on_crash=self._on_crash)
 
 
 @contextlib.asynccontextmanager

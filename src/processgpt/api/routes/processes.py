@@ -10,9 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
+from processgpt import tracing
 from processgpt.api import sse
 from processgpt.api.cursors import decode_cursor, encode_cursor
 from processgpt.api.deps import (
+    CallerTrace,
     GateDep,
     HubDep,
     ProcessesDep,
@@ -78,6 +80,7 @@ async def start_process(
     service: ProcessServiceDep,
     gate: GateDep,
     response: Response,
+    caller: CallerTrace,
     idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
 ) -> ProcessDetail | ProcessView:
     """Start a process instance.
@@ -97,28 +100,35 @@ async def start_process(
                 "none (put it on the task's own POST /v1/tasks)",
                 field="idempotency_key",
             )
-        first = TaskSubmission(**body.task.model_dump(exclude={"proc_inst_id"}))
-        async with gate.admit(tenant_id):
-            row, task = await processes.start(
-                tenant_id,
-                first,
-                name=body.name,
-                proc_def_id=body.proc_def_id,
-                variables=body.variables,
+        with tracing.request_span("POST /v1/processes", caller) as trace:
+            first = TaskSubmission(
+                **body.task.model_dump(exclude={"proc_inst_id"}),
+                traceparent=trace[0],
+                tracestate=trace[1],
             )
+            async with gate.admit(tenant_id):
+                row, task = await processes.start(
+                    tenant_id,
+                    first,
+                    name=body.name,
+                    proc_def_id=body.proc_def_id,
+                    variables=body.variables,
+                )
         return ProcessView(process=row, tasks=[task])
     assert body.proc_def_id is not None  # the model requires it without task
     key = idempotency_key_of(body.idempotency_key, idempotency_key)
-    async with gate.admit(tenant_id):
-        inst, created = await service.start(
-            tenant_id,
-            body.proc_def_id,
-            version=body.version,
-            variables=body.variables,
-            roles=body.roles,
-            name=body.name,
-            idempotency_key=key,
-        )
+    with tracing.request_span("POST /v1/processes", caller) as trace:
+        async with gate.admit(tenant_id):
+            inst, created = await service.start(
+                tenant_id,
+                body.proc_def_id,
+                version=body.version,
+                variables=body.variables,
+                roles=body.roles,
+                name=body.name,
+                idempotency_key=key,
+                trace=trace,
+            )
     if not created:
         response.status_code = 200
     return await detail(processes, tenant_id, inst)

@@ -12,6 +12,7 @@ from processgpt import tracing
 from processgpt.api import sse
 from processgpt.api.cursors import decode_cursor, encode_cursor
 from processgpt.api.deps import (
+    CallerTrace,
     FilesDep,
     HubDep,
     ServedDep,
@@ -45,12 +46,6 @@ _IDEMPOTENCY_KEY = Header(
     max_length=200,
     description="Same key, same task: a retried create returns the earlier task (200).",
 )
-_TRACEPARENT = Header(
-    max_length=100,
-    description="W3C trace context: stored with the task; the worker's span for running it "
-    "links to it. An invalid value is ignored.",
-)
-_TRACESTATE = Header(max_length=1000, description="W3C trace state, kept with `traceparent`.")
 
 
 @router.post(
@@ -78,8 +73,7 @@ async def create_task(
     response: Response,
     *,
     idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
-    traceparent: Annotated[str | None, _TRACEPARENT] = None,
-    tracestate: Annotated[str | None, _TRACESTATE] = None,
+    caller: CallerTrace,
 ) -> Task:
     """Queue a task for an agent. A worker serving the agent runs it; follow it with
     `GET /v1/tasks/{id}/stream`. When no live worker serves the agent, the task is queued all
@@ -93,7 +87,7 @@ async def create_task(
         if earlier is not None:
             response.status_code = 200
             return await _warned(earlier, services.served, response)
-    with tracing.request_span("POST /v1/tasks", tracing.incoming(traceparent, tracestate)) as tc:
+    with tracing.request_span("POST /v1/tasks", caller) as tc:
         sub = TaskSubmission(
             **body.model_dump(),
             idempotency_key=idempotency_key,

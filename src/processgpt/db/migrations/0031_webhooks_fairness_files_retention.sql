@@ -13,6 +13,10 @@ CREATE INDEX webhook_deliveries_in_flight ON webhook_deliveries (endpoint_id, cl
 -- backlog of one endpoint is never walked to reach another's.
 CREATE INDEX webhook_deliveries_endpoint_due ON webhook_deliveries
     (endpoint_id, next_attempt_at, id) WHERE status = 'PENDING';
+-- It replaces the index of due deliveries across endpoints: with that one the planner read an
+-- endpoint's oldest delivery by walking every endpoint's in due order (it assumes deliveries
+-- spread evenly over endpoints), 0.5 s per wake-up behind one endpoint's 100,000.
+DROP INDEX webhook_deliveries_due;
 
 -- previous_secret: the secret a rotation replaced (sealed like secret), still signing every
 -- attempt beside the new one until previous_secret_until; NULL when there is none.

@@ -11,6 +11,9 @@
 -- counts as accepted. If the earlier run commits while this one waits for its rows, the
 -- snapshot predates it and the insert collides with those events (events_pkey):
 -- WorkerQueries.apply_batch then runs the batch once more, and that run sees them.
+-- Tasks it moves from IN_PROGRESS to DONE emit task.completed here (the row trigger leaves
+-- that transition to this statement, migration 0033), only for tenants with an enabled
+-- webhook endpoint, and once: a re-run sees them DONE already.
 WITH u AS (
     SELECT * FROM unnest($1::task_write[])
 ), owned AS (
@@ -35,7 +38,7 @@ WITH u AS (
     WHERE t.id = ANY (ARRAY(SELECT u.id FROM u)) AND t.id = u.id AND t.fence = u.fence
       AND (t.status = 'IN_PROGRESS' OR (u.status IS NOT NULL AND t.status = u.status))
     RETURNING t.id, t.tenant_id, t.proc_inst_id, t.last_seq, t.status, b.last_seq AS seq_before,
-              b.status AS status_before
+              b.status AS status_before, t.agent_orch, t.activity_id, t.user_id, t.role
 ), ins AS (
     INSERT INTO events (tenant_id, todo_id, seq, proc_inst_id, job_id, event_type, crew_type,
                         status, data)
@@ -50,8 +53,22 @@ WITH u AS (
                      string_agg(id::text || ':' || last_seq || ':' || status, ','))
     FROM (SELECT id, last_seq, status, (row_number() OVER ()) / 120 AS chunk FROM owned) c
     GROUP BY chunk
+), completed AS (
+    -- todolist_emit()'s task.completed, with the same payload
+    SELECT processgpt_emit(o.tenant_id, 'task.completed',
+               jsonb_build_object('task_id', o.id, 'status', o.status, 'agent_orch', o.agent_orch,
+                                  'proc_inst_id', o.proc_inst_id, 'activity_id', o.activity_id,
+                                  'user_id', o.user_id, 'role', o.role),
+               NULL, NULL, NULL, NULL, NULL, NULL)
+    FROM owned o
+    WHERE o.status = 'DONE' AND o.status_before = 'IN_PROGRESS'
+      AND o.tenant_id IN (  -- one probe per tenant of the batch, not per task
+          SELECT w.tenant_id FROM webhook_endpoints w
+          WHERE w.tenant_id = ANY (ARRAY(SELECT DISTINCT tenant_id FROM owned)) AND w.enabled)
 )
-SELECT o.id, o.status_before, (SELECT count(*) FROM notified) AS notifications FROM owned o;
+SELECT o.id, o.status_before, (SELECT count(*) FROM notified) AS notifications,
+       (SELECT count(*) FROM completed) AS completions
+FROM owned o;
 
 -- name: fail_task_write
 -- The database refused a task's write for a reason a retry cannot fix: fail the attempt with

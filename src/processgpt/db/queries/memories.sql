@@ -179,16 +179,29 @@ WHERE u.tenant_id = $1 AND u.task_id = $2
 ORDER BY u.how, u.rank;
 
 -- name: memory_stale_embeddings
--- Live items embedded by another model (or not at all): re-embedded in the background.
+-- Live items embedded by another model (or not at all), claimed for re-embedding. The range
+-- conditions around $1 (not IS DISTINCT FROM) let memories_embedding_model answer "none" at
+-- once. FOR NO KEY UPDATE: a task recording that it used an item (a foreign key's KEY SHARE
+-- lock) never waits for a re-embedding batch; SKIP LOCKED: workers take different batches.
 SELECT id, tenant_id, content FROM memories
-WHERE status IN ('proposed', 'active') AND embedding_model IS DISTINCT FROM $1
-ORDER BY id
+WHERE status IN ('proposed', 'active')
+  AND (embedding_model IS NULL OR embedding_model < $1 OR embedding_model > $1)
 LIMIT $2
-FOR UPDATE SKIP LOCKED;
+FOR NO KEY UPDATE SKIP LOCKED;
 
--- name: memory_set_embedding
-UPDATE memories SET embedding = $2::text::vector, embedding_model = $3
-WHERE id = $1;
+-- name: memory_set_embeddings
+-- The claimed items' new vectors ($2: pgvector text forms, in the order of $1), fenced on
+-- the model so a batch applied twice changes nothing the second time.
+UPDATE memories m SET embedding = u.embedding::vector, embedding_model = $3
+FROM unnest($1::uuid[], $2::text[]) AS u(id, embedding)
+WHERE m.id = u.id AND m.embedding_model IS DISTINCT FROM $3
+RETURNING m.id, m.tenant_id;
+
+-- name: memory_stale_count
+-- How many live items wait for re-embedding with model $1 (for tests and operators).
+SELECT count(*) FROM memories
+WHERE status IN ('proposed', 'active')
+  AND (embedding_model IS NULL OR embedding_model < $1 OR embedding_model > $1);
 
 -- name: memory_policy_get
 -- The agent's policy, else the tenant's (NULL when neither is set).

@@ -59,7 +59,7 @@ SELECT jsonb_build_object(
     'instances', COALESCE((SELECT jsonb_object_agg(status, n) FROM instances), '{}'),
     'incidents_open', COALESCE((SELECT sum(incidents) FROM instances), 0),
     -- webhook deliveries waiting to be sent (those of disabled endpoints excluded), through
-    -- webhook_deliveries_due (migration 0024)
+    -- webhook_deliveries_endpoint_due (migration 0031)
     'webhooks', (
         SELECT jsonb_build_object(
             'pending', count(*),
@@ -75,13 +75,24 @@ INSERT INTO metrics_snapshot (id, taken_at, data) VALUES (true, now(), $1)
 ON CONFLICT (id) DO UPDATE SET taken_at = EXCLUDED.taken_at, data = EXCLUDED.data;
 
 -- name: tenant_queue_summary
--- One tenant's open tasks by agent and status (its console's queue view): through
--- todolist_tenant_open (PENDING, INPUT_REQUIRED) and todolist_lease (IN_PROGRESS).
+-- One tenant's open tasks by agent and status (its console's queue view). Two branches so each
+-- reads only open work whatever the tenant's history: PENDING and INPUT_REQUIRED through
+-- todolist_tenant_open, IN_PROGRESS through todolist_lease (every running task of the
+-- deployment, bounded by the workers' slots). One OR'ed predicate lets the planner pick a
+-- sequential scan once the finished tasks dominate the statistics.
+WITH open AS (
+    SELECT agent_orch, status, run_at
+    FROM todolist
+    WHERE tenant_id = $1 AND status IN ('PENDING', 'INPUT_REQUIRED')
+    UNION ALL
+    SELECT agent_orch, status, run_at
+    FROM todolist
+    WHERE status = 'IN_PROGRESS' AND tenant_id = $1
+)
 SELECT agent_orch AS agent, status::text AS status, count(*) AS n,
        EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE status = 'PENDING'
                                                       AND run_at <= now()))::float8 AS oldest
-FROM todolist
-WHERE tenant_id = $1 AND status IN ('PENDING', 'IN_PROGRESS', 'INPUT_REQUIRED')
+FROM open
 GROUP BY agent_orch, status;
 
 -- name: tenant_timing_summary

@@ -2,6 +2,8 @@
 -- Lock the instances $1 and all their ancestors (parents of child instances), in the one
 -- order every step uses: by root instance, then depth from the root, then id. Returns each
 -- locked row with its root, and the transaction's now(). Rows are locked as they are emitted, after the sort.
+-- The state comes as JSON text (a worker that kept the state decodes nothing), with the row's
+-- version: xmin, the transaction that wrote the row (see db/process_states.py).
 WITH RECURSIVE chain AS (
     SELECT i.proc_inst_id AS id, i.parent_proc_inst_id AS parent, 0 AS up,
            i.proc_inst_id AS start
@@ -18,8 +20,9 @@ WITH RECURSIVE chain AS (
     FROM chain c JOIN tops t ON t.start = c.start
 )
 SELECT i.proc_inst_id, i.tenant_id, i.proc_def_id, i.proc_def_version, i.status::text AS status,
-       i.state, i.parent_proc_inst_id, i.parent_node_id, i.parent_activation,
-       i.subprocess_node_id, i.history_seq, m.root, m.depth, now() AS now
+       i.state::text AS state, i.parent_proc_inst_id, i.parent_node_id, i.parent_activation,
+       i.subprocess_node_id, i.history_seq, i.xmin::text::bigint AS xmin, m.root, m.depth,
+       now() AS now
 FROM bpm_proc_inst i JOIN members m ON m.id = i.proc_inst_id
 ORDER BY m.root, m.depth, i.proc_inst_id
 FOR UPDATE OF i;
@@ -61,8 +64,9 @@ FOR UPDATE;
 -- (then read it with get_instance_by_key).
 INSERT INTO bpm_proc_inst (tenant_id, proc_def_id, proc_def_version, proc_inst_name, status,
                            variables_data, state, idempotency_key, parent_proc_inst_id,
-                           parent_node_id, parent_activation, subprocess_node_id)
-VALUES ($1, $2, $3, $4, 'RUNNING', $5, $7, $6, $8, $9, $10, $11)
+                           parent_node_id, parent_activation, subprocess_node_id,
+                           traceparent, tracestate)
+VALUES ($1, $2, $3, $4, 'RUNNING', $5, $7, $6, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING proc_inst_id, tenant_id, proc_def_id, proc_def_version, status::text AS status, state,
           parent_proc_inst_id, parent_node_id, parent_activation, subprocess_node_id,
@@ -274,7 +278,8 @@ WHERE id = ANY ($1::uuid[]) AND status = 'FAILED' AND activation IS NOT NULL;
 -- The plain steps of many instances in one statement (db/step_batch.py): $1 a JSON array of
 -- {id, state, status, current, history, tasks, timers, drops}, at most one per instance,
 -- each as apply_step takes them (no cancellations: those go through apply_step); the
--- variables are the state's. One processgpt_process notification per instance.
+-- variables are the state's. One processgpt_process notification per instance. Returns each
+-- instance's history_seq and the writing transaction's id (the rows' xmin from now on).
 WITH s AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS s(id uuid, state jsonb, status text, current jsonb,
         history jsonb, tasks jsonb, timers jsonb, drops jsonb)
@@ -323,8 +328,22 @@ WITH s AS (
     WHERE t.proc_inst_id = s.id AND t.key = k.key
 )
 , told AS (
-    SELECT pg_notify('processgpt_process',
+    SELECT inst.proc_inst_id, inst.history_seq,
+           pg_notify('processgpt_process',
                      inst.proc_inst_id::text || ':' || inst.history_seq || ':' || inst.status)
     FROM inst
 )
-SELECT count(*) FROM told;
+SELECT proc_inst_id, history_seq, pg_current_xact_id()::xid::text::bigint AS xmin FROM told;
+
+-- name: instance_trace_context
+-- The trace context a task of instance $1 links to: the instance's, else its nearest
+-- ancestor's (a sub-process instance stores none of its own). (NULL, NULL) when none.
+WITH RECURSIVE up AS (
+    SELECT proc_inst_id, parent_proc_inst_id, traceparent, tracestate, 0 AS depth
+    FROM bpm_proc_inst WHERE proc_inst_id = $1
+    UNION ALL
+    SELECT p.proc_inst_id, p.parent_proc_inst_id, p.traceparent, p.tracestate, up.depth + 1
+    FROM up JOIN bpm_proc_inst p ON p.proc_inst_id = up.parent_proc_inst_id
+    WHERE up.traceparent IS NULL AND up.depth < 64
+)
+SELECT traceparent, tracestate FROM up WHERE traceparent IS NOT NULL ORDER BY depth LIMIT 1;

@@ -87,8 +87,8 @@ FROM counted;
 
 -- name: retention_preview
 -- What a run would delete now for tenant $1 and cutoff $2, without deleting: standalone
--- tasks, top-level instances (and every instance and task of their trees), and events
--- (a task's events are numbered 1..last_seq).
+-- tasks, top-level instances (and every instance and task of their trees), events (a task's
+-- events are numbered 1..last_seq), and the files of those tasks and instances.
 WITH tasks AS (
     SELECT count(*) AS n, COALESCE(sum(last_seq), 0)::bigint AS events FROM todolist
     WHERE tenant_id = $1 AND created_at < $2 AND finished_at < $2 AND proc_inst_id IS NULL
@@ -112,12 +112,23 @@ WITH tasks AS (
 ), tree_tasks AS (
     SELECT count(*) AS n, COALESCE(sum(t.last_seq), 0)::bigint AS events
     FROM todolist t WHERE t.proc_inst_id IN (SELECT id FROM tree)
+), doomed_files AS (
+    SELECT count(*) AS n FROM files f
+    WHERE f.tenant_id = $1
+      AND (f.task_id IN (SELECT t.id FROM todolist t
+                         WHERE t.tenant_id = $1 AND t.created_at < $2 AND t.finished_at < $2
+                           AND t.proc_inst_id IS NULL)
+           OR f.proc_inst_id IN (SELECT id FROM tree)
+           OR f.task_id IN (SELECT t.id FROM todolist t
+                            WHERE t.proc_inst_id IN (SELECT id FROM tree)))
+      AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.file_id = f.id)
 )
 SELECT (SELECT count(*) FROM roots) AS roots,
        (SELECT count(*) FROM tree) AS instances,
        tasks.n + tree_tasks.n AS tasks,
-       tasks.events + tree_tasks.events AS events
-FROM tasks, tree_tasks;
+       tasks.events + tree_tasks.events AS events,
+       doomed_files.n AS files
+FROM tasks, tree_tasks, doomed_files;
 
 -- name: retention_delete_notices
 -- Up to $3 notifications of tenant $1 written before $2, and up to $3 of its webhook

@@ -141,15 +141,13 @@ def _start_node(graph: ProcessGraph, start_node: str | None) -> Node:
 
 
 def _waiting(walker: Walker, wait: Wait, node_id: str, activation: int) -> Token:
-    token = walker.find(
-        lambda t: t.wait is wait and t.node_id == node_id and t.activation == activation
+    for token in walker.tokens.values():
+        if token.wait is wait and token.node_id == node_id and token.activation == activation:
+            return walker.take(token)
+    raise EventRejected(
+        f"no {wait.value} is open at {node_id!r} activation {activation} "
+        "(completed, cancelled or never created)"
     )
-    if token is None:
-        raise EventRejected(
-            f"no {wait.value} is open at {node_id!r} activation {activation} "
-            "(completed, cancelled or never created)"
-        )
-    return walker.take(token)
 
 
 def _completed(walker: Walker, event: TaskCompleted | ChildCompleted) -> None:

@@ -15,7 +15,7 @@ from processgpt.domain.process.conditions import (
     ConditionError,
     compile_condition,
 )
-from processgpt.domain.process.model import BoundaryTimer, Flow, Node, ProcessGraph
+from processgpt.domain.process.model import BoundaryTimer, Flow, Node, NodeKind, ProcessGraph
 from processgpt.domain.process.structure import inclusive_joins, reachability, successors
 
 
@@ -31,6 +31,8 @@ class GraphIndex:
     boundaries: dict[str, tuple[Node, BoundaryTimer]]
     """Boundary timer id -> (the node it is attached to, the timer)."""
     variables: frozenset[str]
+    has_inclusive: bool
+    """The graph has an INCLUSIVE gateway (else no step looks for inclusive joins to fire)."""
     _conditions: dict[str, CompiledCondition | ConditionError] = field(default_factory=dict)
 
     def condition(self, flow: Flow) -> CompiledCondition:
@@ -91,4 +93,5 @@ def _build(graph: ProcessGraph) -> GraphIndex:
         joins=inclusive_joins(graph),
         boundaries=boundaries,
         variables=frozenset(v.name for v in graph.variables),
+        has_inclusive=any(n.kind is NodeKind.INCLUSIVE for n in graph.nodes),
     )

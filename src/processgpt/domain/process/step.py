@@ -25,7 +25,7 @@ gateway decision), so routing is replayable from history alone.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -164,13 +164,28 @@ class HistoryEntry:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "at": self.at.isoformat(),
-            "node_id": self.node_id,
-            "activation": self.activation,
-            "data": dict(self.data),
-        }
+        return history_json((self,))[0]
+
+
+def history_json(entries: Iterable[HistoryEntry]) -> list[dict[str, Any]]:
+    """``[e.to_json() for e in entries]``, each distinct time formatted once (the entries of
+    one step share the step's time)."""
+    out: list[dict[str, Any]] = []
+    last: datetime | None = None
+    at = ""
+    for e in entries:
+        if e.at is not last:
+            last, at = e.at, e.at.isoformat()
+        out.append(
+            {
+                "kind": e.kind.value,
+                "at": at,
+                "node_id": e.node_id,
+                "activation": e.activation,
+                "data": dict(e.data),
+            }
+        )
+    return out
 
 
 @dataclass(frozen=True)

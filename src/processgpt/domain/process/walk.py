@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -147,9 +147,6 @@ class Walker:
     ) -> None:
         self.history.append(HistoryEntry(kind, self.now, node_id, activation, data))
 
-    def find(self, predicate: Callable[[Token], bool]) -> Token | None:
-        return next((t for t in self.tokens.values() if predicate(t)), None)
-
     def take(self, token: Token) -> Token:
         """Remove a waiting token (it is about to move, end, or be replaced)."""
         del self.tokens[token.id]
@@ -210,6 +207,17 @@ class Walker:
         if not flows:
             self.record(HistoryKind.END_REACHED, source_id, activation, implicit=True)
             return
+        # Leaving an inclusive split opens its scope for the tokens it sends.
+        inner = (*scope, (source_id, activation)) if source_id in self.ix.joins else scope
+        if (
+            len(flows) == 1
+            and not flows[0].condition
+            and (node is None or node.default_flow != flows[0].id)
+        ):
+            # The one way out, unconditional (a sequence): taken whatever the routing,
+            # nothing evaluated, no decision to record.
+            self.enter(token_id, flows[0].target, inner, flows[0].id)
+            return
         here = Token(token_id, source_id, activation, Wait.INCIDENT, scope=scope)
         chosen = self._choose(here, node, flows)
         if chosen is None:
@@ -223,10 +231,8 @@ class Walker:
                 taken=[{"flow": f.id, "target": f.target, "why": why} for f, why in taken],
                 evaluated=evaluated,
             )
-        if source_id in self.ix.joins:
-            scope = (*scope, (source_id, activation))
         for i, (flow, _) in enumerate(taken):
-            self.enter(token_id if i == 0 else self.new_token_id(), flow.target, scope, flow.id)
+            self.enter(token_id if i == 0 else self.new_token_id(), flow.target, inner, flow.id)
 
     def _choose(
         self, here: Token, node: Node | None, flows: tuple[Flow, ...]
@@ -490,6 +496,8 @@ class Walker:
 
     def _fire_inclusive(self) -> bool:
         """Fire the first inclusive join group nothing can still reach; True when one fired."""
+        if not self.ix.has_inclusive:
+            return False
         groups: dict[tuple[str, Scope], list[Token]] = {}
         for token in self.tokens.values():
             if token.wait is Wait.JOIN and self.graph.node(token.node_id).kind is (

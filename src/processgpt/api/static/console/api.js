@@ -99,6 +99,15 @@ async function send(path, init) {
   return data;
 }
 
+let openapi = null;
+/** The paths this server serves (its `/openapi.json`, read once; empty when unreadable), so a
+ * page offers only what the server it talks to has. */
+export function servedPaths() {
+  openapi ??= fetch("/openapi.json").then((r) => r.json())
+    .then((doc) => new Set(Object.keys(doc.paths || {}))).catch(() => new Set());
+  return openapi;
+}
+
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);

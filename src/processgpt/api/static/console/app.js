@@ -2,7 +2,7 @@
 // instance, definition and work item). Each section module exports create(view) returning
 // {route(parts), dispose()}; the section stays mounted while only the selection changes.
 
-import { api, forgetKey, getKey, setKey, takeKeyFromUrl } from "./api.js";
+import { api, forgetKey, getKey, servedPaths, setKey, takeKeyFromUrl } from "./api.js";
 import * as tasks from "./tasks.js";
 import * as worklist from "./worklist.js";
 import * as processes from "./processes.js";
@@ -71,14 +71,12 @@ async function health() {
 }
 
 async function detect() {
-  try {
-    const doc = await (await fetch("/openapi.json")).json();
-    for (const a of document.querySelectorAll("#nav a[data-needs]")) {
-      const served = Boolean(doc.paths?.[a.dataset.needs]);
-      a.hidden = !served;
-      if (served) available.add(a.dataset.section);
-    }
-  } catch { /* the core sections work without it */ }
+  const paths = await servedPaths();  // empty when unreadable: the core sections work without it
+  for (const a of document.querySelectorAll("#nav a[data-needs]")) {
+    const served = paths.has(a.dataset.needs);
+    a.hidden = !served;
+    if (served) available.add(a.dataset.section);
+  }
 }
 
 async function start() {

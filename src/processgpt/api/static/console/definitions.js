@@ -49,10 +49,12 @@ export function create(view) {
         def.versions.map((x) => h("option", { value: x.version, selected: x.version === v }, `v${x.version} · ${when(x.created_at)}`)));
       const name = h("input", { name: "name", placeholder: "instance name (optional)" });
       const variables = h("textarea", { class: "code", name: "variables" }, "{}");
-      const roles = h("textarea", { class: "code", name: "roles", placeholder: '{"manager": "lee@example.com"}' }, "{}");
       const start = h("button", { class: "primary", type: "submit" }, "Start an instance");
       const parse = (el, what) => { try { return JSON.parse(el.value || "{}"); } catch (err) { throw new Error(`${what} is not valid JSON: ${err.message}`); } };
       const roleNames = [...new Set((full.graph.nodes || []).map((n) => n.activity?.role).filter(Boolean))];
+      // One box per role of the definition: who does its steps in this instance (empty: the
+      // role's default, or the role's work list).
+      const roleInputs = roleNames.map((r) => h("input", { name: "role:" + r, placeholder: "user, e.g. lee@example.com", "aria-label": "role " + r }));
       clear(layout.detail, layout.back(),
         h("div", { class: "card" }, h("div", { class: "head" }, h("h2", {}, full.name || id), pick),
           facts([["id", h("code", {}, id)], ["format", full.format], ["roles", roleNames.join(", ")]])),
@@ -61,13 +63,16 @@ export function create(view) {
         h("form", { class: "new card", onsubmit: (e) => {
           e.preventDefault();
           act(start, line, async () => {
-            const body = { proc_def_id: id, version: v, variables: parse(variables, "variables"), roles: parse(roles, "roles") };
+            const roles = {};
+            roleInputs.forEach((el, i) => { if (el.value.trim()) roles[roleNames[i]] = el.value.trim(); });
+            const body = { proc_def_id: id, version: v, variables: parse(variables, "variables"), roles };
             if (name.value) body.name = name.value;
             const inst = await api("/v1/processes", { method: "POST", body });
             location.hash = "#/processes/" + inst.id;
           });
         } }, h("label", {}, "Name ", name), h("label", {}, "Variables (JSON)", variables),
-        h("label", {}, "Roles (JSON: role → user)" + (roleNames.length ? ": " + roleNames.join(", ") : ""), roles), start, line));
+        roleNames.length ? h("fieldset", { class: "roles" }, h("legend", {}, "Who does each role's steps (optional)"),
+          roleNames.map((r, i) => h("label", {}, h("code", {}, r), roleInputs[i]))) : null, start, line));
     } catch (err) {
       if (mine === current) clear(layout.detail, layout.back(), h("p", { class: "error" }, err.describe ? err.describe() : String(err)));
     }

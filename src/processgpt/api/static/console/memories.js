@@ -56,7 +56,7 @@ export function create(view) {
       } catch (err) { searchLine.set(err); }
     } }, q, h("button", { type: "submit" }, "Search")), searchLine, hits,
     h("h3", {}, "Items"), h("div", { class: "toolbar" }, status, agent),
-    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "status"), h("th", {}, "kind"), h("th", {}, "content"), h("th", {}, "scope"), h("th", {}, "source"), h("th", {}, "created"), h("th", {}, ""))), rows),
+    h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "status"), h("th", { class: "opt" }, "kind"), h("th", {}, "content"), h("th", {}, "scope"), h("th", { class: "opt" }, "source"), h("th", { class: "opt" }, "created"), h("th", {}, ""))), rows),
     line, more);
 
   function actions(item) {
@@ -78,9 +78,9 @@ export function create(view) {
     try {
       const page = await api("/v1/memories" + query({ status: status.value, agent: agent.value.trim(), before: append ? before : null, limit: 50 }));
       line.set(null);
-      const items = page.items.map((m) => h("tr", { dataset: { id: m.id } }, h("td", {}, badge(m.status.toUpperCase())), h("td", {}, m.kind, m.pinned ? h("span", { class: "muted" }, " · pinned") : ""),
-        h("td", {}, m.content), h("td", { class: "muted" }, scopeText(m.scope)), h("td", { class: "muted" }, m.source),
-        h("td", { class: "muted" }, when(m.created_at)), h("td", {}, actions(m))));
+      const items = page.items.map((m) => h("tr", { dataset: { id: m.id } }, h("td", {}, badge(m.status.toUpperCase())), h("td", { class: "opt" }, m.kind, m.pinned ? h("span", { class: "muted" }, " · pinned") : ""),
+        h("td", {}, m.content), h("td", { class: "muted" }, scopeText(m.scope)), h("td", { class: "muted opt" }, m.source),
+        h("td", { class: "muted opt" }, when(m.created_at)), h("td", {}, actions(m))));
       if (append) rows.append(...items);
       else clear(rows, items.length ? items : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No memories here.")));
       before = page.next_before;

@@ -4,6 +4,7 @@
 
 import { api, query, stream } from "./api.js";
 import { diagram } from "./diagram.js";
+import { documentsPanel } from "./documents.js";
 import { instanceActions } from "./process_actions.js";
 import { act, badge, clear, errorLine, facts, h, json, pager, short, split, toast, when } from "./ui.js";
 
@@ -107,12 +108,13 @@ export function create(view) {
     const tasks = h("tbody");
     const vars = h("div");
     const hist = h("ol", { class: "timeline" });
+    const documents = documentsPanel({ proc_inst_id: id });
     clear(layout.detail, layout.back(), h("div", { class: "card" }, h("div", { class: "head" }, title, st), info, actions, line),
       incidents, h("h3", {}, "Diagram"),
       h("div", { class: "legend" }, h("span", { class: "l-done" }, "finished"), h("span", { class: "l-active" }, "waiting / running"), h("span", { class: "l-incident" }, "incident")),
       pic, h("h3", {}, "Tasks"),
       h("table", { class: "rows" }, h("thead", {}, h("tr", {}, h("th", {}, "state"), h("th", {}, "step"), h("th", {}, "who"), h("th", {}, "created"))), tasks),
-      h("h3", {}, "Variables"), vars, h("h3", {}, "History"), hist);
+      documents.el, h("h3", {}, "Variables"), vars, h("h3", {}, "History"), hist);
 
     let refreshing = null;
     let again = false;
@@ -187,6 +189,7 @@ export function create(view) {
     try {
       await stream(`/v1/processes/${id}/stream`, (part) => {
         if (part.type === "data-process_event" || part.type === "data-task_status" || part.type === "data-process_status") refresh();
+        if (part.type === "data-task_status") documents.refresh();  // a step may have stored one
       }, controller.signal);
     } catch (err) { if (!controller.signal.aborted) line.set(err); }
     if (!controller.signal.aborted) { refresh(); load(); }

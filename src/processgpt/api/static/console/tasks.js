@@ -2,6 +2,7 @@
 // detail followed live over its stream, with the actions its state allows.
 
 import { api, query, stream } from "./api.js";
+import { documentsPanel } from "./documents.js";
 import { filesPanel } from "./files.js";
 import { Timeline, questionOf } from "./timeline.js";
 import { act, badge, clear, errorLine, facts, h, json, pager, short, split, toast, when } from "./ui.js";
@@ -132,6 +133,7 @@ export function create(view) {
     const timeline = new Timeline();
     const result = h("div");
     const files = filesPanel(task);
+    const documents = documentsPanel({ task_id: task.id });
     let question = null;
     const sync = () => {
       st.textContent = task.status;
@@ -149,13 +151,14 @@ export function create(view) {
           ["attempts", `${task.attempts} of ${task.max_attempts}`], ["assigned to", task.user_id],
           ["error", task.error ? task.error.message || JSON.stringify(task.error) : null]]),
         actions, line),
-      warnings, ask, files.el, h("h3", {}, "Timeline"), timeline.el, result);
+      warnings, ask, documents.el, files.el, h("h3", {}, "Timeline"), timeline.el, result);
     sync();
     try {
       await stream(`/v1/tasks/${id}/stream`, (part) => {
         if (controller.signal.aborted) return;
         timeline.part(part);
         if (part.type === "file") files.refresh();
+        if (part.type === "data-document") documents.refresh();
         if (part.type === "data-human_asked") { question = questionOf(part.data); sync(); }
         if (part.type === "data-task_status" && part.data.task_id === id) {
           const changed = task.status !== part.data.status;

@@ -94,6 +94,10 @@ export class Timeline {
       this.add("bad", h("span", { class: "label" }, "error "), p.errorText);
     } else if (t === "file") {
       this.add("file", h("span", { class: "label" }, "sent a file"), fileCard(p));
+    } else if (t === "data-document") {
+      const d = p.data || {};
+      this.add("file", h("span", { class: "label" }, "stored a document "), h("a", { href: "#", dataset: { document: d.document_id || "" },
+        onclick: (e) => { e.preventDefault(); document.getElementById("documents")?.scrollIntoView({ behavior: "smooth" }); } }, d.title || "(untitled)"));
     } else if (t === "data-human_asked") {
       const q = questionOf(p.data);
       this.add("asked", h("span", { class: "label" }, "question: "), q.text,

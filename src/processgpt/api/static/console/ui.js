@@ -32,11 +32,13 @@ export function badge(status, extra = {}) {
   return h("span", { class: "badge " + status, ...extra }, status);
 }
 
+/** A moment as a list shows it: the time today (to the minute), else the date and time. */
 export function when(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString() : d.toLocaleString();
+  return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
 }
 
 export function short(id) {
@@ -74,13 +76,15 @@ export async function act(button, line, fn) {
   }
 }
 
-let toastTimer = null;
+/** A short message in the corner for a few seconds. Toasts stack (newest at the bottom, at
+ * most 4): a notification arriving does not hide the outcome of what the person just did. */
 export function toast(text) {
-  document.querySelector(".toast")?.remove();
+  let stack = document.querySelector(".toasts");
+  if (!stack) { stack = h("div", { class: "toasts" }); document.body.append(stack); }
   const el = h("div", { class: "toast", role: "status" }, text);
-  document.body.append(el);
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => el.remove(), 4000);
+  stack.append(el);
+  while (stack.children.length > 4) stack.firstElementChild.remove();
+  setTimeout(() => el.remove(), 5000);
 }
 
 /** A list with cursor paging: `load(cursor)` resolves to {items, next}; Newer/Older buttons
