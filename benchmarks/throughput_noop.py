@@ -281,7 +281,7 @@ if __name__ == "__main__":
         choices=EVENT_STYLES,
         default="direct",
         help="how the no-op executor builds its A2A events: fields set in place (direct), "
-        "nested protobuf constructors (constructors: the default before 2026-12-08), or a2a's "
+        "nested protobuf constructors (constructors: the default before 2026-12-07), or a2a's "
         "helper functions, which draw a uuid4 per message and artifact (helpers)",
     )
     p.add_argument(
