@@ -133,3 +133,15 @@ async def test_a_batch_that_ends_a_task_emits_task_completed_once(db: Database) 
         "role": None,
     }
     assert set(rows[1]["payload"]["data"]) == set(payload["data"])
+
+
+async def test_lease_recovery_says_which_tasks_it_put_back_and_for_which_agent(
+    db: Database,
+) -> None:
+    queries = WorkerQueries(db)
+    task_id, _ = await _claim_one(queries, db)
+    await db.execute(
+        "UPDATE todolist SET lease_until = now() - interval '1 s' WHERE id = $1", task_id
+    )
+    assert await queries.recover_expired() == [(task_id, "demo", TaskStatus.PENDING)]
+    assert await queries.recover_expired() == []

@@ -29,6 +29,7 @@ downloads stream).
 
 from __future__ import annotations
 
+from processgpt.client.documents import DocumentCalls
 from processgpt.client.files import FileCalls
 from processgpt.client.memories import MemoryCalls
 from processgpt.client.notifications import NotificationCalls
@@ -39,7 +40,7 @@ from processgpt.client.transport import ApiError, ReconnectPolicy, StreamBroken,
 
 
 class ProcessGPTClient(
-    TaskApi, ProcessApi, ScheduleCalls, MemoryCalls, NotificationCalls, FileCalls
+    TaskApi, ProcessApi, ScheduleCalls, MemoryCalls, NotificationCalls, FileCalls, DocumentCalls
 ):
     """A client bound to one API and key: every route of the Execution API. Use as an async
     context manager (or call :meth:`aclose`). ``transport`` replaces httpx's (tests,

@@ -55,14 +55,15 @@ class StepBatch:
         pending.state = state
         pending.history += history
         pending.tasks += tasks
-        # A timer armed by an earlier step of this batch is not in the table yet: dropping
-        # it means not arming it.
-        armed_here = {t["key"] for t in pending.timers}
-        dropped_here = {k for k in drops if k in armed_here}
-        if dropped_here:
-            pending.timers = [t for t in pending.timers if t["key"] not in dropped_here]
+        if drops:
+            # A timer armed by an earlier step of this batch is not in the table yet:
+            # dropping it means not arming it.
+            armed_here = {t["key"] for t in pending.timers}
+            dropped_here = {k for k in drops if k in armed_here}
+            if dropped_here:
+                pending.timers = [t for t in pending.timers if t["key"] not in dropped_here]
+            pending.drops += [k for k in drops if k not in dropped_here]
         pending.timers += timers
-        pending.drops += [k for k in drops if k not in dropped_here]
 
     def holds(self, instance_id: uuid.UUID) -> bool:
         return instance_id in self._pending

@@ -4,7 +4,6 @@ and the driver errors the worker must tell apart are dealt with here."""
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import uuid
@@ -21,7 +20,7 @@ from processgpt.db.process_steps import StepRun, StepSettings
 from processgpt.db.process_task_ends import EndedTask, task_ended
 from processgpt.db.sql import QUERIES
 from processgpt.db.step_batch import StepBatch
-from processgpt.domain.events import EventRecord
+from processgpt.domain.events import EventRecord, decode_json
 from processgpt.domain.task import TaskStatus
 
 log = logging.getLogger(__name__)
@@ -378,8 +377,8 @@ class WorkerQueries:
                             w.step.activation,
                             w.step.step_event,
                             w.status is TaskStatus.DONE,
-                            None if w.output_json is None else json.loads(w.output_json),
-                            None if w.error_json is None else json.loads(w.error_json),
+                            None if w.output_json is None else decode_json(w.output_json),
+                            None if w.error_json is None else decode_json(w.error_json),
                         ),
                     )
                     if outcome.rejected is not None:

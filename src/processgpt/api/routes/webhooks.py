@@ -116,7 +116,9 @@ async def update_webhook(
 async def rotate_secret(
     endpoint_id: uuid.UUID, caller: AdminCaller, repo: WebhooksDep
 ) -> WebhookView:
-    """A new signing secret, in this answer only; attempts from now on are signed with it."""
+    """A new signing secret, in this answer only; attempts from now on are signed with it
+    and, until ``previous_secret_until`` (``PROCESSGPT_WEBHOOK_ROTATION_OVERLAP``, 24 h),
+    with the secret it replaced too (two signatures in ``webhook-signature``)."""
     rotated = await repo.rotate_secret(caller.tenant_id, endpoint_id)
     log.info("webhook secret rotated tenant=%s endpoint=%s", caller.tenant_id, endpoint_id)
     return rotated

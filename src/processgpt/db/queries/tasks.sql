@@ -267,7 +267,7 @@ WITH expired AS (
     FROM upd
 )
 SELECT upd.id, upd.last_seq, upd.status, upd.proc_inst_id, upd.activity_id, upd.activation,
-       upd.step_event, upd.error,
+       upd.step_event, upd.error, upd.agent_orch,
        (SELECT pg_notify('processgpt_events',
                           string_agg(u2.id::text || ':' || u2.last_seq || ':' || u2.status, ','))
         FROM upd u2) AS notified

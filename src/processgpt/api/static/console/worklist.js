@@ -38,7 +38,7 @@ export function create(view) {
       clear(rows, page.items.length ? page.items.map((t) => h("tr", { class: "row" + (t.id === selected ? " selected" : ""), dataset: { id: t.id },
         onclick: () => { location.hash = "#/worklist/" + t.id; } },
       h("td", {}, h("a", { href: "#/worklist/" + t.id }, t.activity_name || t.activity_id || t.query || t.id), t.draft ? h("span", { class: "muted" }, " (draft)") : ""),
-      h("td", { class: "ellipsis" }, t.user_id || t.role || ""), h("td", { class: "muted opt" }, when(t.due_at)), h("td", { class: "muted" }, when(t.created_at))))
+      h("td", { class: "ellipsis" + (t.user_id || t.role ? "" : " muted") }, t.user_id || t.role || "unassigned"), h("td", { class: "muted opt" }, when(t.due_at)), h("td", { class: "muted" }, when(t.created_at))))
         : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Nothing waits for a person.")));
       paging.setNext(page.next_cursor);
     } catch (err) { listError.set(err); }
