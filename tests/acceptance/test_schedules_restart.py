@@ -1,10 +1,10 @@
-"""Schedules survive restarts: worker processes SIGKILLed, an hour of ticks missed while
+"""Schedules survive restarts: worker processes SIGKILLed, twelve days of ticks missed while
 nothing ran, then two new worker processes: the missed ticks run once, not once each and not
 once per worker."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from processgpt.db.database import Database
 from processgpt.db.schedules import ScheduleRepository
@@ -20,15 +20,16 @@ async def test_ticks_missed_while_every_worker_was_down_run_once(
 ) -> None:
     await TenantRepository(db).ensure("acme")
     first = await start_worker_process(start_process)
-    every5 = Cadence(cron="*/5 * * * *")
+    # Daily, twelve hours away from now: no real tick comes due while the test runs.
+    daily = Cadence(cron=f"0 {(datetime.now(UTC).hour + 12) % 24} * * *")
     made = await ScheduleRepository(db).create(
-        "acme", ScheduleSpec("every5", every5, "task", task=TASK)
+        "acme", ScheduleSpec("daily", daily, "task", task=TASK)
     )
     first.kill()  # SIGKILL: nothing runs any more
 
-    # An hour passes with nothing running: the schedule's tick is one of an hour ago.
+    # Twelve days pass with nothing running: the schedule's tick is one of twelve days ago.
     now = await db.fetchval("SELECT now()")
-    due = next_tick(every5, now - timedelta(hours=1, minutes=5))
+    due = next_tick(daily, now - timedelta(days=12, hours=1))
     await db.execute("UPDATE schedules SET next_run_at = $2 WHERE id = $1", made.id, due)
 
     workers = [await start_worker_process(start_process) for _ in range(2)]
