@@ -21,13 +21,15 @@ pytestmark = pytest.mark.slow
 
 
 def servers_of(pgdata: Path) -> list[int]:
-    """PIDs of postmasters serving ``pgdata`` (a server whose postmaster.pid is gone counts)."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    """PIDs of postmasters serving ``pgdata`` (a server whose postmaster.pid is gone counts).
+    A child the postmaster has just forked carries its command line until it renames itself:
+    processes whose parent is one of the matches are children, not servers."""
+    found: dict[int, int] = {}
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if "-D" in cmdline and str(pgdata) in cmdline and "postgres" in cmdline[0]:
-            found.append(proc.info["pid"])
-    return found
+            found[proc.info["pid"]] = proc.info["ppid"]
+    return [pid for pid, parent in found.items() if parent not in found]
 
 
 class Embedded:
