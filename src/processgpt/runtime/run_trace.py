@@ -5,12 +5,16 @@ with its instance (the request or schedule tick that started it; see
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
 from processgpt import logs, tracing
+from processgpt.domain.errors import DatabaseUnavailable
 from processgpt.runtime.attempt import RunResult
 from processgpt.runtime.run import TaskRun
+
+log = logging.getLogger(__name__)
 
 Ran = tuple[RunResult | None, Exception | None]
 """How a run ended: its result, or the error that ended it (both None: it was stopped)."""
@@ -38,7 +42,16 @@ async def traced_run(
         attributes["processgpt.instance_id"] = str(claimed.proc_inst_id)
     stored: tracing.TraceContext = (record["traceparent"], record["tracestate"])
     if stored[0] is None and claimed.proc_inst_id is not None:
-        stored = await instance_trace(claimed.proc_inst_id)
+        try:
+            stored = await instance_trace(claimed.proc_inst_id)
+        except DatabaseUnavailable as exc:
+            # The link is observability: the run goes ahead unlinked rather than not at all
+            # (its own writes meet the outage and are handled as every run's are).
+            log.warning(
+                "run not linked to its instance's trace task=%s error=%s",
+                run.id_str,
+                type(exc).__name__,
+            )
     with tracing.task_span("task.run", stored, attributes) as span:
         logs.bind_task(run.id_str, claimed.proc_inst_id, tracing.current_trace_id())
         result, error = await go()
